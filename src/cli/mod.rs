@@ -1,0 +1,142 @@
+//! Command-line parsing and dispatch. Everything the user types is validated here and turned
+//! into the library's options; errors are reported only by `main`.
+
+mod apply;
+mod observer;
+mod plan;
+mod render;
+mod rotate;
+mod seal;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use observer::Terminal;
+
+/// Bootstrap a self-managed Cluster API cluster on OpenStack and hand it to Flux.
+#[derive(Debug, Parser)]
+#[command(name = "capi-manage", version, about, long_about = None)]
+pub struct Cli {
+    /// More detail (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that talk to a cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl KubeArgs {
+    pub fn options(&self) -> capi_manage::kube::ClientOptions {
+        capi_manage::kube::ClientOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// A cluster name: its config lives in `clusters/<name>/`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArg {
+    /// The cluster: a folder under clusters/.
+    pub cluster: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the cluster from clusters/<name>, make it self-managed and hand it to Flux.
+    Bootstrap(ClusterArg),
+    /// Move the cluster back to a temporary management cluster and delete it.
+    Teardown(ClusterArg),
+    /// Print the rendered manifests of a cluster (or any kustomization folder).
+    Render(render::Args),
+    /// Check a cluster's config and print the steps bootstrap would take.
+    Plan(plan::Args),
+    /// Seal a Secret for sealed-secrets (kubeseal's format).
+    Seal(seal::Args),
+    /// Re-seal a cluster's credentials, commit and push.
+    Rotate(rotate::Args),
+    /// Download, verify and record the pinned component manifests.
+    Vendor,
+    /// Move Cluster API objects between management clusters.
+    Move,
+    /// Print where a cluster's kubeconfig is, or its contents.
+    Kubeconfig(ClusterArg),
+    /// Show a cluster's conditions and Flux health.
+    Status(ClusterArg),
+    /// Server-side apply manifest files to a cluster (as capi-manage does during bootstrap).
+    Apply(apply::Args),
+}
+
+/// The operation is planned but not built yet.
+#[derive(Debug, thiserror::Error)]
+#[error("`capi-manage {0}` is not implemented yet")]
+pub struct NotImplemented(pub &'static str);
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "capi_manage=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let observer = Terminal::stderr();
+    match cli.command {
+        Command::Render(args) => render::run(args).await,
+        Command::Plan(args) => plan::run(args).await,
+        Command::Seal(args) => seal::run(args, &observer).await,
+        Command::Rotate(args) => rotate::run(args, &observer).await,
+        Command::Apply(args) => apply::run(args, &observer).await,
+        Command::Bootstrap(_) => Err(NotImplemented("bootstrap").into()),
+        Command::Teardown(_) => Err(NotImplemented("teardown").into()),
+        Command::Vendor => Err(NotImplemented("vendor").into()),
+        Command::Move => Err(NotImplemented("move").into()),
+        Command::Kubeconfig(_) => Err(NotImplemented("kubeconfig").into()),
+        Command::Status(_) => Err(NotImplemented("status").into()),
+    }
+}
+
+/// The error and its causes on one line: `a: b: c`.
+pub fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string().replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<NotImplemented>().is_some() {
+        3
+    } else if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<capi_manage::kube::Error>(),
+            Some(capi_manage::kube::Error::Cancelled)
+        )
+    }) {
+        130
+    } else {
+        1
+    }
+}

@@ -1,0 +1,360 @@
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use ::kube::api::{DynamicObject, Patch, PatchParams};
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::wait::{WaitOptions, conditions, wait_for};
+use super::{Discovery, Error, FIELD_MANAGER, RequestError, Resource};
+use crate::manifest::{ApplyPhase, Gvk, Object, apply_phase};
+use crate::observe::{Observer, ObserverExt};
+
+/// How [`apply`] behaves.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Server-side apply field manager.
+    pub field_manager: String,
+    /// Take ownership of fields other managers set (`--force-conflicts`).
+    pub force: bool,
+    /// Objects applied at once within a phase.
+    pub concurrency: usize,
+    /// How long CRDs may take to become established and discoverable.
+    pub definitions_timeout: Duration,
+    /// Attempts per object for throttling, server and connection errors.
+    pub attempts: u32,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            field_manager: FIELD_MANAGER.into(),
+            force: true,
+            concurrency: 8,
+            definitions_timeout: Duration::from_secs(60),
+            attempts: 6,
+        }
+    }
+}
+
+/// One object as the server stored it after the apply.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// `Kind namespace/name`.
+    pub identity: String,
+    /// The server's copy, with uid and resourceVersion.
+    pub object: DynamicObject,
+}
+
+/// The outcome of [`apply`]: every object, in bundle order.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    /// The applied objects.
+    pub applied: Vec<Applied>,
+}
+
+/// Server-side applies a bundle of objects.
+///
+/// Every kind is resolved first: a kind the server does not serve and no CRD in the bundle
+/// defines fails the whole call before anything is written. Namespaces and CRDs go first; the
+/// CRDs must be established and discoverable before the rest is applied, `concurrency` objects
+/// at a time. Throttling, server and connection errors are retried with backoff; the server's
+/// refusals (validation, admission) are not, and name the object and its source file.
+/// Applying the same bundle again changes nothing on the server.
+pub async fn apply(
+    discovery: &Discovery,
+    objects: &[Object],
+    options: &ApplyOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<ApplyReport, Error> {
+    let start = Instant::now();
+    let defined = crd_kinds(objects);
+    let mut resolved: HashMap<Gvk, Resource> = HashMap::new();
+    let mut unknown = Vec::new();
+    let mut seen = BTreeSet::new();
+    for o in objects {
+        let gvk = o.gvk();
+        if !seen.insert(gvk.clone()) || defined.contains(&gvk) {
+            continue;
+        }
+        match discovery.resolve(&gvk).await? {
+            Some(r) => {
+                resolved.insert(gvk, r);
+            }
+            None => unknown.push((gvk, o.origin.clone())),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::UnknownKinds { kinds: unknown });
+    }
+    let (definitions, rest): (Vec<(usize, &Object)>, Vec<(usize, &Object)>) = objects
+        .iter()
+        .enumerate()
+        .partition(|(_, o)| apply_phase(&o.gvk()) == ApplyPhase::Definitions);
+    observer.action(format!(
+        "applying {} objects ({} namespaces and CRDs first)",
+        objects.len(),
+        definitions.len()
+    ));
+
+    let total = objects.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let mut results: Vec<Option<Applied>> = vec![None; objects.len()];
+    run_phase(
+        discovery,
+        &definitions,
+        &resolved,
+        options,
+        observer,
+        cancel,
+        &done,
+        total,
+        &mut results,
+    )
+    .await?;
+
+    // CRDs: established, then their kinds discoverable.
+    let crd_api = ::kube::Api::<DynamicObject>::all_with(
+        discovery.client().clone(),
+        &::kube::api::ApiResource::from_gvk_with_plural(
+            &::kube::api::GroupVersionKind::gvk(
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+            ),
+            "customresourcedefinitions",
+        ),
+    );
+    let wait = WaitOptions::timeout(options.definitions_timeout);
+    for (_, crd) in definitions
+        .iter()
+        .filter(|(_, o)| o.kind() == "CustomResourceDefinition")
+    {
+        wait_for(
+            &crd_api,
+            crd.name(),
+            &format!("CRD {} established", crd.name()),
+            &conditions::crd_established(),
+            wait,
+            observer,
+            cancel,
+        )
+        .await?;
+    }
+    let needed: BTreeSet<Gvk> = rest
+        .iter()
+        .map(|(_, o)| o.gvk())
+        .filter(|g| defined.contains(g))
+        .collect();
+    for gvk in needed {
+        let deadline = Instant::now() + options.definitions_timeout;
+        loop {
+            discovery.invalidate(&gvk.api_version()).await;
+            if let Some(r) = discovery.resolve(&gvk).await? {
+                resolved.insert(gvk, r);
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("kind {gvk} to become discoverable"),
+                    timeout: options.definitions_timeout,
+                    last: None,
+                });
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+    run_phase(
+        discovery,
+        &rest,
+        &resolved,
+        options,
+        observer,
+        cancel,
+        &done,
+        total,
+        &mut results,
+    )
+    .await?;
+    observer.success(
+        format!("applied {} objects", objects.len()),
+        Some(start.elapsed()),
+    );
+    Ok(ApplyReport {
+        applied: results
+            .into_iter()
+            .map(|r| r.expect("every object was applied"))
+            .collect(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_phase(
+    discovery: &Discovery,
+    batch: &[(usize, &Object)],
+    resolved: &HashMap<Gvk, Resource>,
+    options: &ApplyOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+    done: &std::sync::atomic::AtomicU64,
+    total: u64,
+    results: &mut [Option<Applied>],
+) -> Result<(), Error> {
+    let outcomes: Vec<(usize, Result<Applied, Error>)> =
+        stream::iter(batch.iter().map(|&(i, o)| async move {
+            let resource = resolved
+                .get(&o.gvk())
+                .expect("kinds were resolved before applying");
+            let r = tokio::select! {
+                _ = cancel.cancelled() => Err(Error::Cancelled),
+                r = apply_one(discovery, resource, o, options) => r,
+            };
+            if r.is_ok() {
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                observer.progress("objects applied", n, Some(total));
+            }
+            (i, r)
+        }))
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    for (i, r) in outcomes {
+        match r {
+            Ok(a) => results[i] = Some(a),
+            Err(e) => failures.push((i, e)),
+        }
+    }
+    failures.sort_by_key(|(i, _)| *i);
+    let mut failures = failures.into_iter();
+    match failures.next() {
+        None => Ok(()),
+        Some((_, first)) => {
+            for (_, other) in failures {
+                observer.warning(error_line(&other));
+            }
+            Err(first)
+        }
+    }
+}
+
+fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+async fn apply_one(
+    discovery: &Discovery,
+    resource: &Resource,
+    object: &Object,
+    options: &ApplyOptions,
+) -> Result<Applied, Error> {
+    let client = discovery.client().clone();
+    let mut body = object.value.clone();
+    let api: Api<DynamicObject> = if resource.namespaced {
+        let ns = object
+            .namespace()
+            .unwrap_or(client.default_namespace())
+            .to_string();
+        body["metadata"]["namespace"] = Value::String(ns.clone());
+        Api::namespaced_with(client, &ns, &resource.api)
+    } else {
+        if let Some(md) = body["metadata"].as_object_mut() {
+            md.remove("namespace");
+        }
+        Api::all_with(client, &resource.api)
+    };
+    let mut identity_obj = object.clone();
+    identity_obj.value = body.clone();
+    let identity = identity_obj.identity();
+    let mut params = PatchParams::apply(&options.field_manager);
+    params.force = options.force;
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match api
+            .patch(object.name(), &params, &Patch::Apply(&body))
+            .await
+            .map_err(RequestError::from)
+        {
+            Ok(stored) => {
+                return Ok(Applied {
+                    identity,
+                    object: stored,
+                });
+            }
+            Err(e) if e.is_transient() && attempt < options.attempts => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(Error::Object {
+                    action: "applying",
+                    identity,
+                    origin: object.origin.clone(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Every (group, version, kind) that a CRD in the bundle serves.
+fn crd_kinds(objects: &[Object]) -> BTreeSet<Gvk> {
+    let mut out = BTreeSet::new();
+    for o in objects.iter().filter(|o| {
+        o.kind() == "CustomResourceDefinition" && o.gvk().group == "apiextensions.k8s.io"
+    }) {
+        let spec = &o.value["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str())
+        else {
+            continue;
+        };
+        for v in spec["versions"].as_array().into_iter().flatten() {
+            if let Some(version) = v["name"].as_str() {
+                out.insert(Gvk {
+                    group: group.into(),
+                    version: version.into(),
+                    kind: kind.into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::parse_str;
+
+    #[test]
+    fn crd_kinds_lists_every_served_version() {
+        let objs = parse_str(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: [{name: v1alpha1}, {name: v1}]\n",
+            None,
+        )
+        .unwrap();
+        let kinds: Vec<String> = crd_kinds(&objs).iter().map(|g| g.to_string()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "example.com/v1, Kind=Widget",
+                "example.com/v1alpha1, Kind=Widget"
+            ]
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! Waiting for objects to reach a state, with small composable conditions (after kube-runtime's
+//! `wait::conditions`) and timeouts whose errors name the object and its last conditions.
+
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use ::kube::api::DynamicObject;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Error, RequestError};
+use crate::manifest::Origin;
+use crate::observe::{Observer, ObserverExt};
+
+/// What a condition concludes from the object's current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The awaited state is reached.
+    Done,
+    /// Not yet; the detail (e.g. the object's conditions) explains why.
+    Pending(Option<String>),
+    /// It can never be reached without intervention; the reason says why.
+    Failed(String),
+}
+
+/// A predicate over an object's state; `None` means the object does not exist.
+pub trait Condition: Send + Sync {
+    /// Evaluates the condition.
+    fn check(&self, object: Option<&DynamicObject>) -> Check;
+}
+
+impl<F: Fn(Option<&DynamicObject>) -> Check + Send + Sync> Condition for F {
+    fn check(&self, object: Option<&DynamicObject>) -> Check {
+        self(object)
+    }
+}
+
+/// Ready-made conditions. Combine them with [`conditions::all`].
+pub mod conditions {
+    use super::*;
+
+    /// The object exists.
+    pub fn exists() -> impl Condition {
+        |o: Option<&DynamicObject>| {
+            if o.is_some() {
+                Check::Done
+            } else {
+                Check::Pending(Some("not found".into()))
+            }
+        }
+    }
+
+    /// The object is gone, or was replaced by one with another UID.
+    pub fn deleted(uid: Option<String>) -> impl Condition {
+        move |o: Option<&DynamicObject>| match o {
+            None => Check::Done,
+            Some(o) if uid.is_some() && o.metadata.uid != uid => Check::Done,
+            Some(o) => {
+                let finalizers = o.metadata.finalizers.clone().unwrap_or_default();
+                let detail = if finalizers.is_empty() {
+                    "still present".to_string()
+                } else {
+                    format!("finalizers {}", finalizers.join(", "))
+                };
+                Check::Pending(Some(detail))
+            }
+        }
+    }
+
+    /// A CustomResourceDefinition is `Established` and its names accepted.
+    pub fn crd_established() -> impl Condition {
+        |o: Option<&DynamicObject>| match o {
+            None => Check::Pending(Some("not found".into())),
+            Some(o) => {
+                if condition_status(o, "Established") == Some("True")
+                    && condition_status(o, "NamesAccepted") != Some("False")
+                {
+                    Check::Done
+                } else if condition_status(o, "NamesAccepted") == Some("False") {
+                    Check::Failed(summary(o))
+                } else {
+                    Check::Pending(Some(summary(o)))
+                }
+            }
+        }
+    }
+
+    /// A condition of this type is `True` and the status reflects the current generation.
+    pub fn condition_true(kind: &'static str) -> impl Condition {
+        move |o: Option<&DynamicObject>| match o {
+            None => Check::Pending(Some("not found".into())),
+            Some(o) => {
+                if let Some(stale) = stale_generation(o, kind) {
+                    return Check::Pending(Some(stale));
+                }
+                if condition_status(o, kind) == Some("True") {
+                    Check::Done
+                } else {
+                    Check::Pending(Some(summary(o)))
+                }
+            }
+        }
+    }
+
+    /// `Ready=True` with `observedGeneration == generation` (Cluster API, Flux and most
+    /// controllers follow this convention).
+    pub fn ready() -> impl Condition {
+        condition_true("Ready")
+    }
+
+    /// A Deployment is available as kstatus defines it: the controller has observed the
+    /// current generation, all replicas are updated, ready and available, and no old replicas
+    /// remain. A progress deadline exceeded is a failure.
+    pub fn deployment_available() -> impl Condition {
+        |o: Option<&DynamicObject>| match o {
+            None => Check::Pending(Some("not found".into())),
+            Some(o) => {
+                let status = &o.data["status"];
+                let progressing = condition(o, "Progressing");
+                if progressing.is_some_and(|c| {
+                    c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded"
+                }) {
+                    return Check::Failed(summary(o));
+                }
+                if let Some(stale) = stale_generation(o, "") {
+                    return Check::Pending(Some(stale));
+                }
+                let want = o.data["spec"]["replicas"].as_i64().unwrap_or(1);
+                let n = |f: &str| status[f].as_i64().unwrap_or(0);
+                let counts = format!(
+                    "replicas {want} wanted, {} updated, {} ready, {} available, {} total",
+                    n("updatedReplicas"),
+                    n("readyReplicas"),
+                    n("availableReplicas"),
+                    n("replicas")
+                );
+                let done = n("updatedReplicas") >= want
+                    && n("readyReplicas") >= want
+                    && n("availableReplicas") >= want
+                    && n("replicas") <= n("updatedReplicas")
+                    && condition_status(o, "Available") != Some("False");
+                if done {
+                    Check::Done
+                } else {
+                    let conds = summary(o);
+                    Check::Pending(Some(if conds.is_empty() {
+                        counts
+                    } else {
+                        format!("{counts}; {conds}")
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Every condition holds. Reports the first that does not.
+    pub fn all(conditions: Vec<Box<dyn Condition>>) -> impl Condition {
+        move |o: Option<&DynamicObject>| {
+            for c in &conditions {
+                match c.check(o) {
+                    Check::Done => continue,
+                    other => return other,
+                }
+            }
+            Check::Done
+        }
+    }
+}
+
+/// The condition of this type in `status.conditions`, if any.
+pub fn condition<'a>(o: &'a DynamicObject, kind: &str) -> Option<&'a Value> {
+    o.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+fn condition_status<'a>(o: &'a DynamicObject, kind: &str) -> Option<&'a str> {
+    condition(o, kind)?["status"].as_str()
+}
+
+/// Why the status may describe an older generation, if it does. Checks
+/// `status.observedGeneration` and, when `condition` is given, that condition's own.
+fn stale_generation(o: &DynamicObject, condition_type: &str) -> Option<String> {
+    let generation = o.metadata.generation?;
+    let observed = o.data["status"]["observedGeneration"].as_i64();
+    let cond_observed = if condition_type.is_empty() {
+        None
+    } else {
+        condition(o, condition_type).and_then(|c| c["observedGeneration"].as_i64())
+    };
+    match (observed, cond_observed) {
+        (Some(g), _) if g < generation => Some(format!(
+            "status.observedGeneration {g} < generation {generation}"
+        )),
+        (_, Some(g)) if g < generation => Some(format!(
+            "{condition_type} observedGeneration {g} < generation {generation}"
+        )),
+        _ => None,
+    }
+}
+
+/// The object's conditions in one line: `Ready=False (Reason: message); Available=True`.
+pub fn summary(o: &DynamicObject) -> String {
+    let Some(conds) = o.data["status"]["conditions"].as_array() else {
+        return String::new();
+    };
+    conds
+        .iter()
+        .map(|c| {
+            let head = format!(
+                "{}={}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?")
+            );
+            let reason = c["reason"].as_str().unwrap_or("");
+            let message = c["message"].as_str().unwrap_or("");
+            match (reason.is_empty(), message.is_empty()) {
+                (true, true) => head,
+                (false, true) => format!("{head} ({reason})"),
+                (true, false) => format!("{head} ({message})"),
+                (false, false) => format!("{head} ({reason}: {message})"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How long and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitOptions {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// First delay between looks; it doubles up to `max_interval`.
+    pub interval: Duration,
+    /// Longest delay between looks.
+    pub max_interval: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            timeout: Duration::from_secs(300),
+            interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl WaitOptions {
+    /// Default pacing with this timeout.
+    pub fn timeout(timeout: Duration) -> Self {
+        WaitOptions {
+            timeout,
+            ..Default::default()
+        }
+    }
+}
+
+/// Waits until `condition` holds for the object `name` behind `api`.
+///
+/// `what` names the wait in events and errors (e.g. `Deployment ns/name available`). Returns the
+/// object as last seen (`None` if it is gone). Transient API errors are retried until the
+/// timeout; others end the wait at once.
+pub async fn wait_for(
+    api: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    condition: &dyn Condition,
+    options: WaitOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Option<DynamicObject>, Error> {
+    let start = Instant::now();
+    let mut delay = options.interval;
+    let mut last: Option<String> = None;
+    let mut announced = false;
+    loop {
+        match api.get_opt(name).await.map_err(RequestError::from) {
+            Ok(obj) => match condition.check(obj.as_ref()) {
+                Check::Done => {
+                    if announced {
+                        observer.success(what.to_string(), Some(start.elapsed()));
+                    }
+                    return Ok(obj);
+                }
+                Check::Failed(reason) => {
+                    return Err(Error::Failed {
+                        what: what.to_string(),
+                        reason,
+                    });
+                }
+                Check::Pending(detail) => {
+                    if !announced || detail != last {
+                        observer.waiting(what.to_string(), detail.clone());
+                        announced = true;
+                    }
+                    last = detail;
+                }
+            },
+            Err(e) if e.is_transient() => last = Some(format!("API error: {e}")),
+            Err(source) => {
+                return Err(Error::Object {
+                    action: "reading",
+                    identity: what.to_string(),
+                    origin: Origin::default(),
+                    source,
+                });
+            }
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= options.timeout {
+            return Err(Error::Timeout {
+                what: what.to_string(),
+                timeout: options.timeout,
+                last,
+            });
+        }
+        let sleep = delay.min(options.timeout - elapsed);
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            _ = tokio::time::sleep(sleep) => {}
+        }
+        delay = (delay * 2).min(options.max_interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conditions::*;
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn deployment(generation: i64, status: Value) -> DynamicObject {
+        obj(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "generation": generation}, "spec": {"replicas": 2}, "status": status}),
+        )
+    }
+
+    #[test]
+    fn deployment_available_follows_kstatus() {
+        let c = deployment_available();
+        let full = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+            "conditions": [{"type": "Available", "status": "True"}]});
+        assert_eq!(c.check(Some(&deployment(2, full.clone()))), Check::Done);
+        assert!(
+            matches!(c.check(Some(&deployment(3, full))), Check::Pending(Some(d)) if d.contains("observedGeneration 2 < generation 3"))
+        );
+        let rolling = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2});
+        assert!(matches!(
+            c.check(Some(&deployment(2, rolling))),
+            Check::Pending(_)
+        ));
+        let stuck = json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "too slow"}]});
+        assert_eq!(
+            c.check(Some(&deployment(2, stuck))),
+            Check::Failed("Progressing=False (ProgressDeadlineExceeded: too slow)".into())
+        );
+        assert!(matches!(c.check(None), Check::Pending(_)));
+    }
+
+    #[test]
+    fn ready_requires_current_generation() {
+        let c = ready();
+        let o = |g: i64, og: i64, s: &str| {
+            obj(
+                json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "generation": g},
+            "status": {"conditions": [{"type": "Ready", "status": s, "observedGeneration": og}]}}),
+            )
+        };
+        assert_eq!(c.check(Some(&o(1, 1, "True"))), Check::Done);
+        assert!(matches!(c.check(Some(&o(2, 1, "True"))), Check::Pending(_)));
+        assert!(
+            matches!(c.check(Some(&o(1, 1, "False"))), Check::Pending(Some(d)) if d == "Ready=False")
+        );
+    }
+
+    #[test]
+    fn deleted_and_all_compose() {
+        let o = obj(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "n", "uid": "a", "finalizers": ["f"]}}),
+        );
+        assert_eq!(deleted(Some("a".into())).check(None), Check::Done);
+        assert_eq!(deleted(Some("b".into())).check(Some(&o)), Check::Done);
+        assert_eq!(
+            deleted(Some("a".into())).check(Some(&o)),
+            Check::Pending(Some("finalizers f".into()))
+        );
+        let both = all(vec![Box::new(exists()), Box::new(ready())]);
+        assert_eq!(both.check(None), Check::Pending(Some("not found".into())));
+    }
+
+    #[test]
+    fn crd_established_needs_both_conditions() {
+        let crd = |est: &str, names: &str| {
+            obj(
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a.b"},
+            "status": {"conditions": [{"type": "NamesAccepted", "status": names}, {"type": "Established", "status": est}]}}),
+            )
+        };
+        assert_eq!(
+            crd_established().check(Some(&crd("True", "True"))),
+            Check::Done
+        );
+        assert!(matches!(
+            crd_established().check(Some(&crd("False", "True"))),
+            Check::Pending(_)
+        ));
+        assert!(matches!(
+            crd_established().check(Some(&crd("False", "False"))),
+            Check::Failed(_)
+        ));
+    }
+}

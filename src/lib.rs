@@ -1,0 +1,16 @@
+//! capi-manage: bootstrap a self-managed Cluster API cluster on OpenStack and hand it to Flux,
+//! with no external command-line tool.
+//!
+//! The library is what the `capi-manage` binary runs; Rust programs can embed it. It never
+//! prints, exits or keeps global state: long operations take an [`observe::Observer`] and a
+//! cancellation token, and every module reports failures through its own `Error` type.
+//!
+//! Modules, leaves first:
+//! - [`observe`]: progress events.
+//! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
+//! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+#![deny(missing_docs)]
+
+pub mod kube;
+pub mod manifest;
+pub mod observe;
