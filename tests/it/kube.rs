@@ -191,7 +191,8 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
         &cancel,
     )
     .await
-    .unwrap_err();
+    .err()
+    .expect("connect fails");
     let line = one_line(&err);
     assert!(
         matches!(
@@ -220,7 +221,8 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
         &cancel,
     )
     .await
-    .unwrap_err();
+    .err()
+    .expect("connect fails");
     let line = one_line(&err);
     assert!(
         matches!(&err, Error::UnknownKinds { kinds } if kinds[0].0 == Gvk::from_api_version("widgets.example.com/v1", "Gizmo")),
@@ -288,7 +290,8 @@ async fn deployments_on_kwok_become_available_and_impossible_ones_time_out_by_na
         &cancel,
     )
     .await
-    .unwrap_err();
+    .err()
+    .expect("connect fails");
     let line = one_line(&err);
     assert!(matches!(err, Error::Timeout { .. }), "{line}");
     assert!(line.starts_with("timed out after 8s waiting for Deployment apps/unschedulable available: last seen replicas 1 wanted, 0 updated") || line.contains("0 available"), "{line}");
@@ -320,7 +323,8 @@ async fn cancellation_ends_a_wait() {
         &cancel,
     )
     .await
-    .unwrap_err();
+    .err()
+    .expect("connect fails");
     assert!(matches!(err, Error::Cancelled));
     assert!(start.elapsed() < Duration::from_secs(5));
 }
@@ -364,4 +368,66 @@ fn cli_apply_reports_one_line_errors_and_exit_code() {
         Api::namespaced(rt.block_on(cp.client()), "default");
     let cm = rt.block_on(cms.get("from-cli")).unwrap();
     assert_eq!(cm.data.unwrap()["a"], "1");
+}
+
+#[tokio::test]
+async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
+    use capi_manage::kube::{ClientOptions, connect};
+    let cp = ControlPlane::start().await;
+    let real = std::fs::read_to_string(cp.kubeconfig_path()).unwrap();
+    // A second file whose current context points at a closed port; the real one adds `test`.
+    let broken = cp.dir().join("broken.kubeconfig");
+    std::fs::write(
+        &broken,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: closed\n  cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}\nusers:\n- name: nobody\n  user: {token: x}\ncontexts:\n- name: broken\n  context: {cluster: closed, user: nobody}\ncurrent-context: broken\n",
+    )
+    .unwrap();
+    assert!(real.contains("current-context: test"));
+    let list = std::env::join_paths([broken.clone(), cp.kubeconfig_path().to_path_buf()]).unwrap();
+    // SAFETY: this test is the only one that sets KUBECONFIG, and reads it right away.
+    unsafe { std::env::set_var("KUBECONFIG", &list) };
+    let with_context = connect(&ClientOptions {
+        kubeconfig: None,
+        context: Some("test".into()),
+    })
+    .await
+    .unwrap();
+    let without = connect(&ClientOptions::default()).await.unwrap();
+    unsafe { std::env::remove_var("KUBECONFIG") };
+    with_context
+        .apiserver_version()
+        .await
+        .expect("the `test` context from the second file reaches the apiserver");
+    assert!(
+        without.apiserver_version().await.is_err(),
+        "the first file's current-context wins, as with kubectl"
+    );
+
+    let err = connect(&ClientOptions {
+        kubeconfig: Some(cp.kubeconfig_path().to_path_buf()),
+        context: Some("nope".into()),
+    })
+    .await
+    .err()
+    .expect("connect fails");
+    let line = one_line(&err);
+    assert!(
+        line.contains(&cp.kubeconfig_path().display().to_string()) && line.contains("nope"),
+        "{line}"
+    );
+    let err = connect(&ClientOptions {
+        kubeconfig: Some(cp.dir().join("missing")),
+        context: None,
+    })
+    .await
+    .err()
+    .expect("connect fails");
+    assert!(
+        one_line(&err).starts_with(&format!(
+            "cannot load kubeconfig {}",
+            cp.dir().join("missing").display()
+        )),
+        "{}",
+        one_line(&err)
+    );
 }
