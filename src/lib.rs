@@ -9,8 +9,10 @@
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+//! - [`capi`]: Cluster API object graphs and move order.
 #![deny(missing_docs)]
 
+pub mod capi;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

@@ -4,6 +4,7 @@
 pub mod control_plane;
 mod process;
 
+#[allow(unused_imports)]
 pub use control_plane::{ControlPlane, Options};
 pub use process::Process;
 
