@@ -4,5 +4,7 @@
 //! clusters builds on them.
 
 pub mod graph;
+pub mod mover;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
+pub use mover::{Error, Journal, MoveOptions, MoveReport, Skipped, move_objects, plan};
