@@ -9,8 +9,10 @@
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+//! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
 #![deny(missing_docs)]
 
+pub mod kind;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

@@ -1,0 +1,884 @@
+//! The kind cluster against the real Docker engine, with a stand-in node image (see
+//! tests/support/docker.rs for what is stood in and why).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::{InspectContainerOptions, InspectNetworkOptions};
+use capi_manage::kind::{
+    self, CreateError, CreateOptions, DeleteOptions, DockerError, LoadOptions, NodePrivileges,
+};
+use capi_manage::observe::Event;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::docker::{self as sd, StandIn};
+use crate::support::{ControlPlane, free_port};
+
+/// The kind tests share the engine and the `kind` network: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn options(name: &str, image: &str) -> CreateOptions {
+    CreateOptions {
+        name: name.to_string(),
+        image: image.to_string(),
+        docker_host: Some(sd::docker_host()),
+        ready_timeout: Duration::from_secs(30),
+        privileges: NodePrivileges::TestOnlyCapabilities(sd::test_capabilities()),
+        ..CreateOptions::default()
+    }
+}
+
+fn delete_options(name: &str) -> DeleteOptions {
+    DeleteOptions {
+        name: name.to_string(),
+        docker_host: Some(sd::docker_host()),
+    }
+}
+
+/// Records events, for asserting on what an operation reported.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+impl capi_manage::observe::Observer for Recorder {
+    fn event(&self, event: Event) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+}
+
+/// Removes a cluster left by an earlier, aborted run of the same test, and deletes it again when
+/// the returned guard drops (also when the test panics), so no test leaves nodes on the network.
+async fn clean(name: &'static str) -> Cleanup {
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .expect("delete leftovers");
+    Cleanup(name)
+}
+
+struct Cleanup(&'static str);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let name = self.0;
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(kind::delete(
+                &delete_options(name),
+                &capi_manage::observe::Silent,
+            ));
+        })
+        .join();
+    }
+}
+
+async fn file(docker: &Docker, node: &str, path: &str) -> String {
+    let (code, out) = sd::exec(docker, node, &["cat", path]).await;
+    assert_eq!(code, 0, "cat {path} in {node}: {out}");
+    out
+}
+
+async fn anonymous_volumes(docker: &Docker, node: &str) -> Vec<String> {
+    let c = docker
+        .inspect_container(node, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    c.mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.destination.as_deref() == Some("/var"))
+        .filter_map(|m| m.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn create_reuse_delete_with_a_working_kubeconfig_and_nothing_left() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let cp = ControlPlane::start().await;
+    let name = "capi-kind-it-life";
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            ca_pem: cp.ca_pem().to_string(),
+            token: cp.admin_token().to_string(),
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let _cleanup_name = clean(name).await;
+    let opts = options(name, &stand_in.image);
+    let recorder = Recorder::default();
+    let cancel = CancellationToken::new();
+
+    let started = Instant::now();
+    let created = kind::create(&opts, &recorder, &cancel)
+        .await
+        .expect("create");
+    let create_time = started.elapsed();
+    assert!(!created.reused);
+    assert_eq!(created.node, "capi-kind-it-life-control-plane");
+    assert_eq!(created.version.to_string(), "v1.35.0");
+    let node = created.node.clone();
+
+    // The kubeconfig: kind's names and the published port, credentials from admin.conf.
+    let kc: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&created.kubeconfig).unwrap();
+    let kind_name = format!("kind-{name}");
+    assert_eq!(kc["current-context"].as_str(), Some(kind_name.as_str()));
+    assert_eq!(kc["clusters"][0]["name"].as_str(), Some(kind_name.as_str()));
+    assert_eq!(kc["users"][0]["name"].as_str(), Some(kind_name.as_str()));
+    let server = format!("https://127.0.0.1:{}", created.api_server_port);
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["server"].as_str(),
+        Some(server.as_str())
+    );
+
+    // ... and it works: through the published port, the node and the relay, to the real
+    // kube-apiserver, TLS verified against the cluster CA for 127.0.0.1.
+    let _relay = sd::Relay::start(&docker, stand_in.relay_port, cp.port()).await;
+    let kubeconfig =
+        ::kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&created.kubeconfig).unwrap())
+            .unwrap();
+    let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = ::kube::Client::try_from(config).unwrap();
+    let version = client
+        .apiserver_version()
+        .await
+        .expect("API server reachable");
+    assert_eq!(version.major, "1");
+    let namespaces: ::kube::Api<k8s_openapi::api::core::v1::Namespace> = ::kube::Api::all(client);
+    let list = namespaces
+        .list(&Default::default())
+        .await
+        .expect("list namespaces");
+    assert!(
+        list.items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
+    );
+
+    // What ran in the node, in kind's order and with kind's arguments.
+    let kubeadm_log = file(&docker, &node, "/kind/stand-in/kubeadm.log").await;
+    assert_eq!(
+        kubeadm_log.trim(),
+        "kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6"
+    );
+    let conf = file(&docker, &node, "/kind/kubeadm.conf").await;
+    assert!(
+        conf.contains("apiVersion: kubeadm.k8s.io/v1beta3"),
+        "{conf}"
+    );
+    assert!(conf.contains("controlPlaneEndpoint: \"capi-kind-it-life-control-plane:6443\""));
+    assert!(conf.contains("kubernetesVersion: v1.35.0"));
+    let kubectl_log = file(&docker, &node, "/kind/stand-in/kubectl.log").await;
+    let calls: Vec<&str> = kubectl_log.lines().collect();
+    assert_eq!(
+        calls[0],
+        "kubectl --kubeconfig=/etc/kubernetes/admin.conf taint nodes --all node-role.kubernetes.io/control-plane-"
+    );
+    assert_eq!(
+        calls[1],
+        "kubectl --kubeconfig=/etc/kubernetes/admin.conf apply -f -"
+    );
+    assert_eq!(
+        calls[2],
+        "kubectl --kubeconfig=/etc/kubernetes/admin.conf apply -f -"
+    );
+    assert!(calls[3].contains("get nodes --selector=node-role.kubernetes.io/control-plane"));
+    let cni = file(&docker, &node, "/kind/stand-in/applied-0.yaml").await;
+    assert!(
+        cni.contains("value: 10.244.0.0/16"),
+        "pod subnet templated: {cni}"
+    );
+    assert!(cni.contains("CONTROL_PLANE_ENDPOINT"), "{cni}");
+    assert!(
+        cni.contains("capi-kind-it-life-control-plane:6443"),
+        "{cni}"
+    );
+    let storage = file(&docker, &node, "/kind/stand-in/applied-1.yaml").await;
+    assert!(storage.contains("kind: StorageClass"));
+    let events = recorder.lines();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("creating node capi-kind-it-life-control-plane"))
+    );
+    assert!(events.iter().any(|e| e.contains("kubeadm init")));
+
+    // Reuse: same node, same port, same credentials; kubeadm is not run again.
+    let started = Instant::now();
+    let again = kind::create(&opts, &capi_manage::observe::Silent, &cancel)
+        .await
+        .expect("reuse");
+    let reuse_time = started.elapsed();
+    assert!(again.reused);
+    assert_eq!(again.api_server_port, created.api_server_port);
+    assert_eq!(again.kubeconfig, created.kubeconfig);
+    let kubeadm_log = file(&docker, &node, "/kind/stand-in/kubeadm.log").await;
+    assert_eq!(kubeadm_log.lines().count(), 1, "{kubeadm_log}");
+
+    // Delete: container, its /var volume and the network are gone.
+    let volumes = anonymous_volumes(&docker, &node).await;
+    assert_eq!(volumes.len(), 1, "one anonymous /var volume");
+    let started = Instant::now();
+    let deleted = kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .expect("delete");
+    let delete_time = started.elapsed();
+    assert_eq!(deleted.containers, vec![node.clone()]);
+    assert!(deleted.network_removed);
+    assert!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name)
+            .await
+            .is_empty()
+    );
+    let err = docker.inspect_volume(&volumes[0]).await.unwrap_err();
+    assert!(
+        format!("{err}").contains("404") || format!("{err:?}").contains("404"),
+        "{err:?}"
+    );
+    let err = docker
+        .inspect_network(kind::NETWORK_NAME, None::<InspectNetworkOptions>)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("404"), "{err:?}");
+    // Deleting again is a no-op.
+    let none = kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    assert!(none.containers.is_empty());
+    eprintln!(
+        "kind figures: create {:.2}s, reuse {:.2}s, delete {:.2}s",
+        create_time.as_secs_f64(),
+        reuse_time.as_secs_f64(),
+        delete_time.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn node_container_and_network_have_kinds_settings() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let name = "capi-kind-it-settings";
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let _cleanup_name = clean(name).await;
+    let mut opts = options(name, &stand_in.image);
+    opts.containerd_snapshotter = Some("native".into());
+    let created = kind::create(
+        &opts,
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("create");
+    let node = created.node.clone();
+
+    let c = docker
+        .inspect_container(&node, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let config = c.config.clone().unwrap();
+    let host = c.host_config.clone().unwrap();
+    // docker run --name <cluster>-control-plane --hostname <same>
+    assert_eq!(
+        c.name.as_deref(),
+        Some("/capi-kind-it-settings-control-plane")
+    );
+    assert_eq!(config.hostname.as_deref(), Some(node.as_str()));
+    // --label io.x-k8s.kind.cluster=<cluster> --label io.x-k8s.kind.role=control-plane
+    let labels = config.labels.clone().unwrap();
+    assert_eq!(
+        labels.get("io.x-k8s.kind.cluster").map(String::as_str),
+        Some(name)
+    );
+    assert_eq!(
+        labels.get("io.x-k8s.kind.role").map(String::as_str),
+        Some("control-plane")
+    );
+    // --tty, and the image
+    assert_eq!(config.tty, Some(true));
+    assert_eq!(config.image.as_deref(), Some(stand_in.image.as_str()));
+    // -e KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER (passed through) -e KUBECONFIG=...
+    let env = config.env.clone().unwrap();
+    assert!(env.contains(&"KUBECONFIG=/etc/kubernetes/admin.conf".to_string()));
+    assert!(env.contains(&"KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER=native".to_string()));
+    // --privileged is replaced, in tests only, by explicit capabilities
+    assert_eq!(host.privileged, Some(false));
+    assert_eq!(host.cap_add, Some(sd::test_capabilities()));
+    // --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+    let sec = host.security_opt.clone().unwrap();
+    assert!(sec.contains(&"seccomp=unconfined".to_string()), "{sec:?}");
+    assert!(sec.contains(&"apparmor=unconfined".to_string()), "{sec:?}");
+    // --tmpfs /tmp --tmpfs /run
+    let tmpfs = host.tmpfs.clone().unwrap();
+    assert_eq!(tmpfs.get("/tmp").map(String::as_str), Some(""));
+    assert_eq!(tmpfs.get("/run").map(String::as_str), Some(""));
+    // --volume /var (anonymous) --volume /lib/modules:/lib/modules:ro
+    assert!(config.volumes.clone().unwrap().iter().any(|v| v == "/var"));
+    assert_eq!(
+        host.binds,
+        Some(vec!["/lib/modules:/lib/modules:ro".to_string()])
+    );
+    let mounts = c.mounts.clone().unwrap();
+    let var = mounts
+        .iter()
+        .find(|m| m.destination.as_deref() == Some("/var"))
+        .unwrap();
+    assert!(
+        format!("{:?}", var.typ).to_lowercase().contains("volume"),
+        "{:?}",
+        var.typ
+    );
+    let modules = mounts
+        .iter()
+        .find(|m| m.destination.as_deref() == Some("/lib/modules"))
+        .unwrap();
+    assert_eq!(modules.rw, Some(false));
+    // --restart=on-failure:1
+    let restart = host.restart_policy.clone().unwrap();
+    assert_eq!(format!("{:?}", restart.name.unwrap()), "ON_FAILURE");
+    assert_eq!(restart.maximum_retry_count, Some(1));
+    // --init=false --cgroupns=private
+    assert_eq!(host.init, Some(false));
+    assert_eq!(format!("{:?}", host.cgroupns_mode.unwrap()), "PRIVATE");
+    // --net kind
+    assert_eq!(host.network_mode.as_deref(), Some("kind"));
+    assert!(
+        c.network_settings
+            .clone()
+            .unwrap()
+            .networks
+            .unwrap()
+            .contains_key("kind")
+    );
+    // --publish=127.0.0.1:<free port>:6443/tcp
+    let bindings = host.port_bindings.clone().unwrap();
+    let b = bindings["6443/tcp"].clone().unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        b[0].host_port.as_deref(),
+        Some(created.api_server_port.to_string().as_str())
+    );
+    assert_ne!(created.api_server_port, 6443);
+
+    // The network: bridge, masquerade, the default bridge's MTU, kind's IPv6 ULA subnet.
+    let n = docker
+        .inspect_network("kind", None::<InspectNetworkOptions>)
+        .await
+        .unwrap();
+    assert_eq!(n.driver.as_deref(), Some("bridge"));
+    let net_opts = n.options.clone().unwrap();
+    assert_eq!(
+        net_opts
+            .get("com.docker.network.bridge.enable_ip_masquerade")
+            .map(String::as_str),
+        Some("true")
+    );
+    let bridge = docker
+        .inspect_network("bridge", None::<InspectNetworkOptions>)
+        .await
+        .unwrap();
+    assert_eq!(
+        net_opts.get("com.docker.network.driver.mtu"),
+        bridge.options.unwrap().get("com.docker.network.driver.mtu")
+    );
+    assert_eq!(n.enable_ipv6, Some(true));
+    let subnets: Vec<String> = n
+        .ipam
+        .unwrap()
+        .config
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.subnet)
+        .collect();
+    assert!(
+        subnets.contains(&"fc00:f853:ccd:e793::/64".to_string()),
+        "{subnets:?}"
+    );
+
+    // Reusing the present network: a second cluster joins it rather than making another.
+    let other = "capi-kind-it-settings2";
+    let _cleanup_other = clean(other).await;
+    let second = kind::create(
+        &options(other, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("second cluster");
+    let nets = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .unwrap();
+    assert_eq!(
+        nets.iter()
+            .filter(|n| n.name.as_deref() == Some("kind"))
+            .count(),
+        1
+    );
+    assert_ne!(second.api_server_port, created.api_server_port);
+    // Deleting one cluster keeps the network the other still uses.
+    let d = kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    assert!(!d.network_removed);
+    let d = kind::delete(&delete_options(other), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    assert!(d.network_removed);
+}
+
+#[tokio::test]
+async fn kubeadm_failure_reports_its_tail_keeps_the_cluster_and_a_rerun_reuses_it() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let name = "capi-kind-it-kubeadm";
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            kubeadm_fails_once: true,
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let _cleanup_name = clean(name).await;
+    let opts = options(name, &stand_in.image);
+    let cancel = CancellationToken::new();
+    let err = kind::create(&opts, &capi_manage::observe::Silent, &cancel)
+        .await
+        .expect_err("kubeadm init fails");
+    let CreateError::Step {
+        ref step,
+        exit_code,
+        ref tail,
+        ..
+    } = err
+    else {
+        panic!("expected a step error, got {err:?}");
+    };
+    assert_eq!(step, "kubeadm init");
+    assert_eq!(exit_code, 1);
+    assert!(
+        tail.contains("couldn't initialize a Kubernetes cluster"),
+        "{tail}"
+    );
+    assert!(tail.contains("output line 40"), "{tail}");
+    assert!(!tail.contains("output line 1\n"), "only the tail: {tail}");
+    assert!(tail.lines().count() <= 25, "{tail}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "kubeadm init failed in node capi-kind-it-kubeadm-control-plane (exit code 1)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("kind delete cluster --name capi-kind-it-kubeadm"),
+        "{message}"
+    );
+
+    // Kept for debugging.
+    let node = kind::control_plane_name(name);
+    let c = docker
+        .inspect_container(&node, None::<InspectContainerOptions>)
+        .await
+        .expect("the node is kept");
+    assert_eq!(c.state.unwrap().running, Some(true));
+
+    // A rerun reuses the node: the failed init is reset, then init succeeds.
+    let created = kind::create(&opts, &capi_manage::observe::Silent, &cancel)
+        .await
+        .expect("rerun");
+    assert!(created.reused);
+    let log = file(&docker, &node, "/kind/stand-in/kubeadm.log").await;
+    let calls: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        calls,
+        [
+            "kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6",
+            "kubeadm reset --force",
+            "kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6",
+        ]
+    );
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn kubernetes_1_36_nodes_get_a_v1beta4_kubeadm_config() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let name = "capi-kind-it-v1beta4";
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            kube_version: "v1.36.0".into(),
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let _cleanup_name = clean(name).await;
+    let created = kind::create(
+        &options(name, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("create");
+    assert_eq!(created.version.to_string(), "v1.36.0");
+    let conf = file(&docker, &created.node, "/kind/kubeadm.conf").await;
+    assert!(
+        conf.contains("apiVersion: kubeadm.k8s.io/v1beta4"),
+        "{conf}"
+    );
+    assert!(!conf.contains("v1beta3"), "{conf}");
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn image_archive_load_streams_a_docker_save_tarball_into_ctr() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let name = "capi-kind-it-load";
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let _cleanup_name = clean(name).await;
+    let created = kind::create(
+        &options(name, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("create");
+
+    // A real `docker save` of the stand-in image, written to a file.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("images.tar");
+    let mut saved = Vec::new();
+    let mut stream = docker.export_image(&stand_in.image);
+    while let Some(chunk) = stream.next().await {
+        saved.extend_from_slice(&chunk.expect("docker save"));
+    }
+    std::fs::write(&archive, &saved).unwrap();
+    assert!(
+        saved.len() > 1_000_000,
+        "busybox alone is over 1 MB: {}",
+        saved.len()
+    );
+    assert_eq!(&saved[257..262], b"ustar", "a tar archive");
+
+    let recorder = Recorder::default();
+    let mut f = tokio::fs::File::open(&archive).await.unwrap();
+    let loaded = kind::load_image_archive(
+        &LoadOptions {
+            name: name.to_string(),
+            docker_host: Some(sd::docker_host()),
+        },
+        &mut f,
+        &recorder,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("load");
+    assert_eq!(loaded.bytes, saved.len() as u64);
+    assert_eq!(
+        loaded.snapshotter, "native",
+        "read from the node's containerd config"
+    );
+
+    // Every byte arrived, in order.
+    let digest = ring::digest::digest(&ring::digest::SHA256, &saved);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let (code, out) = sd::exec(
+        &docker,
+        &created.node,
+        &["sha256sum", "/var/lib/stand-in/import.tar"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with(&hex), "node has {out}, host {hex}");
+    let log = file(&docker, &created.node, "/kind/stand-in/ctr.log").await;
+    assert_eq!(
+        log.trim(),
+        "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=native -"
+    );
+    let progress: Vec<String> = recorder
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("image archive bytes sent"))
+        .collect();
+    assert!(
+        progress.len() > 1,
+        "progress reported while streaming: {progress:?}"
+    );
+    assert_eq!(
+        progress.last().unwrap(),
+        &format!("image archive bytes sent: {}", saved.len())
+    );
+
+    // Loading into a cluster that does not exist says so.
+    let err = kind::load_image_archive(
+        &LoadOptions {
+            name: "capi-kind-it-absent".into(),
+            docker_host: Some(sd::docker_host()),
+        },
+        &mut &b""[..],
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "kind cluster capi-kind-it-absent has no running node capi-kind-it-absent-control-plane: create it first"
+    );
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+}
+
+fn one_line(e: &impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    assert!(!s.contains('\n'), "one line: {s}");
+    s
+}
+
+#[tokio::test]
+async fn no_docker_and_port_in_use_are_one_line_errors() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+
+    // No Docker at the address.
+    let dir = tempfile::tempdir().unwrap();
+    let host = format!("unix://{}/docker.sock", dir.path().display());
+    let mut opts = options("capi-kind-it-nodocker", "unused");
+    opts.docker_host = Some(host.clone());
+    let err = kind::create(
+        &opts,
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, CreateError::Docker(DockerError::NotRunning { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        one_line(&err),
+        format!(
+            "no Docker engine at {host}: start dockerd (or Docker Desktop), or set DOCKER_HOST to where it listens"
+        )
+    );
+    // Same through TCP (nothing listens on this loopback port).
+    let tcp = format!("tcp://127.0.0.1:{}", free_port());
+    let err = kind::delete(
+        &DeleteOptions {
+            name: "x".into(),
+            docker_host: Some(tcp.clone()),
+        },
+        &capi_manage::observe::Silent,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        one_line(&err).starts_with(&format!("no Docker engine at {tcp}")),
+        "{err}"
+    );
+
+    // The API server port is taken.
+    let name = "capi-kind-it-port";
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let _cleanup_name = clean(name).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut opts = options(name, &stand_in.image);
+    opts.api_server_port = Some(port);
+    let err = kind::create(
+        &opts,
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, CreateError::PortInUse { port: p } if p == port),
+        "{err:?}"
+    );
+    assert_eq!(
+        one_line(&err),
+        format!(
+            "port 127.0.0.1:{port} is already in use: free it or choose another API server port"
+        )
+    );
+    // Nothing half-made is left to be "reused" by a rerun.
+    assert!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name)
+            .await
+            .is_empty()
+    );
+    drop(taken);
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+}
+
+/// Permission denied needs a user who is not root (root opens any socket): the test runs itself
+/// again as `nobody` against a root-only socket.
+#[tokio::test]
+async fn permission_denied_on_the_socket_is_a_one_line_error() {
+    const CHILD: &str = "CAPI_MANAGE_KIND_TEST_SOCKET";
+    if let Ok(host) = std::env::var(CHILD) {
+        let err = kind::delete(
+            &DeleteOptions {
+                name: "x".into(),
+                docker_host: Some(host),
+            },
+            &capi_manage::observe::Silent,
+        )
+        .await
+        .unwrap_err();
+        println!("CHILD-ERROR: {err}");
+        return;
+    }
+    assert_eq!(
+        unsafe_geteuid(),
+        0,
+        "this test makes a root-only socket and runs itself as `nobody`: run the tests as root (CI does)"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let host = format!("unix://{}", path.display());
+
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "kind::permission_denied_on_the_socket_is_a_one_line_error",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &host)
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .output()
+        .expect("run the test binary as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD-ERROR: ").map(|(_, e)| e))
+        .unwrap_or_else(|| panic!("no error line from the child: {stdout}"));
+    assert_eq!(
+        line,
+        format!(
+            "permission denied on the Docker socket {host}: add this user to the `docker` group (then log in again) or run as root"
+        )
+    );
+}
+
+fn unsafe_geteuid() -> u32 {
+    // /proc/self/status: "Uid: real effective saved fs".
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    uids.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn invalid_names_and_foreign_containers_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let err = kind::create(
+        &options("Bad Name", "unused"),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CreateError::InvalidName { .. }));
+    one_line(&err);
+
+    // A container that happens to be called <name>-control-plane but is no kind node.
+    let name = "capi-kind-it-foreign";
+    let node = kind::control_plane_name(name);
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let _cleanup_name = clean(name).await;
+    let _ = docker
+        .remove_container(
+            &node,
+            Some(
+                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+        )
+        .await;
+    docker
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::default()
+                    .name(&node)
+                    .build(),
+            ),
+            bollard::models::ContainerCreateBody {
+                image: Some(stand_in.image.clone()),
+                labels: Some(HashMap::from([(
+                    "purpose".to_string(),
+                    "not kind".to_string(),
+                )])),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = kind::create(
+        &options(name, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CreateError::NameTaken { .. }), "{err:?}");
+    one_line(&err);
+    docker
+        .remove_container(
+            &node,
+            Some(
+                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+}
