@@ -36,6 +36,43 @@ pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
 /// The cluster name when none is given (`KIND_CLUSTER_NAME` overrides it in the CLI).
 pub const DEFAULT_CLUSTER_NAME: &str = "kind";
 
+/// No image is pinned for the Kubernetes version asked for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no kindest/node image is pinned for Kubernetes {version}: choose one of {known}, or name an image explicitly (--kind-image)"
+)]
+pub struct UnknownVersion {
+    /// The version asked for.
+    pub version: String,
+    /// The pinned versions, comma-separated.
+    pub known: String,
+}
+
+/// The node image to run: an explicit image (e.g. `--kind-image`) wins; otherwise the image
+/// pinned for a Kubernetes version (e.g. `KIND_CLUSTER_VERSION`: `1.34`, `v1.34.0`); otherwise
+/// the image of [`DEFAULT_KUBERNETES_VERSION`].
+pub fn resolve_node_image(
+    image: Option<&str>,
+    kubernetes_version: Option<&str>,
+) -> Result<String, UnknownVersion> {
+    if let Some(image) = image.filter(|i| !i.trim().is_empty()) {
+        return Ok(image.trim().to_string());
+    }
+    let version = kubernetes_version
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or(DEFAULT_KUBERNETES_VERSION);
+    node_image_for(version)
+        .map(str::to_string)
+        .ok_or_else(|| UnknownVersion {
+            version: version.to_string(),
+            known: NODE_IMAGES
+                .iter()
+                .map(|(v, _)| *v)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
 /// The name of a cluster's control-plane node container.
 pub fn control_plane_name(cluster: &str) -> String {
     format!("{cluster}-control-plane")
@@ -267,11 +304,20 @@ pub async fn create(
             observer.action(format!("reusing kind cluster {}", options.name));
             if !info.running {
                 observer.action(format!("starting node {node}"));
+                let since = unix_now();
                 docker
                     .start_container(&node, None)
                     .await
                     .map_err(DockerError::api(format!("start container {node}")))?;
-                node::wait_for_boot(&docker, &node, options.boot_timeout, observer, cancel).await?;
+                node::wait_for_boot(
+                    &docker,
+                    &node,
+                    since,
+                    options.boot_timeout,
+                    observer,
+                    cancel,
+                )
+                .await?;
             }
         }
         None => {
@@ -283,7 +329,7 @@ pub async fn create(
             };
             observer.action(format!("creating node {node}"));
             node::create_and_start(&docker, options, &node, port).await?;
-            node::wait_for_boot(&docker, &node, options.boot_timeout, observer, cancel).await?;
+            node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel).await?;
         }
     }
 
@@ -574,6 +620,13 @@ impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<'_, R> {
     }
 }
 
+/// Now in Unix seconds, a second early so that a boot in this same second is not missed.
+fn unix_now() -> i32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().saturating_sub(1) as i32)
+}
+
 fn validate_name(name: &str) -> Result<(), CreateError> {
     let ok = !name.is_empty()
         && name.len() <= 50
@@ -642,6 +695,28 @@ mod tests {
         assert!(validate_name("Kind").is_err());
         assert!(validate_name("-x").is_err());
         assert!(validate_name("a b").is_err());
+    }
+
+    #[test]
+    fn node_image_resolution() {
+        assert_eq!(
+            resolve_node_image(Some("registry.local/kindest/node:v1.35.0"), Some("1.20")).unwrap(),
+            "registry.local/kindest/node:v1.35.0"
+        );
+        assert!(
+            resolve_node_image(None, Some("v1.33"))
+                .unwrap()
+                .starts_with("kindest/node:v1.33.4@sha256:")
+        );
+        assert_eq!(
+            resolve_node_image(None, None).unwrap(),
+            CreateOptions::default().image
+        );
+        let e = resolve_node_image(Some(" "), Some("1.19.1")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no kindest/node image is pinned for Kubernetes 1.19.1: choose one of 1.35.0, 1.34.0, 1.33.4, 1.32.8, 1.31.12, or name an image explicitly (--kind-image)"
+        );
     }
 
     #[test]

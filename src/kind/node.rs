@@ -110,9 +110,44 @@ pub(crate) async fn ensure_image(
     })
 }
 
+/// The settings kind adds depending on the engine (`docker info`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EngineQuirks {
+    /// userns-remap is on: the node runs in the host's user namespace (`--userns=host`).
+    pub userns_host: bool,
+    /// btrfs/ZFS/devicemapper storage (or a btrfs/xfs/ZFS backing filesystem): the node needs
+    /// `/dev/mapper` (`--volume /dev/mapper:/dev/mapper`).
+    pub dev_mapper: bool,
+    /// Rootless engine: `/dev/fuse` for fuse-overlayfs (`--device /dev/fuse`).
+    pub dev_fuse: bool,
+}
+
+impl EngineQuirks {
+    /// Reads them from `docker info` as kind does.
+    pub fn from_info(info: &bollard::models::SystemInfo) -> EngineQuirks {
+        let security = info.security_options.clone().unwrap_or_default();
+        let driver = info.driver.clone().unwrap_or_default().to_lowercase();
+        let backing = info
+            .driver_status
+            .iter()
+            .flatten()
+            .find(|kv| kv.first().map(String::as_str) == Some("Backing Filesystem"))
+            .and_then(|kv| kv.get(1))
+            .map(|v| v.to_lowercase())
+            .unwrap_or_default();
+        EngineQuirks {
+            userns_host: security.iter().any(|o| o.contains("name=userns")),
+            dev_mapper: matches!(driver.as_str(), "btrfs" | "zfs" | "devicemapper")
+                || matches!(backing.as_str(), "btrfs" | "xfs" | "zfs"),
+            dev_fuse: security.iter().any(|o| o.contains("name=rootless")),
+        }
+    }
+}
+
 /// kind's `docker run` flags for a control-plane node, as the Engine API's create body.
 pub(crate) fn container_body(
     options: &CreateOptions,
+    quirks: EngineQuirks,
     node: &str,
     host_port: u16,
 ) -> ContainerCreateBody {
@@ -136,6 +171,10 @@ pub(crate) fn container_body(
     };
     let mut endpoints = HashMap::new();
     endpoints.insert(NETWORK_NAME.to_string(), EndpointSettings::default());
+    let mut binds = vec!["/lib/modules:/lib/modules:ro".to_string()];
+    if quirks.dev_mapper {
+        binds.push("/dev/mapper:/dev/mapper".to_string());
+    }
     ContainerCreateBody {
         hostname: Some(node.to_string()),
         image: Some(options.image.clone()),
@@ -152,7 +191,15 @@ pub(crate) fn container_body(
                 "apparmor=unconfined".to_string(),
             ]),
             tmpfs: Some(tmpfs),
-            binds: Some(vec!["/lib/modules:/lib/modules:ro".to_string()]),
+            binds: Some(binds),
+            userns_mode: quirks.userns_host.then(|| "host".to_string()),
+            devices: quirks.dev_fuse.then(|| {
+                vec![bollard::models::DeviceMapping {
+                    path_on_host: Some("/dev/fuse".to_string()),
+                    path_in_container: Some("/dev/fuse".to_string()),
+                    cgroup_permissions: Some("rwm".to_string()),
+                }]
+            }),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::ON_FAILURE),
                 maximum_retry_count: Some(1),
@@ -188,7 +235,11 @@ pub(crate) async fn create_and_start(
     node: &str,
     host_port: u16,
 ) -> Result<(), CreateError> {
-    let body = container_body(options, node, host_port);
+    let info = docker
+        .info()
+        .await
+        .map_err(DockerError::api("read the engine's info"))?;
+    let body = container_body(options, EngineQuirks::from_info(&info), node, host_port);
     let create = CreateContainerOptionsBuilder::default().name(node).build();
     docker
         .create_container(Some(create), body)
@@ -219,9 +270,12 @@ pub(crate) fn is_boot_line(line: &str) -> bool {
 }
 
 /// Follows the node's log until systemd reports the multi-user target.
+///
+/// `since` (Unix seconds) skips the log of earlier boots when a stopped node is started again.
 pub(crate) async fn wait_for_boot(
     docker: &Docker,
     node: &str,
+    since: i32,
     timeout: Duration,
     observer: &dyn Observer,
     cancel: &CancellationToken,
@@ -231,6 +285,7 @@ pub(crate) async fn wait_for_boot(
         .follow(true)
         .stdout(true)
         .stderr(true)
+        .since(since)
         .build();
     let mut stream = docker.logs(node, Some(logs));
     let follow = async {
@@ -338,6 +393,31 @@ async fn run(
     let out = docker::exec(docker, node, cmd, stdin).await?;
     super::step_ok(options, node, step, &out)?;
     Ok(out)
+}
+
+/// [`run`] again every second while it fails, until `options.ready_timeout`: after a node
+/// restart the API server takes a while to answer, and these steps converge when repeated.
+async fn run_retrying(
+    docker: &Docker,
+    options: &CreateOptions,
+    node: &str,
+    step: &str,
+    cmd: &[&str],
+    stdin: Option<&[u8]>,
+    cancel: &CancellationToken,
+) -> Result<ExecOutput, CreateError> {
+    let started = Instant::now();
+    loop {
+        match run(docker, options, node, step, cmd, stdin).await {
+            Err(CreateError::Step { .. }) if started.elapsed() < options.ready_timeout => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = cancel.cancelled() => return Err(CreateError::Cancelled),
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn node_ready(docker: &Docker, node: &str) -> Result<bool, DockerError> {
@@ -451,15 +531,25 @@ pub(crate) async fn provision(
         taints.push("node-role.kubernetes.io/master-");
     }
     for taint in taints {
-        let out = docker::exec(
-            docker,
-            node,
-            &[KUBECTL, ADMIN, "taint", "nodes", "--all", taint],
-            None,
-        )
-        .await?;
-        if !out.success() && !out.output.contains("not found") {
-            super::step_ok(options, node, "remove the control-plane taint", &out)?;
+        let started = Instant::now();
+        loop {
+            let out = docker::exec(
+                docker,
+                node,
+                &[KUBECTL, ADMIN, "taint", "nodes", "--all", taint],
+                None,
+            )
+            .await?;
+            if out.success() || out.output.contains("not found") {
+                break;
+            }
+            if started.elapsed() >= options.ready_timeout {
+                super::step_ok(options, node, "remove the control-plane taint", &out)?;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = cancel.cancelled() => return Err(CreateError::Cancelled),
+            }
         }
     }
 
@@ -479,13 +569,14 @@ pub(crate) async fn provision(
         message,
     })?;
     // kind creates; apply converges when a rerun finds it installed already.
-    run(
+    run_retrying(
         docker,
         options,
         node,
         "install CNI",
         &[KUBECTL, ADMIN, "apply", "-f", "-"],
         Some(cni.as_bytes()),
+        cancel,
     )
     .await?;
 
@@ -504,13 +595,14 @@ pub(crate) async fn provision(
             .warning("node image has no storage manifest, installing kind's legacy StorageClass");
         config::LEGACY_STORAGE_MANIFEST.to_string()
     };
-    run(
+    run_retrying(
         docker,
         options,
         node,
         "install StorageClass",
         &[KUBECTL, ADMIN, "apply", "-f", "-"],
         Some(storage.as_bytes()),
+        cancel,
     )
     .await?;
 
@@ -551,7 +643,7 @@ mod tests {
     #[test]
     fn container_body_has_kinds_settings() {
         let o = CreateOptions::default();
-        let b = container_body(&o, "kind-control-plane", 40000);
+        let b = container_body(&o, EngineQuirks::default(), "kind-control-plane", 40000);
         let h = b.host_config.unwrap();
         assert_eq!(h.privileged, Some(true));
         assert_eq!(h.cap_add, None);
@@ -562,8 +654,52 @@ mod tests {
             privileges: NodePrivileges::TestOnlyCapabilities(vec!["SYS_ADMIN".into()]),
             ..CreateOptions::default()
         };
-        let h = container_body(&o, "n", 1).host_config.unwrap();
+        let h = container_body(&o, EngineQuirks::default(), "n", 1)
+            .host_config
+            .unwrap();
         assert_eq!(h.privileged, Some(false));
         assert_eq!(h.cap_add, Some(vec!["SYS_ADMIN".to_string()]));
+        assert_eq!(h.userns_mode, None);
+        assert_eq!(h.devices, None);
+        let quirks = EngineQuirks {
+            userns_host: true,
+            dev_mapper: true,
+            dev_fuse: true,
+        };
+        let h = container_body(&o, quirks, "n", 1).host_config.unwrap();
+        assert_eq!(h.userns_mode.as_deref(), Some("host"));
+        assert!(
+            h.binds
+                .unwrap()
+                .contains(&"/dev/mapper:/dev/mapper".to_string())
+        );
+        assert_eq!(
+            h.devices.unwrap()[0].path_on_host.as_deref(),
+            Some("/dev/fuse")
+        );
+    }
+
+    #[test]
+    fn engine_quirks_from_docker_info() {
+        let info = bollard::models::SystemInfo {
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![vec!["Backing Filesystem".into(), "extfs".into()]]),
+            security_options: Some(vec!["name=seccomp,profile=default".into()]),
+            ..Default::default()
+        };
+        assert_eq!(EngineQuirks::from_info(&info), EngineQuirks::default());
+        let info = bollard::models::SystemInfo {
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![vec!["Backing Filesystem".into(), "xfs".into()]]),
+            security_options: Some(vec!["name=userns".into(), "name=rootless".into()]),
+            ..Default::default()
+        };
+        let q = EngineQuirks::from_info(&info);
+        assert!(q.dev_mapper && q.userns_host && q.dev_fuse);
+        let info = bollard::models::SystemInfo {
+            driver: Some("btrfs".into()),
+            ..Default::default()
+        };
+        assert!(EngineQuirks::from_info(&info).dev_mapper);
     }
 }

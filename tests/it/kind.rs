@@ -216,6 +216,11 @@ async fn create_reuse_delete_with_a_working_kubeconfig_and_nothing_left() {
     assert!(storage.contains("kind: StorageClass"));
     let events = recorder.lines();
     assert!(
+        !events.iter().any(|e| e.contains("pulling")),
+        "a present image is not pulled: {events:?}"
+    );
+    assert!(events.iter().any(|e| e.contains("creating network kind")));
+    assert!(
         events
             .iter()
             .any(|e| e.contains("creating node capi-kind-it-life-control-plane"))
@@ -231,6 +236,29 @@ async fn create_reuse_delete_with_a_working_kubeconfig_and_nothing_left() {
     assert!(again.reused);
     assert_eq!(again.api_server_port, created.api_server_port);
     assert_eq!(again.kubeconfig, created.kubeconfig);
+    let kubeadm_log = file(&docker, &node, "/kind/stand-in/kubeadm.log").await;
+    assert_eq!(kubeadm_log.lines().count(), 1, "{kubeadm_log}");
+
+    // A stopped node (e.g. after a host reboot with the engine not restarting it) is started
+    // again, waits for a fresh boot line, and is reused.
+    docker
+        .stop_container(
+            &node,
+            None::<bollard::query_parameters::StopContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let restarted = kind::create(&opts, &capi_manage::observe::Silent, &cancel)
+        .await
+        .expect("reuse a stopped node");
+    assert!(restarted.reused);
+    let state = docker
+        .inspect_container(&node, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .state
+        .unwrap();
+    assert_eq!(state.running, Some(true));
     let kubeadm_log = file(&docker, &node, "/kind/stand-in/kubeadm.log").await;
     assert_eq!(kubeadm_log.lines().count(), 1, "{kubeadm_log}");
 
@@ -655,6 +683,30 @@ async fn image_archive_load_streams_a_docker_save_tarball_into_ctr() {
     kind::delete(&delete_options(name), &capi_manage::observe::Silent)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_create_stops_before_making_anything() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let name = "capi-kind-it-cancel";
+    let _cleanup_name = clean(name).await;
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = kind::create(
+        &options(name, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CreateError::Cancelled), "{err:?}");
+    assert!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name)
+            .await
+            .is_empty()
+    );
 }
 
 fn one_line(e: &impl std::fmt::Display) -> String {
