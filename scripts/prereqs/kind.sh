@@ -19,7 +19,9 @@ answers() {
 
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx nc || missing+=(busybox-static)
+# The stand-in node image needs the static busybox (Debian's plain `busybox` is dynamically linked).
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
+	missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
@@ -29,6 +31,13 @@ fi
 if answers; then
 	echo "dockerd: already answering on $sock"
 	exit 0
+fi
+
+# A dockerd that died (or a machine handed over with its state) leaves a pid file that stops a
+# new one from starting.
+pidfile=/var/run/docker.pid
+if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	rm -f "$pidfile"
 fi
 
 # Start dockerd detached from this shell so it outlives the script (and CI's step).

@@ -168,7 +168,7 @@ pub enum CreateError {
     },
     /// The node image is missing and could not be pulled.
     #[error(
-        "cannot pull node image {image} after {attempts} attempts (air-gapped? `docker load` it first)"
+        "cannot pull node image {image} after {attempts} attempts (air-gapped? `docker load` the image and name it by tag with --kind-image)"
     )]
     Pull {
         /// The image.

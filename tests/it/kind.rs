@@ -685,6 +685,50 @@ async fn image_archive_load_streams_a_docker_save_tarball_into_ctr() {
         .unwrap();
 }
 
+/// A missing image is pulled with retries; here from a registry address on loopback where
+/// nothing listens, so every attempt fails fast and the error names the image and the count.
+#[tokio::test]
+async fn a_missing_image_is_pulled_with_retries_then_a_one_line_error() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let name = "capi-kind-it-pull";
+    let _cleanup_name = clean(name).await;
+    let image = format!(
+        "127.0.0.1:{}/kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
+        free_port()
+    );
+    let mut opts = options(name, &image);
+    opts.pull_attempts = 2;
+    let recorder = Recorder::default();
+    let err = kind::create(&opts, &recorder, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    let CreateError::Pull { attempts, .. } = &err else {
+        panic!("expected a pull error, got {err:?}");
+    };
+    assert_eq!(*attempts, 2);
+    assert_eq!(
+        one_line(&err),
+        format!(
+            "cannot pull node image {image} after 2 attempts (air-gapped? `docker load` the image and name it by tag with --kind-image)"
+        )
+    );
+    let events = recorder.lines();
+    assert!(
+        events.iter().any(|e| e.ends_with("(attempt 1/2)")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.ends_with("(attempt 2/2)")),
+        "{events:?}"
+    );
+    assert!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name)
+            .await
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn a_cancelled_create_stops_before_making_anything() {
     let _serial = SERIAL.lock().await;

@@ -308,6 +308,13 @@ pub async fn build_stand_in(docker: &Docker, s: &StandIn) -> StandInImage {
         busybox.is_file(),
         "missing /bin/busybox (busybox-static): run `sudo scripts/prereqs/kind.sh`"
     );
+    let bytes = std::fs::read(busybox).unwrap();
+    assert!(
+        !bytes
+            .windows(11)
+            .any(|w| w == b"/lib64/ld-l" || w == b"/lib/ld-lin"),
+        "/bin/busybox is dynamically linked (Debian's `busybox`), the stand-in image needs busybox-static: run `sudo scripts/prereqs/kind.sh`"
+    );
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     let write = |rel: &str, body: &[u8], mode: u32| {
@@ -317,7 +324,7 @@ pub async fn build_stand_in(docker: &Docker, s: &StandIn) -> StandInImage {
         std::fs::write(&p, body).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     };
-    write("bin/busybox", &std::fs::read(busybox).unwrap(), 0o755);
+    write("bin/busybox", &bytes, 0o755);
     for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
     }
