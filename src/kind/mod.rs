@@ -185,6 +185,9 @@ pub enum CreateError {
         /// The port.
         port: u16,
     },
+    /// No port could be had on 127.0.0.1 for the API server.
+    #[error("no free port on 127.0.0.1 for the API server: choose one explicitly")]
+    NoFreePort(#[source] std::io::Error),
     /// A container of that name exists but is not this cluster's kind node.
     #[error(
         "a container named {container} exists but is not the kind node of cluster {cluster}: remove it or choose another cluster name"
@@ -645,12 +648,10 @@ fn validate_name(name: &str) -> Result<(), CreateError> {
 
 /// A free port on 127.0.0.1, found as kind finds it: bind port 0 and release it.
 fn free_port() -> Result<u16, CreateError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| DockerError::NotRunning {
-            host: "127.0.0.1".into(),
-            source,
-        })?;
-    Ok(listener.local_addr().map(|a| a.port()).unwrap_or(0))
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(CreateError::NoFreePort)
 }
 
 async fn cancellable<T>(

@@ -114,9 +114,12 @@ fn message(e: &DockerError) -> &str {
     e.server_error().map_or("", |(_, m)| m)
 }
 
+/// The host cannot do IPv6 on bridges (kind's check, plus the wording of newer engines when IPv6
+/// is disabled in the kernel).
 fn is_ipv6_unavailable(e: &DockerError) -> bool {
     let m = message(e);
-    m.starts_with("Cannot read IPv6 setup for bridge") || m.contains("IPv6")
+    m.starts_with("Cannot read IPv6 setup for bridge")
+        || (m.contains("IPv6") && (m.contains("disabled") || m.contains("not supported")))
 }
 
 fn is_pool_overlap(e: &DockerError) -> bool {

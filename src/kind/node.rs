@@ -75,18 +75,47 @@ pub(crate) async fn ensure_image(
             .from_image(image)
             .build();
         let mut stream = docker.create_image(Some(request), None, None);
-        let mut layers: HashMap<String, (u64, u64)> = HashMap::new();
+        // Per layer: bytes downloaded, bytes in all, done.
+        let mut layers: HashMap<String, (u64, u64, bool)> = HashMap::new();
         let mut failed = None;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let (Some(id), Some(detail)) = (info.id, info.progress_detail)
+                    let status = info.status.unwrap_or_default();
+                    // Layer lines carry the layer id; others (e.g. "Pulling from ...") do not
+                    // use one of these statuses.
+                    const LAYER: [&str; 8] = [
+                        "Pulling fs layer",
+                        "Waiting",
+                        "Downloading",
+                        "Verifying Checksum",
+                        "Download complete",
+                        "Extracting",
+                        "Pull complete",
+                        "Already exists",
+                    ];
+                    let Some(id) = info.id.filter(|_| LAYER.contains(&status.as_str())) else {
+                        continue;
+                    };
+                    let layer = layers.entry(id).or_default();
+                    if status == "Downloading"
+                        && let Some(detail) = info.progress_detail
                         && let (Some(cur), Some(total)) = (detail.current, detail.total)
+                        && total > 0
                     {
-                        layers.insert(id, (cur.max(0) as u64, total.max(0) as u64));
+                        layer.0 = cur.max(0) as u64;
+                        layer.1 = total as u64;
                         let done: u64 = layers.values().map(|v| v.0).sum();
                         let total: u64 = layers.values().map(|v| v.1).sum();
-                        observer.progress("node image bytes pulled", done, Some(total));
+                        observer.progress("node image bytes downloaded", done, Some(total));
+                    } else if status == "Pull complete" || status == "Already exists" {
+                        layer.2 = true;
+                        let done = layers.values().filter(|v| v.2).count() as u64;
+                        observer.progress(
+                            "node image layers pulled",
+                            done,
+                            Some(layers.len() as u64),
+                        );
                     }
                 }
                 Err(e) => {

@@ -685,6 +685,106 @@ async fn image_archive_load_streams_a_docker_save_tarball_into_ctr() {
         .unwrap();
 }
 
+/// A missing image is pulled, by digest, with progress, then runs; present images are not pulled
+/// again. The registry is a small one on loopback (tests/support/docker.rs).
+#[tokio::test]
+async fn a_missing_image_is_pulled_by_digest_with_progress() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let name = "capi-kind-it-pulled";
+    let _cleanup_name = clean(name).await;
+    sd::remove_loopback_registry_images(&docker).await;
+    let registry = sd::Registry::serve(&docker, &stand_in.image, "kindest/node", "v1.35.0").await;
+    // Only the registry has the layer now, so it is really downloaded.
+    docker
+        .remove_image(
+            &stand_in.image,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let image = format!(
+        "{}/kindest/node:v1.35.0@{}",
+        registry.addr, registry.manifest_digest
+    );
+    let recorder = Recorder::default();
+    let created = kind::create(&options(name, &image), &recorder, &CancellationToken::new())
+        .await
+        .expect("create with a pulled image");
+    let events = recorder.lines();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("pulling node image") && e.ends_with("(attempt 1/4)")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e == "node image layers pulled: 1/1"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("node image bytes downloaded: ")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("pulled ")),
+        "{events:?}"
+    );
+    let blob_gets = registry.blob_gets.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(blob_gets >= 1);
+    let c = docker
+        .inspect_container(&created.node, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    assert_eq!(c.config.unwrap().image.as_deref(), Some(image.as_str()));
+    let pulled = docker
+        .inspect_image(&image)
+        .await
+        .expect("the pinned image is present");
+    assert!(
+        pulled
+            .repo_digests
+            .unwrap_or_default()
+            .iter()
+            .any(|d| d.ends_with(&registry.manifest_digest))
+    );
+    // Present now: a second cluster from the same image does not pull again.
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    let recorder = Recorder::default();
+    kind::create(&options(name, &image), &recorder, &CancellationToken::new())
+        .await
+        .expect("create again");
+    assert!(!recorder.lines().iter().any(|e| e.contains("pulling")));
+    assert_eq!(
+        registry.blob_gets.load(std::sync::atomic::Ordering::SeqCst),
+        blob_gets
+    );
+    kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    let _ = docker
+        .remove_image(
+            &image,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        )
+        .await;
+}
+
 /// A missing image is pulled with retries; here from a registry address on loopback where
 /// nothing listens, so every attempt fails fast and the error names the image and the count.
 #[tokio::test]

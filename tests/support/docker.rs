@@ -513,3 +513,196 @@ pub async fn containers_labelled(docker: &Docker, key: &str, value: &str) -> Vec
         .flat_map(|c| c.names.unwrap_or_default())
         .collect()
 }
+
+/// A read-only Docker registry (HTTP API v2) on 127.0.0.1 serving one image, so that pulls by
+/// digest run for real without leaving the machine. The image is taken from the engine with
+/// `docker save`, its single layer gzipped as registries serve it.
+pub struct Registry {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The manifest's digest (`sha256:...`): pin the image with it.
+    pub manifest_digest: String,
+    /// Blob downloads served so far.
+    pub blob_gets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Removes images pulled from loopback registries by earlier runs of the pull test.
+pub async fn remove_loopback_registry_images(docker: &Docker) {
+    let images = docker
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .expect("list images");
+    for image in images {
+        let names = image.repo_tags.iter().chain(image.repo_digests.iter());
+        if names.into_iter().any(|n| n.starts_with("127.0.0.1:")) {
+            let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                .force(true)
+                .build();
+            let _ = docker.remove_image(&image.id, Some(options), None).await;
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Registry {
+    /// Serves `image` (present in the engine) as `<repo>:<tag>` and by its manifest digest.
+    pub async fn serve(docker: &Docker, image: &str, repo: &str, tag: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saved = Vec::new();
+        let mut stream = docker.export_image(image);
+        while let Some(chunk) = stream.next().await {
+            saved.extend_from_slice(&chunk.expect("docker save"));
+        }
+        let archive = dir.path().join("image.tar");
+        std::fs::write(&archive, &saved).unwrap();
+        let untar = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(untar.success());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap())
+                .unwrap();
+        let config =
+            std::fs::read(dir.path().join(manifest[0]["Config"].as_str().unwrap())).unwrap();
+        let layers = manifest[0]["Layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1, "the stand-in image has one layer");
+        let layer_path = dir.path().join(layers[0].as_str().unwrap());
+        let gz = std::process::Command::new("gzip")
+            .args(["-c", "-n"])
+            .arg(&layer_path)
+            .output()
+            .unwrap();
+        assert!(gz.status.success());
+        let layer = gz.stdout;
+        let config_digest = format!("sha256:{}", sha256_hex(&config));
+        let layer_digest = format!("sha256:{}", sha256_hex(&layer));
+        let manifest_json = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": config.len(),
+                "digest": config_digest,
+            },
+            "layers": [{
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": layer.len(),
+                "digest": layer_digest,
+            }],
+        }))
+        .unwrap();
+        let manifest_digest = format!("sha256:{}", sha256_hex(&manifest_json));
+        let mut blobs = HashMap::new();
+        blobs.insert(config_digest, config);
+        blobs.insert(layer_digest, layer);
+        let blobs = std::sync::Arc::new(blobs);
+        let manifest_json = std::sync::Arc::new(manifest_json);
+        let blob_gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (repo, tag, digest) = (repo.to_string(), tag.to_string(), manifest_digest.clone());
+        let counter = blob_gets.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (blobs, manifest_json, counter) =
+                    (blobs.clone(), manifest_json.clone(), counter.clone());
+                let (repo, tag, digest) = (repo.clone(), tag.clone(), digest.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(conn, &repo, &tag, &digest, &manifest_json, &blobs, &counter)
+                        .await;
+                });
+            }
+        });
+        Registry {
+            addr,
+            manifest_digest,
+            blob_gets,
+            task,
+        }
+    }
+}
+
+async fn serve_one(
+    mut conn: tokio::net::TcpStream,
+    repo: &str,
+    tag: &str,
+    digest: &str,
+    manifest: &[u8],
+    blobs: &HashMap<String, Vec<u8>>,
+    blob_gets: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        // The engine tries TLS first; refuse it so that it falls back to plain HTTP at once.
+        if head.is_empty() && buf[0] == 0x16 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let method = first.next().unwrap_or("");
+    let path = first.next().unwrap_or("");
+    let manifests = format!("/v2/{repo}/manifests/");
+    let blobs_prefix = format!("/v2/{repo}/blobs/");
+    let (status, content_type, body, extra): (&str, &str, &[u8], String) = if path == "/v2/" {
+        ("200 OK", "application/json", b"{}", String::new())
+    } else if let Some(reference) = path.strip_prefix(&manifests) {
+        if reference == tag || reference == digest {
+            (
+                "200 OK",
+                "application/vnd.docker.distribution.manifest.v2+json",
+                manifest,
+                format!("Docker-Content-Digest: {digest}\r\n"),
+            )
+        } else {
+            ("404 Not Found", "application/json", b"{}", String::new())
+        }
+    } else if let Some(blob) = path.strip_prefix(&blobs_prefix).and_then(|d| blobs.get(d)) {
+        if method == "GET" {
+            blob_gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        (
+            "200 OK",
+            "application/octet-stream",
+            blob.as_slice(),
+            String::new(),
+        )
+    } else {
+        ("404 Not Found", "application/json", b"{}", String::new())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nDocker-Distribution-API-Version: registry/2.0\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(response.as_bytes()).await?;
+    if method != "HEAD" {
+        conn.write_all(body).await?;
+    }
+    conn.shutdown().await
+}
