@@ -970,8 +970,15 @@ async fn permission_denied_on_the_socket_is_a_one_line_error() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let host = format!("unix://{}", path.display());
 
+    // The test binary may sit under a directory `nobody` cannot enter (CI builds under /root):
+    // run a copy from a directory it can.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("it");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let out = std::process::Command::new(&bin)
         .args([
             "--exact",
             "kind::permission_denied_on_the_socket_is_a_one_line_error",
