@@ -111,8 +111,67 @@ pub struct CreateOptions {
     pub pull_attempts: u32,
     /// Passed to the node's entrypoint as kind passes it (kind reads it from its environment).
     pub containerd_snapshotter: Option<String>,
+    /// Proxy settings passed to the node as kind passes its own environment's (see
+    /// [`ProxyEnv::from_env`]); empty by default.
+    pub proxy: ProxyEnv,
     /// How the node is privileged; leave the default outside tests.
     pub privileges: NodePrivileges,
+}
+
+/// HTTP proxy settings for the node (its containerd pulls through them), as kind forwards
+/// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyEnv {
+    /// `HTTP_PROXY`.
+    pub http_proxy: Option<String>,
+    /// `HTTPS_PROXY`.
+    pub https_proxy: Option<String>,
+    /// `NO_PROXY`, before the cluster's own addresses are added to it.
+    pub no_proxy: Option<String>,
+}
+
+impl ProxyEnv {
+    /// Reads `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` (upper case first, then lower case), as
+    /// kind does.
+    pub fn from_env() -> ProxyEnv {
+        let get = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| std::env::var(name.to_lowercase()).ok())
+                .filter(|v| !v.is_empty())
+        };
+        ProxyEnv {
+            http_proxy: get("HTTP_PROXY"),
+            https_proxy: get("HTTPS_PROXY"),
+            no_proxy: get("NO_PROXY"),
+        }
+    }
+
+    /// The node's environment entries: when a proxy is set, both spellings of each variable,
+    /// with `NO_PROXY` extended as kind extends it (the network's subnets, the node's name and
+    /// the cluster's service domains) so that in-cluster traffic bypasses the proxy.
+    pub(crate) fn node_env(&self, subnets: &[String], node: &str) -> Vec<String> {
+        if self.http_proxy.is_none() && self.https_proxy.is_none() {
+            return Vec::new();
+        }
+        let mut no_proxy: Vec<String> = subnets.to_vec();
+        no_proxy.extend(self.no_proxy.iter().cloned());
+        no_proxy.push(node.to_string());
+        no_proxy.extend([".svc", ".svc.cluster", ".svc.cluster.local"].map(String::from));
+        let no_proxy = no_proxy.join(",");
+        let mut env = Vec::new();
+        for (name, value) in [
+            ("HTTP_PROXY", self.http_proxy.as_deref()),
+            ("HTTPS_PROXY", self.https_proxy.as_deref()),
+            ("NO_PROXY", Some(no_proxy.as_str())),
+        ] {
+            if let Some(v) = value {
+                env.push(format!("{name}={v}"));
+                env.push(format!("{}={v}", name.to_lowercase()));
+            }
+        }
+        env
+    }
 }
 
 impl Default for CreateOptions {
@@ -128,6 +187,7 @@ impl Default for CreateOptions {
             ready_timeout: Duration::from_secs(300),
             pull_attempts: 4,
             containerd_snapshotter: None,
+            proxy: ProxyEnv::default(),
             privileges: NodePrivileges::Privileged,
         }
     }
@@ -305,6 +365,14 @@ pub async fn create(
                 });
             }
             observer.action(format!("reusing kind cluster {}", options.name));
+            if info.image.as_deref() != Some(options.image.as_str()) {
+                observer.warning(format!(
+                    "cluster {} runs image {}, not {}: delete it to change the image",
+                    options.name,
+                    info.image.as_deref().unwrap_or("(unknown)"),
+                    options.image
+                ));
+            }
             if !info.running {
                 observer.action(format!("starting node {node}"));
                 let since = unix_now();
@@ -717,6 +785,26 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "no kindest/node image is pinned for Kubernetes 1.19.1: choose one of 1.35.0, 1.34.0, 1.33.4, 1.32.8, 1.31.12, or name an image explicitly (--kind-image)"
+        );
+    }
+
+    #[test]
+    fn proxy_env_is_forwarded_with_no_proxy_extended() {
+        assert!(ProxyEnv::default().node_env(&[], "n").is_empty());
+        let p = ProxyEnv {
+            http_proxy: Some("http://proxy:3128".into()),
+            https_proxy: None,
+            no_proxy: Some("internal.example".into()),
+        };
+        let env = p.node_env(&["172.18.0.0/16".into()], "kind-control-plane");
+        assert_eq!(
+            env,
+            [
+                "HTTP_PROXY=http://proxy:3128",
+                "http_proxy=http://proxy:3128",
+                "NO_PROXY=172.18.0.0/16,internal.example,kind-control-plane,.svc,.svc.cluster,.svc.cluster.local",
+                "no_proxy=172.18.0.0/16,internal.example,kind-control-plane,.svc,.svc.cluster,.svc.cluster.local",
+            ]
         );
     }
 

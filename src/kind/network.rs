@@ -180,6 +180,20 @@ pub(crate) async fn ensure(docker: &Docker, observer: &dyn Observer) -> Result<(
     Err(last.expect("the loop ran"))
 }
 
+/// The subnets of the `kind` network (for `NO_PROXY`).
+pub(crate) async fn subnets(docker: &Docker) -> Result<Vec<String>, DockerError> {
+    let n = docker
+        .inspect_network(NETWORK_NAME, None::<InspectNetworkOptions>)
+        .await
+        .map_err(DockerError::api(format!("inspect network {NETWORK_NAME}")))?;
+    Ok(n.ipam
+        .and_then(|i| i.config)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.subnet)
+        .collect())
+}
+
 /// Removes the `kind` network when no container is attached to it; says whether it did.
 pub(crate) async fn remove_if_unused(docker: &Docker) -> Result<bool, DockerError> {
     let mut removed = false;

@@ -25,6 +25,7 @@ use crate::observe::{Observer, ObserverExt};
 pub(crate) struct Found {
     pub cluster: Option<String>,
     pub running: bool,
+    pub image: Option<String>,
 }
 
 pub(crate) async fn find(docker: &Docker, name: &str) -> Result<Option<Found>, DockerError> {
@@ -33,6 +34,7 @@ pub(crate) async fn find(docker: &Docker, name: &str) -> Result<Option<Found>, D
         .await
     {
         Ok(c) => Ok(Some(Found {
+            image: c.config.as_ref().and_then(|c| c.image.clone()),
             cluster: c
                 .config
                 .and_then(|c| c.labels)
@@ -177,6 +179,7 @@ impl EngineQuirks {
 pub(crate) fn container_body(
     options: &CreateOptions,
     quirks: EngineQuirks,
+    subnets: &[String],
     node: &str,
     host_port: u16,
 ) -> ContainerCreateBody {
@@ -189,6 +192,7 @@ pub(crate) fn container_body(
     if let Some(s) = &options.containerd_snapshotter {
         env.push(format!("KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER={s}"));
     }
+    env.extend(options.proxy.node_env(subnets, node));
     env.push("KUBECONFIG=/etc/kubernetes/admin.conf".to_string());
     let port_key = format!("{API_SERVER_PORT}/tcp");
     let mut tmpfs = HashMap::new();
@@ -268,7 +272,14 @@ pub(crate) async fn create_and_start(
         .info()
         .await
         .map_err(DockerError::api("read the engine's info"))?;
-    let body = container_body(options, EngineQuirks::from_info(&info), node, host_port);
+    let subnets = super::network::subnets(docker).await?;
+    let body = container_body(
+        options,
+        EngineQuirks::from_info(&info),
+        &subnets,
+        node,
+        host_port,
+    );
     let create = CreateContainerOptionsBuilder::default().name(node).build();
     docker
         .create_container(Some(create), body)
@@ -672,7 +683,13 @@ mod tests {
     #[test]
     fn container_body_has_kinds_settings() {
         let o = CreateOptions::default();
-        let b = container_body(&o, EngineQuirks::default(), "kind-control-plane", 40000);
+        let b = container_body(
+            &o,
+            EngineQuirks::default(),
+            &[],
+            "kind-control-plane",
+            40000,
+        );
         let h = b.host_config.unwrap();
         assert_eq!(h.privileged, Some(true));
         assert_eq!(h.cap_add, None);
@@ -683,7 +700,7 @@ mod tests {
             privileges: NodePrivileges::TestOnlyCapabilities(vec!["SYS_ADMIN".into()]),
             ..CreateOptions::default()
         };
-        let h = container_body(&o, EngineQuirks::default(), "n", 1)
+        let h = container_body(&o, EngineQuirks::default(), &[], "n", 1)
             .host_config
             .unwrap();
         assert_eq!(h.privileged, Some(false));
@@ -695,7 +712,7 @@ mod tests {
             dev_mapper: true,
             dev_fuse: true,
         };
-        let h = container_body(&o, quirks, "n", 1).host_config.unwrap();
+        let h = container_body(&o, quirks, &[], "n", 1).host_config.unwrap();
         assert_eq!(h.userns_mode.as_deref(), Some("host"));
         assert!(
             h.binds

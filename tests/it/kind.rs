@@ -309,6 +309,11 @@ async fn node_container_and_network_have_kinds_settings() {
     let _cleanup_name = clean(name).await;
     let mut opts = options(name, &stand_in.image);
     opts.containerd_snapshotter = Some("native".into());
+    opts.proxy = kind::ProxyEnv {
+        http_proxy: Some("http://proxy.invalid:3128".into()),
+        https_proxy: Some("http://proxy.invalid:3128".into()),
+        no_proxy: Some("internal.invalid".into()),
+    };
     let created = kind::create(
         &opts,
         &capi_manage::observe::Silent,
@@ -347,6 +352,16 @@ async fn node_container_and_network_have_kinds_settings() {
     let env = config.env.clone().unwrap();
     assert!(env.contains(&"KUBECONFIG=/etc/kubernetes/admin.conf".to_string()));
     assert!(env.contains(&"KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER=native".to_string()));
+    // HTTP(S)_PROXY and NO_PROXY in both spellings, NO_PROXY extended with the network's
+    // subnets, the node and the service domains.
+    assert!(env.contains(&"HTTPS_PROXY=http://proxy.invalid:3128".to_string()));
+    assert!(env.contains(&"http_proxy=http://proxy.invalid:3128".to_string()));
+    let no_proxy = env
+        .iter()
+        .find_map(|e| e.strip_prefix("NO_PROXY="))
+        .expect("NO_PROXY");
+    assert!(no_proxy.contains("fc00:f853:ccd:e793::/64"), "{no_proxy}");
+    assert!(no_proxy.contains("internal.invalid,capi-kind-it-settings-control-plane,.svc,.svc.cluster,.svc.cluster.local"), "{no_proxy}");
     // --privileged is replaced, in tests only, by explicit capabilities
     assert_eq!(host.privileged, Some(false));
     assert_eq!(host.cap_add, Some(sd::test_capabilities()));
