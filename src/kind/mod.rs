@@ -288,7 +288,7 @@ pub enum CreateError {
     },
     /// A step inside the node failed. The cluster is kept for debugging.
     #[error(
-        "{step} failed in node {container} (exit code {exit_code}); the cluster is kept for debugging, delete it with `kind delete cluster --name {cluster}`; last output:\n{tail}"
+        "{step} failed in node {container} (exit code {exit_code}); the cluster is kept for debugging (a rerun continues from it; delete it with `docker rm -f -v {container}` or `kind delete cluster --name {cluster}`); last output:\n{tail}"
     )]
     Step {
         /// The step, e.g. `kubeadm init`.
@@ -304,7 +304,7 @@ pub enum CreateError {
     },
     /// The node did not become Ready in time. The cluster is kept.
     #[error(
-        "node {container} not Ready after {timeout:?}; the cluster is kept for debugging, delete it with `kind delete cluster --name {cluster}`"
+        "node {container} not Ready after {timeout:?}; the cluster is kept for debugging (a rerun continues from it; delete it with `docker rm -f -v {container}` or `kind delete cluster --name {cluster}`)"
     )]
     NotReady {
         /// The node.

@@ -647,6 +647,7 @@ pub(crate) async fn provision(
     .await?;
 
     let started = Instant::now();
+    let mut polls: u32 = 0;
     loop {
         if node_ready(docker, node).await? {
             observer.success(format!("node {node} Ready"), Some(started.elapsed()));
@@ -659,7 +660,11 @@ pub(crate) async fn provision(
                 timeout: options.ready_timeout,
             });
         }
-        observer.waiting(format!("node {node} Ready"), None);
+        // Say so now and then, not on every poll.
+        if polls % 10 == 0 {
+            observer.waiting(format!("node {node} Ready"), None);
+        }
+        polls += 1;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = cancel.cancelled() => return Err(CreateError::Cancelled),

@@ -534,7 +534,7 @@ async fn kubeadm_failure_reports_its_tail_keeps_the_cluster_and_a_rerun_reuses_i
         "{message}"
     );
     assert!(
-        message.contains("kind delete cluster --name capi-kind-it-kubeadm"),
+        message.contains("docker rm -f -v capi-kind-it-kubeadm-control-plane"),
         "{message}"
     );
 
@@ -564,6 +564,46 @@ async fn kubeadm_failure_reports_its_tail_keeps_the_cluster_and_a_rerun_reuses_i
     kind::delete(&delete_options(name), &capi_manage::observe::Silent)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_node_that_never_gets_ready_times_out_and_is_kept() {
+    let _serial = SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            never_ready: true,
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let name = "capi-kind-it-notready";
+    let _cleanup_name = clean(name).await;
+    let mut opts = options(name, &stand_in.image);
+    opts.ready_timeout = Duration::from_secs(2);
+    let recorder = Recorder::default();
+    let err = kind::create(&opts, &recorder, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CreateError::NotReady { .. }), "{err:?}");
+    assert_eq!(
+        one_line(&err),
+        "node capi-kind-it-notready-control-plane not Ready after 2s; the cluster is kept for debugging (a rerun continues from it; delete it with `docker rm -f -v capi-kind-it-notready-control-plane` or `kind delete cluster --name capi-kind-it-notready`)"
+    );
+    let waits = recorder
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("waiting for node capi-kind-it-notready-control-plane Ready"))
+        .count();
+    assert!(
+        (1..=2).contains(&waits),
+        "waiting reported now and then: {waits}"
+    );
+    assert_eq!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name).await,
+        ["/capi-kind-it-notready-control-plane"]
+    );
 }
 
 #[tokio::test]

@@ -71,6 +71,8 @@ pub struct StandIn {
     pub kube_version: String,
     /// `kubeadm init` fails once (output 40 numbered lines and an error), then works.
     pub kubeadm_fails_once: bool,
+    /// The node never reports Ready.
+    pub never_ready: bool,
     /// The API server the stand-in's admin.conf names: CA PEM and bearer token.
     pub ca_pem: String,
     /// Bearer token in admin.conf.
@@ -82,6 +84,7 @@ impl Default for StandIn {
         StandIn {
             kube_version: "v1.35.0".into(),
             kubeadm_fails_once: false,
+            never_ready: false,
             ca_pem: "-----BEGIN CERTIFICATE-----\nnot a real CA\n-----END CERTIFICATE-----\n"
                 .into(),
             token: "no-api-server".into(),
@@ -200,7 +203,7 @@ case " $* " in
 *" taint nodes --all "*)
   echo "node/$(hostname) untainted" ;;
 *" get nodes "*)
-  if [ -f "$dir/cni-applied" ]; then echo "'True'"; else echo "'False'"; fi ;;
+  if [ -f "$dir/cni-applied" ] && [ ! -f "$dir/never-ready" ]; then echo "'True'"; else echo "'False'"; fi ;;
 *)
   echo "stand-in kubectl: unsupported: $*" >&2; exit 1 ;;
 esac
@@ -354,6 +357,9 @@ pub async fn build_stand_in(docker: &Docker, s: &StandIn) -> StandInImage {
     write("kind/stand-in/token", s.token.as_bytes(), 0o600);
     if s.kubeadm_fails_once {
         write("kind/stand-in/fail-once", b"", 0o644);
+    }
+    if s.never_ready {
+        write("kind/stand-in/never-ready", b"", 0o644);
     }
     for dir in [
         "etc",
