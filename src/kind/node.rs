@@ -661,7 +661,7 @@ pub(crate) async fn provision(
             });
         }
         // Say so now and then, not on every poll.
-        if polls % 10 == 0 {
+        if polls.is_multiple_of(10) {
             observer.waiting(format!("node {node} Ready"), None);
         }
         polls += 1;
