@@ -394,12 +394,21 @@ pub async fn create(
         None => {
             cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
             cancellable(cancel, network::ensure(&docker, observer)).await??;
-            let port = match options.api_server_port {
-                Some(p) => p,
-                None => free_port()?,
-            };
             observer.action(format!("creating node {node}"));
-            node::create_and_start(&docker, options, &node, port).await?;
+            match options.api_server_port {
+                Some(port) => node::create_and_start(&docker, options, &node, port).await?,
+                // A port found free can be taken before the engine binds it: try another.
+                None => {
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        match node::create_and_start(&docker, options, &node, free_port()?).await {
+                            Err(CreateError::PortInUse { .. }) if attempts < 3 => continue,
+                            other => break other?,
+                        }
+                    }
+                }
+            }
             node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel).await?;
         }
     }
