@@ -5,8 +5,14 @@
 //! `kubeadm init` inside it, CNI and storage installed, node Ready — and returns a kubeconfig for
 //! the host. [`delete`] removes it with its volumes (and the network when nothing else uses it);
 //! [`load_image_archive`] streams a `docker save` tarball into the node's containerd, as
-//! `kind load image-archive` does. Clusters made here are kind clusters: `kind get clusters`,
-//! `kind delete cluster` and `kind export kubeconfig` work on them, and the other way round.
+//! `kind load image-archive` does. Clusters made here carry kind's container names, labels,
+//! network and files, so kind's own commands (`kind get clusters`, `kind delete cluster`) see
+//! them, and a cluster kind made is reused here.
+//!
+//! Deliberate differences from kind: the CNI manifest is applied rather than created (so a rerun
+//! after a failure converges), a failed `kubeadm init` is reset and retried on the next run
+//! instead of failing for good, and only single-node IPv4 clusters with kind's default subnets
+//! are made (what the bootstrap needs).
 
 mod config;
 mod docker;
