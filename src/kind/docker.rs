@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::UploadToContainerOptionsBuilder;
+use bollard::query_parameters::{InspectContainerOptions, UploadToContainerOptionsBuilder};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -228,6 +228,15 @@ pub(crate) async fn exec_streaming<R: AsyncRead + Unpin>(
     cancel: &CancellationToken,
 ) -> Result<ExecOutput, DockerError> {
     let what = || format!("run `{}` in {container}", cmd.join(" "));
+    // kind runs every command in a node with `docker exec --privileged`; a node that is not
+    // privileged itself (the test-only setting) cannot grant that, so follow the node.
+    let privileged = docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .map_err(DockerError::api(what()))?
+        .host_config
+        .and_then(|h| h.privileged)
+        .unwrap_or(false);
     let created = docker
         .create_exec(
             container,
@@ -236,6 +245,7 @@ pub(crate) async fn exec_streaming<R: AsyncRead + Unpin>(
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 cmd: Some(cmd.to_vec()),
+                privileged: Some(privileged),
                 ..Default::default()
             },
         )

@@ -740,6 +740,63 @@ async fn image_archive_load_streams_a_docker_save_tarball_into_ctr() {
         .unwrap();
 }
 
+/// The real kind (built from its Go module by scripts/test-binaries) as the peer: it finds our
+/// cluster and its node by kind's labels, and deletes it.
+#[tokio::test]
+async fn kind_itself_lists_and_deletes_our_cluster() {
+    let _serial = SERIAL.lock().await;
+    let kind_bin = crate::support::test_bin("kind");
+    let docker = sd::engine().await;
+    let stand_in = sd::build_stand_in(&docker, &StandIn::default()).await;
+    let name = "capi-kind-it-peer";
+    let _cleanup_name = clean(name).await;
+    let created = kind::create(
+        &options(name, &stand_in.image),
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("create");
+    // kind edits $KUBECONFIG on delete: give it a scratch file, never the user's.
+    let scratch = tempfile::tempdir().unwrap();
+    let run_kind = |args: &[&str]| {
+        let out = std::process::Command::new(&kind_bin)
+            .args(args)
+            .env("KUBECONFIG", scratch.path().join("config"))
+            .env("DOCKER_HOST", sd::docker_host())
+            .output()
+            .expect("run kind");
+        assert!(
+            out.status.success(),
+            "kind {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let clusters = run_kind(&["get", "clusters"]);
+    assert!(clusters.lines().any(|l| l == name), "{clusters}");
+    let nodes = run_kind(&["get", "nodes", "--name", name]);
+    assert_eq!(nodes.trim(), created.node);
+
+    // `kind get kubeconfig` and `kind load` run `docker exec --privileged` in the node, which
+    // this host refuses like `--privileged` itself; what they do is compared field by field in
+    // the other tests (admin.conf rewrite, the ctr command line).
+
+    run_kind(&["delete", "cluster", "--name", name]);
+    assert!(
+        sd::containers_labelled(&docker, kind::CLUSTER_LABEL, name)
+            .await
+            .is_empty()
+    );
+    // kind keeps the network; ours removes it when unused.
+    let deleted = kind::delete(&delete_options(name), &capi_manage::observe::Silent)
+        .await
+        .unwrap();
+    assert!(deleted.containers.is_empty());
+    assert!(deleted.network_removed);
+}
+
 /// A missing image is pulled, by digest, with progress, then runs; present images are not pulled
 /// again. The registry is a small one on loopback (tests/support/docker.rs).
 #[tokio::test]
