@@ -9,10 +9,12 @@
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
-//! - [`capi`]: Cluster API object graphs and move order.
+//! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
+//! - [`capi`]: Cluster API object graphs, move order and the mover.
 #![deny(missing_docs)]
 
 pub mod capi;
+pub mod kind;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod docker;
 mod process;
 
 #[allow(unused_imports)]
