@@ -54,7 +54,7 @@ pub enum Error {
         side: &'static str,
         /// Why.
         #[source]
-        source: crate::kube::Error,
+        source: Box<crate::kube::Error>,
     },
     /// The target lacks kinds that objects to move need (providers not installed).
     #[error("the target cluster does not serve {}: install the same providers there first", .missing.join(", "))]

@@ -414,3 +414,51 @@ async fn preflight_refuses_a_target_without_the_providers() {
     let c = api(&src, CAPI, "Cluster").await.get("demo").await.unwrap();
     assert!(c.data["spec"].get("paused").is_none());
 }
+
+#[tokio::test]
+async fn cli_dry_run_prints_the_plan_and_changes_nothing() {
+    let (cp, src) = management_cluster().await;
+    demo_graph(&src).await;
+    let out = tokio::task::spawn_blocking({
+        let kc = cp.kubeconfig_path().to_path_buf();
+        move || {
+            crate::support::capi_manage()
+                .args(["move", "--dry-run", "--from-kubeconfig"])
+                .arg(kc)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("would move")
+            && l.contains("group 1")
+            && l.ends_with("Cluster capi-self/demo")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(
+            |l| l.contains("OpenStackMachine capi-self/demo-md-0-abcde-x1")
+                && l.contains("group 5")
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "owner reference to SealedSecret capi-self/demo-cloud-credentials (not moved)"
+        ),
+        "{stdout}"
+    );
+    let c = api(&src, CAPI, "Cluster").await.get("demo").await.unwrap();
+    assert!(
+        c.data["spec"].get("paused").is_none(),
+        "dry run paused nothing"
+    );
+}
