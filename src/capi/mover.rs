@@ -272,10 +272,14 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
     }
     let mut out = Vec::new();
     for gvk in gvks {
-        if let Some(resource) = discovery
-            .resolve(&gvk)
-            .await
-            .map_err(|source| Error::Discovery { side, source })?
+        if let Some(resource) =
+            discovery
+                .resolve(&gvk)
+                .await
+                .map_err(|source| Error::Discovery {
+                    side,
+                    source: Box::new(source),
+                })?
         {
             out.push(Kind { resource });
         }
@@ -466,7 +470,7 @@ pub async fn move_objects(
             .await
             .map_err(|source| Error::Discovery {
                 side: "target",
-                source,
+                source: Box::new(source),
             })?
             .is_none()
         {
@@ -582,7 +586,7 @@ async fn pause_source(
         .await
         .map_err(|source| Error::Discovery {
             side: "source",
-            source,
+            source: Box::new(source),
         })?
     {
         let api = api_for(source, &r, ns);
@@ -710,7 +714,7 @@ async fn restore_source(
         .await
         .map_err(|source| Error::Discovery {
             side: "source",
-            source,
+            source: Box::new(source),
         })?
     {
         let api = api_for(source, &r, ns);
