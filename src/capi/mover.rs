@@ -7,6 +7,9 @@
 //! after pausing unpauses and resumes the source. The journal lets a re-run after a crash finish
 //! the job and undo exactly what this tool paused.
 
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -141,6 +141,20 @@ pub enum Error {
     Cancelled,
 }
 
+fn unknown_kinds_message(kinds: &[(Gvk, Origin)]) -> String {
+    let (gvk, origin) = &kinds[0];
+    let more = if kinds.len() > 1 {
+        format!(" (and {} more unknown kinds)", kinds.len() - 1)
+    } else {
+        String::new()
+    };
+    format!(
+        "unknown kind `{}` (apiVersion {}) in {origin}: the server does not serve it and no CRD in the bundle defines it; install its CRD first or fix apiVersion/kind{more}; nothing was applied",
+        gvk.kind,
+        gvk.api_version()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,18 +175,4 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(RequestError::Transport(::kube::Error::ReadEvents(io)).is_transient());
     }
-}
-
-fn unknown_kinds_message(kinds: &[(Gvk, Origin)]) -> String {
-    let (gvk, origin) = &kinds[0];
-    let more = if kinds.len() > 1 {
-        format!(" (and {} more unknown kinds)", kinds.len() - 1)
-    } else {
-        String::new()
-    };
-    format!(
-        "unknown kind `{}` (apiVersion {}) in {origin}: the server does not serve it and no CRD in the bundle defines it; install its CRD first or fix apiVersion/kind{more}; nothing was applied",
-        gvk.kind,
-        gvk.api_version()
-    )
 }

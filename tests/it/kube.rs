@@ -191,8 +191,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
         &cancel,
     )
     .await
-    .err()
-    .expect("connect fails");
+    .unwrap_err();
     let line = one_line(&err);
     assert!(
         matches!(
@@ -221,8 +220,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
         &cancel,
     )
     .await
-    .err()
-    .expect("connect fails");
+    .unwrap_err();
     let line = one_line(&err);
     assert!(
         matches!(&err, Error::UnknownKinds { kinds } if kinds[0].0 == Gvk::from_api_version("widgets.example.com/v1", "Gizmo")),
@@ -290,8 +288,7 @@ async fn deployments_on_kwok_become_available_and_impossible_ones_time_out_by_na
         &cancel,
     )
     .await
-    .err()
-    .expect("connect fails");
+    .unwrap_err();
     let line = one_line(&err);
     assert!(matches!(err, Error::Timeout { .. }), "{line}");
     assert!(line.starts_with("timed out after 8s waiting for Deployment apps/unschedulable available: last seen replicas 1 wanted, 0 updated") || line.contains("0 available"), "{line}");
@@ -323,8 +320,7 @@ async fn cancellation_ends_a_wait() {
         &cancel,
     )
     .await
-    .err()
-    .expect("connect fails");
+    .unwrap_err();
     assert!(matches!(err, Error::Cancelled));
     assert!(start.elapsed() < Duration::from_secs(5));
 }
@@ -403,25 +399,27 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
         "the first file's current-context wins, as with kubectl"
     );
 
-    let err = connect(&ClientOptions {
+    let Err(err) = connect(&ClientOptions {
         kubeconfig: Some(cp.kubeconfig_path().to_path_buf()),
         context: Some("nope".into()),
     })
     .await
-    .err()
-    .expect("connect fails");
+    else {
+        panic!("an unknown context fails")
+    };
     let line = one_line(&err);
     assert!(
         line.contains(&cp.kubeconfig_path().display().to_string()) && line.contains("nope"),
         "{line}"
     );
-    let err = connect(&ClientOptions {
+    let Err(err) = connect(&ClientOptions {
         kubeconfig: Some(cp.dir().join("missing")),
         context: None,
     })
     .await
-    .err()
-    .expect("connect fails");
+    else {
+        panic!("a missing kubeconfig fails")
+    };
     assert!(
         one_line(&err).starts_with(&format!(
             "cannot load kubeconfig {}",
