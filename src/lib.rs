@@ -8,9 +8,12 @@
 //! Modules, leaves first:
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
+//! - [`git`]: commit and push without the git CLI (gix, own receive-pack client), deploy keys
+//!   and SSH host keys for Flux.
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
 #![deny(missing_docs)]
 
+pub mod git;
 pub mod kube;
 pub mod manifest;
 pub mod observe;
