@@ -125,12 +125,14 @@ pub(crate) fn write_pack(
     ids: Vec<ObjectId>,
     should_interrupt: &AtomicBool,
 ) -> Result<Pack, gix::Error> {
-    let db = repo
+    let mut db = repo
         .objects
         .clone()
         .into_arc()
         .map_err(gix::error::ErrorExt::raise)?
         .into_inner();
+    // Pack entries are copied by location: packs must stay mapped while we read them.
+    db.prevent_pack_unload();
     let progress = gix::progress::Discard;
     let mut input = ids.into_iter().map(Ok);
     let (counts, _) = output::count::objects_unthreaded(
