@@ -51,7 +51,12 @@ fn main() {
     git_server::fill_large(&work, 100, 99);
     let root = tmp.path().join("srv");
     std::fs::create_dir(&root).unwrap();
-    for name in ["ours-file.git", "git-file.git", "ours-http.git", "git-http.git"] {
+    for name in [
+        "ours-file.git",
+        "git-file.git",
+        "ours-http.git",
+        "git-http.git",
+    ] {
         git_server::bare_repo(&root, name);
     }
     let server = HttpServer::start(&root, None);
@@ -60,7 +65,12 @@ fn main() {
         let options = PushOptions::new(url, "main");
         let started = Instant::now();
         let outcome = runtime
-            .block_on(git::push(&work, &options, &Silent, &CancellationToken::new()))
+            .block_on(git::push(
+                &work,
+                &options,
+                &Silent,
+                &CancellationToken::new(),
+            ))
             .unwrap();
         (started.elapsed(), outcome)
     };
@@ -82,20 +92,25 @@ fn main() {
         assert_eq!(first.objects, 10_002);
         git_push(&work, git_url);
     }
-    let mut results = Vec::new();
-    for (kind, ours_url, git_url) in &targets {
-        let (mut ours_times, mut git_times) = (Vec::new(), Vec::new());
-        let mut pack_bytes = 0;
-        for round in 0..ROUNDS {
-            new_commit(&work, round + if *kind == "http" { 50 } else { 0 });
+    // Each round: one new commit, pushed by both to their own remotes on each transport.
+    let mut times = vec![(Vec::new(), Vec::new(), 0u64); targets.len()];
+    for round in 0..ROUNDS {
+        new_commit(&work, round);
+        for ((_, ours_url, git_url), (ours_times, git_times, pack_bytes)) in
+            targets.iter().zip(times.iter_mut())
+        {
             let (elapsed, outcome) = ours(ours_url);
             assert_eq!(outcome.objects, 4);
-            pack_bytes = outcome.pack_bytes;
+            *pack_bytes = outcome.pack_bytes;
             ours_times.push(elapsed);
             git_times.push(git_push(&work, git_url));
         }
-        results.push((*kind, median(ours_times), median(git_times), pack_bytes));
     }
+    let results: Vec<_> = targets
+        .iter()
+        .zip(times)
+        .map(|((kind, _, _), (o, g, bytes))| (*kind, median(o), median(g), bytes))
+        .collect();
     println!("push of one new commit to a 10,000-object repository, median of {ROUNDS}:");
     for (kind, ours, theirs, pack_bytes) in results {
         println!(

@@ -24,6 +24,8 @@ pub struct Author {
 pub struct CommitOptions {
     /// The files to commit, relative to the repository root (or absolute, inside the work
     /// tree). A listed file that does not exist is removed from the tree. Nothing else changes.
+    /// Files that exist but are ignored by `.gitignore` are committed all the same: the scan,
+    /// not ignore rules, decides what must not be committed.
     pub files: Vec<PathBuf>,
     /// The commit message, e.g. `Bootstrap cluster - prod`.
     pub message: String,
@@ -43,6 +45,11 @@ impl CommitOptions {
             author: None,
         }
     }
+}
+
+/// The default commit message of `capi-manage bootstrap <cluster>`.
+pub fn bootstrap_message(cluster: &str) -> String {
+    format!("Bootstrap cluster - {cluster}")
 }
 
 /// What [`commit()`] did.
@@ -174,7 +181,7 @@ pub fn commit(
         .map_err(fail("read the current tree"))?;
     let mut staged = Vec::new();
     for file in &options.files {
-        let rela = relative_path(&root, repo, file)?;
+        let rela = relative_path(&root, file)?;
         let absolute = root.join(&rela);
         let rela_str = rela
             .components()
@@ -290,18 +297,12 @@ pub fn commit(
     })
 }
 
-fn relative_path(root: &Path, cwd: &Path, file: &Path) -> Result<PathBuf, CommitError> {
+fn relative_path(root: &Path, file: &Path) -> Result<PathBuf, CommitError> {
     let outside = || CommitError::OutsideRepository {
         file: file.to_owned(),
         root: root.to_owned(),
     };
-    let absolute = if file.is_absolute() {
-        file.to_owned()
-    } else if cwd.join(file).starts_with(root) && !cwd.starts_with(root) {
-        cwd.join(file)
-    } else {
-        root.join(file)
-    };
+    let absolute = root.join(file);
     // Compare canonical parents so `/tmp` vs `/private/tmp`-style links do not matter.
     let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
     let parent = absolute.parent().ok_or_else(outside)?;

@@ -20,7 +20,7 @@ mod push;
 mod repo;
 mod scan;
 
-pub use commit::{Author, CommitError, CommitOptions, CommitOutcome, commit};
+pub use commit::{Author, CommitError, CommitOptions, CommitOutcome, bootstrap_message, commit};
 pub use keys::{
     DeployKey, HostKeyScanError, HostKeyScanOptions, HostKeys, KeyError, generate_deploy_key,
     known_hosts_host, scan_host_keys,

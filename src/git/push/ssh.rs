@@ -191,6 +191,8 @@ pub(crate) struct Ssh {
     /// Bytes received after the advertisement (normally none).
     lines: LineBuffer,
     stderr: Vec<u8>,
+    /// Whether our request went out (else `close` ends the session with a flush).
+    sent: bool,
 }
 
 /// The client configuration we use; `key_algorithms` restricts host key algorithms (scan).
@@ -293,6 +295,7 @@ impl Ssh {
             url: url.into(),
             lines: LineBuffer::default(),
             stderr: Vec::new(),
+            sent: false,
         };
         let mut data = Vec::new();
         loop {
@@ -385,6 +388,7 @@ impl Ssh {
             .await
             .map_err(|e| fail(e, &self.url))?;
         self.channel.eof().await.map_err(|e| fail(e, &self.url))?;
+        self.sent = true;
         // Collect the whole response: it is small (report and hook output).
         let mut response = Vec::new();
         loop {
@@ -409,7 +413,11 @@ impl Ssh {
     }
 
     pub(crate) async fn close(self) {
-        let _ = self.channel.eof().await;
+        if !self.sent {
+            // No commands: a flush tells receive-pack to end without updating anything.
+            let _ = self.channel.data(&b"0000"[..]).await;
+            let _ = self.channel.eof().await;
+        }
         let _ = self
             .session
             .disconnect(russh::Disconnect::ByApplication, "", "en")
