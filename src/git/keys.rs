@@ -155,8 +155,9 @@ pub async fn scan_host_keys(
     };
     for algorithm in algorithms {
         let fetched = tokio::select! {
-            r = super::push::ssh::fetch_host_key(&options.host, options.port, algorithm) => r,
+            biased;
             _ = cancel.cancelled() => return Err(HostKeyScanError::Cancelled { host: host_field }),
+            r = super::push::ssh::fetch_host_key(&options.host, options.port, algorithm) => r,
         };
         let key = fetched.map_err(|source| HostKeyScanError::Connect {
             host: host_field.clone(),

@@ -76,10 +76,10 @@ fn scan_manifests(content: &[u8]) -> Option<Violation> {
             return Some(v);
         }
         // `kind: List` and friends.
-        if let Some(items) = value.get("items").and_then(|i| i.as_sequence()) {
-            if let Some(v) = items.iter().find_map(check_object) {
-                return Some(v);
-            }
+        if let Some(items) = value.get("items").and_then(|i| i.as_sequence())
+            && let Some(v) = items.iter().find_map(check_object)
+        {
+            return Some(v);
         }
     }
     None

@@ -102,6 +102,25 @@ async fn push_over_file_url_and_path() {
 }
 
 #[tokio::test]
+async fn cancelled_push_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, _) = repo_with_our_commit(tmp.path());
+    let remote = git_server::bare_repo(tmp.path(), "remote.git");
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = git::push(
+        &work,
+        &PushOptions::new(remote.to_str().unwrap(), "main"),
+        &Silent,
+        &cancel,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PushError::Cancelled { .. }), "{err:?}");
+    assert_eq!(rev_parse(&remote, "main"), None);
+}
+
+#[tokio::test]
 async fn push_over_http_with_basic_auth() {
     let tmp = tempfile::tempdir().unwrap();
     let (work, id) = repo_with_our_commit(tmp.path());

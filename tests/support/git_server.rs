@@ -149,14 +149,14 @@ fn wait_for_port(port: u16, what: &str, child: &mut Option<&mut Child>) {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
         }
-        if let Some(child) = child.as_deref_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("{what} exited with {status}: {err}");
+        if let Some(child) = child.as_deref_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
             }
+            panic!("{what} exited with {status}: {err}");
         }
         assert!(
             Instant::now() < deadline,
@@ -283,13 +283,13 @@ fn serve(
                 body.extend_from_slice(&chunk[..size]);
             }
         }
-        if let Some(expected) = expected_auth {
-            if header("authorization") != Some(expected) {
-                writer.write_all(
-                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
-                )?;
-                continue;
-            }
+        if let Some(expected) = expected_auth
+            && header("authorization") != Some(expected)
+        {
+            writer.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
+            )?;
+            continue;
         }
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         if path.ends_with("/git-receive-pack") {

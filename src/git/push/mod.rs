@@ -323,8 +323,9 @@ pub async fn push(
 
     observer.action(format!("pushing {} to {}", options.remote_ref, options.url));
     let (remote, adv) = tokio::select! {
-        r = Remote::connect(options, observer, cancel) => r?,
+        biased;
         _ = cancel.cancelled() => return Err(cancelled()),
+        r = Remote::connect(options, observer, cancel) => r?,
     };
     let old = adv.refs.get(&options.remote_ref).copied();
     let null = ObjectId::null(tip.kind());
@@ -358,12 +359,13 @@ pub async fn push(
         blocking(move || make_pack(&repo_path, tip, old, &haves, &interrupt, &url, &remote_ref))
     };
     let pack = tokio::select! {
-        p = plan => p,
+        biased;
         _ = cancel.cancelled() => {
             interrupt.store(true, Ordering::Relaxed);
             remote.close().await;
             return Err(cancelled());
         }
+        p = plan => p,
     };
     let pack = match pack {
         Ok(p) => p,
@@ -383,9 +385,11 @@ pub async fn push(
         new: tip,
         name: options.remote_ref.clone(),
     };
+    // Once the request is out, the remote decides; cancelling here only stops our waiting.
     let report = tokio::select! {
-        r = remote.send(&command, &adv, pack.bytes, observer) => r?,
+        biased;
         _ = cancel.cancelled() => return Err(cancelled()),
+        r = remote.send(&command, &adv, pack.bytes, observer) => r?,
     };
     check_report(&report, &options.url, &options.remote_ref)?;
     observer.success(
