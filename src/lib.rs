@@ -8,6 +8,8 @@
 //! Modules, leaves first:
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
+//! - [`git`]: commit and push without the git CLI (gix, own receive-pack client), deploy keys
+//!   and SSH host keys for Flux.
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
 //! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
@@ -15,6 +17,7 @@
 
 pub mod capi;
 pub mod kind;
+pub mod git;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

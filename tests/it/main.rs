@@ -4,5 +4,6 @@
 mod support;
 
 mod capi;
+mod git;
 mod kind;
 mod kube;

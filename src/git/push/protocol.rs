@@ -1,0 +1,314 @@
+//! The receive-pack protocol (v1) as bytes: pkt-lines, the ref advertisement, our update
+//! command, side-band demultiplexing and the report-status. Pure: transports move the bytes.
+
+use std::collections::BTreeMap;
+
+use gix::ObjectId;
+use gix_packetline::{BandRef, PacketLineRef, decode};
+
+/// One pkt-line, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Line {
+    Data(Vec<u8>),
+    Flush,
+    Delimiter,
+    ResponseEnd,
+}
+
+/// Splits pkt-lines off the front of a buffer that grows as bytes arrive.
+#[derive(Debug, Default)]
+pub(crate) struct LineBuffer {
+    buf: Vec<u8>,
+}
+
+impl LineBuffer {
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete line, `Ok(None)` if more bytes are needed.
+    pub(crate) fn next_line(&mut self) -> Result<Option<Line>, String> {
+        let (line, consumed) = match decode::streaming(&self.buf).map_err(|e| e.to_string())? {
+            decode::Stream::Incomplete { .. } => return Ok(None),
+            decode::Stream::Complete {
+                line,
+                bytes_consumed,
+            } => (
+                match line {
+                    PacketLineRef::Data(d) => Line::Data(d.to_vec()),
+                    PacketLineRef::Flush => Line::Flush,
+                    PacketLineRef::Delimiter => Line::Delimiter,
+                    PacketLineRef::ResponseEnd => Line::ResponseEnd,
+                },
+                bytes_consumed,
+            ),
+        };
+        self.buf.drain(..consumed);
+        Ok(Some(line))
+    }
+}
+
+/// What the remote's receive-pack advertised.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Advertisement {
+    /// Ref name -> the object it points to.
+    pub refs: BTreeMap<String, ObjectId>,
+    /// Objects the remote has without a ref (`.have` lines, from alternates).
+    pub extra_haves: Vec<ObjectId>,
+    /// Capability names (`report-status`, `side-band-64k`, `agent=...`).
+    pub capabilities: Vec<String>,
+}
+
+impl Advertisement {
+    pub(crate) fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+fn text(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// Parses the advertisement's data lines (up to, not including, the flush).
+pub(crate) fn parse_advertisement(lines: &[Vec<u8>]) -> Result<Advertisement, String> {
+    let mut adv = Advertisement::default();
+    for (i, line) in lines.iter().enumerate() {
+        let mut line = text(line);
+        if i == 0 {
+            if line.starts_with(b"ERR ") {
+                return Err(String::from_utf8_lossy(&line[4..]).into_owned());
+            }
+            if line.starts_with(b"version ") {
+                return Err(format!(
+                    "server answered with protocol {}, we speak v1",
+                    String::from_utf8_lossy(line)
+                ));
+            }
+            if line.contains(&0) {
+                let (caps, nul) = gix_transport::client::Capabilities::from_bytes(line)
+                    .map_err(|e| format!("malformed capabilities: {e}"))?;
+                adv.capabilities = caps
+                    .iter()
+                    .map(|c| match c.value() {
+                        Some(v) => format!("{}={}", c.name(), v),
+                        None => c.name().to_string(),
+                    })
+                    .collect();
+                line = &line[..nul];
+            }
+        }
+        if line.starts_with(b"shallow ") {
+            continue;
+        }
+        let text = std::str::from_utf8(line).map_err(|_| "ref advertisement is not UTF-8")?;
+        let (id, name) = text
+            .split_once(' ')
+            .ok_or_else(|| format!("malformed ref advertisement line {text:?}"))?;
+        let id = ObjectId::from_hex(id.as_bytes())
+            .map_err(|_| format!("malformed object id in ref advertisement {text:?}"))?;
+        match name {
+            "capabilities^{}" => {}
+            ".have" => adv.extra_haves.push(id),
+            _ if name.ends_with("^{}") => {}
+            _ => {
+                adv.refs.insert(name.to_owned(), id);
+            }
+        }
+    }
+    Ok(adv)
+}
+
+/// One ref update: `old` is the null id to create the ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Command {
+    pub old: ObjectId,
+    pub new: ObjectId,
+    pub name: String,
+}
+
+/// The capabilities we ask for, among those the server offers.
+pub(crate) fn request_capabilities(adv: &Advertisement) -> Vec<&'static str> {
+    let mut caps = Vec::new();
+    for cap in ["report-status", "side-band-64k"] {
+        if adv.has(cap) {
+            caps.push(cap);
+        }
+    }
+    if !caps.contains(&"side-band-64k") && adv.has("side-band") {
+        caps.push("side-band");
+    }
+    if adv.has("quiet") {
+        // No progress chatter; hook output and errors still arrive.
+        caps.push("quiet");
+    }
+    caps
+}
+
+/// The request body: the command, a flush, then the pack (none for a delete-only or no-op
+/// request, which we never send).
+pub(crate) fn encode_request(command: &Command, capabilities: &[&str], pack: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pack.len() + 200);
+    let mut line = format!("{} {} {}\0", command.old, command.new, command.name);
+    line.push_str(&capabilities.join(" "));
+    line.push_str(" agent=capi-manage/");
+    line.push_str(env!("CARGO_PKG_VERSION"));
+    gix_packetline::blocking_io::encode::data_to_write(line.as_bytes(), &mut out)
+        .expect("writing to a Vec cannot fail");
+    gix_packetline::blocking_io::encode::flush_to_write(&mut out).expect("Vec");
+    out.extend_from_slice(pack);
+    out
+}
+
+/// The result of a push as the remote reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// `Err(reason)` if unpacking failed.
+    pub unpack: Option<Result<(), String>>,
+    /// Per ref: `Err(reason)` for `ng`.
+    pub refs: Vec<(String, Result<(), String>)>,
+    /// Side-band progress and error text (hook output), line by line.
+    pub messages: Vec<String>,
+}
+
+/// Parses the response: side-band demultiplexed when `sideband`, then report-status lines.
+pub(crate) fn parse_response(
+    response: &[u8],
+    sideband: bool,
+    mut on_message: impl FnMut(&str),
+) -> Result<Report, String> {
+    let mut report = Report::default();
+    let mut status_bytes = Vec::new();
+    if sideband {
+        let mut lines = LineBuffer::default();
+        lines.extend(response);
+        let mut partial = String::new();
+        while let Some(line) = lines.next_line()? {
+            let Line::Data(data) = line else {
+                break;
+            };
+            match PacketLineRef::Data(&data)
+                .decode_band()
+                .map_err(|e| e.to_string())?
+            {
+                BandRef::Data(d) => status_bytes.extend_from_slice(d),
+                BandRef::Progress(d) | BandRef::Error(d) => {
+                    partial.push_str(&String::from_utf8_lossy(d));
+                    // Progress uses `\r` to redraw; hook output uses `\n`.
+                    while let Some(end) = partial.find(['\n', '\r']) {
+                        let message = partial[..end].trim_end().to_owned();
+                        partial.drain(..=end);
+                        if !message.is_empty() {
+                            on_message(&message);
+                            report.messages.push(message);
+                        }
+                    }
+                }
+            }
+        }
+        if !partial.trim().is_empty() {
+            on_message(partial.trim());
+            report.messages.push(partial.trim().to_owned());
+        }
+    } else {
+        status_bytes = response.to_vec();
+    }
+    let mut lines = LineBuffer::default();
+    lines.extend(&status_bytes);
+    while let Some(line) = lines.next_line()? {
+        let Line::Data(data) = line else { break };
+        let line = String::from_utf8_lossy(text(&data)).into_owned();
+        if let Some(rest) = line.strip_prefix("unpack ") {
+            report.unpack = Some(if rest == "ok" {
+                Ok(())
+            } else {
+                Err(rest.to_owned())
+            });
+        } else if let Some(name) = line.strip_prefix("ok ") {
+            report.refs.push((name.to_owned(), Ok(())));
+        } else if let Some(rest) = line.strip_prefix("ng ") {
+            let (name, reason) = rest.split_once(' ').unwrap_or((rest, "rejected"));
+            report.refs.push((name.to_owned(), Err(reason.to_owned())));
+        } else if let Some(err) = line.strip_prefix("ERR ") {
+            return Err(err.to_owned());
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(s: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        gix_packetline::blocking_io::encode::data_to_write(s, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn advertisement_with_capabilities_and_refs() {
+        let a = "1111111111111111111111111111111111111111";
+        let b = "2222222222222222222222222222222222222222";
+        let lines = vec![
+            format!("{a} refs/heads/main\0report-status delete-refs side-band-64k quiet ofs-delta agent=git/2.39\n").into_bytes(),
+            format!("{b} refs/tags/v1\n").into_bytes(),
+            format!("{a} refs/tags/v1^{{}}\n").into_bytes(),
+            format!("{b} .have\n").into_bytes(),
+        ];
+        let adv = parse_advertisement(&lines).unwrap();
+        assert_eq!(adv.refs.len(), 2);
+        assert_eq!(adv.refs["refs/heads/main"].to_string(), a);
+        assert_eq!(adv.extra_haves.len(), 1);
+        assert!(adv.has("report-status") && adv.has("agent=git/2.39"));
+        assert_eq!(
+            request_capabilities(&adv),
+            ["report-status", "side-band-64k", "quiet"]
+        );
+
+        let empty = vec![
+            b"0000000000000000000000000000000000000000 capabilities^{}\0report-status\n".to_vec(),
+        ];
+        let adv = parse_advertisement(&empty).unwrap();
+        assert!(adv.refs.is_empty() && adv.has("report-status"));
+    }
+
+    #[test]
+    fn request_is_command_flush_pack() {
+        let cmd = Command {
+            old: ObjectId::null(gix::hash::Kind::Sha1),
+            new: ObjectId::from_hex(b"2222222222222222222222222222222222222222").unwrap(),
+            name: "refs/heads/main".into(),
+        };
+        let out = encode_request(&cmd, &["report-status"], b"PACK");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("00"), "{text}");
+        assert!(text.contains(" refs/heads/main\0report-status agent=capi-manage/"));
+        assert!(text.ends_with("0000PACK"));
+    }
+
+    #[test]
+    fn report_through_sideband_with_hook_output() {
+        let mut status = pkt(b"unpack ok\n");
+        status.extend(pkt(b"ng refs/heads/main pre-receive hook declined\n"));
+        status.extend(b"0000");
+        let mut response = Vec::new();
+        let mut band = vec![2u8];
+        band.extend_from_slice(b"Resolving deltas: 100% (1/1)\rno secrets allowed\n");
+        response.extend(pkt(&band));
+        let mut band = vec![1u8];
+        band.extend_from_slice(&status);
+        response.extend(pkt(&band));
+        response.extend(b"0000");
+        let mut seen = Vec::new();
+        let report = parse_response(&response, true, |m| seen.push(m.to_owned())).unwrap();
+        assert_eq!(report.unpack, Some(Ok(())));
+        assert_eq!(
+            report.refs,
+            [(
+                "refs/heads/main".to_owned(),
+                Err("pre-receive hook declined".to_owned())
+            )]
+        );
+        assert_eq!(seen, ["Resolving deltas: 100% (1/1)", "no secrets allowed"]);
+    }
+}
