@@ -9,8 +9,12 @@
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+//! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
+//! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
 #![deny(missing_docs)]
 
 pub mod kube;
 pub mod manifest;
 pub mod observe;
+pub mod render;
+pub mod repo;
