@@ -47,6 +47,26 @@ fn is_remote(r: &str) -> bool {
         || r.contains(".git//")
 }
 
+/// Removes `.` and `name/..` from a path without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 fn append(k: &Kustomization, field: &str, list: &mut Vec<Res>, r: Res) -> Result<(), Error> {
     let id = r.cur_id();
     if list.iter().any(|o| o.cur_id().equals(&id)) {
@@ -89,7 +109,7 @@ fn accumulate(
                 hint: format!("{r} is remote: vendor it into the repository and refer to the copy"),
             });
         }
-        let path = dir.join(r);
+        let path = normalize(&dir.join(r));
         if path.is_file() {
             generate::check_inside(&k, &field, &path)?;
             let objects = manifest::parse_file(&path).map_err(|source| Error::Manifest {

@@ -379,11 +379,9 @@ fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> 
 /// so the result never looks like a number or a word.
 pub fn hash_suffix(obj: &Value) -> String {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let name = obj
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .cloned()
-        .unwrap_or(json!(""));
+    // kustomize looks the name up as a single field called "metadata/name", which never
+    // exists: the name is always empty in the hashed document.
+    let name = json!("");
     let field = |k: &str| match obj.get(k) {
         None | Some(Value::Null) => json!(""),
         Some(Value::Object(m)) => Value::Object(m.clone()),
