@@ -33,10 +33,12 @@ fn node_groups(chart: &Value) -> String {
     groups
         .iter()
         .map(|g| {
-            let s = |k: &str| g.get(k).map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
+            let s = |k: &str| {
+                g.get(k).map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            };
             format!(
                 "{} ({} x {})",
                 s("name").unwrap_or_default(),
@@ -104,7 +106,12 @@ pub fn report(repo: &Repo, c: &Cluster) -> String {
         "  credentials  Secret {}/{} (clouds.yaml for {})",
         c.credentials.namespace, c.credentials.secret_name, c.credentials.auth_url
     );
-    let _ = writeln!(s, "  rendered     {} objects: {}", c.objects.len(), kinds(c));
+    let _ = writeln!(
+        s,
+        "  rendered     {} objects: {}",
+        c.objects.len(),
+        kinds(c)
+    );
     match origin_url(repo.root()) {
         Some(url) => {
             let _ = writeln!(
