@@ -1,1 +1,7 @@
+//! The integration test binary: one module per library module, each against real components.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod kube;
 mod render;
