@@ -392,10 +392,8 @@ pub fn hash_suffix(obj: &Value) -> String {
     m.insert("name", name);
     m.insert("data", field("data"));
     match kind {
-        "ConfigMap" => {
-            if obj.get("binaryData").is_some_and(Value::is_object) {
-                m.insert("binaryData", field("binaryData"));
-            }
+        "ConfigMap" if obj.get("binaryData").is_some_and(Value::is_object) => {
+            m.insert("binaryData", field("binaryData"));
         }
         "Secret" => {
             m.insert("type", field("type"));

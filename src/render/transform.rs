@@ -296,8 +296,10 @@ pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
         {
             r.set_name(ns);
         }
-        if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
-            if let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut) {
+        if (gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding")
+            && let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut)
+        {
+            {
                 for s in subjects {
                     if s.get("name").and_then(Value::as_str) == Some("default")
                         && let Some(m) = s.as_object_mut()

@@ -162,8 +162,9 @@ impl Credentials {
                 auth_url = v.to_string();
             }
         }
-        if !auth_url.contains(PLACEHOLDER)
-            && !(auth_url.starts_with("https://") || auth_url.starts_with("http://"))
+        if !(auth_url.contains(PLACEHOLDER)
+            || auth_url.starts_with("https://")
+            || auth_url.starts_with("http://"))
         {
             return Err(field(
                 path,

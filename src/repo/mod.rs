@@ -70,7 +70,7 @@ pub enum Error {
         dir: PathBuf,
         /// The renderer's error.
         #[source]
-        source: crate::render::Error,
+        source: Box<crate::render::Error>,
     },
 }
 
@@ -161,7 +161,7 @@ impl Repo {
         }
         let objects = crate::render::render(&dir).map_err(|source| Error::Render {
             dir: dir.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Cluster {
             name: name.into(),

@@ -5,32 +5,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use capi_manage::manifest::parse_str;
+use capi_manage::kube::{ApplyOptions, Discovery, apply};
+use capi_manage::manifest::{Object, parse_file, parse_str};
+use capi_manage::observe::Silent;
 use capi_manage::render::render;
+use kube::api::{Api, DynamicObject};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{self, ControlPlane};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    support::project_root()
 }
 
 /// The kustomize binary built by `scripts/test-binaries kustomize`; a missing one fails.
 pub fn kustomize() -> PathBuf {
-    let dir = match std::env::var_os("CAPI_MANAGE_TEST_BIN") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new(root().join("scripts/test-binaries"))
-                .arg("--print-dir")
-                .output()
-                .expect("run scripts/test-binaries --print-dir");
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        }
-    };
-    let bin = dir.join("kustomize");
-    assert!(
-        bin.is_file(),
-        "kustomize is missing at {}: run `scripts/test-binaries kustomize`",
-        bin.display()
-    );
-    bin
+    support::test_bin("kustomize")
 }
 
 fn kustomize_build(dir: &Path) -> Result<String, String> {
@@ -180,4 +170,174 @@ fn repo_clusters_match_kustomize() {
         .filter_map(|d| compare(d).err().map(|e| format!("== {}: {e}", d.display())))
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The CRDs the example's objects need (Flux's HelmRelease and HelmRepository).
+fn flux_crds() -> Vec<Object> {
+    [
+        "crd-helm.toolkit.fluxcd.io_helmreleases.yaml",
+        "crd-source.toolkit.fluxcd.io_helmrepositories.yaml",
+    ]
+    .iter()
+    .flat_map(|f| parse_file(&support::fixtures().join("flux").join(f)).unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn rendered_example_applies_cleanly_to_a_real_apiserver() {
+    let cp = ControlPlane::start().await;
+    let discovery = Discovery::new(cp.client().await);
+    let example = root().join("clusters/example");
+    let rendered = render(&example).unwrap();
+    let mut bundle = flux_crds();
+    bundle.extend(rendered.iter().cloned());
+    // Bootstrap applies the (plaintext) credentials next to the rendered folder.
+    bundle.extend(parse_file(&example.join("credentials.yaml")).unwrap());
+    let report = apply(
+        &discovery,
+        &bundle,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply failed: {e:?}"));
+    assert_eq!(report.applied.len(), bundle.len());
+    // Every rendered object is on the server as rendered (the fields we set are there).
+    for o in &rendered {
+        let r = discovery.resolve(&o.gvk()).await.unwrap().unwrap();
+        let api: Api<DynamicObject> = match o.namespace() {
+            Some(ns) => Api::namespaced_with(discovery.client().clone(), ns, &r.api),
+            None => Api::all_with(discovery.client().clone(), &r.api),
+        };
+        let live = api
+            .get(o.name())
+            .await
+            .unwrap_or_else(|e| panic!("{o}: {e}"));
+        let live = serde_json::to_value(&live).unwrap();
+        for field in ["spec", "data", "stringData"] {
+            if let Some(v) = o.value.get(field) {
+                if field == "stringData" {
+                    continue; // the server folds it into data
+                }
+                assert!(
+                    subset(v, &live[field]),
+                    "{o}: {field} on the server differs:\n{v:#}\nvs\n{:#}",
+                    live[field]
+                );
+            }
+        }
+    }
+    let hr = rendered
+        .iter()
+        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
+        .expect("the cluster HelmRelease");
+    assert_eq!(hr.value["spec"]["releaseName"], "example");
+    assert_eq!(hr.value["spec"]["valuesFrom"][0]["name"], "example-values");
+}
+
+/// Everything in `a` is in `b` (the server may add defaults).
+fn subset(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => x
+            .iter()
+            .all(|(k, v)| y.get(k).is_some_and(|w| subset(v, w))),
+        (serde_json::Value::Array(x), serde_json::Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| subset(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = support::capi_manage()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn cli_render_prints_what_kustomize_builds() {
+    let (code, stdout, stderr) = run_cli(&["render", "example"]);
+    assert_eq!(code, 0, "{stderr}");
+    let ours = parse_str(&stdout, None).unwrap();
+    let theirs = parse_str(
+        &kustomize_build(&root().join("clusters/example")).unwrap(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        ours.iter().map(|o| &o.value).collect::<Vec<_>>(),
+        theirs.iter().map(|o| &o.value).collect::<Vec<_>>()
+    );
+    // A path works as well as a name.
+    let (code, by_path, _) = run_cli(&["render", "tests/render-cases/01-resources-files"]);
+    assert_eq!(code, 0);
+    assert_eq!(parse_str(&by_path, None).unwrap().len(), 3);
+}
+
+#[test]
+fn cli_render_errors_are_one_line_naming_file_and_field() {
+    let (code, stdout, stderr) = run_cli(&["render", "tests/render-cases/e05-replacements"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("e05-replacements/kustomization.yaml") && stderr.contains("`replacements`"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cli(&["render", "no-such-cluster"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("clusters/no-such-cluster"), "{stderr}");
+}
+
+#[test]
+fn cli_plan_checks_the_example_offline_and_lists_the_steps() {
+    let (code, stdout, stderr) = run_cli(&["plan", "example"]);
+    assert_eq!(code, 0, "{stderr}");
+    for want in [
+        "ConfigMap capi-self/example-values",
+        "Kubernetes 1.31.4",
+        "Secret capi-self/example-cloud-credentials",
+        "REPLACE_ME",
+        "bootstrap would:",
+        "delete the kind cluster",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn cli_plan_rejects_mismatched_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("clusters/bad");
+    std::fs::create_dir_all(&c).unwrap();
+    let example = root().join("clusters/example");
+    for f in ["values.yaml", "credentials.yaml"] {
+        std::fs::copy(example.join(f), c.join(f)).unwrap();
+    }
+    std::fs::write(c.join("kustomization.yaml"), "resources:\n- values.yaml\n").unwrap();
+    let creds = std::fs::read_to_string(c.join("credentials.yaml"))
+        .unwrap()
+        .replace("name: example-cloud-credentials", "name: other");
+    std::fs::write(c.join("credentials.yaml"), creds).unwrap();
+    let out = support::capi_manage()
+        .args(["plan", "bad"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("credentials.yaml")
+            && stderr.contains("`metadata.name`")
+            && stderr.contains("cloudCredentialsSecretName"),
+        "{stderr}"
+    );
 }
