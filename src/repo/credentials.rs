@@ -181,3 +181,83 @@ impl Credentials {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: c\n  namespace: capi-self\n  labels:\n    addons.stackhpc.com/watch: \"true\"\n  annotations:\n    sealedsecrets.bitnami.com/managed: \"true\"\nstringData:\n  clouds.yaml: |\n    clouds:\n      openstack:\n        auth_type: v3applicationcredential\n        auth:\n          auth_url: https://keystone.example.com:5000/v3\n          application_credential_id: id1\n          application_credential_secret: s3cr3t\n";
+
+    fn p() -> &'static Path {
+        Path::new("clusters/x/credentials.yaml")
+    }
+
+    #[test]
+    fn a_filled_in_secret_parses() {
+        let c = Credentials::parse(GOOD, p()).unwrap();
+        assert_eq!(c.secret_name, "c");
+        assert_eq!(c.auth_url, "https://keystone.example.com:5000/v3");
+        assert!(c.placeholders.is_empty());
+    }
+
+    #[test]
+    fn the_example_template_parses_with_placeholders() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters/example/credentials.yaml"),
+        )
+        .unwrap();
+        let c = Credentials::parse(&text, p()).unwrap();
+        assert_eq!(c.placeholders.len(), 3);
+    }
+
+    #[test]
+    fn data_may_be_base64() {
+        use base64::Engine as _;
+        let clouds = GOOD.split("clouds.yaml: |\n").nth(1).unwrap();
+        let clouds: String = clouds.lines().map(|l| format!("{}\n", &l[4..])).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(clouds);
+        let text = format!(
+            "{}data:\n  clouds.yaml: {b64}\n",
+            GOOD.split("stringData:").next().unwrap()
+        );
+        assert_eq!(Credentials::parse(&text, p()).unwrap().secret_name, "c");
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let cases = [
+            (
+                GOOD.replace("v3applicationcredential", "password"),
+                "auth_type",
+            ),
+            (
+                GOOD.replace("addons.stackhpc.com/watch: \"true\"", "x: y"),
+                "addons.stackhpc.com/watch",
+            ),
+            (
+                GOOD.replace("sealedsecrets.bitnami.com/managed", "other"),
+                "sealedsecrets.bitnami.com/managed",
+            ),
+            (
+                GOOD.replace("          application_credential_secret: s3cr3t\n", ""),
+                "application_credential_secret",
+            ),
+            (
+                GOOD.replace("https://keystone", "ftp://keystone"),
+                "auth_url",
+            ),
+            (GOOD.replace("kind: Secret", "kind: ConfigMap"), "kind"),
+            (
+                GOOD.replace("  namespace: capi-self\n", ""),
+                "metadata.namespace",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = Credentials::parse(&text, p()).unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains("credentials.yaml"),
+                "{field}: {e}"
+            );
+        }
+    }
+}

@@ -150,3 +150,65 @@ impl Values {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters/example/values.yaml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let v = Values::parse(&example(), Path::new("values.yaml")).unwrap();
+        assert_eq!(v.cloud_credentials_secret_name, "example-cloud-credentials");
+        assert_eq!(v.namespace, "capi-self");
+        assert_eq!(v.kubernetes_version, "1.31.4");
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let p = Path::new("clusters/x/values.yaml");
+        let cases = [
+            (
+                example().replace("kubernetesVersion: 1.31.4", "kubernetesVersion: latest"),
+                "kubernetesVersion",
+            ),
+            (
+                example().replace(
+                    "    cloudCredentialsSecretName: example-cloud-credentials\n",
+                    "",
+                ),
+                "cloudCredentialsSecretName",
+            ),
+            (example().replace("machineImage:", "image:"), "machineImage"),
+            (
+                example().replace("      machineFlavor: m1.medium\n", ""),
+                "controlPlane.machineFlavor",
+            ),
+            (
+                example().replace("    - name: md-0\n", "    - nom: md-0\n"),
+                "nodeGroups[0].name",
+            ),
+            (
+                example().replace("  namespace: capi-self\n", ""),
+                "metadata.namespace",
+            ),
+            (
+                example().replace("values.yaml: |", "other.yaml: |"),
+                "data.values.yaml",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = Values::parse(&text, p).unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains("values.yaml"),
+                "{field}: {e}"
+            );
+        }
+    }
+}
