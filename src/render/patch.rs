@@ -354,6 +354,11 @@ fn merge_key(gvk: &Gvk, path: &[String]) -> Option<&'static str> {
     }
 }
 
+/// Lists of scalars the Kubernetes API merges as sets.
+fn is_primitive_set(gvk: &Gvk, path: &[String]) -> bool {
+    builtin_group(&gvk.group) && path.len() == 2 && path[0] == "metadata" && path[1] == "finalizers"
+}
+
 /// Merges `patch` into `dest`; None removes the field (or the object).
 fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) -> Option<Value> {
     match patch {
@@ -362,10 +367,16 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
             let d = directive(patch);
             let dest = match dest {
                 None | Some(Value::Null) => {
-                    return if d == Some("delete") {
-                        None
-                    } else {
-                        Some(strip(patch))
+                    if d == Some("delete") {
+                        return None;
+                    }
+                    // A new mapping is merged into nothing: its nulls vanish, and a mapping
+                    // left empty by that vanishes too (an empty one written as such stays).
+                    let had_fields = pm.keys().any(|k| k != "$patch");
+                    let merged = merge(Some(Value::Object(Default::default())), patch, gvk, path);
+                    return match merged {
+                        Some(Value::Object(m)) if m.is_empty() && had_fields => None,
+                        other => other,
                     };
                 }
                 Some(v) => v,
@@ -401,6 +412,10 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
             Some(Value::Object(dm))
         }
         Value::Array(pl) => {
+            if merge_key(gvk, path).is_none() && !is_primitive_set(gvk, path) {
+                // Not associative (custom resources, atomic lists): replaced as written.
+                return Some(patch.clone());
+            }
             let list_directive = pl
                 .iter()
                 .filter(|x| x.as_object().is_some_and(|m| m.len() == 1))
@@ -414,6 +429,18 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
                 None | Some(Value::Null) => return Some(strip(patch)),
                 Some(v) => v,
             };
+            if is_primitive_set(gvk, path)
+                && let Value::Array(dl) = &dest
+            {
+                // A set of scalars merged patch-first (metadata.finalizers).
+                let mut out: Vec<Value> = Vec::new();
+                for v in pl.iter().chain(dl.iter()) {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
+                }
+                return Some(Value::Array(out));
+            }
             let (Some(key), Value::Array(dl)) = (merge_key(gvk, path), &dest) else {
                 return Some(strip(patch));
             };

@@ -361,7 +361,9 @@ fn upstream_manifests_match_kustomize() {
             }
         }
         files.sort();
-        let mut k = String::from("namespace: managed\nnamePrefix: t-\ncommonLabels:\n  suite: upstream\ncommonAnnotations:\n  note: test\nimages:\n- name: ghcr.io/fluxcd/helm-controller\n  newTag: v9.9.9\n- name: ghcr.io/fluxcd/kustomize-controller\n  newName: mirror.example.com/kc\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /spec/template/metadata/annotations\n      value: {patched: \"yes\"}\n- target:\n    kind: CustomResourceDefinition\n  patch: |-\n    apiVersion: apiextensions.k8s.io/v1\n    kind: CustomResourceDefinition\n    metadata:\n      name: any\n      labels:\n        crd: \"yes\"\nresources:\n");
+        let mut k = String::from(
+            "namespace: managed\nnamePrefix: t-\ncommonLabels:\n  suite: upstream\ncommonAnnotations:\n  note: test\nimages:\n- name: ghcr.io/fluxcd/helm-controller\n  newTag: v9.9.9\n- name: ghcr.io/fluxcd/kustomize-controller\n  newName: mirror.example.com/kc\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: add\n      path: /spec/template/metadata/annotations\n      value: {patched: \"yes\"}\n- target:\n    kind: CustomResourceDefinition\n  patch: |-\n    apiVersion: apiextensions.k8s.io/v1\n    kind: CustomResourceDefinition\n    metadata:\n      name: any\n      labels:\n        crd: \"yes\"\nresources:\n",
+        );
         for f in &files {
             k.push_str(&format!("- {f}\n"));
         }
