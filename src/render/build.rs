@@ -121,6 +121,16 @@ fn accumulate(
                 append(&k, &field, &mut list, Res::new(o.value, o.origin))?;
             }
         } else if path.is_dir() {
+            if kustomization::find_file(&path).is_none() {
+                return Err(Error::Invalid {
+                    file: k.file.clone(),
+                    field,
+                    problem: format!(
+                        "{} has no kustomization.yaml: list its files instead, or add one",
+                        path.display()
+                    ),
+                });
+            }
             let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack)?;
             for r in sub {
                 append(&k, &field, &mut list, r)?;

@@ -265,6 +265,12 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
         Value::Null => return Err(cx.invalid("(top level)", "the kustomization is empty")),
         _ => return Err(cx.invalid("(top level)", "expected a mapping")),
     };
+    if top.keys().all(|k| k == "apiVersion" || k == "kind") {
+        return Err(cx.invalid(
+            "(top level)",
+            "the kustomization is empty: list `resources` at least",
+        ));
+    }
     let mut k = Kustomization {
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
