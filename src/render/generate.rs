@@ -348,6 +348,9 @@ fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> 
             res.set_name(old.name());
             let ns = old.namespace().to_string();
             res.set_namespace(&ns);
+            // kustomize keeps the old object's build annotations: the hash suffix is added
+            // only when both the old and the new object want one.
+            res.needs_hash = old.needs_hash && res.needs_hash;
             res.prev = old.prev.clone();
             res.prefixes = old.prefixes.clone();
             res.suffixes = old.suffixes.clone();
