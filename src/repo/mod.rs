@@ -163,6 +163,7 @@ impl Repo {
             dir: dir.clone(),
             source: Box::new(source),
         })?;
+        check_wiring(&dir, &values, &objects)?;
         Ok(Cluster {
             name: name.into(),
             dir,
@@ -171,6 +172,44 @@ impl Repo {
             objects,
         })
     }
+}
+
+/// The rendered folder holds the values ConfigMap and a HelmRelease that reads it.
+fn check_wiring(
+    dir: &Path,
+    values: &Values,
+    objects: &[crate::manifest::Object],
+) -> Result<(), Error> {
+    let kustomization = dir.join("kustomization.yaml");
+    let (ns, cm) = (values.namespace.as_str(), values.config_map_name.as_str());
+    if !objects
+        .iter()
+        .any(|o| o.kind() == "ConfigMap" && o.name() == cm && o.namespace() == Some(ns))
+    {
+        return Err(Error::Field {
+            path: kustomization,
+            field: "resources".into(),
+            problem: format!("the rendered folder has no ConfigMap {ns}/{cm}: list values.yaml"),
+        });
+    }
+    let reads_values = |o: &&crate::manifest::Object| {
+        o.kind() == "HelmRelease"
+            && o.namespace() == Some(ns)
+            && o.value["spec"]["valuesFrom"].as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|r| r["kind"] == "ConfigMap" && r["name"] == cm)
+            })
+    };
+    if !objects.iter().any(|o| reads_values(&o)) {
+        return Err(Error::Field {
+            path: kustomization,
+            field: "patches".into(),
+            problem: format!(
+                "no HelmRelease in {ns} takes its values from ConfigMap {cm}: patch the cluster HelmRelease's spec.valuesFrom as clusters/example does"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A checked cluster folder.

@@ -314,6 +314,45 @@ fn cli_plan_checks_the_example_offline_and_lists_the_steps() {
 }
 
 #[test]
+fn cli_plan_rejects_a_cluster_whose_release_ignores_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("clusters/copy");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::create_dir_all(dir.path().join("clusters/bases")).unwrap();
+    let example = root().join("clusters/example");
+    for f in ["values.yaml", "credentials.yaml"] {
+        std::fs::copy(example.join(f), c.join(f)).unwrap();
+    }
+    // The shared bases, and a kustomization that forgot to point the release at its values.
+    for base in ["cluster", "addons"] {
+        let to = dir.path().join("clusters/bases").join(base);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(root().join("clusters/bases").join(base)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        c.join("kustomization.yaml"),
+        "resources:\n- ../bases/addons\n- ../bases/cluster\n- values.yaml\n",
+    )
+    .unwrap();
+    let out = support::capi_manage()
+        .args(["plan", "copy"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("clusters/copy/kustomization.yaml")
+            && stderr.contains("`patches`")
+            && stderr.contains("example-values"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn cli_plan_rejects_mismatched_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path().join("clusters/bad");
