@@ -1,6 +1,7 @@
 //! Variable substitution as Flux's `postBuild.substitute` does it (also fit for clusterctl-style
-//! templates): `${NAME}` is replaced by the variable's value, `${NAME:=default}` by the value or
-//! else the default, and `$${NAME}` is an escape that leaves `${NAME}` in the output. A variable
+//! templates): `${NAME}` is replaced by the variable's value, `${NAME:=default}` (or clusterctl's
+//! `${NAME:-default}`) by the value or else the default, and `$${NAME}` is an escape that leaves
+//! `${NAME}` in the output. A variable
 //! with neither a value nor a default is an error naming it. A bare `$NAME` is left alone.
 //!
 //! Like Flux, objects are substituted as YAML text and parsed again, so `replicas: ${N}` becomes
@@ -86,8 +87,13 @@ pub fn substitute_str(
             });
         };
         let inner = &after[2..close];
-        let (name, default) = match inner.split_once(":=") {
-            Some((n, d)) => (n, Some(d)),
+        // `:=` is Flux's spelling of a default; clusterctl templates also use `:-`.
+        let split = [":=", ":-"]
+            .iter()
+            .filter_map(|sep| inner.find(sep).map(|i| (i, sep.len())))
+            .min();
+        let (name, default) = match split {
+            Some((i, n)) => (&inner[..i], Some(&inner[i + n..])),
             None => (inner, None),
         };
         if !valid_name(name) {
@@ -168,6 +174,10 @@ mod tests {
             "a=1 b=two c=${A} d=$HOME e=x"
         );
         assert_eq!(substitute_str("${E:=}", &v, &o).unwrap(), "");
+        assert_eq!(
+            substitute_str("--gates=MachinePool=${EXP_MP:-false},${A:-x}", &v, &o).unwrap(),
+            "--gates=MachinePool=false,1"
+        );
     }
 
     #[test]

@@ -503,6 +503,20 @@ mod tests {
     }
 
     #[test]
+    fn hash_suffix_matches_kustomize() {
+        // Suffixes kustomize v5.8.1 printed for these objects (the name is not hashed).
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "own-ns", "namespace": "inner"}, "data": {"k": "v"}});
+        assert_eq!(hash_suffix(&cm), "bdg947hgcc");
+        let mut other = cm.clone();
+        other["metadata"]["name"] = json!("default-ns");
+        assert_eq!(hash_suffix(&other), "bdg947hgcc");
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+            "type": "Opaque", "data": {"password": "czNjcjN0", "username": "YWRtaW4="}});
+        assert_eq!(hash_suffix(&secret), "b892bc2827");
+    }
+
+    #[test]
     fn long_secret_values_wrap_at_70() {
         let v = secret_base64(&[b'x'; 60]);
         assert!(v.ends_with('\n'));
