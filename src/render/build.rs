@@ -109,6 +109,15 @@ fn accumulate(
                 hint: format!("{r} is remote: vendor it into the repository and refer to the copy"),
             });
         }
+        if Path::new(r).is_absolute() {
+            return Err(Error::Invalid {
+                file: k.file.clone(),
+                field,
+                problem: format!(
+                    "{r} is absolute: kustomize only takes paths relative to the kustomization"
+                ),
+            });
+        }
         let path = normalize(&dir.join(r));
         if path.is_file() {
             generate::check_inside(&k, &field, &path)?;

@@ -98,12 +98,30 @@ pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> R
                 let r = &mut list[i];
                 r.store_prev();
                 let object = r.cur_id().to_string();
+                // kustomize's objects always carry (internal) annotations while it patches, so
+                // paths under /metadata/annotations resolve even when the file has none.
+                let had_annotations = r
+                    .value
+                    .get("metadata")
+                    .is_some_and(|m| m.get("annotations").is_some());
+                if !had_annotations {
+                    r.metadata_mut()
+                        .insert("annotations".into(), Value::Object(Default::default()));
+                }
                 json_patch::patch(&mut r.value, &ops).map_err(|source| Error::JsonPatch {
                     file: k.file.clone(),
                     field: spec.field.clone(),
                     object,
                     source,
                 })?;
+                if !had_annotations
+                    && let Some(md) = r.value.get_mut("metadata").and_then(Value::as_object_mut)
+                    && md
+                        .get("annotations")
+                        .is_some_and(|a| a.as_object().is_some_and(|m| m.is_empty()) || a.is_null())
+                {
+                    md.shift_remove("annotations");
+                }
             }
             Ok(())
         }
