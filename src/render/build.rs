@@ -8,9 +8,9 @@ use super::res::Res;
 use super::{Error, generate, nameref, patch, sort, transform};
 use crate::manifest::{self, Object};
 
-pub fn build(dir: &Path) -> Result<Vec<Object>, Error> {
+pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
     let mut stack = Vec::new();
-    let (k, mut list) = accumulate(dir, None, &mut stack)?;
+    let (k, mut list) = accumulate(dir, None, &mut stack, options)?;
     generate::add_hashes(&mut list);
     nameref::fix(&mut list).map_err(|problem| Error::Invalid {
         file: k.file.clone(),
@@ -84,6 +84,7 @@ fn accumulate(
     dir: &Path,
     parent: Option<(&Path, &str)>,
     stack: &mut Vec<PathBuf>,
+    options: &super::Options,
 ) -> Result<(Kustomization, Vec<Res>), Error> {
     let canon = dir.canonicalize().map_err(|source| Error::Read {
         path: dir.to_path_buf(),
@@ -98,7 +99,8 @@ fn accumulate(
         return Err(Error::Cycle { file, chain });
     }
     stack.push(canon);
-    let k = kustomization::load(dir)?;
+    let mut k = kustomization::load(dir)?;
+    k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
     let mut list: Vec<Res> = Vec::new();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
@@ -140,7 +142,7 @@ fn accumulate(
                     ),
                 });
             }
-            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack)?;
+            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
             for r in sub {
                 append(&k, &field, &mut list, r)?;
             }

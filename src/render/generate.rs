@@ -29,6 +29,9 @@ pub fn read_local(k: &Kustomization, field: &str, rel: &str) -> Result<Vec<u8>, 
 }
 
 pub fn check_inside(k: &Kustomization, field: &str, path: &Path) -> Result<(), Error> {
+    if !k.root_only {
+        return Ok(());
+    }
     let root = k.dir.canonicalize().map_err(|source| Error::Read {
         path: k.dir.clone(),
         source,

@@ -109,6 +109,8 @@ pub struct Kustomization {
     pub secret_generator: Vec<GenSpec>,
     pub generator_options: Option<GenOptions>,
     pub sort_order: Option<SortOrder>,
+    /// Files must be in or below `dir`.
+    pub root_only: bool,
 }
 
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.

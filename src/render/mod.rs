@@ -107,10 +107,33 @@ pub enum Error {
     },
 }
 
+/// Which files a kustomization may read (kustomize's `--load-restrictor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadRestrictions {
+    /// Only files in or below the kustomization's folder (`kustomize build`'s default).
+    #[default]
+    RootOnly,
+    /// Any file (how Flux's kustomize-controller builds, confined to the repository).
+    None,
+}
+
+/// How to render.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Which files kustomizations may read.
+    pub load_restrictions: LoadRestrictions,
+}
+
 /// Renders the kustomization in `dir` like `kustomize build dir` (kustomize v5 semantics, legacy
 /// output order unless the kustomization sets `sortOptions`).
 pub fn render(dir: &Path) -> Result<Vec<Object>, Error> {
-    build::build(dir)
+    build::build(dir, &Options::default())
+}
+
+/// [`render`] with options.
+pub fn render_with(dir: &Path, options: &Options) -> Result<Vec<Object>, Error> {
+    build::build(dir, options)
 }
 
 /// Whether `dir` holds a kustomization file.

@@ -638,3 +638,28 @@ fn random_layered_kustomizations_match_kustomize() {
         seeds()
     );
 }
+
+/// Flux builds without kustomize's root-only restriction: so does `render_with(None)`.
+#[test]
+fn load_restrictions_none_matches_kustomize_with_the_same_flag() {
+    let dir = root().join("tests/render-cases/e07-file-outside-root");
+    let out = Command::new(kustomize())
+        .args(["build", "--load-restrictor", "LoadRestrictionsNone"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = parse_str(&String::from_utf8(out.stdout).unwrap(), None).unwrap();
+    let mut options = capi_manage::render::Options::default();
+    options.load_restrictions = capi_manage::render::LoadRestrictions::None;
+    let ours = capi_manage::render::render_with(&dir, &options).unwrap();
+    assert_eq!(
+        ours.iter().map(|o| &o.value).collect::<Vec<_>>(),
+        theirs.iter().map(|o| &o.value).collect::<Vec<_>>()
+    );
+    assert!(render(&dir).is_err(), "the default stays root-only");
+}
