@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod docker;
 mod process;
 
+#[allow(unused_imports)]
 pub use control_plane::{ControlPlane, Options};
 pub use process::Process;
 
