@@ -5,7 +5,6 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::Error;
 use super::kustomization::{GenOptions, GenSpec, Kustomization};
@@ -414,8 +413,8 @@ pub fn hash_suffix(obj: &Value) -> String {
         &Value::Object(m.into_iter().map(|(a, b)| (a.to_string(), b)).collect()),
         &mut encoded,
     );
-    let digest = Sha256::digest(encoded.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let digest = ring::digest::digest(&ring::digest::SHA256, encoded.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     hex[..10]
         .chars()
         .map(|c| match c {
