@@ -59,8 +59,7 @@ fn gvk_key(g: &Gvk) -> String {
     )
 }
 
-fn less(a: &Res, b: &Res) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
+fn order(a: &Res, b: &Res) -> std::cmp::Ordering {
     let (ia, ib) = (a.cur_id(), b.cur_id());
     if ia.gvk != ib.gvk {
         let (ra, rb) = (rank(&ia.gvk.kind), rank(&ib.gvk.kind));
@@ -84,12 +83,7 @@ fn less(a: &Res, b: &Res) -> std::cmp::Ordering {
             or(&id.name, "~N")
         )
     };
-    let r = key(&ia).cmp(&key(&ib));
-    if r == Ordering::Equal {
-        Ordering::Equal
-    } else {
-        r
-    }
+    key(&ia).cmp(&key(&ib))
 }
 
 fn id_gvk_string(g: &Gvk) -> String {
@@ -103,5 +97,5 @@ fn id_gvk_string(g: &Gvk) -> String {
 
 /// Sorts in kustomize's legacy order.
 pub fn legacy(list: &mut [Res]) {
-    list.sort_by(less);
+    list.sort_by(order);
 }

@@ -299,13 +299,13 @@ pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
         if (gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding")
             && let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut)
         {
-            {
-                for s in subjects {
-                    if s.get("name").and_then(Value::as_str) == Some("default")
-                        && let Some(m) = s.as_object_mut()
-                    {
-                        m.insert("namespace".into(), Value::String(ns.into()));
-                    }
+            // kustomize's default: only subjects named "default" follow the namespace; the
+            // others are fixed by name references at the end.
+            for s in subjects {
+                if s.get("name").and_then(Value::as_str) == Some("default")
+                    && let Some(m) = s.as_object_mut()
+                {
+                    m.insert("namespace".into(), Value::String(ns.into()));
                 }
             }
         }
