@@ -13,6 +13,8 @@
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
 //! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
+//! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
+//! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
 #![deny(missing_docs)]
 
 pub mod capi;
@@ -21,3 +23,5 @@ pub mod git;
 pub mod kube;
 pub mod manifest;
 pub mod observe;
+pub mod render;
+pub mod repo;

@@ -1,4 +1,9 @@
-use super::NotImplemented;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use capi_manage::repo::{Cluster, PLACEHOLDER, Repo};
+use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -6,6 +11,158 @@ pub struct Args {
     pub target: String,
 }
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    Err(NotImplemented("plan").into())
+fn kinds(cluster: &Cluster) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for o in &cluster.objects {
+        match counts.iter_mut().find(|(k, _)| k == o.kind()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((o.kind().to_string(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn node_groups(chart: &Value) -> String {
+    let Some(groups) = chart.get("nodeGroups").and_then(Value::as_array) else {
+        return "none".into();
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let s = |k: &str| {
+                g.get(k).map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            };
+            format!(
+                "{} ({} x {})",
+                s("name").unwrap_or_default(),
+                s("machineCount").unwrap_or_else(|| "?".into()),
+                s("machineFlavor").unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `url` of remote "origin" in the repository's git config, if it can be read without git.
+fn origin_url(root: &Path) -> Option<String> {
+    let dot_git = root.join(".git");
+    let git_dir = if dot_git.is_file() {
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let p = text.trim().strip_prefix("gitdir:")?.trim().to_string();
+        let p = root.join(p);
+        // A worktree's config lives in the common dir.
+        match std::fs::read_to_string(p.join("commondir")) {
+            Ok(c) => p.join(c.trim()),
+            Err(_) => p,
+        }
+    } else {
+        dot_git
+    };
+    let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
+    let mut in_origin = false;
+    for line in config.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_origin = l == "[remote \"origin\"]";
+        } else if in_origin && let Some(v) = l.strip_prefix("url") {
+            return Some(v.trim_start().trim_start_matches('=').trim().to_string());
+        }
+    }
+    None
+}
+
+pub fn report(repo: &Repo, c: &Cluster) -> String {
+    let mut s = String::new();
+    let v = &c.values;
+    let cp = v.chart.get("controlPlane");
+    let cp_count = cp
+        .and_then(|c| c.get("machineCount"))
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "chart default".into());
+    let cp_flavor = cp
+        .and_then(|c| c.get("machineFlavor"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let _ = writeln!(s, "cluster {} ({})", c.name, c.dir.display());
+    let _ = writeln!(
+        s,
+        "  values       ConfigMap {}/{}: Kubernetes {}, control plane {} x {}, node groups {}",
+        v.namespace,
+        v.config_map_name,
+        v.kubernetes_version,
+        cp_count,
+        cp_flavor,
+        node_groups(&v.chart)
+    );
+    let _ = writeln!(
+        s,
+        "  credentials  Secret {}/{} (clouds.yaml for {})",
+        c.credentials.namespace, c.credentials.secret_name, c.credentials.auth_url
+    );
+    let _ = writeln!(
+        s,
+        "  rendered     {} objects: {}",
+        c.objects.len(),
+        kinds(c)
+    );
+    match origin_url(repo.root()) {
+        Some(url) => {
+            let _ = writeln!(
+                s,
+                "  git remote   origin = {url} (reachability and push access: checked by bootstrap; the git module is not built yet)"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  git remote   not found in {} (bootstrap needs a remote \"origin\" to push to)",
+                repo.root().display()
+            );
+        }
+    }
+    if !c.credentials.placeholders.is_empty() {
+        let _ = writeln!(
+            s,
+            "  warning      credentials.yaml still has {PLACEHOLDER} in {}: bootstrap refuses it until they are filled in",
+            c.credentials.placeholders.join(", ")
+        );
+    }
+    let n = &c.name;
+    let steps = [
+        format!("create an ephemeral kind cluster capi-manage-{n} (Docker)"),
+        "install Flux, cert-manager, Cluster API (core, kubeadm bootstrap and control plane) and CAPO from vendor-manifests/".to_string(),
+        format!("apply credentials.yaml and the {} objects rendered from clusters/{n}; wait until the cluster is ready", c.objects.len()),
+        format!("write clusters/{n}/kubeconfig (mode 0600, never committed)"),
+        "install Flux, cert-manager, Cluster API and CAPO on the new cluster".to_string(),
+        "move the Cluster API objects to the new cluster (paused during the move)".to_string(),
+        format!("install sealed-secrets on the new cluster; seal {} with its certificate", c.credentials.secret_name),
+        format!("commit the sealed credentials under clusters/{n}/ and push"),
+        format!("create the Flux GitRepository (SSH deploy key) and Kustomization for ./clusters/{n}"),
+        format!("delete the kind cluster capi-manage-{n}"),
+    ];
+    let _ = writeln!(s, "bootstrap would:");
+    for (i, step) in steps.iter().enumerate() {
+        let _ = writeln!(s, "  {:>2}. {step}", i + 1);
+    }
+    s
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let repo = Repo::discover(&cwd)?;
+    let name = match Path::new(&args.target).file_name() {
+        Some(n) if Path::new(&args.target).is_dir() => n.to_string_lossy().into_owned(),
+        _ => args.target.clone(),
+    };
+    let cluster = repo.cluster(&name)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(report(&repo, &cluster).as_bytes())?;
+    Ok(())
 }

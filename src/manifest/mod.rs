@@ -5,10 +5,12 @@
 
 mod object;
 mod order;
+mod subst;
 mod yaml;
 
 pub use object::{Gvk, Object, Origin};
 pub use order::{ApplyPhase, apply_phase};
+pub use subst::{SUBSTITUTE_ANNOTATION, SubstError, substitute, substitute_str};
 pub use yaml::{parse_file, parse_str, to_yaml};
 
 use std::path::PathBuf;

@@ -7,3 +7,4 @@ mod capi;
 mod git;
 mod kind;
 mod kube;
+mod render;

@@ -1,0 +1,200 @@
+//! The build: accumulate resources depth-first, generate, transform (kustomize's order), then
+//! at the top level add hash suffixes, fix name references, drop local config and sort.
+
+use std::path::{Path, PathBuf};
+
+use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
+use super::res::Res;
+use super::{Error, generate, nameref, patch, sort, transform};
+use crate::manifest::{self, Object};
+
+pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
+    let mut stack = Vec::new();
+    let (k, mut list) = accumulate(dir, None, &mut stack, options)?;
+    generate::add_hashes(&mut list);
+    nameref::fix(&mut list).map_err(|problem| Error::Invalid {
+        file: k.file.clone(),
+        field: "resources".into(),
+        problem,
+    })?;
+    list.retain(|r| {
+        r.value
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get("config.kubernetes.io/local-config"))
+            .and_then(|v| v.as_str())
+            != Some("true")
+    });
+    if k.sort_order != Some(SortOrder::Fifo) {
+        sort::legacy(&mut list);
+    }
+    Ok(list
+        .into_iter()
+        .map(|r| Object {
+            value: r.value,
+            origin: r.origin,
+        })
+        .collect())
+}
+
+fn is_remote(r: &str) -> bool {
+    r.contains("://")
+        || r.starts_with("git@")
+        || r.starts_with("github.com/")
+        || r.starts_with("gitlab.com/")
+        || r.starts_with("bitbucket.org/")
+        || r.contains("?ref=")
+        || r.contains(".git//")
+}
+
+/// Removes `.` and `name/..` from a path without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn append(k: &Kustomization, field: &str, list: &mut Vec<Res>, r: Res) -> Result<(), Error> {
+    let id = r.cur_id();
+    if list.iter().any(|o| o.cur_id().equals(&id)) {
+        return Err(Error::Invalid {
+            file: k.file.clone(),
+            field: field.to_string(),
+            problem: format!("{id} is already defined by an earlier resource: ids must be unique"),
+        });
+    }
+    list.push(r);
+    Ok(())
+}
+
+fn accumulate(
+    dir: &Path,
+    parent: Option<(&Path, &str)>,
+    stack: &mut Vec<PathBuf>,
+    options: &super::Options,
+) -> Result<(Kustomization, Vec<Res>), Error> {
+    let canon = dir.canonicalize().map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if let Some(pos) = stack.iter().position(|p| *p == canon) {
+        let mut chain: Vec<PathBuf> = stack[pos..].to_vec();
+        chain.push(canon);
+        let file = parent
+            .map(|(f, _)| f.to_path_buf())
+            .unwrap_or_else(|| dir.to_path_buf());
+        return Err(Error::Cycle { file, chain });
+    }
+    stack.push(canon);
+    let mut k = kustomization::load(dir)?;
+    k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
+    let mut list: Vec<Res> = Vec::new();
+    for (i, r) in k.resources.iter().enumerate() {
+        let field = format!("resources[{i}]");
+        if is_remote(r) {
+            return Err(Error::Unsupported {
+                file: k.file.clone(),
+                field,
+                hint: format!("{r} is remote: vendor it into the repository and refer to the copy"),
+            });
+        }
+        if Path::new(r).is_absolute() {
+            return Err(Error::Invalid {
+                file: k.file.clone(),
+                field,
+                problem: format!(
+                    "{r} is absolute: kustomize only takes paths relative to the kustomization"
+                ),
+            });
+        }
+        let path = normalize(&dir.join(r));
+        if path.is_file() {
+            generate::check_inside(&k, &field, &path)?;
+            let objects = manifest::parse_file(&path).map_err(|source| Error::Manifest {
+                file: k.file.clone(),
+                field: field.clone(),
+                source,
+            })?;
+            for o in objects {
+                append(&k, &field, &mut list, Res::new(o.value, o.origin))?;
+            }
+        } else if path.is_dir() {
+            if kustomization::find_file(&path).is_none() {
+                return Err(Error::Invalid {
+                    file: k.file.clone(),
+                    field,
+                    problem: format!(
+                        "{} has no kustomization.yaml: list its files instead, or add one",
+                        path.display()
+                    ),
+                });
+            }
+            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            for r in sub {
+                append(&k, &field, &mut list, r)?;
+            }
+        } else {
+            return Err(Error::Invalid {
+                file: k.file.clone(),
+                field,
+                problem: format!("{} does not exist", path.display()),
+            });
+        }
+    }
+    generate::run(&k, &mut list)?;
+    transform_all(&k, &mut list)?;
+    stack.pop();
+    Ok((k, list))
+}
+
+fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
+    if !k.patches_strategic_merge.is_empty() {
+        patch::apply_strategic_merge(k, list, &k.patches_strategic_merge)?;
+    }
+    for p in &k.patches {
+        patch::apply_spec(k, list, p)?;
+    }
+    if !k.namespace.is_empty() {
+        transform::namespace(k, list)?;
+    }
+    if !k.name_prefix.is_empty() {
+        transform::prefix_suffix(k, list, true)?;
+    }
+    if !k.name_suffix.is_empty() {
+        transform::prefix_suffix(k, list, false)?;
+    }
+    for (i, l) in k.labels.iter().enumerate() {
+        transform::labels(k, list, l, &format!("labels[{i}]"), false)?;
+    }
+    if !k.common_labels.is_empty() {
+        let spec = LabelSpec {
+            pairs: k.common_labels.clone(),
+            ..Default::default()
+        };
+        transform::labels(k, list, &spec, "commonLabels", true)?;
+    }
+    transform::annotations(k, list)?;
+    for p in &k.patches_json6902 {
+        patch::apply_spec(k, list, p)?;
+    }
+    for r in &k.replicas {
+        transform::replicas(k, list, r)?;
+    }
+    for im in &k.images {
+        transform::image(k, list, im)?;
+    }
+    Ok(())
+}

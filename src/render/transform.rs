@@ -1,0 +1,613 @@
+//! kustomize's built-in transformers: namespace, name prefix/suffix, labels, annotations,
+//! images and replicas, with the field specs kustomize applies them to.
+
+use serde_json::Value;
+
+use super::Error;
+use super::fieldspec::{self, FieldSpec, Leaf};
+use super::kustomization::{ImageSpec, Kustomization, LabelSpec, ReplicaSpec};
+use super::res::Res;
+
+type Spec = (&'static str, &'static str, &'static str, &'static str, bool);
+
+fn specs(table: &[Spec]) -> Vec<FieldSpec> {
+    table
+        .iter()
+        .map(|(g, v, k, p, c)| FieldSpec::new(g, v, k, p, *c))
+        .collect()
+}
+
+const AFFINITY: &[&str] = &[
+    "podAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+    "podAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+    "podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/podAffinityTerm/labelSelector/matchLabels",
+    "podAntiAffinity/requiredDuringSchedulingIgnoredDuringExecution/labelSelector/matchLabels",
+];
+
+/// Where labels go on metadata and pod templates (kustomize's metadata-labels specs).
+const METADATA_LABELS: &[Spec] = &[
+    ("", "", "", "metadata/labels", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "spec/template/metadata/labels",
+        true,
+    ),
+    ("", "", "Deployment", "spec/template/metadata/labels", true),
+    ("", "", "ReplicaSet", "spec/template/metadata/labels", true),
+    ("", "", "DaemonSet", "spec/template/metadata/labels", true),
+    (
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/template/metadata/labels",
+        true,
+    ),
+    (
+        "apps",
+        "",
+        "StatefulSet",
+        "spec/volumeClaimTemplates[]/metadata/labels",
+        true,
+    ),
+    ("batch", "", "Job", "spec/template/metadata/labels", true),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/metadata/labels",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/labels",
+        true,
+    ),
+];
+
+/// Field specs of `commonLabels` (and `labels` with `includeSelectors`).
+fn common_label_specs() -> Vec<FieldSpec> {
+    let mut out = specs(&[
+        ("", "v1", "Service", "spec/selector", true),
+        ("", "v1", "ReplicationController", "spec/selector", true),
+        ("", "", "Deployment", "spec/selector/matchLabels", true),
+    ]);
+    let affinity = |out: &mut Vec<FieldSpec>, kind: &str| {
+        for a in AFFINITY {
+            out.push(FieldSpec::new(
+                "apps",
+                "",
+                kind,
+                &format!("spec/template/spec/affinity/{a}"),
+                false,
+            ));
+        }
+        out.push(FieldSpec::new(
+            "apps",
+            "",
+            kind,
+            "spec/template/spec/topologySpreadConstraints/labelSelector/matchLabels",
+            false,
+        ));
+    };
+    affinity(&mut out, "Deployment");
+    out.extend(specs(&[
+        ("", "", "ReplicaSet", "spec/selector/matchLabels", true),
+        ("", "", "DaemonSet", "spec/selector/matchLabels", true),
+        ("apps", "", "StatefulSet", "spec/selector/matchLabels", true),
+    ]));
+    affinity(&mut out, "StatefulSet");
+    out.extend(specs(&[
+        ("batch", "", "Job", "spec/selector/matchLabels", false),
+        (
+            "batch",
+            "",
+            "CronJob",
+            "spec/jobTemplate/spec/selector/matchLabels",
+            false,
+        ),
+        (
+            "policy",
+            "",
+            "PodDisruptionBudget",
+            "spec/selector/matchLabels",
+            false,
+        ),
+        (
+            "networking.k8s.io",
+            "",
+            "NetworkPolicy",
+            "spec/podSelector/matchLabels",
+            false,
+        ),
+        (
+            "networking.k8s.io",
+            "",
+            "NetworkPolicy",
+            "spec/ingress/from/podSelector/matchLabels",
+            false,
+        ),
+        (
+            "networking.k8s.io",
+            "",
+            "NetworkPolicy",
+            "spec/egress/to/podSelector/matchLabels",
+            false,
+        ),
+    ]));
+    out.extend(specs(METADATA_LABELS));
+    out
+}
+
+const COMMON_ANNOTATIONS: &[Spec] = &[
+    ("", "", "", "metadata/annotations", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "Deployment",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "ReplicaSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "DaemonSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "",
+        "",
+        "StatefulSet",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "Job",
+        "spec/template/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/metadata/annotations",
+        true,
+    ),
+    (
+        "batch",
+        "",
+        "CronJob",
+        "spec/jobTemplate/spec/template/metadata/annotations",
+        true,
+    ),
+];
+
+const IMAGES: &[Spec] = &[
+    ("", "", "", "spec/containers[]/image", true),
+    ("", "", "", "spec/initContainers[]/image", true),
+    ("", "", "", "spec/volumes[]/image/reference", true),
+    ("", "", "", "spec/template/spec/containers[]/image", true),
+    (
+        "",
+        "",
+        "",
+        "spec/template/spec/initContainers[]/image",
+        true,
+    ),
+    (
+        "",
+        "",
+        "",
+        "spec/template/spec/volumes[]/image/reference",
+        true,
+    ),
+];
+
+const REPLICAS: &[Spec] = &[
+    ("", "", "Deployment", "spec/replicas", true),
+    ("", "", "ReplicationController", "spec/replicas", true),
+    ("", "", "ReplicaSet", "spec/replicas", true),
+    ("", "", "StatefulSet", "spec/replicas", true),
+];
+
+fn invalid(k: &Kustomization, field: &str, res: &Res, problem: String) -> Error {
+    Error::Invalid {
+        file: k.file.clone(),
+        field: field.to_string(),
+        problem: format!("{}: {problem}", res.cur_id()),
+    }
+}
+
+fn set_string(to: &str) -> impl FnMut(&mut Value) -> Result<(), String> + '_ {
+    move |v: &mut Value| match v {
+        Value::Object(_) | Value::Array(_) => Err("expected a scalar".into()),
+        _ => {
+            *v = Value::String(to.to_string());
+            Ok(())
+        }
+    }
+}
+
+fn set_pairs(pairs: &[(String, String)]) -> impl FnMut(&mut Value) -> Result<(), String> + '_ {
+    move |v: &mut Value| {
+        if v.is_null() {
+            *v = Value::Object(Default::default());
+        }
+        let m = v
+            .as_object_mut()
+            .ok_or_else(|| "expected a mapping".to_string())?;
+        let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
+        sorted.sort();
+        for (k, val) in sorted {
+            m.insert(k.clone(), Value::String(val.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// `namespace:`.
+pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
+    let ns = k.namespace.as_str();
+    let extra = specs(&[
+        (
+            "apiregistration.k8s.io",
+            "",
+            "APIService",
+            "spec/service/namespace",
+            true,
+        ),
+        (
+            "apiextensions.k8s.io",
+            "",
+            "CustomResourceDefinition",
+            "spec/conversion/webhook/clientConfig/service/namespace",
+            false,
+        ),
+    ]);
+    for i in 0..list.len() {
+        let r = &mut list[i];
+        r.store_prev();
+        let gvk = r.gvk();
+        if !super::res::is_cluster_scoped(&gvk) {
+            r.set_namespace(ns);
+        }
+        if gvk.kind == "Namespace"
+            && r.value.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        {
+            r.set_name(ns);
+        }
+        if (gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding")
+            && let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut)
+        {
+            // kustomize's default: only subjects named "default" follow the namespace; the
+            // others are fixed by name references at the end.
+            for s in subjects {
+                if s.get("name").and_then(Value::as_str) == Some("default")
+                    && let Some(m) = s.as_object_mut()
+                {
+                    m.insert("namespace".into(), Value::String(ns.into()));
+                }
+            }
+        }
+        for fs in &extra {
+            let mut set = set_string(ns);
+            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut set)
+                .map_err(|e| invalid(k, "namespace", r, e))?;
+        }
+        let id = list[i].cur_id();
+        if list.iter().filter(|o| o.cur_id().equals(&id)).count() != 1 {
+            return Err(Error::Invalid {
+                file: k.file.clone(),
+                field: "namespace".into(),
+                problem: format!("setting the namespace makes two objects {id}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn skips_prefix_suffix(r: &Res) -> bool {
+    let id = r.org_id();
+    id.gvk.kind == "CustomResourceDefinition"
+        || id.gvk.kind == "Namespace"
+        || (id.gvk.group == "apiregistration.k8s.io" && id.gvk.kind == "APIService")
+}
+
+/// `namePrefix:` (prefix = true) or `nameSuffix:`.
+pub fn prefix_suffix(k: &Kustomization, list: &mut [Res], prefix: bool) -> Result<(), Error> {
+    let affix = if prefix {
+        &k.name_prefix
+    } else {
+        &k.name_suffix
+    };
+    for r in list.iter_mut() {
+        if skips_prefix_suffix(r) {
+            continue;
+        }
+        if prefix {
+            r.prefixes.push(affix.clone());
+        } else {
+            r.suffixes.push(affix.clone());
+        }
+        r.store_prev();
+        let name = r.name().to_string();
+        let new = if prefix {
+            format!("{affix}{name}")
+        } else {
+            format!("{name}{affix}")
+        };
+        r.set_name(&new);
+    }
+    Ok(())
+}
+
+/// One `labels` entry or `commonLabels`.
+pub fn labels(
+    k: &Kustomization,
+    list: &mut [Res],
+    spec: &LabelSpec,
+    field: &str,
+    common: bool,
+) -> Result<(), Error> {
+    if spec.pairs.is_empty() {
+        return Ok(());
+    }
+    let mut fss = spec.fields.clone();
+    if common || spec.include_selectors {
+        fss.extend(common_label_specs());
+    } else {
+        if spec.include_templates {
+            fss.extend(specs(METADATA_LABELS));
+        }
+        fss.push(FieldSpec::new("", "", "", "metadata/labels", true));
+    }
+    let fss = dedup(fss);
+    for r in list.iter_mut() {
+        let gvk = r.gvk();
+        for fs in &fss {
+            let mut set = set_pairs(&spec.pairs);
+            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Map, &mut set)
+                .map_err(|e| invalid(k, field, r, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// kustomize merges field-spec lists, dropping exact repeats.
+fn dedup(fss: Vec<FieldSpec>) -> Vec<FieldSpec> {
+    let mut out: Vec<FieldSpec> = Vec::new();
+    for f in fss {
+        if !out.iter().any(|o| o.gvk == f.gvk && o.path == f.path) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// `commonAnnotations:`.
+pub fn annotations(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
+    if k.common_annotations.is_empty() {
+        return Ok(());
+    }
+    let fss = specs(COMMON_ANNOTATIONS);
+    for r in list.iter_mut() {
+        let gvk = r.gvk();
+        for fs in &fss {
+            let mut set = set_pairs(&k.common_annotations);
+            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Map, &mut set)
+                .map_err(|e| invalid(k, "commonAnnotations", r, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits an image reference into name, tag and digest (kustomize's rules).
+fn split_image(image: &str) -> (String, String, String) {
+    let slash = image.find('/').filter(|&i| i > 0).unwrap_or(0);
+    let search = &image[slash..];
+    let at = search.find('@');
+    let colon = search.find(':');
+    match (colon, at) {
+        (None, None) => (image.to_string(), String::new(), String::new()),
+        (c, Some(a)) if c.is_none() || a < c.unwrap_or(usize::MAX) => {
+            let a = a + slash;
+            (
+                image[..a].to_string(),
+                String::new(),
+                image[a + 1..].to_string(),
+            )
+        }
+        (Some(c), Some(a)) => {
+            let (c, a) = (c + slash, a + slash);
+            (
+                image[..c].to_string(),
+                image[c + 1..a].to_string(),
+                image[a + 1..].to_string(),
+            )
+        }
+        (Some(c), None) => {
+            let c = c + slash;
+            (
+                image[..c].to_string(),
+                image[c + 1..].to_string(),
+                String::new(),
+            )
+        }
+        (None, Some(_)) => unreachable!("handled above"),
+    }
+}
+
+fn update_image(spec: &ImageSpec, re: &regex::Regex, v: &mut Value) -> Result<(), String> {
+    let current = match &*v {
+        Value::String(s) => s.clone(),
+        Value::Null => return Ok(()),
+        Value::Object(_) | Value::Array(_) => return Err("expected a scalar image".into()),
+        other => other.to_string(),
+    };
+    if !re.is_match(&current) {
+        return Ok(());
+    }
+    let (mut name, mut tag, mut digest) = split_image(&current);
+    if !spec.new_name.is_empty() {
+        name = spec.new_name.clone();
+    }
+    if !spec.new_tag.is_empty() && !spec.digest.is_empty() {
+        tag = spec.new_tag.clone();
+        digest = spec.digest.clone();
+    } else if !spec.new_tag.is_empty() {
+        tag = spec.new_tag.clone();
+        digest.clear();
+    } else if !spec.digest.is_empty() {
+        tag.clear();
+        digest = spec.digest.clone();
+    } else if !spec.tag_suffix.is_empty() {
+        tag.push_str(&spec.tag_suffix);
+        digest.clear();
+    }
+    if !tag.is_empty() {
+        name = format!("{name}:{tag}");
+    }
+    if !digest.is_empty() {
+        name = format!("{name}@{digest}");
+    }
+    *v = Value::String(name);
+    Ok(())
+}
+
+/// Every `containers`/`initContainers` list anywhere in the object (kustomize's legacy pass).
+fn legacy_images(
+    node: &mut Value,
+    f: &mut dyn FnMut(&mut Value) -> Result<(), String>,
+) -> Result<(), String> {
+    match node {
+        Value::Object(m) => {
+            for (key, v) in m.iter_mut() {
+                legacy_images(v, f)?;
+                if (key == "containers" || key == "initContainers")
+                    && let Value::Array(items) = v
+                {
+                    for it in items {
+                        if let Some(img) = it.get_mut("image") {
+                            f(img)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for it in items {
+                legacy_images(it, f)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One `images` entry.
+pub fn image(k: &Kustomization, list: &mut [Res], spec: &ImageSpec) -> Result<(), Error> {
+    let re = regex::Regex::new(&format!(
+        "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
+        spec.name
+    ))
+    .map_err(|e| Error::Invalid {
+        file: k.file.clone(),
+        field: format!("{}.name", spec.field),
+        problem: format!("not usable as a pattern: {e}"),
+    })?;
+    let fss = specs(IMAGES);
+    for r in list.iter_mut() {
+        if r.kind() == "CustomResourceDefinition" {
+            continue;
+        }
+        let gvk = r.gvk();
+        let mut f = |v: &mut Value| update_image(spec, &re, v);
+        legacy_images(&mut r.value, &mut f).map_err(|e| invalid(k, &spec.field, r, e))?;
+        for fs in &fss {
+            let mut f = |v: &mut Value| update_image(spec, &re, v);
+            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::None, &mut f)
+                .map_err(|e| invalid(k, &spec.field, r, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// One `replicas` entry.
+pub fn replicas(k: &Kustomization, list: &mut [Res], spec: &ReplicaSpec) -> Result<(), Error> {
+    let mut found = false;
+    for fs in specs(REPLICAS) {
+        for r in list.iter_mut() {
+            if !r.any_id(|id| id.name == spec.name && fs.gvk.selects(&id.gvk)) {
+                continue;
+            }
+            found = true;
+            let gvk = r.gvk();
+            let count = spec.count;
+            let mut set = |v: &mut Value| {
+                *v = Value::from(count);
+                Ok(())
+            };
+            fieldspec::apply(&mut r.value, &gvk, &fs, Leaf::Scalar, &mut set)
+                .map_err(|e| invalid(k, &spec.field, r, e))?;
+        }
+    }
+    if !found {
+        return Err(Error::Invalid {
+            file: k.file.clone(),
+            field: format!("{}.name", spec.field),
+            problem: format!(
+                "no Deployment, ReplicationController, ReplicaSet or StatefulSet named {:?}",
+                spec.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_like_kustomize() {
+        let s = |i: &str| {
+            let (a, b, c) = split_image(i);
+            (a, b, c)
+        };
+        assert_eq!(s("nginx"), ("nginx".into(), "".into(), "".into()));
+        assert_eq!(s("nginx:1.2"), ("nginx".into(), "1.2".into(), "".into()));
+        assert_eq!(
+            s("localhost:5000/app:v1"),
+            ("localhost:5000/app".into(), "v1".into(), "".into())
+        );
+        assert_eq!(
+            s("app@sha256:abc"),
+            ("app".into(), "".into(), "sha256:abc".into())
+        );
+        assert_eq!(
+            s("r.io/app:v1@sha256:abc"),
+            ("r.io/app".into(), "v1".into(), "sha256:abc".into())
+        );
+    }
+}
