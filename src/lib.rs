@@ -18,8 +18,8 @@
 #![deny(missing_docs)]
 
 pub mod capi;
-pub mod kind;
 pub mod git;
+pub mod kind;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

@@ -487,6 +487,11 @@ async fn inject_write_failure(d: &Discovery, kind: &str, name: &str) {
     )
     .await
     .unwrap();
+    wait_for_fault(d, true).await;
+}
+
+/// Waits until the fault policy is (or is no longer) in force, probing with a dry-run create.
+async fn wait_for_fault(d: &Discovery, in_force: bool) {
     let probe: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fault-probe", "namespace": NS}})).unwrap();
     let cms = api(d, "v1", "ConfigMap").await;
     let dry = kube::api::PostParams {
@@ -494,12 +499,15 @@ async fn inject_write_failure(d: &Discovery, kind: &str, name: &str) {
         ..Default::default()
     };
     for _ in 0..100 {
-        if cms.create(&dry, &probe).await.is_err() {
+        if cms.create(&dry, &probe).await.is_err() == in_force {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the fault policy never took effect");
+    panic!(
+        "the fault policy was not {} after 10s",
+        if in_force { "in force" } else { "gone" }
+    );
 }
 
 async fn remove_write_failure(d: &Discovery) {
@@ -517,19 +525,7 @@ async fn remove_write_failure(d: &Discovery) {
         let a: Api<DynamicObject> = Api::all_with(d.client().clone(), &ar);
         a.delete("fault", &Default::default()).await.unwrap();
     }
-    let probe: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fault-probe", "namespace": NS}})).unwrap();
-    let cms = api(d, "v1", "ConfigMap").await;
-    let dry = kube::api::PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    for _ in 0..100 {
-        if cms.create(&dry, &probe).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the fault policy never went away");
+    wait_for_fault(d, false).await;
 }
 
 #[tokio::test]
