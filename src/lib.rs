@@ -9,8 +9,10 @@
 //! - [`observe`]: progress events.
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+//! - [`seal`]: sealing Secrets for sealed-secrets, interchangeably with kubeseal.
 #![deny(missing_docs)]
 
 pub mod kube;
 pub mod manifest;
 pub mod observe;
+pub mod seal;
