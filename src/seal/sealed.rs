@@ -385,12 +385,54 @@ fn object_at<'v>(map: &'v mut Map<String, Value>, field: &str) -> &'v mut Map<St
     entry.as_object_mut().expect("made an object")
 }
 
-/// A SealedSecret as YAML, starting with `---` as kubeseal's output does.
+/// A SealedSecret as YAML, starting with `---` and with quoted values in double quotes, as
+/// kubeseal's output has them (so re-sealing a kubeseal-made file does not change every
+/// quoted line).
 pub fn to_yaml(sealed: &Object) -> String {
-    format!(
-        "---\n{}",
-        crate::manifest::to_yaml(std::slice::from_ref(sealed))
-    )
+    let yaml = crate::manifest::to_yaml(std::slice::from_ref(sealed));
+    let mut out = String::with_capacity(yaml.len() + 4);
+    out.push_str("---\n");
+    // Lines of a block scalar (`key: |`) are content, not `key: value` pairs.
+    let mut block_indent: Option<usize> = None;
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if block_indent.is_some_and(|i| indent > i || line.trim().is_empty()) {
+            out.push_str(line);
+        } else {
+            block_indent = None;
+            let value = line.split_once(": ").map_or("", |(_, v)| v);
+            if value.starts_with('|') || value.starts_with('>') {
+                block_indent = Some(indent);
+            }
+            out.push_str(&double_quoted(line).unwrap_or_else(|| line.to_string()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `key: 'value'` as `key: "value"`, when the line is exactly one single-quoted scalar value.
+fn double_quoted(line: &str) -> Option<String> {
+    let (key, value) = line.split_once(": '")?;
+    let body = value.strip_suffix('\'')?;
+    if key.contains('\'') || key.contains('"') {
+        return None;
+    }
+    // Inside single quotes, `''` is a quote and nothing else may be a lone quote.
+    let text = body.replace("''", "\u{0}");
+    if text.contains('\'') || body.contains('\u{0}') {
+        return None;
+    }
+    let text = text.replace('\u{0}', "'");
+    let mut quoted = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '"' => quoted.push_str("\\\""),
+            c => quoted.push(c),
+        }
+    }
+    Some(format!("{key}: \"{quoted}\""))
 }
 
 #[cfg(test)]
@@ -428,8 +470,18 @@ mod tests {
             })
             .collect();
         assert_eq!(
+            double_quoted("  a: 'it''s \\ \"x\"'").as_deref(),
+            Some("  a: \"it's \\\\ \\\"x\\\"\"")
+        );
+        assert_eq!(double_quoted("  a: 'x' 'y'"), None);
+        let block = Object::new(json!({"a": "line: 'q'\nmore\n", "b": "true"}));
+        assert_eq!(
+            to_yaml(&block),
+            "---\na: |\n  line: 'q'\n  more\nb: \"true\"\n"
+        );
+        assert_eq!(
             redacted,
-            "---\napiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: creds\n  namespace: capi\nspec:\n  encryptedData:\n    password: SEALED\n    user: SEALED\n  template:\n    immutable: true\n    metadata:\n      annotations:\n        note: kept\n      labels:\n        a: '2'\n        z: '1'\n      name: creds\n      namespace: capi\n    type: Opaque\n"
+            "---\napiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: creds\n  namespace: capi\nspec:\n  encryptedData:\n    password: SEALED\n    user: SEALED\n  template:\n    immutable: true\n    metadata:\n      annotations:\n        note: kept\n      labels:\n        a: \"2\"\n        z: \"1\"\n      name: creds\n      namespace: capi\n    type: Opaque\n"
         );
         assert!(!y.contains("leak") && !y.contains("hunter2") && !y.contains("admin"));
         let data = unseal(&sealed, &uk).unwrap();
