@@ -1,1 +1,3 @@
+//! The integration test binary: modules mirror src/.
 
+mod seal;
