@@ -132,7 +132,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
                     fetched.from
                 ));
             }
-            SealingKey::from_pem(&fetched.pem, &fetched.from)?
+            SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?
         }
         (None, None) => unreachable!("a cluster is used when --cert is absent"),
     };

@@ -21,7 +21,7 @@ pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets";
 #[derive(Debug, Clone)]
 pub struct FetchedCertificate {
     /// The PEM text.
-    pub pem: Vec<u8>,
+    pub pem: String,
     /// Where it came from, for messages: the service proxy URL path or the Secret.
     pub from: String,
     /// Why the service proxy was not used, when the certificate came from a Secret.
@@ -76,14 +76,22 @@ pub async fn fetch_certificate(
                     what: path.clone(),
                     source: RequestError::Transport(::kube::Error::HttpError(e)),
                 })?;
-            match client
-                .request_text(request)
-                .await
-                .map_err(RequestError::from)
-            {
+            let answer = tokio::time::timeout(PROXY_TIMEOUT, client.request_text(request)).await;
+            let Ok(answer) = answer else {
+                let reason = format!("{path}: no answer in {}s", PROXY_TIMEOUT.as_secs());
+                return fallback(client, namespace, reason).await.map_err(|(p, f)| {
+                    Error::CertificateUnavailable {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        proxy: p,
+                        fallback: f,
+                    }
+                });
+            };
+            match answer.map_err(RequestError::from) {
                 Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {
                     return Ok(FetchedCertificate {
-                        pem: pem.into_bytes(),
+                        pem,
                         from: path,
                         fallback_reason: None,
                     });
@@ -99,6 +107,26 @@ pub async fn fetch_certificate(
             }
         }
     };
+    fallback(client, namespace, proxy_error)
+        .await
+        .map_err(|(proxy, fallback)| Error::CertificateUnavailable {
+            namespace: namespace.into(),
+            name: name.into(),
+            proxy,
+            fallback,
+        })
+}
+
+/// How long the service proxy may take to hand over the certificate.
+const PROXY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The certificate of the newest active key Secret, after the service proxy failed; or the
+/// proxy's failure and the fallback's.
+async fn fallback(
+    client: &Client,
+    namespace: &str,
+    proxy_error: String,
+) -> Result<FetchedCertificate, (String, String)> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let listed = secrets
         .list(&ListParams::default().labels(&format!("{SEALING_KEY_LABEL}=active")))
@@ -122,7 +150,7 @@ pub async fn fetch_certificate(
                     let pem = secret
                         .data
                         .and_then(|mut d| d.remove("tls.crt"))
-                        .map(|b| b.0)
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
                         .unwrap_or_default();
                     return Ok(FetchedCertificate {
                         pem,
@@ -137,12 +165,7 @@ pub async fn fetch_certificate(
         }
         Err(e) => format!("listing its key Secrets failed: {e}"),
     };
-    Err(Error::CertificateUnavailable {
-        namespace: namespace.into(),
-        name: name.into(),
-        proxy: proxy_error,
-        fallback: fallback_problem,
-    })
+    Err((proxy_error, fallback_problem))
 }
 
 /// The values of the Secret the controller unsealed from SealedSecret `namespace/name`, if it

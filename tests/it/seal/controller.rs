@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
-use crate::support::{ControlPlane, Process, fixtures, free_port, test_bin};
+use crate::support::{ControlPlane, Process, free_port, project_root, test_bin};
 
 const NS: &str = "sealed-secrets-system";
 const NAME: &str = "sealed-secrets";
@@ -66,16 +66,35 @@ async fn apply_all(cp: &ControlPlane, objects: &[Object]) {
     .expect("apply");
 }
 
+/// The upstream sealed-secrets CRD: `../shared/fixtures/upstream` beside the project, or beside
+/// the folder of git worktrees when the project is a worktree (`/work/wt/<name>`).
+fn sealed_secrets_crd() -> std::path::PathBuf {
+    let root = project_root();
+    [root.join("../shared"), root.join("../../shared")]
+        .iter()
+        .map(|s| s.join("fixtures/upstream/sealed-secrets/bitnami.com_sealedsecrets.yaml"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "test fixture missing: ../shared/fixtures/upstream/sealed-secrets/bitnami.com_sealedsecrets.yaml beside {}",
+                root.display()
+            )
+        })
+}
+
 fn object(v: Value) -> Object {
     Object::new(v)
 }
 
 async fn start() -> Controller {
     let cp = ControlPlane::start().await;
-    let crd = parse_file(&fixtures().join("sealed-secrets/bitnami.com_sealedsecrets.yaml")).unwrap();
+    eprintln!("control plane in {}", cp.dir().display());
+    let crd = parse_file(&sealed_secrets_crd()).unwrap();
     let mut setup = crd;
     for ns in [NS, "apps", "other"] {
-        setup.push(object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})));
+        setup.push(object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ));
     }
     apply_all(&cp, &setup).await;
 
@@ -97,6 +116,8 @@ async fn start() -> Controller {
         .arg(format!("--listen-addr={ip}:{port}"))
         .arg(format!("--listen-metrics-addr=127.0.0.1:{}", free_port()))
         .arg("--key-renew-period=0")
+        // 2048 bits: generating the default 4096-bit key takes long on a loaded machine.
+        .arg("--key-size=2048")
         .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         .env("KUBERNETES_SERVICE_PORT", cp.port().to_string())
         .env("POD_NAMESPACE", NS);
@@ -112,7 +133,10 @@ async fn start() -> Controller {
     loop {
         process.assert_running();
         let keys = secrets
-            .list(&kube::api::ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
+            )
             .await
             .map(|l| l.items.len())
             .unwrap_or(0);
@@ -136,18 +160,56 @@ async fn start() -> Controller {
 }
 
 impl Controller {
-    /// The controller's Service, its Endpoints pointing at `port` on the host address.
+    /// The controller's Service, its Endpoints pointing at `port` on the host address. The API
+    /// server only proxies to endpoint addresses that are the IP of an existing Pod, so a Pod
+    /// object (never scheduled: there is no kubelet) stands for the controller, its status
+    /// carrying the host address.
     async fn expose(&self, port: u16) {
+        let ip = self.ip.to_string();
         apply_all(
             &self.cp,
             &[
+                object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": NS}})),
+                object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller", "namespace": NS},
+                    "spec": {"automountServiceAccountToken": false,
+                        "containers": [{"name": "controller", "image": "bitnami/sealed-secrets-controller"}]}})),
                 object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS},
                     "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}]}})),
                 object(json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": NAME, "namespace": NS},
-                    "subsets": [{"addresses": [{"ip": self.ip.to_string()}], "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}]})),
+                    "subsets": [{"addresses": [{"ip": ip, "targetRef": {"kind": "Pod", "namespace": NS, "name": "controller"}}],
+                        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}]})),
             ],
         )
         .await;
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.cp.client().await, NS);
+        pods.patch_status(
+            "controller",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})),
+        )
+        .await
+        .expect("set the stand-in Pod's IP");
+        // The live controller answers through the proxy before the tests go on.
+        if port != self.port {
+            return;
+        }
+        let client = self.cp.client().await;
+        let path = format!("/api/v1/namespaces/{NS}/services/http:{NAME}:http/proxy/healthz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let request = http::Request::get(&path).body(Vec::new()).unwrap();
+            let answer =
+                tokio::time::timeout(Duration::from_secs(5), client.request_text(request)).await;
+            if let Ok(Ok(_)) = answer {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the API server never proxied to the controller: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     fn kubeconfig(&self) -> &str {
@@ -158,7 +220,10 @@ impl Controller {
     async fn active_cert(&self) -> Vec<u8> {
         let secrets: Api<Secret> = Api::namespaced(self.cp.client().await, NS);
         let list = secrets
-            .list(&kube::api::ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
+            )
             .await
             .unwrap();
         list.items[0].data.as_ref().unwrap()["tls.crt"].0.clone()
@@ -195,9 +260,11 @@ impl Controller {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let o = api.get(name).await.unwrap();
-            let synced = o.data.pointer("/status/conditions").and_then(Value::as_array).and_then(|c| {
-                c.iter().find(|c| c["type"] == "Synced").cloned()
-            });
+            let synced = o
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned());
             if let Some(c) = synced
                 && c["status"] == "False"
             {
@@ -268,7 +335,11 @@ fn assert_same_secret(made: &Secret, scope_annotation: Option<&str>) {
     let labels = made.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels,
-        [("clusterctl.cluster.x-k8s.io/move".to_string(), "true".to_string())].into()
+        [(
+            "clusterctl.cluster.x-k8s.io/move".to_string(),
+            "true".to_string()
+        )]
+        .into()
     );
     let mut want: BTreeMap<String, String> =
         [("example.com/owner".to_string(), "platform".to_string())].into();
@@ -294,22 +365,31 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
         fetched.from,
         format!("/api/v1/namespaces/{NS}/services/http:{NAME}:http/proxy/v1/cert.pem")
     );
-    assert_eq!(fetched.pem, c.active_cert().await);
+    assert_eq!(fetched.pem.as_bytes(), c.active_cert().await);
 
     for (name, annotation) in [
         ("strict", None),
         ("ns-wide", Some("sealedsecrets.bitnami.com/namespace-wide")),
-        ("cluster-wide", Some("sealedsecrets.bitnami.com/cluster-wide")),
+        (
+            "cluster-wide",
+            Some("sealedsecrets.bitnami.com/cluster-wide"),
+        ),
     ] {
         let input = input_secret(name, "apps", annotation);
-        let sealed = ok(capi(&["seal", "--kubeconfig", &kc], input.as_bytes()), "seal");
+        let sealed = ok(
+            capi(&["seal", "--kubeconfig", &kc], input.as_bytes()),
+            "seal",
+        );
         assert!(!sealed.contains("hunter2") && !sealed.contains("s3cr3t"));
         c.apply_sealed(&sealed).await;
         let made = c.wait_secret("apps", name).await;
         assert_same_secret(&made, annotation);
 
         // The same sealed values under another name, and in another namespace.
-        for (new_ns, new_name) in [("apps", format!("{name}-renamed")), ("other", name.to_string())] {
+        for (new_ns, new_name) in [
+            ("apps", format!("{name}-renamed")),
+            ("other", name.to_string()),
+        ] {
             let moved = sealed
                 .replace(&format!("name: {name}\n"), &format!("name: {new_name}\n"))
                 .replace("namespace: apps\n", &format!("namespace: {new_ns}\n"));
@@ -320,7 +400,10 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
                 Some(_) => true,
             };
             if may_unseal {
-                assert_eq!(data_of(&c.wait_secret(new_ns, &new_name).await), expected_data());
+                assert_eq!(
+                    data_of(&c.wait_secret(new_ns, &new_name).await),
+                    expected_data()
+                );
             } else {
                 let message = c.wait_unseal_failure(new_ns, &new_name).await;
                 assert!(message.contains("no key could decrypt secret"), "{message}");
@@ -330,23 +413,50 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
         }
     }
 
-    // The proxy failing (nothing listens behind the Endpoints): the active key Secret is used,
+    // The proxy failing: the Endpoints point at a port that hangs up on every connection
+    // (closed ports here drop packets rather than refuse them). The active key Secret is used,
     // with a warning.
-    c.expose(free_port()).await;
+    let hang_up = std::net::TcpListener::bind((c.ip, 0)).unwrap();
+    let hang_up_port = hang_up.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in hang_up.incoming() {
+            drop(stream);
+        }
+    });
+    c.expose(hang_up_port).await;
     let fetched = fetch_certificate(&client, NS, NAME).await.unwrap();
     assert!(fetched.fallback_reason.is_some());
-    assert!(fetched.from.starts_with(&format!("Secret {NS}/sealed-secrets-key")), "{}", fetched.from);
-    assert_eq!(fetched.pem, c.active_cert().await);
-    let out = capi(&["seal", "--kubeconfig", &kc], input_secret("fallback", "apps", None).as_bytes());
+    assert!(
+        fetched
+            .from
+            .starts_with(&format!("Secret {NS}/sealed-secrets-key")),
+        "{}",
+        fetched.from
+    );
+    assert_eq!(fetched.pem.as_bytes(), c.active_cert().await);
+    let out = capi(
+        &["seal", "--kubeconfig", &kc],
+        input_secret("fallback", "apps", None).as_bytes(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("because the controller's service proxy failed"), "{stderr}");
-    c.apply_sealed(&String::from_utf8(out.stdout).unwrap()).await;
+    assert!(
+        stderr.contains("because the controller's service proxy failed"),
+        "{stderr}"
+    );
+    c.apply_sealed(&String::from_utf8(out.stdout).unwrap())
+        .await;
     assert_same_secret(&c.wait_secret("apps", "fallback").await, None);
 
     // A wrong controller name is an error, not a silent fallback.
     let out = capi(
-        &["seal", "--kubeconfig", &kc, "--controller-name", "sealed-secrets-controller"],
+        &[
+            "seal",
+            "--kubeconfig",
+            &kc,
+            "--controller-name",
+            "sealed-secrets-controller",
+        ],
         input_secret("x", "apps", None).as_bytes(),
     );
     assert_one_line_error(
@@ -374,11 +484,17 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
         "yaml",
     ];
     let theirs = ok(
-        kubeseal(&kubeseal_args, input_secret("same", "apps", None).as_bytes()),
+        kubeseal(
+            &kubeseal_args,
+            input_secret("same", "apps", None).as_bytes(),
+        ),
         "kubeseal",
     );
     let ours = ok(
-        capi(&["seal", "--kubeconfig", &kc], input_secret("same", "other", None).as_bytes()),
+        capi(
+            &["seal", "--kubeconfig", &kc],
+            input_secret("same", "other", None).as_bytes(),
+        ),
         "seal",
     );
     assert_eq!(redacted(&ours).replace("other", "apps"), redacted(&theirs));
@@ -398,14 +514,29 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
     std::fs::write(&file, &theirs).unwrap();
     let rotated = input_secret("same", "apps", None).replace("aHVudGVyMg==", "aHVudGVyMw==");
     let out = capi(
-        &["seal", "--kubeconfig", &kc, "--merge-into", file.to_str().unwrap()],
+        &[
+            "seal",
+            "--kubeconfig",
+            &kc,
+            "--merge-into",
+            file.to_str().unwrap(),
+        ],
         rotated.as_bytes(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("re-sealed password into SealedSecret apps/same; unchanged: clouds.yaml, username"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "re-sealed password into SealedSecret apps/same; unchanged: clouds.yaml, username"
+        ),
+        "{stderr}"
+    );
     let merged = std::fs::read_to_string(&file).unwrap();
-    let changed: Vec<_> = theirs.lines().zip(merged.lines()).filter(|(x, y)| x != y).collect();
+    let changed: Vec<_> = theirs
+        .lines()
+        .zip(merged.lines())
+        .filter(|(x, y)| x != y)
+        .collect();
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert!(changed[0].1.starts_with("    password: "));
     c.apply_sealed(&merged).await;
@@ -416,7 +547,10 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
             assert_eq!(data_of(&s)["username"], b"admin");
             break;
         }
-        assert!(Instant::now() < deadline, "the controller never applied the rotation");
+        assert!(
+            Instant::now() < deadline,
+            "the controller never applied the rotation"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
