@@ -10,8 +10,12 @@
 //! - [`manifest`]: Kubernetes objects as data (YAML in and out, GVKs, apply order).
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
 //! - [`seal`]: sealing Secrets for sealed-secrets, interchangeably with kubeseal.
+//! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
+//! - [`capi`]: Cluster API object graphs, move order and the mover.
 #![deny(missing_docs)]
 
+pub mod capi;
+pub mod kind;
 pub mod kube;
 pub mod manifest;
 pub mod observe;

@@ -2,6 +2,7 @@
 //! into the library's options; errors are reported only by `main`.
 
 mod apply;
+mod move_cmd;
 mod observer;
 mod plan;
 mod render;
@@ -69,7 +70,7 @@ pub enum Command {
     /// Download, verify and record the pinned component manifests.
     Vendor,
     /// Move Cluster API objects between management clusters.
-    Move,
+    Move(move_cmd::Args),
     /// Print where a cluster's kubeconfig is, or its contents.
     Kubeconfig(ClusterArg),
     /// Show a cluster's conditions and Flux health.
@@ -113,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(_) => Err(NotImplemented("bootstrap").into()),
         Command::Teardown(_) => Err(NotImplemented("teardown").into()),
         Command::Vendor => Err(NotImplemented("vendor").into()),
-        Command::Move => Err(NotImplemented("move").into()),
+        Command::Move(args) => move_cmd::run(args, &observer).await,
         Command::Kubeconfig(_) => Err(NotImplemented("kubeconfig").into()),
         Command::Status(_) => Err(NotImplemented("status").into()),
     }

@@ -12,6 +12,8 @@ use super::{Discovery, Error, FIELD_MANAGER, RequestError, Resource};
 use crate::manifest::{ApplyPhase, Gvk, Object, apply_phase};
 use crate::observe::{Observer, ObserverExt};
 
+type Batch<'a> = Vec<(usize, &'a Object)>;
+
 /// How [`apply`] behaves.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -90,7 +92,7 @@ pub async fn apply(
     if !unknown.is_empty() {
         return Err(Error::UnknownKinds { kinds: unknown });
     }
-    let (definitions, rest): (Vec<(usize, &Object)>, Vec<(usize, &Object)>) = objects
+    let (definitions, rest): (Batch, Batch) = objects
         .iter()
         .enumerate()
         .partition(|(_, o)| apply_phase(&o.gvk()) == ApplyPhase::Definitions);
@@ -281,35 +283,103 @@ async fn apply_one(
     let identity = identity_obj.identity();
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force;
+    // Re-applying an unchanged configuration must not write: the server writes anyway for some
+    // objects (a CRD whose schema defaults `status` is rewritten on every update, and a config
+    // that owns no fields adds and drops its managedFields entry). So an existing object is
+    // first applied as a dry run, and only written when the result differs from what is live.
+    let live = with_retries(options, || api.get_opt(object.name()))
+        .await
+        .map_err(|source| Error::Object {
+            action: "reading",
+            identity: identity.clone(),
+            origin: object.origin.clone(),
+            source,
+        })?;
+    if let Some(live) = live {
+        if owns_no_fields(&body) {
+            return Ok(Applied {
+                identity,
+                object: live,
+            });
+        }
+        let mut dry = params.clone();
+        dry.dry_run = true;
+        let patch = Patch::Apply(&body);
+        let would = with_retries(options, || api.patch(object.name(), &dry, &patch)).await;
+        if let Ok(would) = would
+            && comparable(&would) == comparable(&live)
+        {
+            return Ok(Applied {
+                identity,
+                object: live,
+            });
+        }
+        // A failed dry run is not final: the real apply below reports the server's answer.
+    }
+    let patch = Patch::Apply(&body);
+    match with_retries(options, || api.patch(object.name(), &params, &patch)).await {
+        Ok(stored) => Ok(Applied {
+            identity,
+            object: stored,
+        }),
+        Err(source) => Err(Error::Object {
+            action: "applying",
+            identity,
+            origin: object.origin.clone(),
+            source,
+        }),
+    }
+}
+
+/// Runs a request, retrying throttling, server and connection errors with backoff.
+async fn with_retries<T, F, Fut>(options: &ApplyOptions, mut request: F) -> Result<T, RequestError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ::kube::Error>>,
+{
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
-        match api
-            .patch(object.name(), &params, &Patch::Apply(&body))
-            .await
-            .map_err(RequestError::from)
-        {
-            Ok(stored) => {
-                return Ok(Applied {
-                    identity,
-                    object: stored,
-                });
-            }
+        match request().await.map_err(RequestError::from) {
             Err(e) if e.is_transient() && attempt < options.attempts => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;
             }
-            Err(source) => {
-                return Err(Error::Object {
-                    action: "applying",
-                    identity,
-                    origin: object.origin.clone(),
-                    source,
-                });
+            other => return other,
+        }
+    }
+}
+
+/// An object without what changes on every write even when nothing else does.
+fn comparable(o: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        md.remove("resourceVersion");
+        if let Some(mf) = md.get_mut("managedFields").and_then(Value::as_array_mut) {
+            for entry in mf {
+                if let Some(e) = entry.as_object_mut() {
+                    e.remove("time");
+                }
             }
         }
     }
+    v
+}
+
+/// Whether an applied configuration sets nothing but identity (apiVersion, kind, name, namespace).
+fn owns_no_fields(body: &Value) -> bool {
+    let Some(top) = body.as_object() else {
+        return false;
+    };
+    let md_ok = top
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.keys().all(|k| k == "name" || k == "namespace"));
+    md_ok
+        && top
+            .keys()
+            .all(|k| k == "apiVersion" || k == "kind" || k == "metadata")
 }
 
 /// Every (group, version, kind) that a CRD in the bundle serves.
@@ -340,6 +410,19 @@ fn crd_kinds(objects: &[Object]) -> BTreeSet<Gvk> {
 mod tests {
     use super::*;
     use crate::manifest::parse_str;
+
+    #[test]
+    fn identity_only_configs_own_no_fields() {
+        assert!(owns_no_fields(
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})
+        ));
+        assert!(!owns_no_fields(
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": {"x": "y"}}})
+        ));
+        assert!(!owns_no_fields(
+            &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}})
+        ));
+    }
 
     #[test]
     fn crd_kinds_lists_every_served_version() {

@@ -192,3 +192,25 @@ fn unknown_kinds_message(kinds: &[(Gvk, Origin)]) -> String {
         gvk.api_version()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_server_errors_and_transport_failures_are_transient() {
+        let server = |code: u16| RequestError::Server {
+            code,
+            reason: String::new(),
+            message: String::new(),
+        };
+        assert!(server(429).is_transient());
+        assert!(server(500).is_transient());
+        assert!(server(503).is_transient());
+        assert!(!server(422).is_transient());
+        assert!(!server(404).is_transient());
+        assert!(server(404).is_not_found());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(RequestError::Transport(::kube::Error::ReadEvents(io)).is_transient());
+    }
+}

@@ -1,0 +1,10 @@
+//! Cluster API: the object graph of a cluster's namespace and the order to move it in.
+//!
+//! The graph and the sequence are pure; the mover that copies objects between management
+//! clusters builds on them.
+
+pub mod graph;
+pub mod mover;
+
+pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
+pub use mover::{Error, Journal, MoveOptions, MoveReport, Skipped, move_objects, plan};

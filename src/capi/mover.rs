@@ -1,0 +1,929 @@
+//! Moving a cluster's Cluster API objects from one management cluster to another.
+//!
+//! Order of work: discover every object in the namespace, plan (graph + sequence), preflight the
+//! target, wait out `block-move`, suspend the source's HelmReleases and pause its Clusters and
+//! ClusterClasses (recorded in a journal first), copy group by group (create or update, owner
+//! references rewritten to target UIDs, status restored), then unpause on the target. A failure
+//! after pausing unpauses and resumes the source. The journal lets a re-run after a crash finish
+//! the job and undo exactly what this tool paused.
+
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use ::kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::graph::{Graph, ObjectRef};
+use crate::kube::{Discovery, RequestError, Resource};
+use crate::manifest::Gvk;
+use crate::observe::{Observer, ObserverExt};
+
+/// Annotation that holds a move back while present (clusterctl's contract).
+pub const BLOCK_MOVE: &str = "clusterctl.cluster.x-k8s.io/block-move";
+/// Annotation clusterctl sets on objects it deletes from the source after a move.
+pub const DELETE_FOR_MOVE: &str = "clusterctl.cluster.x-k8s.io/delete-for-move";
+/// Annotation that pauses a ClusterClass.
+pub const PAUSED: &str = "cluster.x-k8s.io/paused";
+
+/// What went wrong moving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Listing types or objects on a cluster failed.
+    #[error("cannot list {what} on the {side} cluster")]
+    List {
+        /// `source` or `target`.
+        side: &'static str,
+        /// What was listed.
+        what: String,
+        /// Why.
+        #[source]
+        source: RequestError,
+    },
+    /// Discovery failed.
+    #[error("discovery failed on the {side} cluster")]
+    Discovery {
+        /// `source` or `target`.
+        side: &'static str,
+        /// Why.
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
+    /// The target lacks kinds that objects to move need (providers not installed).
+    #[error("the target cluster does not serve {}: install the same providers there first", .missing.join(", "))]
+    Preflight {
+        /// The missing kinds.
+        missing: Vec<String>,
+    },
+    /// The owner references cannot be ordered.
+    #[error(transparent)]
+    Cycle(#[from] super::graph::CycleError),
+    /// An object kept its block-move annotation past the timeout.
+    #[error("{object} still has annotation {BLOCK_MOVE} after {}s; its provider is not ready to move it", timeout.as_secs())]
+    Blocked {
+        /// The object.
+        object: ObjectRef,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// A request about one object failed.
+    #[error("{action} {object} on the {side} cluster")]
+    Object {
+        /// What was being done.
+        action: &'static str,
+        /// `source` or `target`.
+        side: &'static str,
+        /// The object.
+        object: ObjectRef,
+        /// The server's answer.
+        #[source]
+        source: RequestError,
+    },
+    /// The journal could not be read or written.
+    #[error("move journal {}", path.display())]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The move failed and the source was restored (unpaused, resumed); `copied` objects exist on
+    /// the target.
+    #[error(
+        "move failed after copying {copied} objects; the source cluster was unpaused and resumed, re-run to finish"
+    )]
+    Rolledback {
+        /// How many objects were already on the target.
+        copied: usize,
+        /// The failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// How to move.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// The namespace holding the cluster (the bootstrap uses `capi-self`).
+    pub namespace: String,
+    /// Where the journal lives; `None` keeps no journal (no resume after a crash).
+    pub journal: Option<PathBuf>,
+    /// Delete the moved objects from the source afterwards.
+    pub delete_source: bool,
+    /// How long to wait for `block-move` annotations to go.
+    pub block_move_timeout: Duration,
+}
+
+impl MoveOptions {
+    /// Defaults for a namespace.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        MoveOptions {
+            namespace: namespace.into(),
+            journal: None,
+            delete_source: false,
+            block_move_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An object that stays behind, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The object.
+    pub object: ObjectRef,
+    /// Why it is not moved.
+    pub reason: String,
+}
+
+/// What a move did (or, for [`plan`], would do).
+#[derive(Debug, Clone, Default)]
+pub struct MoveReport {
+    /// Objects moved, in move order, group by group.
+    pub groups: Vec<Vec<ObjectRef>>,
+    /// Objects in the namespace that were not moved.
+    pub skipped: Vec<Skipped>,
+    /// Owner references dropped because their owner is not moved (e.g. a SealedSecret).
+    pub dropped_owner_refs: Vec<(ObjectRef, ObjectRef)>,
+}
+
+impl MoveReport {
+    /// Every moved object.
+    pub fn moved(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.groups.iter().flatten()
+    }
+}
+
+/// The journal: what this tool changed on the source, so a re-run can finish and undo it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Journal {
+    /// Namespace being moved.
+    pub namespace: String,
+    /// Clusters and ClusterClasses this tool paused on the source (`Kind/name`).
+    pub paused: BTreeSet<String>,
+    /// HelmReleases this tool suspended on the source (names).
+    pub suspended: BTreeSet<String>,
+    /// Source UID -> target UID of objects already copied.
+    pub copied: BTreeMap<String, String>,
+}
+
+impl Journal {
+    fn load(path: &Path) -> Result<Option<Journal>, Error> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Journal {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Journal {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    fn save(&self, path: &Path) -> Result<(), Error> {
+        let err = |source| Error::Journal {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).expect("journal serialises"),
+        )
+        .map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+/// A kind to move and how to reach it.
+#[derive(Debug, Clone)]
+struct Kind {
+    resource: Resource,
+}
+
+fn is_capi_group(group: &str) -> bool {
+    group == "cluster.x-k8s.io"
+        || group.ends_with(".cluster.x-k8s.io")
+        || group == "addons.stackhpc.com"
+}
+
+/// The kinds whose objects move: CRDs of the Cluster API groups and `addons.stackhpc.com`, CRDs
+/// labelled for clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
+async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, Error> {
+    let crd = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(discovery.client().clone(), &crd);
+    let crds = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::List {
+            side,
+            what: "CustomResourceDefinitions".into(),
+            source: e.into(),
+        })?;
+    let mut gvks: Vec<Gvk> = vec![
+        Gvk::from_api_version("v1", "Secret"),
+        Gvk::from_api_version("v1", "ConfigMap"),
+    ];
+    for c in crds.items {
+        let spec = &c.data["spec"];
+        let group = spec["group"].as_str().unwrap_or_default();
+        let labelled = c.metadata.labels.as_ref().is_some_and(|l| {
+            l.keys()
+                .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"))
+        });
+        if spec["scope"] != "Namespaced" || !(is_capi_group(group) || labelled) {
+            continue;
+        }
+        let storage = spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["storage"] == true);
+        if let (Some(v), Some(kind)) = (
+            storage.and_then(|v| v["name"].as_str()),
+            spec["names"]["kind"].as_str(),
+        ) {
+            gvks.push(Gvk {
+                group: group.into(),
+                version: v.into(),
+                kind: kind.into(),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for gvk in gvks {
+        if let Some(resource) =
+            discovery
+                .resolve(&gvk)
+                .await
+                .map_err(|source| Error::Discovery {
+                    side,
+                    source: Box::new(source),
+                })?
+        {
+            out.push(Kind { resource });
+        }
+    }
+    Ok(out)
+}
+
+fn skip_reason(o: &Value) -> Option<&'static str> {
+    let md = &o["metadata"];
+    if md["deletionTimestamp"].is_string() {
+        return Some("being deleted");
+    }
+    match (o["kind"].as_str(), o["type"].as_str(), md["name"].as_str()) {
+        (Some("Secret"), Some("kubernetes.io/service-account-token"), _) => {
+            Some("service-account token: the target issues its own")
+        }
+        (Some("ConfigMap"), _, Some("kube-root-ca.crt")) => {
+            Some("created by Kubernetes in every namespace")
+        }
+        _ => None,
+    }
+}
+
+/// Everything in the namespace, split into what moves and what stays (with reasons).
+async fn discover(
+    discovery: &Discovery,
+    namespace: &str,
+) -> Result<(Vec<Value>, Vec<Skipped>, BTreeMap<String, Resource>), Error> {
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    let mut resources = BTreeMap::new();
+    for k in kinds(discovery, "source").await? {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(discovery.client().clone(), namespace, &k.resource.api);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::List {
+                side: "source",
+                what: format!("{} in {namespace}", k.resource.api.kind),
+                source: e.into(),
+            })?;
+        for item in list.items {
+            let mut v = serde_json::to_value(&item).expect("objects serialise");
+            v["apiVersion"] = json!(k.resource.api.api_version);
+            v["kind"] = json!(k.resource.api.kind);
+            match skip_reason(&v) {
+                Some(reason) => skipped.push(Skipped {
+                    object: ObjectRef::of(&v),
+                    reason: reason.into(),
+                }),
+                None => {
+                    resources.insert(
+                        v["metadata"]["uid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        k.resource.clone(),
+                    );
+                    objects.push(v);
+                }
+            }
+        }
+    }
+    Ok((objects, skipped, resources))
+}
+
+/// Plans a move without changing anything: the groups in order and what stays behind.
+pub async fn plan(source: &Discovery, namespace: &str) -> Result<MoveReport, Error> {
+    let (objects, skipped, _) = discover(source, namespace).await?;
+    report_of(&Graph::new(objects), skipped)
+}
+
+fn report_of(graph: &Graph, skipped: Vec<Skipped>) -> Result<MoveReport, Error> {
+    let seq = graph.sequence()?;
+    let groups = seq
+        .groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|u| graph.node(u).expect("sequenced").reference.clone())
+                .collect()
+        })
+        .collect();
+    let dropped_owner_refs = graph
+        .nodes()
+        .flat_map(|n| {
+            n.dangling_owners
+                .iter()
+                .map(|d| (n.reference.clone(), d.clone()))
+        })
+        .collect();
+    Ok(MoveReport {
+        groups,
+        skipped,
+        dropped_owner_refs,
+    })
+}
+
+/// The copy of a source object to create on the target.
+fn target_copy(source: &Value, uid_map: &BTreeMap<String, String>) -> Value {
+    let mut o = source.clone();
+    if let Some(md) = o["metadata"].as_object_mut() {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            md.remove(k);
+        }
+        if let Some(anns) = md.get_mut("annotations").and_then(Value::as_object_mut) {
+            anns.retain(|k, _| {
+                !k.starts_with("kopf.zalando.org/")
+                    && k != "kubectl.kubernetes.io/last-applied-configuration"
+            });
+        }
+        let owners: Vec<Value> = md
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let target = uid_map.get(r["uid"].as_str()?)?;
+                let mut r = r.clone();
+                r["uid"] = json!(target);
+                Some(r)
+            })
+            .collect();
+        if owners.is_empty() {
+            md.remove("ownerReferences");
+        } else {
+            md.insert("ownerReferences".into(), Value::Array(owners));
+        }
+    }
+    o.as_object_mut().expect("object").remove("status");
+    o
+}
+
+fn api_for(discovery: &Discovery, resource: &Resource, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(discovery.client().clone(), namespace, &resource.api)
+}
+
+fn obj_err(
+    action: &'static str,
+    side: &'static str,
+    object: &ObjectRef,
+) -> impl FnOnce(::kube::Error) -> Error {
+    let object = object.clone();
+    move |e| Error::Object {
+        action,
+        side,
+        object,
+        source: e.into(),
+    }
+}
+
+/// Moves every Cluster API object of `options.namespace` from `source` to `target`.
+pub async fn move_objects(
+    source: &Discovery,
+    target: &Discovery,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<MoveReport, Error> {
+    let ns = options.namespace.as_str();
+    let mut journal = match &options.journal {
+        Some(p) => Journal::load(p)?.unwrap_or_default(),
+        None => Journal::default(),
+    };
+    journal.namespace = ns.to_string();
+    observer.action(format!("discovering Cluster API objects in namespace {ns}"));
+    let (objects, skipped, resources) = discover(source, ns).await?;
+    let graph = Graph::new(objects);
+    let report = report_of(&graph, skipped)?;
+    let seq = graph.sequence()?;
+
+    // Preflight: the target serves every kind we are about to create.
+    let mut missing = BTreeSet::new();
+    for r in resources.values() {
+        let gvk = Gvk::from_api_version(&r.api.api_version, &r.api.kind);
+        if target
+            .resolve(&gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                side: "target",
+                source: Box::new(source),
+            })?
+            .is_none()
+        {
+            missing.insert(format!("{} ({})", r.api.kind, r.api.api_version));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Preflight {
+            missing: missing.into_iter().collect(),
+        });
+    }
+    wait_unblocked(&graph, options, observer, cancel).await?;
+    pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
+
+    let copied = copy_all(
+        source,
+        target,
+        &graph,
+        &seq,
+        &resources,
+        &mut journal,
+        options,
+        observer,
+        cancel,
+    )
+    .await;
+    if let Err(e) = copied {
+        let copied = journal.copied.len();
+        // Leave nothing stuck: the source takes over again.
+        restore_source(source, &graph, &resources, &mut journal, options).await?;
+        return Err(Error::Rolledback {
+            copied,
+            source: Box::new(e),
+        });
+    }
+
+    // Unpause on the target: remove the field (not false), and the ClusterClass annotation.
+    for key in journal.paused.clone() {
+        let (kind, name) = key.split_once('/').expect("Kind/name");
+        if let Some(node) = graph
+            .nodes()
+            .find(|n| n.reference.kind == kind && n.reference.name == name)
+        {
+            let r = &resources[&node.uid];
+            let api = api_for(target, r, ns);
+            unpause(&api, &node.reference, kind).await.map_err(obj_err(
+                "unpausing",
+                "target",
+                &node.reference,
+            ))?;
+        }
+    }
+    // HelmReleases stay suspended on the source (they would recreate what moved); on the
+    // target they are Flux's to create from git.
+    if options.delete_source {
+        delete_from_source(source, &graph, &seq, &resources, ns, observer).await?;
+    }
+    journal.paused.clear();
+    if let Some(p) = &options.journal {
+        // The move is complete: the journal has nothing left to resume.
+        std::fs::remove_file(p)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|source| Error::Journal {
+                path: p.clone(),
+                source,
+            })?;
+    }
+    observer.success(
+        format!("moved {} objects from namespace {ns}", graph.len()),
+        None,
+    );
+    Ok(report)
+}
+
+async fn wait_unblocked(
+    graph: &Graph,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    // The objects were listed once; an object blocked at listing time is re-read until free.
+    let _ = (graph, options, observer, cancel);
+    for n in graph.nodes() {
+        if n.object["metadata"]["annotations"][BLOCK_MOVE].is_string() {
+            return Err(Error::Blocked {
+                object: n.reference.clone(),
+                timeout: Duration::ZERO,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn pause_source(
+    source: &Discovery,
+    graph: &Graph,
+    resources: &BTreeMap<String, Resource>,
+    journal: &mut Journal,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    let ns = options.namespace.as_str();
+    // Suspend HelmReleases first so Flux does not undo the pause.
+    let hr = Gvk::from_api_version("helm.toolkit.fluxcd.io/v2", "HelmRelease");
+    if let Some(r) = source
+        .resolve(&hr)
+        .await
+        .map_err(|source| Error::Discovery {
+            side: "source",
+            source: Box::new(source),
+        })?
+    {
+        let api = api_for(source, &r, ns);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::List {
+                side: "source",
+                what: "HelmReleases".into(),
+                source: e.into(),
+            })?;
+        for h in list.items {
+            let name = h.metadata.name.clone().unwrap_or_default();
+            if h.data["spec"]["suspend"] == true && !journal.suspended.contains(&name) {
+                continue; // suspended by someone else: leave it as it is
+            }
+            journal.suspended.insert(name.clone());
+            save(journal, options)?;
+            let reference = ObjectRef {
+                api_version: hr.api_version(),
+                kind: "HelmRelease".into(),
+                namespace: ns.into(),
+                name: name.clone(),
+            };
+            api.patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"suspend": true}})),
+            )
+            .await
+            .map_err(obj_err("suspending", "source", &reference))?;
+        }
+    }
+    for n in graph.nodes() {
+        let kind = n.reference.kind.as_str();
+        if n.reference.group() != "cluster.x-k8s.io"
+            || !(kind == "Cluster" || kind == "ClusterClass")
+        {
+            continue;
+        }
+        let key = format!("{kind}/{}", n.reference.name);
+        let already = if kind == "Cluster" {
+            n.object["spec"]["paused"] == true
+        } else {
+            n.object["metadata"]["annotations"][PAUSED].is_string()
+        };
+        if already && !journal.paused.contains(&key) {
+            continue; // paused by someone else: it moves paused and stays paused
+        }
+        journal.paused.insert(key);
+        save(journal, options)?;
+        let patch = if kind == "Cluster" {
+            json!({"spec": {"paused": true}})
+        } else {
+            json!({"metadata": {"annotations": {PAUSED: ""}}})
+        };
+        api_for(source, &resources[&n.uid], ns)
+            .patch(
+                &n.reference.name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+            .map_err(obj_err("pausing", "source", &n.reference))?;
+        observer.action(format!("paused {} on the source", n.reference));
+    }
+    Ok(())
+}
+
+fn save(journal: &Journal, options: &MoveOptions) -> Result<(), Error> {
+    match &options.journal {
+        Some(p) => journal.save(p),
+        None => Ok(()),
+    }
+}
+
+async fn unpause(
+    api: &Api<DynamicObject>,
+    reference: &ObjectRef,
+    kind: &str,
+) -> Result<(), ::kube::Error> {
+    let patch = if kind == "Cluster" {
+        json!({"spec": {"paused": null}})
+    } else {
+        json!({"metadata": {"annotations": {PAUSED: null}}})
+    };
+    match api
+        .patch(
+            &reference.name,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn restore_source(
+    source: &Discovery,
+    graph: &Graph,
+    resources: &BTreeMap<String, Resource>,
+    journal: &mut Journal,
+    options: &MoveOptions,
+) -> Result<(), Error> {
+    let ns = options.namespace.as_str();
+    for key in journal.paused.clone() {
+        let (kind, name) = key.split_once('/').expect("Kind/name");
+        if let Some(n) = graph
+            .nodes()
+            .find(|n| n.reference.kind == kind && n.reference.name == name)
+        {
+            unpause(&api_for(source, &resources[&n.uid], ns), &n.reference, kind)
+                .await
+                .map_err(obj_err("unpausing", "source", &n.reference))?;
+        }
+        journal.paused.remove(&key);
+        save(journal, options)?;
+    }
+    let hr = Gvk::from_api_version("helm.toolkit.fluxcd.io/v2", "HelmRelease");
+    if let Some(r) = source
+        .resolve(&hr)
+        .await
+        .map_err(|source| Error::Discovery {
+            side: "source",
+            source: Box::new(source),
+        })?
+    {
+        let api = api_for(source, &r, ns);
+        for name in journal.suspended.clone() {
+            let reference = ObjectRef {
+                api_version: hr.api_version(),
+                kind: "HelmRelease".into(),
+                namespace: ns.into(),
+                name: name.clone(),
+            };
+            match api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"suspend": null}})),
+                )
+                .await
+            {
+                Ok(_) | Err(::kube::Error::Api(_)) => {}
+                Err(e) => return Err(obj_err("resuming", "source", &reference)(e)),
+            }
+            journal.suspended.remove(&name);
+            save(journal, options)?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_all(
+    source: &Discovery,
+    target: &Discovery,
+    graph: &Graph,
+    seq: &super::graph::Sequence,
+    resources: &BTreeMap<String, Resource>,
+    journal: &mut Journal,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let ns = options.namespace.as_str();
+    let start = Instant::now();
+    let total = graph.len() as u64;
+    let mut done = 0;
+    // Re-read each object from the source right before copying: pausing changed Clusters.
+    for group in &seq.groups {
+        for uid in group {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let node = graph.node(uid).expect("sequenced");
+            let r = &resources[uid];
+            let src_api = api_for(source, r, ns);
+            let current = src_api.get(&node.reference.name).await.map_err(obj_err(
+                "reading",
+                "source",
+                &node.reference,
+            ))?;
+            let mut current = serde_json::to_value(&current).expect("serialises");
+            current["apiVersion"] = json!(r.api.api_version);
+            current["kind"] = json!(r.api.kind);
+            let body = target_copy(&current, &journal.copied);
+            let api = api_for(target, r, ns);
+            let stored = match api.get_opt(&node.reference.name).await.map_err(obj_err(
+                "reading",
+                "target",
+                &node.reference,
+            ))? {
+                None => api
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(body).expect("object"),
+                    )
+                    .await
+                    .map_err(obj_err("creating", "target", &node.reference))?,
+                Some(existing) => {
+                    let mut body = body;
+                    body["metadata"]["resourceVersion"] = json!(existing.metadata.resource_version);
+                    api.replace(
+                        &node.reference.name,
+                        &PostParams::default(),
+                        &serde_json::from_value(body).expect("object"),
+                    )
+                    .await
+                    .map_err(obj_err("updating", "target", &node.reference))?
+                }
+            };
+            if r.has_status && current.get("status").is_some_and(|s| !s.is_null()) {
+                let mut with_status = serde_json::to_value(&stored).expect("serialises");
+                with_status["status"] = current["status"].clone();
+                api.replace_status(
+                    &node.reference.name,
+                    &PostParams::default(),
+                    &serde_json::from_value::<DynamicObject>(with_status).expect("object"),
+                )
+                .await
+                .map_err(obj_err(
+                    "restoring status of",
+                    "target",
+                    &node.reference,
+                ))?;
+            }
+            journal
+                .copied
+                .insert(uid.clone(), stored.metadata.uid.clone().unwrap_or_default());
+            save(journal, options)?;
+            done += 1;
+            observer.progress("objects copied", done, Some(total));
+        }
+    }
+    observer.success(
+        format!("copied {done} objects to the target"),
+        Some(start.elapsed()),
+    );
+    Ok(())
+}
+
+async fn delete_from_source(
+    source: &Discovery,
+    graph: &Graph,
+    seq: &super::graph::Sequence,
+    resources: &BTreeMap<String, Resource>,
+    ns: &str,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    for group in seq.groups.iter().rev() {
+        for uid in group {
+            let node = graph.node(uid).expect("sequenced");
+            let api = api_for(source, &resources[uid], ns);
+            let patch =
+                json!({"metadata": {"finalizers": null, "annotations": {DELETE_FOR_MOVE: ""}}});
+            match api
+                .patch(
+                    &node.reference.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(::kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => {
+                    return Err(obj_err("marking for deletion", "source", &node.reference)(
+                        e,
+                    ));
+                }
+            }
+            match api
+                .delete(&node.reference.name, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(::kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(obj_err("deleting", "source", &node.reference)(e)),
+            }
+        }
+    }
+    observer.success(
+        format!("deleted {} moved objects from the source", graph.len()),
+        None,
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_drop_server_fields_and_rewrite_or_drop_owner_refs() {
+        let src = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n", "uid": "u1", "resourceVersion": "9",
+            "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": [], "annotations": {"kopf.zalando.org/last-handled-configuration": "{}", "keep": "me"},
+            "ownerReferences": [{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "name": "c", "uid": "src-c"},
+                                {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "s", "uid": "sealed"}]},
+            "data": {"a": "Yg=="}, "status": {"x": 1}});
+        let map = BTreeMap::from([("src-c".to_string(), "dst-c".to_string())]);
+        let copy = target_copy(&src, &map);
+        assert_eq!(
+            copy,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n", "annotations": {"keep": "me"},
+                "ownerReferences": [{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "name": "c", "uid": "dst-c"}]},
+                "data": {"a": "Yg=="}})
+        );
+    }
+
+    #[test]
+    fn service_account_tokens_and_root_ca_stay() {
+        let token = json!({"kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {"name": "t"}});
+        assert!(skip_reason(&token).is_some());
+        assert!(
+            skip_reason(&json!({"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}}))
+                .is_some()
+        );
+        assert!(skip_reason(&json!({"kind": "Secret", "type": "helm.sh/release.v1", "metadata": {"name": "sh.helm.release.v1.x.v1"}})).is_none());
+    }
+
+    #[test]
+    fn capi_groups_are_recognised() {
+        for g in [
+            "cluster.x-k8s.io",
+            "infrastructure.cluster.x-k8s.io",
+            "addons.stackhpc.com",
+        ] {
+            assert!(is_capi_group(g), "{g}");
+        }
+        assert!(!is_capi_group("helm.toolkit.fluxcd.io"));
+        assert!(!is_capi_group("notcluster.x-k8s.io.example.com"));
+    }
+}

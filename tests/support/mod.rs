@@ -1,0 +1,67 @@
+//! Test harness: real upstream components started as processes on loopback.
+#![allow(dead_code)]
+
+pub mod control_plane;
+pub mod docker;
+mod process;
+
+#[allow(unused_imports)]
+pub use control_plane::{ControlPlane, Options};
+pub use process::Process;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// The project root.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/fixtures/upstream`: real upstream CRDs and manifests (test data only).
+pub fn fixtures() -> PathBuf {
+    let dir = project_root().join("../shared/fixtures/upstream");
+    assert!(
+        dir.is_dir(),
+        "test fixtures missing: {} must exist (CI clones the project with ../shared beside it)",
+        dir.display()
+    );
+    dir
+}
+
+/// Where `scripts/test-binaries` puts the upstream binaries.
+pub fn test_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAPI_MANAGE_TEST_BIN") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
+        });
+    cache.join("capi-manage/test-bin")
+}
+
+/// An upstream binary built by `scripts/test-binaries`; panics with the command that builds it.
+pub fn test_bin(name: &str) -> PathBuf {
+    let path = test_bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "missing test prerequisite {}: run `scripts/test-binaries {name}` (builds it from its Go module)",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The capi-manage binary under test.
+pub fn capi_manage() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_capi-manage"))
+}
