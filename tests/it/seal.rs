@@ -15,24 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use capi_manage::manifest::parse_str;
 use capi_manage::seal::{Scope, UnsealingKey, unseal};
 
-/// A real upstream binary built by `scripts/test-binaries`; panics naming the fix if missing.
-pub fn test_bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CAPI_MANAGE_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
-            cache.join("capi-manage/test-bin")
-        });
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `scripts/test-binaries {name}`",
-        path.display()
-    );
-    path
-}
+use crate::support::test_bin;
 
 /// A controller-like key pair: an RSA key (PKCS#1 PEM, as the controller stores it) and a
 /// self-signed certificate for it, written to files.
