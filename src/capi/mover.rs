@@ -485,7 +485,7 @@ pub async fn move_objects(
             missing: missing.into_iter().collect(),
         });
     }
-    wait_unblocked(&graph, options, observer, cancel).await?;
+    wait_unblocked(source, &graph, &resources, options, observer, cancel).await?;
     pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
 
     let copied = copy_all(
@@ -555,19 +555,51 @@ pub async fn move_objects(
 }
 
 async fn wait_unblocked(
+    source: &Discovery,
     graph: &Graph,
+    resources: &BTreeMap<String, Resource>,
     options: &MoveOptions,
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), Error> {
-    // The objects were listed once; an object blocked at listing time is re-read until free.
-    let _ = (graph, options, observer, cancel);
+    // Objects annotated when listed are re-read, with backoff, until their provider removes
+    // the annotation (clusterctl's contract) or the timeout passes.
+    let start = Instant::now();
     for n in graph.nodes() {
-        if n.object["metadata"]["annotations"][BLOCK_MOVE].is_string() {
-            return Err(Error::Blocked {
-                object: n.reference.clone(),
-                timeout: Duration::ZERO,
-            });
+        if !n.object["metadata"]["annotations"][BLOCK_MOVE].is_string() {
+            continue;
+        }
+        let api = api_for(source, &resources[&n.uid], &options.namespace);
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let current = api.get_opt(&n.reference.name).await.map_err(obj_err(
+                "reading",
+                "source",
+                &n.reference,
+            ))?;
+            if current.as_ref().is_none_or(|o| {
+                !o.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(BLOCK_MOVE))
+            }) {
+                break;
+            }
+            if start.elapsed() >= options.block_move_timeout {
+                return Err(Error::Blocked {
+                    object: n.reference.clone(),
+                    timeout: options.block_move_timeout,
+                });
+            }
+            observer.waiting(
+                format!("{} to drop annotation {BLOCK_MOVE}", n.reference),
+                None,
+            );
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep(delay.min(options.block_move_timeout.saturating_sub(start.elapsed()))) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
     Ok(())

@@ -462,3 +462,199 @@ async fn cli_dry_run_prints_the_plan_and_changes_nothing() {
         "dry run paused nothing"
     );
 }
+
+/// Makes the target refuse to create or update one object, through a ValidatingAdmissionPolicy.
+/// The policy also refuses ConfigMaps named `fault-probe`, which tells when it is in force.
+async fn inject_write_failure(d: &Discovery, kind: &str, name: &str) {
+    let rule = format!(
+        "!((object.kind == '{kind}' && object.metadata.name == '{name}') || object.metadata.name == 'fault-probe')"
+    );
+    let policy = [
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "fault"},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": ["*"]}]},
+                  "validations": [{"expression": rule, "message": "injected fault"}]}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "fault"},
+         "spec": {"policyName": "fault", "validationActions": ["Deny"]}}),
+    ];
+    let objects: Vec<Object> = policy.into_iter().map(Object::new).collect();
+    apply(
+        d,
+        &objects,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let probe: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fault-probe", "namespace": NS}})).unwrap();
+    let cms = api(d, "v1", "ConfigMap").await;
+    let dry = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..100 {
+        if cms.create(&dry, &probe).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the fault policy never took effect");
+}
+
+async fn remove_write_failure(d: &Discovery) {
+    for (kind, plural) in [
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+        ),
+        ("ValidatingAdmissionPolicy", "validatingadmissionpolicies"),
+    ] {
+        let ar = kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
+            plural,
+        );
+        let a: Api<DynamicObject> = Api::all_with(d.client().clone(), &ar);
+        a.delete("fault", &Default::default()).await.unwrap();
+    }
+    let probe: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fault-probe", "namespace": NS}})).unwrap();
+    let cms = api(d, "v1", "ConfigMap").await;
+    let dry = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..100 {
+        if cms.create(&dry, &probe).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the fault policy never went away");
+}
+
+#[tokio::test]
+async fn a_write_failure_after_each_group_rolls_back_and_a_rerun_completes() {
+    let (_src_cp, src) = management_cluster().await;
+    demo_graph(&src).await;
+    let before = snapshot(&src).await;
+    let groups = plan(&src, NS).await.unwrap().groups;
+    assert!(groups.len() >= 5);
+    for (g, group) in groups.iter().enumerate().skip(1) {
+        let victim = &group[0];
+        let (dst_cp, dst) = management_cluster().await;
+        inject_write_failure(&dst, &victim.kind, &victim.name).await;
+        let journal = dst_cp.dir().join("journal.json");
+        let options = MoveOptions {
+            journal: Some(journal.clone()),
+            ..MoveOptions::new(NS)
+        };
+        let err = move_objects(&src, &dst, &options, &Silent, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, MoveError::Rolledback { copied, .. } if *copied == groups[..g].iter().map(Vec::len).sum::<usize>()),
+            "group {g}: {err}"
+        );
+        // Source untouched and not left paused or suspended.
+        let now = snapshot(&src).await;
+        assert_eq!(
+            now.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "group {g}: no object lost"
+        );
+        assert!(
+            now["Cluster/demo"]["spec"].get("paused").is_none(),
+            "group {g}: source unpaused"
+        );
+        let hr = api(&src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
+            .await
+            .get("demo")
+            .await
+            .unwrap();
+        assert!(
+            hr.data["spec"].get("suspend").is_none(),
+            "group {g}: source resumed"
+        );
+
+        remove_write_failure(&dst).await;
+        move_objects(&src, &dst, &options, &Silent, &CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("group {g}: rerun: {e}"));
+        let moved = snapshot(&dst).await;
+        assert_eq!(
+            moved.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "group {g}: everything on the target after the rerun"
+        );
+        assert!(moved["Cluster/demo"]["spec"].get("paused").is_none());
+        // Reset the source for the next round: the successful move left it paused and suspended.
+        api(&src, CAPI, "Cluster")
+            .await
+            .patch(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"paused": null}})),
+            )
+            .await
+            .unwrap();
+        api(&src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
+            .await
+            .patch(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"suspend": null}})),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn block_move_is_waited_out_and_times_out_by_name() {
+    let ((_s, src), (_d, dst)) = tokio::join!(management_cluster(), management_cluster());
+    demo_graph(&src).await;
+    let osc = api(&src, CAPO, "OpenStackCluster").await;
+    let block =
+        json!({"metadata": {"annotations": {"clusterctl.cluster.x-k8s.io/block-move": ""}}});
+    osc.patch("demo", &Default::default(), &kube::api::Patch::Merge(block))
+        .await
+        .unwrap();
+
+    let short = MoveOptions {
+        block_move_timeout: std::time::Duration::from_secs(2),
+        ..MoveOptions::new(NS)
+    };
+    let err = move_objects(&src, &dst, &short, &Silent, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "OpenStackCluster capi-self/demo still has annotation clusterctl.cluster.x-k8s.io/block-move after 2s; its provider is not ready to move it"
+    );
+    let c = api(&src, CAPI, "Cluster").await.get("demo").await.unwrap();
+    assert!(
+        c.data["spec"].get("paused").is_none(),
+        "nothing paused while blocked"
+    );
+
+    let unblock = osc.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let patch =
+            json!({"metadata": {"annotations": {"clusterctl.cluster.x-k8s.io/block-move": null}}});
+        unblock
+            .patch("demo", &Default::default(), &kube::api::Patch::Merge(patch))
+            .await
+            .unwrap();
+    });
+    let report = move_objects(
+        &src,
+        &dst,
+        &MoveOptions::new(NS),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(report.moved().any(|o| o.kind == "OpenStackCluster"));
+}
