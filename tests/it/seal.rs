@@ -68,7 +68,10 @@ pub fn run(program: &Path, args: &[&str], stdin: &[u8], cwd: Option<&Path>) -> O
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A child that fails before reading its input (a usage error) closes the pipe early.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
