@@ -9,7 +9,7 @@
 //! point there.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -32,25 +32,6 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 struct Controller {
     cp: ControlPlane,
     process: Process,
-    /// Where the controller's HTTP server listens (a non-loopback address of this machine).
-    ip: IpAddr,
-    port: u16,
-}
-
-/// An IPv4 address of this machine that is not loopback: the source address of its default
-/// route (no packet is sent).
-fn host_ip() -> IpAddr {
-    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-    let ip = s
-        .connect("192.0.2.254:9")
-        .or_else(|_| s.connect("10.255.255.254:9"))
-        .ok()
-        .and_then(|_| s.local_addr().ok())
-        .map(|a| a.ip())
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
-    ip.expect(
-        "this test needs a non-loopback IPv4 address (the API server refuses to proxy to loopback endpoints): give the machine a network interface with a route",
-    )
 }
 
 async fn apply_all(cp: &ControlPlane, objects: &[Object]) {
@@ -104,7 +85,8 @@ async fn start() -> Controller {
     std::fs::write(sa.join("ca.crt"), cp.ca_pem()).unwrap();
     std::fs::write(sa.join("namespace"), NS).unwrap();
 
-    let ip = host_ip();
+    // Loopback only: tests send no traffic to any other address.
+    let ip = IpAddr::from([127, 0, 0, 1]);
     let port = free_port();
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -151,65 +133,21 @@ async fn start() -> Controller {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Controller {
-        cp,
-        process,
-        ip,
-        port,
-    }
+    Controller { cp, process }
 }
 
 impl Controller {
-    /// The controller's Service, its Endpoints pointing at `port` on the host address. The API
-    /// server only proxies to endpoint addresses that are the IP of an existing Pod, so a Pod
-    /// object (never scheduled: there is no kubelet) stands for the controller, its status
-    /// carrying the host address.
-    async fn expose(&self, port: u16) {
-        let ip = self.ip.to_string();
+    /// The controller's Service, with no endpoints: the API server refuses to proxy to loopback
+    /// addresses, and the tests send no traffic beyond loopback, so the proxy answers 503 at
+    /// once and the certificate comes from the active key Secret, as it would for a controller
+    /// that is not (yet) reachable.
+    async fn expose(&self) {
         apply_all(
             &self.cp,
-            &[
-                object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": NS}})),
-                object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "controller", "namespace": NS},
-                    "spec": {"automountServiceAccountToken": false,
-                        "containers": [{"name": "controller", "image": "bitnami/sealed-secrets-controller"}]}})),
-                object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS},
-                    "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}]}})),
-                object(json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": NAME, "namespace": NS},
-                    "subsets": [{"addresses": [{"ip": ip, "targetRef": {"kind": "Pod", "namespace": NS, "name": "controller"}}],
-                        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}]})),
-            ],
+            &[object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS},
+                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}]}}))],
         )
         .await;
-        let pods: Api<k8s_openapi::api::core::v1::Pod> =
-            Api::namespaced(self.cp.client().await, NS);
-        pods.patch_status(
-            "controller",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})),
-        )
-        .await
-        .expect("set the stand-in Pod's IP");
-        // The live controller answers through the proxy before the tests go on.
-        if port != self.port {
-            return;
-        }
-        let client = self.cp.client().await;
-        let path = format!("/api/v1/namespaces/{NS}/services/http:{NAME}:http/proxy/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let request = http::Request::get(&path).body(Vec::new()).unwrap();
-            let answer =
-                tokio::time::timeout(Duration::from_secs(5), client.request_text(request)).await;
-            if let Ok(Ok(_)) = answer {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the API server never proxied to the controller: {answer:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     fn kubeconfig(&self) -> &str {
@@ -354,16 +292,19 @@ fn assert_same_secret(made: &Secret, scope_annotation: Option<&str>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
     let mut c = start().await;
-    c.expose(c.port).await;
+    c.expose().await;
     let kc = c.kubeconfig().to_string();
 
-    // The certificate through the service proxy is the controller's active one.
+    // The proxy cannot reach the controller: the certificate is the active key Secret's.
     let client = c.cp.client().await;
     let fetched = fetch_certificate(&client, NS, NAME).await.unwrap();
-    assert!(fetched.fallback_reason.is_none(), "{fetched:?}");
-    assert_eq!(
-        fetched.from,
-        format!("/api/v1/namespaces/{NS}/services/http:{NAME}:http/proxy/v1/cert.pem")
+    assert!(fetched.fallback_reason.is_some(), "{fetched:?}");
+    assert!(
+        fetched
+            .from
+            .starts_with(&format!("Secret {NS}/sealed-secrets-key")),
+        "{}",
+        fetched.from
     );
     assert_eq!(fetched.pem.as_bytes(), c.active_cert().await);
 
@@ -413,27 +354,7 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
         }
     }
 
-    // The proxy failing: the Endpoints point at a port that hangs up on every connection
-    // (closed ports here drop packets rather than refuse them). The active key Secret is used,
-    // with a warning.
-    let hang_up = std::net::TcpListener::bind((c.ip, 0)).unwrap();
-    let hang_up_port = hang_up.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in hang_up.incoming() {
-            drop(stream);
-        }
-    });
-    c.expose(hang_up_port).await;
-    let fetched = fetch_certificate(&client, NS, NAME).await.unwrap();
-    assert!(fetched.fallback_reason.is_some());
-    assert!(
-        fetched
-            .from
-            .starts_with(&format!("Secret {NS}/sealed-secrets-key")),
-        "{}",
-        fetched.from
-    );
-    assert_eq!(fetched.pem.as_bytes(), c.active_cert().await);
+    // The CLI says where the certificate came from.
     let out = capi(
         &["seal", "--kubeconfig", &kc],
         input_secret("fallback", "apps", None).as_bytes(),
@@ -468,21 +389,14 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
     let mut c = start().await;
-    c.expose(c.port).await;
+    c.expose().await;
     let kc = c.kubeconfig().to_string();
     let dir = tempfile::tempdir().unwrap();
 
-    // Both tools fetch the certificate through the proxy themselves.
-    let kubeseal_args = [
-        "--kubeconfig",
-        &kc,
-        "--controller-namespace",
-        NS,
-        "--controller-name",
-        NAME,
-        "-o",
-        "yaml",
-    ];
+    // kubeseal seals with the controller's certificate; capi-manage fetches it itself.
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, c.active_cert().await).unwrap();
+    let kubeseal_args = ["--cert", cert.to_str().unwrap(), "-o", "yaml"];
     let theirs = ok(
         kubeseal(
             &kubeseal_args,
