@@ -11,6 +11,7 @@
 //! - [`git`]: commit and push without the git CLI (gix, own receive-pack client), deploy keys
 //!   and SSH host keys for Flux.
 //! - [`kube`]: kubeconfig, client, cached discovery, server-side apply and wait conditions.
+//! - [`seal`]: sealing Secrets for sealed-secrets, interchangeably with kubeseal.
 //! - [`kind`]: the ephemeral kind cluster through the Docker Engine API (returns its kubeconfig).
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
@@ -25,3 +26,4 @@ pub mod manifest;
 pub mod observe;
 pub mod render;
 pub mod repo;
+pub mod seal;

@@ -90,7 +90,8 @@ pub fn parse() -> Cli {
 
 pub fn init_tracing(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
+        // kube-client logs failed connections at ERROR; they are reported once, as the error.
+        0 => "warn,kube_client::client::builder=off",
         1 => "capi_manage=debug,info",
         _ => "trace",
     };

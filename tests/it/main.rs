@@ -8,3 +8,4 @@ mod git;
 mod kind;
 mod kube;
 mod render;
+mod seal;

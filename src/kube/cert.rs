@@ -1,0 +1,237 @@
+//! The sealed-secrets controller's certificate, and the Secrets it unseals, read from a cluster.
+
+use std::collections::BTreeMap;
+
+use ::kube::Client;
+use ::kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use zeroize::Zeroizing;
+
+use super::{Error, RequestError};
+
+/// Label the controller puts on its key Secrets; `active` marks the ones it seals new values to.
+pub const SEALING_KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+
+/// Where this project installs the sealed-secrets controller.
+pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "sealed-secrets-system";
+/// The name of the controller's Service in this project's install.
+pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets";
+
+/// A certificate read from a cluster.
+#[derive(Debug, Clone)]
+pub struct FetchedCertificate {
+    /// The PEM text.
+    pub pem: String,
+    /// Where it came from, for messages: the service proxy URL path or the Secret.
+    pub from: String,
+    /// Why the service proxy was not used, when the certificate came from a Secret.
+    pub fallback_reason: Option<String>,
+}
+
+/// Reads the controller's certificate as kubeseal does, through the API server's proxy to the
+/// controller's Service (`/api/v1/namespaces/<ns>/services/http:<name>:<port-name>/proxy/v1/cert.pem`,
+/// the port being the Service's first). When the proxy fails (controller not ready, API server
+/// unable to reach pods) it falls back to `tls.crt` of the newest Secret in `namespace`
+/// labelled `sealedsecrets.bitnami.com/sealed-secrets-key=active`.
+///
+/// A missing Service is an error, not a reason to fall back: it means the name or namespace
+/// is wrong.
+pub async fn fetch_certificate(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<FetchedCertificate, Error> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let service = match services.get(name).await.map_err(RequestError::from) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => {
+            return Err(Error::ControllerNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        }
+        Err(source) => {
+            return Err(Error::Request {
+                what: format!("Service {namespace}/{name}"),
+                source,
+            });
+        }
+    };
+    let port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .map(|p| p.name.clone().unwrap_or_default());
+    let proxy_error = match port {
+        None => format!("Service {namespace}/{name} has no ports"),
+        Some(port) => {
+            let path = format!(
+                "/api/v1/namespaces/{namespace}/services/http:{name}:{port}/proxy/v1/cert.pem"
+            );
+            let request = http::Request::get(&path)
+                .header(http::header::ACCEPT, "application/x-pem-file, */*")
+                .body(Vec::new())
+                .map_err(|e| Error::Request {
+                    what: path.clone(),
+                    source: RequestError::Transport(::kube::Error::HttpError(e)),
+                })?;
+            let answer = tokio::time::timeout(PROXY_TIMEOUT, client.request_text(request)).await;
+            let Ok(answer) = answer else {
+                let reason = format!("{path}: no answer in {}s", PROXY_TIMEOUT.as_secs());
+                return fallback(client, namespace, reason).await.map_err(|(p, f)| {
+                    Error::CertificateUnavailable {
+                        namespace: namespace.into(),
+                        name: name.into(),
+                        proxy: p,
+                        fallback: f,
+                    }
+                });
+            };
+            match answer.map_err(RequestError::from) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {
+                    return Ok(FetchedCertificate {
+                        pem,
+                        from: path,
+                        fallback_reason: None,
+                    });
+                }
+                Ok(_) => format!("{path} answered something that is not a PEM certificate"),
+                Err(RequestError::Transport(source)) => {
+                    return Err(Error::Request {
+                        what: path,
+                        source: RequestError::Transport(source),
+                    });
+                }
+                Err(e) => format!("{path}: {e}"),
+            }
+        }
+    };
+    fallback(client, namespace, proxy_error)
+        .await
+        .map_err(|(proxy, fallback)| Error::CertificateUnavailable {
+            namespace: namespace.into(),
+            name: name.into(),
+            proxy,
+            fallback,
+        })
+}
+
+/// How long the service proxy may take to hand over the certificate.
+const PROXY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The certificate of the newest active key Secret, after the service proxy failed; or the
+/// proxy's failure and the fallback's.
+async fn fallback(
+    client: &Client,
+    namespace: &str,
+    proxy_error: String,
+) -> Result<FetchedCertificate, (String, String)> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let listed = secrets
+        .list(&ListParams::default().labels(&format!("{SEALING_KEY_LABEL}=active")))
+        .await
+        .map_err(RequestError::from);
+    let fallback_problem = match listed {
+        Ok(list) => {
+            let newest = list
+                .items
+                .into_iter()
+                .filter(|s| s.data.as_ref().is_some_and(|d| d.contains_key("tls.crt")))
+                .max_by_key(|s| {
+                    (
+                        s.metadata.creation_timestamp.clone().map(|t| t.0),
+                        s.metadata.name.clone(),
+                    )
+                });
+            match newest {
+                Some(secret) => {
+                    let secret_name = secret.metadata.name.clone().unwrap_or_default();
+                    let pem = secret
+                        .data
+                        .and_then(|mut d| d.remove("tls.crt"))
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                        .unwrap_or_default();
+                    return Ok(FetchedCertificate {
+                        pem,
+                        from: format!("Secret {namespace}/{secret_name} (tls.crt)"),
+                        fallback_reason: Some(proxy_error),
+                    });
+                }
+                None => format!(
+                    "no Secret labelled {SEALING_KEY_LABEL}=active with a tls.crt in {namespace}"
+                ),
+            }
+        }
+        Err(e) => format!("listing its key Secrets failed: {e}"),
+    };
+    Err((proxy_error, fallback_problem))
+}
+
+/// The values of the Secret the controller unsealed from SealedSecret `namespace/name`, if it
+/// exists and the controller owns it (an owner reference to that SealedSecret). `None` when
+/// there is no such Secret yet.
+pub async fn unsealed_secret_data(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, Zeroizing<Vec<u8>>>>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = match secrets.get(name).await.map_err(RequestError::from) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(source) => {
+            return Err(Error::Request {
+                what: format!("Secret {namespace}/{name}"),
+                source,
+            });
+        }
+    };
+    let owned = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "SealedSecret" && o.name == name);
+    if !owned {
+        return Ok(None);
+    }
+    Ok(Some(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Zeroizing::new(v.0)))
+            .collect(),
+    ))
+}
+
+/// Downloads a certificate from an `http(s)://` URL (e.g. a controller exposed through an
+/// ingress), trusting the system's root certificates.
+pub async fn fetch_certificate_url(url: &str) -> Result<Vec<u8>, Error> {
+    let failed = |source: RequestError| Error::Request {
+        what: url.to_string(),
+        source,
+    };
+    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
+        failed(RequestError::Transport(::kube::Error::HttpError(e.into())))
+    })?;
+    let origin = http::Uri::builder()
+        .scheme(uri.scheme_str().unwrap_or("https"))
+        .authority(uri.authority().map(|a| a.as_str()).unwrap_or_default())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| failed(RequestError::Transport(::kube::Error::HttpError(e))))?;
+    let client = Client::try_from(::kube::Config::new(origin))
+        .map_err(|e| failed(RequestError::Transport(e)))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, "application/x-pem-file, */*")
+        .body(Vec::new())
+        .map_err(|e| failed(RequestError::Transport(::kube::Error::HttpError(e))))?;
+    client
+        .request_text(request)
+        .await
+        .map(String::into_bytes)
+        .map_err(|e| failed(e.into()))
+}

@@ -1,0 +1,470 @@
+//! Round trips through the REAL sealed-secrets controller (same Go module version as kubeseal)
+//! running against a real kube-apiserver.
+//!
+//! The controller only runs in-cluster: it reads the service-account token and CA from the
+//! path client-go hard-codes, so each controller runs in a private mount namespace
+//! (`unshare -m`) where its own directory is bind-mounted there; parallel tests do not clash.
+//! The API server refuses to proxy to loopback endpoints, so for the service-proxy path the
+//! controller listens on a non-loopback address of this machine and its Service's Endpoints
+//! point there.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use capi_manage::kube::{ApplyOptions, Discovery, apply, fetch_certificate};
+use capi_manage::manifest::{Object, parse_file, parse_str};
+use capi_manage::observe::Silent;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
+use crate::support::{ControlPlane, Process, free_port, project_root, test_bin};
+
+const NS: &str = "sealed-secrets-system";
+const NAME: &str = "sealed-secrets";
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A running controller and the cluster it serves.
+struct Controller {
+    cp: ControlPlane,
+    process: Process,
+}
+
+async fn apply_all(cp: &ControlPlane, objects: &[Object]) {
+    let discovery = Discovery::new(cp.client().await);
+    apply(
+        &discovery,
+        objects,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("apply");
+}
+
+/// The upstream sealed-secrets CRD: `../shared/fixtures/upstream` beside the project, or beside
+/// the folder of git worktrees when the project is a worktree (`/work/wt/<name>`).
+fn sealed_secrets_crd() -> std::path::PathBuf {
+    let root = project_root();
+    [root.join("../shared"), root.join("../../shared")]
+        .iter()
+        .map(|s| s.join("fixtures/upstream/sealed-secrets/bitnami.com_sealedsecrets.yaml"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "test fixture missing: ../shared/fixtures/upstream/sealed-secrets/bitnami.com_sealedsecrets.yaml beside {}",
+                root.display()
+            )
+        })
+}
+
+fn object(v: Value) -> Object {
+    Object::new(v)
+}
+
+async fn start() -> Controller {
+    let cp = ControlPlane::start().await;
+    eprintln!("control plane in {}", cp.dir().display());
+    let crd = parse_file(&sealed_secrets_crd()).unwrap();
+    let mut setup = crd;
+    for ns in [NS, "apps", "other"] {
+        setup.push(object(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ));
+    }
+    apply_all(&cp, &setup).await;
+
+    let sa = cp.dir().join("serviceaccount");
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::write(sa.join("token"), cp.admin_token()).unwrap();
+    std::fs::write(sa.join("ca.crt"), cp.ca_pem()).unwrap();
+    std::fs::write(sa.join("namespace"), NS).unwrap();
+
+    // Loopback only: tests send no traffic to any other address.
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let port = free_port();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mkdir -p {SA_DIR} && mount --bind \"$0\" {SA_DIR} && exec \"$@\""
+        ))
+        .arg(&sa)
+        .arg(test_bin("sealed-secrets-controller"))
+        .arg(format!("--listen-addr={ip}:{port}"))
+        .arg(format!("--listen-metrics-addr=127.0.0.1:{}", free_port()))
+        .arg("--key-renew-period=0")
+        // 2048 bits: generating the default 4096-bit key takes long on a loaded machine.
+        .arg("--key-size=2048")
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", cp.port().to_string())
+        .env("POD_NAMESPACE", NS);
+    let mut process = Process::spawn(
+        "sealed-secrets-controller",
+        cmd,
+        &cp.dir().join("sealed-secrets-controller.log"),
+    );
+
+    // Ready when its key Secret exists and its HTTP server answers.
+    let secrets: Api<Secret> = Api::namespaced(cp.client().await, NS);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        process.assert_running();
+        let keys = secrets
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
+            )
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        let serving = std::net::TcpStream::connect((ip, port)).is_ok();
+        if keys > 0 && serving {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller did not become ready; log:\n{}",
+            process.log_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Controller { cp, process }
+}
+
+impl Controller {
+    /// The controller's Service, with no endpoints: the API server refuses to proxy to loopback
+    /// addresses, and the tests send no traffic beyond loopback, so the proxy answers 503 at
+    /// once and the certificate comes from the active key Secret, as it would for a controller
+    /// that is not (yet) reachable.
+    async fn expose(&self) {
+        apply_all(
+            &self.cp,
+            &[object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS},
+                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}]}}))],
+        )
+        .await;
+    }
+
+    fn kubeconfig(&self) -> &str {
+        self.cp.kubeconfig_path().to_str().unwrap()
+    }
+
+    /// The certificate in the controller's active key Secret.
+    async fn active_cert(&self) -> Vec<u8> {
+        let secrets: Api<Secret> = Api::namespaced(self.cp.client().await, NS);
+        let list = secrets
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
+            )
+            .await
+            .unwrap();
+        list.items[0].data.as_ref().unwrap()["tls.crt"].0.clone()
+    }
+
+    async fn apply_sealed(&self, yaml: &str) {
+        apply_all(&self.cp, &parse_str(yaml, None).unwrap()).await;
+    }
+
+    /// The Secret the controller made, once it exists.
+    async fn wait_secret(&mut self, namespace: &str, name: &str) -> Secret {
+        let api: Api<Secret> = Api::namespaced(self.cp.client().await, namespace);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = api.get_opt(name).await.unwrap() {
+                return s;
+            }
+            self.process.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "no Secret {namespace}/{name}; controller log:\n{}",
+                self.process.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The controller's verdict on a SealedSecret it failed to unseal: its Synced condition.
+    async fn wait_unseal_failure(&mut self, namespace: &str, name: &str) -> String {
+        let gvk = kube::api::GroupVersionKind::gvk("bitnami.com", "v1alpha1", "SealedSecret");
+        let ar = kube::api::ApiResource::from_gvk(&gvk);
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.cp.client().await, namespace, &ar);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let o = api.get(name).await.unwrap();
+            let synced = o
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Synced").cloned());
+            if let Some(c) = synced
+                && c["status"] == "False"
+            {
+                return c["message"].as_str().unwrap_or_default().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SealedSecret {namespace}/{name} never reported a failure; log:\n{}",
+                self.process.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn data_of(s: &Secret) -> BTreeMap<String, Vec<u8>> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+fn input_secret(name: &str, namespace: &str, scope_annotation: Option<&str>) -> String {
+    let scope = scope_annotation
+        .map(|a| format!("    {a}: \"true\"\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: {name}
+  namespace: {namespace}
+  labels:
+    clusterctl.cluster.x-k8s.io/move: \"true\"
+  annotations:
+    example.com/owner: platform
+{scope}type: kubernetes.io/basic-auth
+data:
+  password: aHVudGVyMg==
+stringData:
+  username: admin
+  clouds.yaml: |
+    clouds: {{openstack: {{auth: {{application_credential_secret: s3cr3t}}}}}}
+"
+    )
+}
+
+fn expected_data() -> BTreeMap<String, Vec<u8>> {
+    [
+        ("password", "hunter2"),
+        ("username", "admin"),
+        (
+            "clouds.yaml",
+            "clouds: {openstack: {auth: {application_credential_secret: s3cr3t}}}\n",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+/// The Secret made by the controller carries the input's data, type, labels and annotations.
+fn assert_same_secret(made: &Secret, scope_annotation: Option<&str>) {
+    assert_eq!(data_of(made), expected_data());
+    assert_eq!(made.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    let labels = made.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels,
+        [(
+            "clusterctl.cluster.x-k8s.io/move".to_string(),
+            "true".to_string()
+        )]
+        .into()
+    );
+    let mut want: BTreeMap<String, String> =
+        [("example.com/owner".to_string(), "platform".to_string())].into();
+    if let Some(a) = scope_annotation {
+        want.insert(a.to_string(), "true".to_string());
+    }
+    assert_eq!(made.metadata.annotations.clone().unwrap_or_default(), want);
+    let owner = &made.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "SealedSecret");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
+    let mut c = start().await;
+    c.expose().await;
+    let kc = c.kubeconfig().to_string();
+
+    // The proxy cannot reach the controller: the certificate is the active key Secret's.
+    let client = c.cp.client().await;
+    let fetched = fetch_certificate(&client, NS, NAME).await.unwrap();
+    assert!(fetched.fallback_reason.is_some(), "{fetched:?}");
+    assert!(
+        fetched
+            .from
+            .starts_with(&format!("Secret {NS}/sealed-secrets-key")),
+        "{}",
+        fetched.from
+    );
+    assert_eq!(fetched.pem.as_bytes(), c.active_cert().await);
+
+    for (name, annotation) in [
+        ("strict", None),
+        ("ns-wide", Some("sealedsecrets.bitnami.com/namespace-wide")),
+        (
+            "cluster-wide",
+            Some("sealedsecrets.bitnami.com/cluster-wide"),
+        ),
+    ] {
+        let input = input_secret(name, "apps", annotation);
+        let sealed = ok(
+            capi(&["seal", "--kubeconfig", &kc], input.as_bytes()),
+            "seal",
+        );
+        assert!(!sealed.contains("hunter2") && !sealed.contains("s3cr3t"));
+        c.apply_sealed(&sealed).await;
+        let made = c.wait_secret("apps", name).await;
+        assert_same_secret(&made, annotation);
+
+        // The same sealed values under another name, and in another namespace.
+        for (new_ns, new_name) in [
+            ("apps", format!("{name}-renamed")),
+            ("other", name.to_string()),
+        ] {
+            let moved = sealed
+                .replace(&format!("name: {name}\n"), &format!("name: {new_name}\n"))
+                .replace("namespace: apps\n", &format!("namespace: {new_ns}\n"));
+            c.apply_sealed(&moved).await;
+            let may_unseal = match annotation {
+                None => false,
+                Some(a) if a.ends_with("namespace-wide") => new_ns == "apps",
+                Some(_) => true,
+            };
+            if may_unseal {
+                assert_eq!(
+                    data_of(&c.wait_secret(new_ns, &new_name).await),
+                    expected_data()
+                );
+            } else {
+                let message = c.wait_unseal_failure(new_ns, &new_name).await;
+                assert!(message.contains("no key could decrypt secret"), "{message}");
+                let api: Api<Secret> = Api::namespaced(client.clone(), new_ns);
+                assert!(api.get_opt(&new_name).await.unwrap().is_none());
+            }
+        }
+    }
+
+    // The CLI says where the certificate came from.
+    let out = capi(
+        &["seal", "--kubeconfig", &kc],
+        input_secret("fallback", "apps", None).as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("because the controller's service proxy failed"),
+        "{stderr}"
+    );
+    c.apply_sealed(&String::from_utf8(out.stdout).unwrap())
+        .await;
+    assert_same_secret(&c.wait_secret("apps", "fallback").await, None);
+
+    // A wrong controller name is an error, not a silent fallback.
+    let out = capi(
+        &[
+            "seal",
+            "--kubeconfig",
+            &kc,
+            "--controller-name",
+            "sealed-secrets-controller",
+        ],
+        input_secret("x", "apps", None).as_bytes(),
+    );
+    assert_one_line_error(
+        &out,
+        "no sealed-secrets controller Service sealed-secrets-system/sealed-secrets-controller: check --controller-namespace and --controller-name",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
+    let mut c = start().await;
+    c.expose().await;
+    let kc = c.kubeconfig().to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    // kubeseal seals with the controller's certificate; capi-manage fetches it itself.
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, c.active_cert().await).unwrap();
+    let kubeseal_args = ["--cert", cert.to_str().unwrap(), "-o", "yaml"];
+    let theirs = ok(
+        kubeseal(
+            &kubeseal_args,
+            input_secret("same", "apps", None).as_bytes(),
+        ),
+        "kubeseal",
+    );
+    let ours = ok(
+        capi(
+            &["seal", "--kubeconfig", &kc],
+            input_secret("same", "other", None).as_bytes(),
+        ),
+        "seal",
+    );
+    assert_eq!(redacted(&ours).replace("other", "apps"), redacted(&theirs));
+    c.apply_sealed(&theirs).await;
+    c.apply_sealed(&ours).await;
+    let a = c.wait_secret("apps", "same").await;
+    let b = c.wait_secret("other", "same").await;
+    assert_same_secret(&a, None);
+    assert_same_secret(&b, None);
+    assert_eq!(data_of(&a), data_of(&b));
+    assert_eq!(a.metadata.labels, b.metadata.labels);
+    assert_eq!(a.metadata.annotations, b.metadata.annotations);
+
+    // Rotation: the full Secret with one changed value merged into kubeseal's file. The live
+    // Secret shows which values are unchanged, so only the rotated line differs.
+    let file = dir.path().join("same.sealed.yaml");
+    std::fs::write(&file, &theirs).unwrap();
+    let rotated = input_secret("same", "apps", None).replace("aHVudGVyMg==", "aHVudGVyMw==");
+    let out = capi(
+        &[
+            "seal",
+            "--kubeconfig",
+            &kc,
+            "--merge-into",
+            file.to_str().unwrap(),
+        ],
+        rotated.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "re-sealed password into SealedSecret apps/same; unchanged: clouds.yaml, username"
+        ),
+        "{stderr}"
+    );
+    let merged = std::fs::read_to_string(&file).unwrap();
+    let changed: Vec<_> = theirs
+        .lines()
+        .zip(merged.lines())
+        .filter(|(x, y)| x != y)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].1.starts_with("    password: "));
+    c.apply_sealed(&merged).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = c.wait_secret("apps", "same").await;
+        if data_of(&s)["password"] == b"hunter3" {
+            assert_eq!(data_of(&s)["username"], b"admin");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller never applied the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
