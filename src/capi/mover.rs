@@ -615,16 +615,7 @@ async fn pause_source(
 ) -> Result<(), Error> {
     let ns = options.namespace.as_str();
     // Suspend HelmReleases first so Flux does not undo the pause.
-    let hr = Gvk::from_api_version("helm.toolkit.fluxcd.io/v2", "HelmRelease");
-    if let Some(r) = source
-        .resolve(&hr)
-        .await
-        .map_err(|source| Error::Discovery {
-            side: "source",
-            source: Box::new(source),
-        })?
-    {
-        let api = api_for(source, &r, ns);
+    if let Some(api) = helm_releases(source, ns).await? {
         let list = api
             .list(&ListParams::default())
             .await
@@ -640,12 +631,7 @@ async fn pause_source(
             }
             journal.suspended.insert(name.clone());
             save(journal, options)?;
-            let reference = ObjectRef {
-                api_version: hr.api_version(),
-                kind: "HelmRelease".into(),
-                namespace: ns.into(),
-                name: name.clone(),
-            };
+            let reference = helm_release_ref(ns, &name);
             api.patch(
                 &name,
                 &PatchParams::default(),
@@ -689,6 +675,27 @@ async fn pause_source(
         observer.action(format!("paused {} on the source", n.reference));
     }
     Ok(())
+}
+
+const HELM_RELEASE: &str = "helm.toolkit.fluxcd.io/v2";
+
+/// The source's HelmReleases in the namespace, when Flux's CRD is installed there.
+async fn helm_releases(source: &Discovery, ns: &str) -> Result<Option<Api<DynamicObject>>, Error> {
+    let gvk = Gvk::from_api_version(HELM_RELEASE, "HelmRelease");
+    let resource = source.resolve(&gvk).await.map_err(|e| Error::Discovery {
+        side: "source",
+        source: Box::new(e),
+    })?;
+    Ok(resource.map(|r| api_for(source, &r, ns)))
+}
+
+fn helm_release_ref(ns: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        api_version: HELM_RELEASE.into(),
+        kind: "HelmRelease".into(),
+        namespace: ns.into(),
+        name: name.into(),
+    }
 }
 
 fn save(journal: &Journal, options: &MoveOptions) -> Result<(), Error> {
@@ -743,23 +750,9 @@ async fn restore_source(
         journal.paused.remove(&key);
         save(journal, options)?;
     }
-    let hr = Gvk::from_api_version("helm.toolkit.fluxcd.io/v2", "HelmRelease");
-    if let Some(r) = source
-        .resolve(&hr)
-        .await
-        .map_err(|source| Error::Discovery {
-            side: "source",
-            source: Box::new(source),
-        })?
-    {
-        let api = api_for(source, &r, ns);
+    if let Some(api) = helm_releases(source, ns).await? {
         for name in journal.suspended.clone() {
-            let reference = ObjectRef {
-                api_version: hr.api_version(),
-                kind: "HelmRelease".into(),
-                namespace: ns.into(),
-                name: name.clone(),
-            };
+            let reference = helm_release_ref(ns, &name);
             match api
                 .patch(
                     &name,
