@@ -226,6 +226,24 @@ async fn snapshot(d: &Discovery) -> BTreeMap<String, Value> {
     out
 }
 
+/// After a failed move the source runs again: its Cluster unpaused and its HelmRelease resumed.
+async fn assert_source_restored(src: &Discovery, when: &str) {
+    let cluster = api(src, CAPI, "Cluster").await.get("demo").await.unwrap();
+    assert!(
+        cluster.data["spec"].get("paused").is_none(),
+        "{when}: source Cluster unpaused"
+    );
+    let hr = api(src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
+        .await
+        .get("demo")
+        .await
+        .unwrap();
+    assert!(
+        hr.data["spec"].get("suspend").is_none(),
+        "{when}: source HelmRelease resumed"
+    );
+}
+
 #[tokio::test]
 async fn moves_a_realistic_cluster_graph_with_owners_status_and_pause_handled() {
     let ((src_cp, src), (dst_cp, dst)) = tokio::join!(management_cluster(), management_cluster());
@@ -348,34 +366,13 @@ async fn a_failed_copy_unpauses_the_source_and_a_rerun_completes() {
     let err = move_objects(&src, &dst, &options, &Silent, &CancellationToken::new())
         .await
         .unwrap_err();
-    let line = {
-        let mut s = err.to_string();
-        let mut e: &dyn std::error::Error = &err;
-        while let Some(c) = e.source() {
-            s = format!("{s}: {c}");
-            e = c;
-        }
-        s
-    };
+    let line = crate::support::error_chain(&err);
     assert!(matches!(err, MoveError::Rolledback { .. }), "{line}");
     assert!(
         line.contains("Secret capi-self/demo-ca on the target cluster"),
         "{line}"
     );
-    let src_cluster = api(&src, CAPI, "Cluster").await.get("demo").await.unwrap();
-    assert!(
-        src_cluster.data["spec"].get("paused").is_none(),
-        "source left unpaused after the failure"
-    );
-    let hr = api(&src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
-        .await
-        .get("demo")
-        .await
-        .unwrap();
-    assert!(
-        hr.data["spec"].get("suspend").is_none(),
-        "source HelmRelease resumed"
-    );
+    assert_source_restored(&src, "after the failure").await;
 
     secrets
         .delete("demo-ca", &Default::default())
@@ -558,19 +555,7 @@ async fn a_write_failure_after_each_group_rolls_back_and_a_rerun_completes() {
             before.keys().collect::<Vec<_>>(),
             "group {g}: no object lost"
         );
-        assert!(
-            now["Cluster/demo"]["spec"].get("paused").is_none(),
-            "group {g}: source unpaused"
-        );
-        let hr = api(&src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
-            .await
-            .get("demo")
-            .await
-            .unwrap();
-        assert!(
-            hr.data["spec"].get("suspend").is_none(),
-            "group {g}: source resumed"
-        );
+        assert_source_restored(&src, &format!("group {g}")).await;
 
         remove_write_failure(&dst).await;
         move_objects(&src, &dst, &options, &Silent, &CancellationToken::new())

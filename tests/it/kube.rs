@@ -51,16 +51,6 @@ async fn dynamic_api(discovery: &Discovery, o: &Object) -> Api<DynamicObject> {
     }
 }
 
-fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s = format!("{s}: {c}");
-        src = c.source();
-    }
-    s
-}
-
 #[tokio::test]
 async fn applies_upstream_crds_and_instances_in_one_call_and_reapply_changes_nothing() {
     let cp = ControlPlane::start().await;
@@ -192,7 +182,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
     )
     .await
     .unwrap_err();
-    let line = one_line(&err);
+    let line = support::error_chain(&err);
     assert!(
         matches!(
             err,
@@ -221,7 +211,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
     )
     .await
     .unwrap_err();
-    let line = one_line(&err);
+    let line = support::error_chain(&err);
     assert!(
         matches!(&err, Error::UnknownKinds { kinds } if kinds[0].0 == Gvk::from_api_version("widgets.example.com/v1", "Gizmo")),
         "{line}"
@@ -273,7 +263,11 @@ async fn deployments_on_kwok_become_available_and_impossible_ones_time_out_by_na
             eprintln!("holding: KUBECONFIG={}", cp.kubeconfig_path().display());
             std::thread::sleep(Duration::from_secs(600));
         }
-        panic!("{}\nkwok log:\n{}", one_line(&e), cp.log_tail("kwok", 20))
+        panic!(
+            "{}\nkwok log:\n{}",
+            support::error_chain(&e),
+            cp.log_tail("kwok", 20)
+        )
     })
     .unwrap();
     assert_eq!(good.data["status"]["availableReplicas"], 2);
@@ -289,7 +283,7 @@ async fn deployments_on_kwok_become_available_and_impossible_ones_time_out_by_na
     )
     .await
     .unwrap_err();
-    let line = one_line(&err);
+    let line = support::error_chain(&err);
     assert!(matches!(err, Error::Timeout { .. }), "{line}");
     assert!(line.starts_with("timed out after 8s waiting for Deployment apps/unschedulable available: last seen replicas 1 wanted, 0 updated") || line.contains("0 available"), "{line}");
     assert!(line.contains("Available=False"), "conditions in: {line}");
@@ -407,7 +401,7 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
     else {
         panic!("an unknown context fails")
     };
-    let line = one_line(&err);
+    let line = support::error_chain(&err);
     assert!(
         line.contains(&cp.kubeconfig_path().display().to_string()) && line.contains("nope"),
         "{line}"
@@ -421,11 +415,11 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
         panic!("a missing kubeconfig fails")
     };
     assert!(
-        one_line(&err).starts_with(&format!(
+        support::error_chain(&err).starts_with(&format!(
             "cannot load kubeconfig {}",
             cp.dir().join("missing").display()
         )),
         "{}",
-        one_line(&err)
+        support::error_chain(&err)
     );
 }

@@ -62,6 +62,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An error and its causes on one line, `a: b: c`, as the binary prints them.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s = format!("{s}: {c}");
+        src = c.source();
+    }
+    s
+}
+
 /// The capi-manage binary under test.
 pub fn capi_manage() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_capi-manage"))
