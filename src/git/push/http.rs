@@ -175,10 +175,7 @@ impl Http {
         pack: Vec<u8>,
         observer: &dyn Observer,
     ) -> Result<Report, PushError> {
-        let caps = protocol::request_capabilities(adv);
-        let sideband = caps.iter().any(|c| c.starts_with("side-band"));
-        let body = protocol::encode_request(command, &caps, &pack);
-        drop(pack);
+        let (body, sideband) = protocol::request(command, adv, pack);
         let response = self
             .request(reqwest::Method::POST, "git-receive-pack")
             .header(

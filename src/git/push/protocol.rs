@@ -146,6 +146,15 @@ pub(crate) fn request_capabilities(adv: &Advertisement) -> Vec<&'static str> {
 
 /// The request body: the command, a flush, then the pack (none for a delete-only or no-op
 /// request, which we never send).
+/// The whole receive-pack request for a remote: the capabilities we ask of this advertisement,
+/// the command and the pack (consumed, so its bytes are freed once encoded). Also returns whether
+/// the response will come in side-band.
+pub(crate) fn request(command: &Command, adv: &Advertisement, pack: Vec<u8>) -> (Vec<u8>, bool) {
+    let caps = request_capabilities(adv);
+    let sideband = caps.iter().any(|c| c.starts_with("side-band"));
+    (encode_request(command, &caps, &pack), sideband)
+}
+
 pub(crate) fn encode_request(command: &Command, capabilities: &[&str], pack: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pack.len() + 200);
     let mut line = format!("{} {} {}\0", command.old, command.new, command.name);

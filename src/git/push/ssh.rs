@@ -375,10 +375,7 @@ impl Ssh {
         pack: Vec<u8>,
         observer: &dyn Observer,
     ) -> Result<Report, PushError> {
-        let caps = protocol::request_capabilities(adv);
-        let sideband = caps.iter().any(|c| c.starts_with("side-band"));
-        let request = protocol::encode_request(command, &caps, &pack);
-        drop(pack);
+        let (request, sideband) = protocol::request(command, adv, pack);
         let fail = |e: russh::Error, url: &str| PushError::Connect {
             url: url.into(),
             source: Box::new(e),
