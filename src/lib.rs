@@ -16,8 +16,10 @@
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
+//! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 pub mod capi;
 pub mod git;
 pub mod kind;

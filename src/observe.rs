@@ -35,6 +35,19 @@ pub enum Event {
         /// The warning.
         message: String,
     },
+    /// A step of a plan (bootstrap, teardown) starts, ends or is skipped as already done.
+    Step {
+        /// Its position, from 1.
+        index: usize,
+        /// How many steps the plan has.
+        total: usize,
+        /// Its stable name, e.g. `kind-cluster`.
+        name: String,
+        /// What it does.
+        what: String,
+        /// Where it is.
+        phase: StepPhase,
+    },
     /// Countable progress, e.g. objects applied or bytes sent.
     Progress {
         /// What is being counted.
@@ -44,6 +57,17 @@ pub enum Event {
         /// The total, if known.
         total: Option<u64>,
     },
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepPhase {
+    /// It starts.
+    Started,
+    /// It finished, after this long.
+    Done(Duration),
+    /// An earlier run finished it.
+    Skipped,
 }
 
 impl fmt::Display for Event {
@@ -64,6 +88,23 @@ impl fmt::Display for Event {
                 elapsed: Some(e),
             } => write!(f, "{what} ({:.1}s)", e.as_secs_f64()),
             Event::Warning { message } => write!(f, "warning: {message}"),
+            Event::Step {
+                index,
+                total,
+                what,
+                phase,
+                ..
+            } => match phase {
+                StepPhase::Started => write!(f, "[{index}/{total}] {what}"),
+                StepPhase::Done(e) => {
+                    write!(
+                        f,
+                        "[{index}/{total}] {what}: done ({:.1}s)",
+                        e.as_secs_f64()
+                    )
+                }
+                StepPhase::Skipped => write!(f, "[{index}/{total}] {what}: already done"),
+            },
             Event::Progress {
                 what,
                 done,

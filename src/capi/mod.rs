@@ -8,3 +8,4 @@ pub mod mover;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
 pub use mover::{Error, Journal, MoveOptions, MoveReport, Skipped, move_objects, plan};
+pub mod readiness;

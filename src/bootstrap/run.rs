@@ -1,0 +1,699 @@
+//! The steps themselves.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::components::{self, BoxError};
+use super::state::{State, write_private};
+use super::{Error, Options, Report, Step, TeardownStep, relative};
+use crate::capi::readiness::{self, ClusterRef};
+use crate::kube::{ApplyOptions, ClientOptions, Discovery, apply, connect};
+use crate::manifest::{Object, parse_file};
+use crate::observe::{Event, Observer, ObserverExt, StepPhase};
+use crate::repo::Repo;
+
+/// Name of the sealed credentials file in the cluster folder.
+pub const SEALED_CREDENTIALS: &str = "credentials-sealed.yaml";
+
+struct Ctx<'a> {
+    o: &'a Options,
+    observer: &'a dyn Observer,
+    cancel: &'a CancellationToken,
+    state_path: PathBuf,
+    state: State,
+    kind: Option<Discovery>,
+    target: Option<Discovery>,
+}
+
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> BoxError {
+    Box::new(e)
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> BoxError {
+    boxed(std::io::Error::new(
+        e.kind(),
+        format!("{what} {}: {e}", path.display()),
+    ))
+}
+
+impl Ctx<'_> {
+    fn kind_kubeconfig(&self) -> PathBuf {
+        self.o.state_dir().join("kind-kubeconfig")
+    }
+
+    async fn kind(&mut self) -> Result<Discovery, BoxError> {
+        if let Some(d) = &self.kind {
+            return Ok(d.clone());
+        }
+        let client = connect(&ClientOptions {
+            kubeconfig: Some(self.kind_kubeconfig()),
+            context: None,
+        })
+        .await?;
+        let d = Discovery::new(client);
+        self.kind = Some(d.clone());
+        Ok(d)
+    }
+
+    async fn target(&mut self) -> Result<Discovery, BoxError> {
+        if let Some(d) = &self.target {
+            return Ok(d.clone());
+        }
+        let client = connect(&ClientOptions {
+            kubeconfig: Some(self.o.kubeconfig_path()),
+            context: None,
+        })
+        .await?;
+        let d = Discovery::new(client);
+        self.target = Some(d.clone());
+        Ok(d)
+    }
+
+    fn cluster_ref(&self, objects: &[Object], with_releases: bool) -> ClusterRef {
+        ClusterRef {
+            namespace: self.o.namespace.clone(),
+            name: self.o.cluster.clone(),
+            helm_releases: if with_releases {
+                helm_releases(objects)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    async fn create_kind(&mut self) -> Result<(), BoxError> {
+        let created = crate::kind::create(&self.o.kind, self.observer, self.cancel).await?;
+        let path = self.kind_kubeconfig();
+        write_private(&path, &created.kubeconfig)
+            .map_err(|e| io_error(&path, "cannot write", e))?;
+        self.kind = None;
+        Ok(())
+    }
+
+    async fn delete_kind(&mut self) -> Result<(), BoxError> {
+        crate::kind::delete(
+            &crate::kind::DeleteOptions {
+                name: self.o.kind.name.clone(),
+                docker_host: self.o.kind.docker_host.clone(),
+            },
+            self.observer,
+        )
+        .await?;
+        let _ = std::fs::remove_file(self.kind_kubeconfig());
+        self.kind = None;
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        self.state.save(&self.state_path)
+    }
+}
+
+/// The Flux HelmReleases among the cluster's objects, as (namespace, name).
+fn helm_releases(objects: &[Object]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| {
+            o.kind() == "HelmRelease" && o.api_version().starts_with("helm.toolkit.fluxcd.io/")
+        })
+        .map(|o| {
+            (
+                o.namespace().unwrap_or("default").to_string(),
+                o.name().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The cluster's rendered objects without SealedSecrets (sealed for another cluster's key),
+/// plus the plaintext credentials Secret.
+fn kind_objects(o: &Options) -> Result<Vec<Object>, BoxError> {
+    let cluster = Repo::at(&o.root).cluster(&o.cluster)?;
+    let mut objects: Vec<Object> = cluster
+        .objects
+        .into_iter()
+        .filter(|x| x.kind() != "SealedSecret")
+        .collect();
+    objects.extend(parse_file(&o.cluster_dir().join("credentials.yaml"))?);
+    Ok(objects)
+}
+
+fn rendered_objects(o: &Options) -> Result<Vec<Object>, BoxError> {
+    Ok(Repo::at(&o.root).cluster(&o.cluster)?.objects)
+}
+
+async fn run_step(ctx: &mut Ctx<'_>, step: Step) -> Result<(), BoxError> {
+    let o = ctx.o;
+    match step {
+        Step::KindCluster => ctx.create_kind().await,
+        Step::KindComponents => {
+            let kind = ctx.kind().await?;
+            components::install(&kind, o, ctx.observer, ctx.cancel).await
+        }
+        Step::ApplyCluster => {
+            let kind = ctx.kind().await?;
+            let objects = kind_objects(o)?;
+            apply(
+                &kind,
+                &objects,
+                &ApplyOptions::default(),
+                ctx.observer,
+                ctx.cancel,
+            )
+            .await?;
+            Ok(())
+        }
+        Step::ClusterReady => {
+            let kind = ctx.kind().await?;
+            let c = ctx.cluster_ref(&rendered_objects(o)?, true);
+            readiness::wait_ready(&kind, &c, o.timeouts.cluster, ctx.observer, ctx.cancel).await?;
+            Ok(())
+        }
+        Step::Kubeconfig => {
+            let kind = ctx.kind().await?;
+            let bytes = read_kubeconfig_secret(&kind, &o.namespace, &o.cluster).await?;
+            let path = o.kubeconfig_path();
+            write_private(&path, &bytes).map_err(|e| io_error(&path, "cannot write", e))?;
+            ctx.target = None;
+            // The file works: the new cluster answers through it.
+            let target = ctx.target().await?;
+            target.client().apiserver_version().await?;
+            ctx.observer
+                .success(format!("kubeconfig written to {}", path.display()), None);
+            Ok(())
+        }
+        Step::TargetComponents => {
+            let target = ctx.target().await?;
+            components::install(&target, o, ctx.observer, ctx.cancel).await
+        }
+        Step::Move => {
+            let kind = ctx.kind().await?;
+            let target = ctx.target().await?;
+            let mut mo = crate::capi::MoveOptions::new(&o.namespace);
+            mo.journal = Some(o.state_dir().join("move-journal.json"));
+            crate::capi::move_objects(&kind, &target, &mo, ctx.observer, ctx.cancel).await?;
+            Ok(())
+        }
+        Step::TargetReady => {
+            let target = ctx.target().await?;
+            let c = ctx.cluster_ref(&[], false);
+            readiness::wait_ready(&target, &c, o.timeouts.cluster, ctx.observer, ctx.cancel)
+                .await?;
+            Ok(())
+        }
+        Step::Seal => {
+            let target = ctx.target().await?;
+            seal_credentials(&target, o, ctx.observer).await
+        }
+        Step::Push => {
+            let pushed = components::commit_and_push(o, ctx.observer, ctx.cancel).await?;
+            ctx.state.pushed = Some(pushed.commit);
+            ctx.state.branch = Some(pushed.branch);
+            Ok(())
+        }
+        Step::DeployKey => components::deploy_key(o, ctx.observer).await,
+        Step::FluxSync => {
+            let target = ctx.target().await?;
+            let branch = ctx.state.branch.clone().unwrap_or_default();
+            components::flux_sync(&target, o, &branch, ctx.observer, ctx.cancel).await
+        }
+        Step::SyncHealth => {
+            let target = ctx.target().await?;
+            let revision = format!(
+                "{}@sha1:{}",
+                ctx.state.branch.as_deref().unwrap_or_default(),
+                ctx.state.pushed.as_deref().unwrap_or_default()
+            );
+            components::wait_synced(&target, o, &revision, ctx.observer, ctx.cancel).await?;
+            let c = ctx.cluster_ref(&rendered_objects(o)?, true);
+            readiness::wait_ready(&target, &c, o.timeouts.cluster, ctx.observer, ctx.cancel)
+                .await?;
+            Ok(())
+        }
+        Step::DeleteKind => ctx.delete_kind().await,
+    }
+}
+
+async fn read_kubeconfig_secret(
+    discovery: &Discovery,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<u8>, BoxError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let name = format!("{cluster}-kubeconfig");
+    let api: kube::Api<Secret> = kube::Api::namespaced(discovery.client().clone(), namespace);
+    let secret = api.get_opt(&name).await?.ok_or_else(|| {
+        boxed(std::io::Error::other(format!(
+            "Secret {namespace}/{name} not found: the cluster's control plane has not written its kubeconfig"
+        )))
+    })?;
+    let value = secret
+        .data
+        .and_then(|mut d| d.remove("value"))
+        .ok_or_else(|| {
+            boxed(std::io::Error::other(format!(
+                "Secret {namespace}/{name} has no data.value"
+            )))
+        })?;
+    Ok(value.0)
+}
+
+/// Seals `credentials.yaml` with the target's controller certificate into
+/// `credentials-sealed.yaml`, and lists that file in the cluster's kustomization.
+async fn seal_credentials(
+    target: &Discovery,
+    o: &Options,
+    observer: &dyn Observer,
+) -> Result<(), BoxError> {
+    let fetched = crate::kube::fetch_certificate(
+        target.client(),
+        &o.sealed_secrets_namespace,
+        &o.sealed_secrets_name,
+    )
+    .await?;
+    if let Some(reason) = &fetched.fallback_reason {
+        observer.warning(format!(
+            "using the certificate of {} because the controller's service proxy failed: {reason}",
+            fetched.from
+        ));
+    }
+    let key = crate::seal::SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
+    let path = o.cluster_dir().join("credentials.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, "cannot read", e))?;
+    let secrets = crate::seal::Secret::parse(&text, Some(&path))?;
+    let [secret] = secrets.as_slice() else {
+        return Err(boxed(std::io::Error::other(format!(
+            "{} must hold exactly one Secret",
+            path.display()
+        ))));
+    };
+    let sealed = crate::seal::seal(secret, &key, &crate::seal::SealOptions::default())?;
+    let out = o.cluster_dir().join(SEALED_CREDENTIALS);
+    let yaml = format!(
+        "# The cluster's OpenStack credentials, sealed by capi-manage for the cluster's\n# sealed-secrets controller. Re-seal with `capi-manage rotate {}`.\n{}",
+        o.cluster,
+        crate::seal::to_yaml(&sealed)
+    );
+    write_public(&out, yaml.as_bytes()).map_err(|e| io_error(&out, "cannot write", e))?;
+    let kustomization = o.cluster_dir().join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization)
+        .map_err(|e| io_error(&kustomization, "cannot read", e))?;
+    if let Some(updated) = add_resource(&text, SEALED_CREDENTIALS) {
+        write_public(&kustomization, updated.as_bytes())
+            .map_err(|e| io_error(&kustomization, "cannot write", e))?;
+    }
+    observer.success(
+        format!(
+            "sealed {} into {}",
+            relative(&o.root, &path).display(),
+            relative(&o.root, &out).display()
+        ),
+        None,
+    );
+    Ok(())
+}
+
+/// Writes a non-secret file atomically (0644).
+fn write_public(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `text` (a kustomization.yaml) with `file` appended to its top-level `resources:` list, keeping
+/// every other line as it is; `None` when it is already listed.
+pub fn add_resource(text: &str, file: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end() == "resources:");
+    let Some(start) = start else {
+        let mut out = text.to_string();
+        if !out.ends_with('\n') && !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("resources:\n- {file}\n"));
+        return Some(out);
+    };
+    let mut end = start + 1;
+    while end < lines.len() {
+        let l = lines[end];
+        let t = l.trim_start();
+        if t.starts_with("- ") || t == "-" || (t.starts_with('#') && l.starts_with(['#', ' ', '-']))
+        {
+            let item = t.trim_start_matches('-').trim();
+            if item == file || item.trim_matches(['"', '\'']) == file {
+                return None;
+            }
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    // The list's item indentation, from its first item.
+    let indent = lines
+        .get(start + 1)
+        .filter(|l| l.trim_start().starts_with('-'))
+        .map(|l| &l[..l.len() - l.trim_start().len()])
+        .unwrap_or("");
+    let mut out: Vec<String> = lines[..end].iter().map(|s| s.to_string()).collect();
+    out.push(format!("{indent}- {file}"));
+    out.extend(lines[end..].iter().map(|s| s.to_string()));
+    let mut s = out.join("\n");
+    s.push('\n');
+    Some(s)
+}
+
+fn report_step(
+    observer: &dyn Observer,
+    index: usize,
+    total: usize,
+    name: &str,
+    what: &str,
+    phase: StepPhase,
+) {
+    observer.event(Event::Step {
+        index,
+        total,
+        name: name.to_string(),
+        what: what.to_string(),
+        phase,
+    });
+}
+
+/// Runs `capi-manage bootstrap`: every [`Step`] not yet done, in order.
+pub async fn bootstrap(
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Report, Error> {
+    // Bad input fails before anything is created.
+    Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
+    let state_path = o.state_dir().join("state.json");
+    let state = State::load(&state_path)?;
+    let mut ctx = Ctx {
+        o,
+        observer,
+        cancel,
+        state_path,
+        state,
+        kind: None,
+        target: None,
+    };
+    let mut report = Report {
+        kubeconfig: o.kubeconfig_path(),
+        ..Report::default()
+    };
+    let total = Step::BOOTSTRAP.len();
+    // The kind cluster is (re)created while a later step still needs it.
+    let kind_needed = Step::BOOTSTRAP[1..=6]
+        .iter()
+        .any(|s| !ctx.state.done.contains(s.name()));
+    for (i, step) in Step::BOOTSTRAP.into_iter().enumerate() {
+        let done =
+            ctx.state.done.contains(step.name()) && !(step == Step::KindCluster && kind_needed);
+        if done {
+            report_step(
+                observer,
+                i + 1,
+                total,
+                step.name(),
+                step.describe(),
+                StepPhase::Skipped,
+            );
+            report.skipped.push(step.name());
+            continue;
+        }
+        report_step(
+            observer,
+            i + 1,
+            total,
+            step.name(),
+            step.describe(),
+            StepPhase::Started,
+        );
+        let started = Instant::now();
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            r = run_step(&mut ctx, step) => Some(r),
+        };
+        match result {
+            Some(Ok(())) => {
+                ctx.state.done.insert(step.name().to_string());
+                ctx.save()?;
+                report_step(
+                    observer,
+                    i + 1,
+                    total,
+                    step.name(),
+                    step.describe(),
+                    StepPhase::Done(started.elapsed()),
+                );
+                report.ran.push(step.name());
+            }
+            _ if cancel.is_cancelled() => {
+                ctx.save()?;
+                return Err(Error::Cancelled { step: step.name() });
+            }
+            Some(Err(source)) => {
+                ctx.save()?;
+                return Err(Error::Step {
+                    step: step.name(),
+                    what: step.describe(),
+                    source,
+                });
+            }
+            None => unreachable!("only cancellation ends the select without a result"),
+        }
+    }
+    report.pushed = ctx.state.pushed.clone();
+    Ok(report)
+}
+
+/// Runs `capi-manage teardown`: moves the cluster back to a kind cluster, deletes it there and
+/// deletes the kind cluster.
+pub async fn teardown(
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Report, Error> {
+    let kubeconfig = o.kubeconfig_path();
+    let state_path = o.state_dir().join("teardown.json");
+    let state = State::load(&state_path)?;
+    let finishing = state.done.contains(TeardownStep::Move.name());
+    if !kubeconfig.is_file() && !finishing {
+        return Err(Error::NoKubeconfig { path: kubeconfig });
+    }
+    let mut ctx = Ctx {
+        o,
+        observer,
+        cancel,
+        state_path,
+        state,
+        kind: None,
+        target: None,
+    };
+    let mut report = Report {
+        kubeconfig,
+        ..Report::default()
+    };
+    let total = TeardownStep::ALL.len();
+    let kind_needed = TeardownStep::ALL[1..=4]
+        .iter()
+        .any(|s| !ctx.state.done.contains(s.name()));
+    for (i, step) in TeardownStep::ALL.into_iter().enumerate() {
+        let done = ctx.state.done.contains(step.name())
+            && !(step == TeardownStep::KindCluster && kind_needed);
+        if done {
+            report_step(
+                observer,
+                i + 1,
+                total,
+                step.name(),
+                step.describe(),
+                StepPhase::Skipped,
+            );
+            report.skipped.push(step.name());
+            continue;
+        }
+        report_step(
+            observer,
+            i + 1,
+            total,
+            step.name(),
+            step.describe(),
+            StepPhase::Started,
+        );
+        let started = Instant::now();
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            r = run_teardown_step(&mut ctx, step) => Some(r),
+        };
+        match result {
+            Some(Ok(())) => {
+                ctx.state.done.insert(step.name().to_string());
+                ctx.save()?;
+                report_step(
+                    observer,
+                    i + 1,
+                    total,
+                    step.name(),
+                    step.describe(),
+                    StepPhase::Done(started.elapsed()),
+                );
+                report.ran.push(step.name());
+            }
+            _ if cancel.is_cancelled() => {
+                ctx.save()?;
+                return Err(Error::Cancelled { step: step.name() });
+            }
+            Some(Err(source)) => {
+                ctx.save()?;
+                return Err(Error::Step {
+                    step: step.name(),
+                    what: step.describe(),
+                    source,
+                });
+            }
+            None => unreachable!("only cancellation ends the select without a result"),
+        }
+    }
+    // The cluster is gone: its kubeconfig and the bootstrap's state with it, so a later
+    // bootstrap starts afresh.
+    let dir = o.state_dir();
+    for f in [
+        "state.json",
+        "move-journal.json",
+        "teardown-move-journal.json",
+        "teardown.json",
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let _ = std::fs::remove_file(o.kubeconfig_path());
+    Ok(report)
+}
+
+async fn run_teardown_step(ctx: &mut Ctx<'_>, step: TeardownStep) -> Result<(), BoxError> {
+    let o = ctx.o;
+    match step {
+        TeardownStep::KindCluster => ctx.create_kind().await,
+        TeardownStep::KindComponents => {
+            let kind = ctx.kind().await?;
+            components::install(&kind, o, ctx.observer, ctx.cancel).await
+        }
+        TeardownStep::SuspendFlux => {
+            let target = ctx.target().await?;
+            components::suspend_sync(&target, o, ctx.observer).await
+        }
+        TeardownStep::Move => {
+            let kind = ctx.kind().await?;
+            let target = ctx.target().await?;
+            let mut mo = crate::capi::MoveOptions::new(&o.namespace);
+            mo.journal = Some(o.state_dir().join("teardown-move-journal.json"));
+            mo.delete_source = true;
+            crate::capi::move_objects(&target, &kind, &mo, ctx.observer, ctx.cancel).await?;
+            Ok(())
+        }
+        TeardownStep::DeleteCluster => {
+            let kind = ctx.kind().await?;
+            delete_cluster(&kind, o, ctx.observer, ctx.cancel).await
+        }
+        TeardownStep::DeleteKind => ctx.delete_kind().await,
+    }
+}
+
+async fn delete_cluster(
+    discovery: &Discovery,
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), BoxError> {
+    use crate::kube::wait::{WaitOptions, conditions, wait_for};
+    let mut resource = None;
+    for v in ["v1beta2", "v1beta1"] {
+        let gvk =
+            crate::manifest::Gvk::from_api_version(&format!("cluster.x-k8s.io/{v}"), "Cluster");
+        if let Some(r) = discovery.resolve(&gvk).await? {
+            resource = Some(r);
+            break;
+        }
+    }
+    let Some(r) = resource else {
+        return Err(boxed(std::io::Error::other(
+            "the Cluster kind is not served: Cluster API is not installed",
+        )));
+    };
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(discovery.client().clone(), &o.namespace, &r.api);
+    let what = format!("Cluster {}/{} deleted", o.namespace, o.cluster);
+    let Some(existing) = api.get_opt(&o.cluster).await? else {
+        observer.success(
+            format!("Cluster {}/{} is gone", o.namespace, o.cluster),
+            None,
+        );
+        return Ok(());
+    };
+    if existing.metadata.deletion_timestamp.is_none() {
+        observer.action(format!("deleting Cluster {}/{}", o.namespace, o.cluster));
+        match api.delete(&o.cluster, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(boxed(e)),
+        }
+    }
+    let mut wo = WaitOptions::timeout(o.timeouts.delete);
+    wo.max_interval = Duration::from_secs(5);
+    wait_for(
+        &api,
+        &o.cluster,
+        &what,
+        &conditions::deleted(existing.metadata.uid.clone()),
+        wo,
+        observer,
+        cancel,
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_resource_appends_once_and_keeps_everything_else() {
+        let k = "# comment\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../bases/addons\n- values.yaml\npatches:\n- target:\n    kind: HelmRelease\n";
+        let out = add_resource(k, "credentials-sealed.yaml").unwrap();
+        assert_eq!(
+            out,
+            "# comment\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../bases/addons\n- values.yaml\n- credentials-sealed.yaml\npatches:\n- target:\n    kind: HelmRelease\n"
+        );
+        assert_eq!(add_resource(&out, "credentials-sealed.yaml"), None);
+        let indented = "resources:\n  - a.yaml\n";
+        assert_eq!(
+            add_resource(indented, "b.yaml").unwrap(),
+            "resources:\n  - a.yaml\n  - b.yaml\n"
+        );
+        assert_eq!(
+            add_resource("kind: Kustomization\n", "b.yaml").unwrap(),
+            "kind: Kustomization\nresources:\n- b.yaml\n"
+        );
+    }
+
+    #[test]
+    fn helm_releases_are_the_flux_ones() {
+        let objs = crate::manifest::parse_str(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a, namespace: x}\n---\napiVersion: addons.stackhpc.com/v1alpha1\nkind: HelmRelease\nmetadata: {name: b, namespace: x}\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            helm_releases(&objs),
+            vec![("x".to_string(), "a".to_string())]
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! Is a workload cluster ready? The Cluster, its MachineDeployments, and the Flux and addon
+//! releases that build it, summarised in one line while waiting.
+
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use ::kube::api::{DynamicObject, ListParams};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::kube::wait::summary;
+use crate::kube::{Discovery, RequestError};
+use crate::manifest::Gvk;
+use crate::observe::{Observer, ObserverExt};
+
+/// Label CAPI puts on every object of a cluster.
+pub const CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
+
+/// Why a readiness wait failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadinessError {
+    /// Listing or reading objects failed.
+    #[error("cannot read {what}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// Why.
+        #[source]
+        source: RequestError,
+    },
+    /// Discovery failed.
+    #[error("cannot discover {what}")]
+    Discovery {
+        /// The kind.
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::kube::Error,
+    },
+    /// The cluster was not ready in time.
+    #[error("cluster {namespace}/{name} not ready after {}s: {last}", timeout.as_secs())]
+    Timeout {
+        /// The cluster's namespace.
+        namespace: String,
+        /// The cluster.
+        name: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// What was still missing when we gave up.
+        last: String,
+    },
+    /// Cancelled.
+    #[error("cancelled while waiting for the cluster")]
+    Cancelled,
+}
+
+/// Where a cluster is and which releases build it.
+#[derive(Debug, Clone)]
+pub struct ClusterRef {
+    /// The namespace of the Cluster object.
+    pub namespace: String,
+    /// The Cluster's name.
+    pub name: String,
+    /// Flux HelmReleases (namespace, name) that must be Ready too (e.g. the cluster's chart
+    /// and the addon provider).
+    pub helm_releases: Vec<(String, String)>,
+}
+
+/// One look at the cluster: done, or what is still pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Everything is ready.
+    pub ready: bool,
+    /// One part per object: `Cluster prod: Available=True`, `MachineDeployment md-0: 1/2 ready`.
+    pub parts: Vec<String>,
+}
+
+impl Readiness {
+    /// The parts that are not ready, or all of them when every one is.
+    pub fn line(&self) -> String {
+        self.parts.join("; ")
+    }
+}
+
+fn is_true(o: &Value, kind: &str) -> bool {
+    o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == kind && c["status"] == "True")
+}
+
+fn dynamic(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+/// Whether a Cluster object is ready: v1beta2 `Available=True`, or v1beta1 `Ready=True`, and
+/// not paused; with `controlPlaneReady`/`infrastructureReady` (v1beta1) or the v1beta2
+/// initialization flags where they are reported.
+pub fn cluster_ready(cluster: &Value) -> bool {
+    if cluster["spec"]["paused"] == true {
+        return false;
+    }
+    is_true(cluster, "Available") || is_true(cluster, "Ready")
+}
+
+/// Whether a MachineDeployment has all its replicas ready.
+pub fn machine_deployment_ready(md: &Value) -> (bool, String) {
+    let want = md["spec"]["replicas"].as_i64().unwrap_or(1);
+    let ready = md["status"]["readyReplicas"].as_i64().unwrap_or(0);
+    let generation = md["metadata"]["generation"].as_i64();
+    let observed = md["status"]["observedGeneration"].as_i64();
+    let current = match (generation, observed) {
+        (Some(g), Some(o)) => o >= g,
+        _ => true,
+    };
+    (ready >= want && current, format!("{ready}/{want} ready"))
+}
+
+/// Whether a Flux HelmRelease is Ready for its current generation and not suspended.
+pub fn helm_release_ready(hr: &Value) -> bool {
+    if hr["spec"]["suspend"] == true {
+        return false;
+    }
+    let generation = hr["metadata"]["generation"].as_i64();
+    let ready = hr["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready");
+    let Some(ready) = ready else { return false };
+    let observed = ready["observedGeneration"]
+        .as_i64()
+        .or(hr["status"]["observedGeneration"].as_i64());
+    ready["status"] == "True"
+        && match (generation, observed) {
+            (Some(g), Some(o)) => o >= g,
+            _ => true,
+        }
+}
+
+async fn api(
+    discovery: &Discovery,
+    gvks: &[(&str, &str)],
+    namespace: &str,
+) -> Result<Option<Api<DynamicObject>>, ReadinessError> {
+    for (api_version, kind) in gvks {
+        let gvk = Gvk::from_api_version(api_version, kind);
+        let found = discovery
+            .resolve(&gvk)
+            .await
+            .map_err(|source| ReadinessError::Discovery {
+                what: gvk.to_string(),
+                source,
+            })?;
+        if let Some(r) = found {
+            return Ok(Some(Api::namespaced_with(
+                discovery.client().clone(),
+                namespace,
+                &r.api,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+const CLUSTER: &[(&str, &str)] = &[
+    ("cluster.x-k8s.io/v1beta2", "Cluster"),
+    ("cluster.x-k8s.io/v1beta1", "Cluster"),
+];
+const MACHINE_DEPLOYMENT: &[(&str, &str)] = &[
+    ("cluster.x-k8s.io/v1beta2", "MachineDeployment"),
+    ("cluster.x-k8s.io/v1beta1", "MachineDeployment"),
+];
+const FLUX_HELM_RELEASE: &[(&str, &str)] = &[("helm.toolkit.fluxcd.io/v2", "HelmRelease")];
+const ADDON_KINDS: &[&str] = &["HelmRelease", "Manifests"];
+
+/// Looks once at the cluster and everything it waits on.
+pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, ReadinessError> {
+    let read = |what: String| move |source| ReadinessError::Read { what, source };
+    let mut parts = Vec::new();
+    let mut ready = true;
+
+    for (ns, name) in &c.helm_releases {
+        let what = format!("HelmRelease {ns}/{name}");
+        let Some(api) = api(discovery, FLUX_HELM_RELEASE, ns).await? else {
+            parts.push(format!("{what}: kind not served"));
+            ready = false;
+            continue;
+        };
+        match api
+            .get_opt(name)
+            .await
+            .map_err(RequestError::from)
+            .map_err(read(what.clone()))?
+        {
+            Some(hr) if helm_release_ready(&dynamic(&hr)) => parts.push(format!("{what}: Ready")),
+            Some(hr) => {
+                ready = false;
+                parts.push(format!("{what}: {}", or_none(summary(&hr))));
+            }
+            None => {
+                ready = false;
+                parts.push(format!("{what}: not found"));
+            }
+        }
+    }
+
+    let what = format!("Cluster {}/{}", c.namespace, c.name);
+    let cluster = match api(discovery, CLUSTER, &c.namespace).await? {
+        Some(api) => api
+            .get_opt(&c.name)
+            .await
+            .map_err(RequestError::from)
+            .map_err(read(what.clone()))?,
+        None => None,
+    };
+    match &cluster {
+        Some(cl) if cluster_ready(&dynamic(cl)) => parts.push(format!("Cluster {}: ready", c.name)),
+        Some(cl) => {
+            ready = false;
+            let paused = if cl.data["spec"]["paused"] == true {
+                "paused; "
+            } else {
+                ""
+            };
+            parts.push(format!(
+                "Cluster {}: {paused}{}",
+                c.name,
+                or_none(summary(cl))
+            ));
+        }
+        None => {
+            ready = false;
+            parts.push(format!("Cluster {}: not created yet", c.name));
+        }
+    }
+    if cluster.is_none() {
+        return Ok(Readiness { ready, parts });
+    }
+
+    let selector = ListParams::default().labels(&format!("{CLUSTER_NAME_LABEL}={}", c.name));
+    if let Some(api) = api(discovery, MACHINE_DEPLOYMENT, &c.namespace).await? {
+        let mds = api
+            .list(&selector)
+            .await
+            .map_err(RequestError::from)
+            .map_err(read(format!("MachineDeployments of {what}")))?;
+        for md in &mds.items {
+            let (ok, line) = machine_deployment_ready(&dynamic(md));
+            ready &= ok;
+            parts.push(format!(
+                "MachineDeployment {}: {line}",
+                md.metadata.name.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    for kind in ADDON_KINDS {
+        if let Some(api) = api(
+            discovery,
+            &[("addons.stackhpc.com/v1alpha1", kind)],
+            &c.namespace,
+        )
+        .await?
+        {
+            let items = api
+                .list(&selector)
+                .await
+                .map_err(RequestError::from)
+                .map_err(read(format!("addon {kind}s of {what}")))?;
+            for a in &items.items {
+                let phase = a.data["status"]["phase"].as_str().unwrap_or("Pending");
+                ready &= phase == "Deployed";
+                parts.push(format!(
+                    "addon {kind} {}: {phase}",
+                    a.metadata.name.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    Ok(Readiness { ready, parts })
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() {
+        "no conditions yet".into()
+    } else {
+        s
+    }
+}
+
+/// Waits until [`check`] reports the cluster ready, reporting each change of the summary.
+pub async fn wait_ready(
+    discovery: &Discovery,
+    c: &ClusterRef,
+    timeout: Duration,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Readiness, ReadinessError> {
+    let start = Instant::now();
+    let mut last = String::new();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let r = match check(discovery, c).await {
+            Ok(r) => r,
+            Err(ReadinessError::Read { source, .. }) if source.is_transient() => Readiness {
+                ready: false,
+                parts: vec![format!("API error: {source}")],
+            },
+            Err(e) => return Err(e),
+        };
+        if r.ready {
+            observer.success(
+                format!("cluster {}/{} ready", c.namespace, c.name),
+                Some(start.elapsed()),
+            );
+            return Ok(r);
+        }
+        let line = r.line();
+        if line != last {
+            observer.waiting(
+                format!("cluster {}/{}", c.namespace, c.name),
+                Some(line.clone()),
+            );
+            last = line;
+        }
+        if start.elapsed() >= timeout {
+            return Err(ReadinessError::Timeout {
+                namespace: c.namespace.clone(),
+                name: c.name.clone(),
+                timeout,
+                last,
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(ReadinessError::Cancelled),
+            _ = tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn clusters_are_ready_by_v1beta2_or_v1beta1_conditions_and_never_when_paused() {
+        let v2 = json!({"spec": {}, "status": {"conditions": [{"type": "Available", "status": "True"}]}});
+        let v1 =
+            json!({"spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let no = json!({"spec": {}, "status": {"conditions": [{"type": "Available", "status": "False"}]}});
+        let paused = json!({"spec": {"paused": true}, "status": {"conditions": [{"type": "Available", "status": "True"}]}});
+        assert!(cluster_ready(&v2));
+        assert!(cluster_ready(&v1));
+        assert!(!cluster_ready(&no));
+        assert!(!cluster_ready(&paused));
+        assert!(!cluster_ready(&json!({})));
+    }
+
+    #[test]
+    fn machine_deployments_need_every_replica_for_the_current_generation() {
+        let md = |replicas, ready, generation, observed| {
+            json!({"metadata": {"generation": generation}, "spec": {"replicas": replicas},
+                   "status": {"readyReplicas": ready, "observedGeneration": observed}})
+        };
+        assert_eq!(
+            machine_deployment_ready(&md(2, 2, 3, 3)),
+            (true, "2/2 ready".into())
+        );
+        assert!(!machine_deployment_ready(&md(2, 1, 3, 3)).0);
+        assert!(!machine_deployment_ready(&md(2, 2, 3, 2)).0);
+    }
+
+    #[test]
+    fn helm_releases_are_ready_for_their_generation_and_not_suspended() {
+        let hr = |status: &str, generation: i64, observed: i64, suspend: bool| {
+            json!({"metadata": {"generation": generation}, "spec": {"suspend": suspend},
+                   "status": {"conditions": [{"type": "Ready", "status": status, "observedGeneration": observed}]}})
+        };
+        assert!(helm_release_ready(&hr("True", 2, 2, false)));
+        assert!(!helm_release_ready(&hr("True", 2, 1, false)));
+        assert!(!helm_release_ready(&hr("False", 2, 2, false)));
+        assert!(!helm_release_ready(&hr("True", 2, 2, true)));
+        assert!(!helm_release_ready(&json!({"metadata": {}})));
+    }
+}
