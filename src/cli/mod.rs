@@ -2,12 +2,14 @@
 //! into the library's options; errors are reported only by `main`.
 
 mod apply;
+mod bootstrap;
 mod move_cmd;
 mod observer;
 mod plan;
 mod render;
 mod rotate;
 mod seal;
+mod status;
 
 use std::path::PathBuf;
 
@@ -46,19 +48,12 @@ impl KubeArgs {
     }
 }
 
-/// A cluster name: its config lives in `clusters/<name>/`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArg {
-    /// The cluster: a folder under clusters/.
-    pub cluster: String,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the cluster from clusters/<name>, make it self-managed and hand it to Flux.
-    Bootstrap(ClusterArg),
+    Bootstrap(bootstrap::Args),
     /// Move the cluster back to a temporary management cluster and delete it.
-    Teardown(ClusterArg),
+    Teardown(bootstrap::Args),
     /// Print the rendered manifests of a cluster (or any kustomization folder).
     Render(render::Args),
     /// Check a cluster's config and print the steps bootstrap would take.
@@ -72,12 +67,22 @@ pub enum Command {
     /// Move Cluster API objects between management clusters.
     Move(move_cmd::Args),
     /// Print where a cluster's kubeconfig is, or its contents.
-    Kubeconfig(ClusterArg),
+    Kubeconfig(bootstrap::KubeconfigArgs),
     /// Show a cluster's conditions and Flux health.
-    Status(ClusterArg),
+    Status(status::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Server-side apply manifest files to a cluster (as capi-manage does during bootstrap).
     Apply(apply::Args),
 }
+
+/// Ctrl-C stopped the operation; the message says how to resume.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// The operation is planned but not built yet.
 #[derive(Debug, thiserror::Error)]
@@ -111,12 +116,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => seal::run(args, &observer).await,
         Command::Rotate(args) => rotate::run(args, &observer).await,
         Command::Apply(args) => apply::run(args, &observer).await,
-        Command::Bootstrap(_) => Err(NotImplemented("bootstrap").into()),
-        Command::Teardown(_) => Err(NotImplemented("teardown").into()),
+        Command::Bootstrap(args) => bootstrap::run_bootstrap(args).await,
+        Command::Teardown(args) => bootstrap::run_teardown(args).await,
         Command::Vendor => Err(NotImplemented("vendor").into()),
         Command::Move(args) => move_cmd::run(args, &observer).await,
-        Command::Kubeconfig(_) => Err(NotImplemented("kubeconfig").into()),
-        Command::Status(_) => Err(NotImplemented("status").into()),
+        Command::Kubeconfig(args) => bootstrap::run_kubeconfig(args),
+        Command::Status(args) => status::run(args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "capi-manage",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -131,12 +146,14 @@ pub fn one_line(e: &anyhow::Error) -> String {
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<NotImplemented>().is_some() {
         3
-    } else if e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<capi_manage::kube::Error>(),
-            Some(capi_manage::kube::Error::Cancelled)
-        )
-    }) {
+    } else if e.downcast_ref::<Interrupted>().is_some()
+        || e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<capi_manage::kube::Error>(),
+                Some(capi_manage::kube::Error::Cancelled)
+            )
+        })
+    {
         130
     } else {
         1

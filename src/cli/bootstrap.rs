@@ -1,0 +1,266 @@
+//! `capi-manage bootstrap` and `capi-manage teardown`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use capi_manage::bootstrap::{self, DeployKeyNotice, Options};
+use capi_manage::git::{Author, HttpCredentials, SshOptions};
+use capi_manage::kind::NodePrivileges;
+use capi_manage::repo::Repo;
+use tokio_util::sync::CancellationToken;
+
+use super::Terminal;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The cluster: a folder under clusters/.
+    pub cluster: String,
+    /// The config repository (default: found from the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Namespace of the cluster's Cluster API objects.
+    #[arg(long, short = 'n', default_value = bootstrap::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Name of the ephemeral kind cluster (default: capi-manage-<cluster>).
+    #[arg(long, value_name = "NAME")]
+    pub kind_name: Option<String>,
+    /// kindest/node image for the kind cluster (default: the pinned one).
+    #[arg(long, value_name = "IMAGE")]
+    pub node_image: Option<String>,
+    /// Docker engine address (default: $DOCKER_HOST, then the local socket).
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Commit message (default: "Bootstrap cluster - <cluster>").
+    #[arg(long, short = 'm')]
+    pub message: Option<String>,
+    /// Commit author name (default: git config user.name).
+    #[arg(long, requires = "author_email")]
+    pub author_name: Option<String>,
+    /// Commit author email (default: git config user.email).
+    #[arg(long, requires = "author_name")]
+    pub author_email: Option<String>,
+    /// Push here instead of the remote `origin`.
+    #[arg(long, value_name = "URL")]
+    pub git_url: Option<String>,
+    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://).
+    #[arg(long, value_name = "URL")]
+    pub flux_url: Option<String>,
+    /// Access token for HTTP(S) remotes (also given to Flux).
+    #[arg(long, env = "CAPI_MANAGE_GIT_TOKEN", hide_env_values = true)]
+    pub git_token: Option<String>,
+    /// User name for HTTP(S) remotes with --git-password.
+    #[arg(long, env = "CAPI_MANAGE_GIT_USERNAME", requires = "git_password")]
+    pub git_username: Option<String>,
+    /// Password for HTTP(S) remotes.
+    #[arg(long, env = "CAPI_MANAGE_GIT_PASSWORD", hide_env_values = true)]
+    pub git_password: Option<String>,
+    /// SSH private key for the push (repeatable; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa
+    /// and the ssh-agent).
+    #[arg(long = "ssh-identity", value_name = "FILE")]
+    pub ssh_identity: Vec<PathBuf>,
+    /// known_hosts file for the push (default: ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Trust and record the git host's key if known_hosts lacks it.
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Do not ask: assume the deploy key is added.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
+    #[arg(long)]
+    pub deploy_key_added: bool,
+    /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
+    #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// Longest wait for the cluster to become ready, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub cluster_timeout: u64,
+    /// Longest wait for each component and for Flux's sync, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+    /// TEST ONLY: run the kind node unprivileged with these capabilities (a real kindest/node
+    /// does not boot this way).
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub test_only_node_capabilities: Vec<String>,
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<Options> {
+        let repo = match &self.repo {
+            Some(dir) => Repo::at(dir),
+            None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
+        };
+        let mut o = Options::new(repo.root(), &self.cluster);
+        o.namespace = self.namespace.clone();
+        if let Some(n) = &self.kind_name {
+            o.kind.name = n.clone();
+        }
+        if let Some(i) = &self.node_image {
+            o.kind.image = i.clone();
+        }
+        o.kind.docker_host = self.docker_host.clone();
+        if !self.test_only_node_capabilities.is_empty() {
+            o.kind.privileges =
+                NodePrivileges::TestOnlyCapabilities(self.test_only_node_capabilities.clone());
+        }
+        o.git.push_url = self.git_url.clone();
+        o.git.flux_url = self.flux_url.clone();
+        o.git.message = self.message.clone();
+        if let (Some(name), Some(email)) = (&self.author_name, &self.author_email) {
+            o.git.author = Some(Author {
+                name: name.clone(),
+                email: email.clone(),
+            });
+        }
+        o.git.http_credentials = match (&self.git_token, &self.git_username, &self.git_password) {
+            (Some(t), _, _) => Some(HttpCredentials::token(t)),
+            (None, Some(u), Some(p)) => Some(HttpCredentials {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => None,
+        };
+        let mut ssh = SshOptions::default();
+        ssh.identity_files = self.ssh_identity.clone();
+        ssh.known_hosts = self.known_hosts.clone();
+        ssh.accept_new_host_key = self.accept_new_host_key;
+        o.git.ssh = ssh;
+        o.timeouts.cluster = Duration::from_secs(self.cluster_timeout);
+        o.timeouts.components = Duration::from_secs(self.timeout);
+        o.timeouts.sync = Duration::from_secs(self.timeout);
+        o.timeouts.delete = Duration::from_secs(self.cluster_timeout);
+        o.confirm_deploy_key = if self.yes || self.deploy_key_added {
+            None
+        } else if std::io::stdin().is_terminal() {
+            Some(Arc::new(ask_deploy_key))
+        } else {
+            Some(Arc::new(|n: &DeployKeyNotice| {
+                // No terminal to ask on: the error names the flag.
+                let _ = n;
+                false
+            }))
+        };
+        Ok(o)
+    }
+}
+
+fn ask_deploy_key(n: &DeployKeyNotice) -> bool {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\nAdd this deploy key to {} (read access is enough):\n\n  {}\n\n(fingerprint {}, also in {})",
+        n.url,
+        n.public_line,
+        n.fingerprint,
+        n.path.display()
+    );
+    let _ = write!(err, "Added? [y/N] ");
+    let _ = err.flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+fn interrupt_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    cancel
+}
+
+pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
+    let o = args.options()?;
+    let observer = Terminal::for_output(&args.output);
+    let cancel = interrupt_token();
+    let report = bootstrap::bootstrap(&o, &observer, &cancel)
+        .await
+        .map_err(|e| interrupted(e, &args.cluster, "bootstrap"))?;
+    observer.finish();
+    if args.output == "text" {
+        eprintln!(
+            "cluster {} is self-managed and synced by Flux{}; kubeconfig: {}",
+            args.cluster,
+            report
+                .pushed
+                .map(|c| format!(" at commit {c}"))
+                .unwrap_or_default(),
+            report.kubeconfig.display()
+        );
+    }
+    Ok(())
+}
+
+pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
+    let o = args.options()?;
+    let observer = Terminal::for_output(&args.output);
+    let cancel = interrupt_token();
+    bootstrap::teardown(&o, &observer, &cancel)
+        .await
+        .map_err(|e| interrupted(e, &args.cluster, "teardown"))?;
+    observer.finish();
+    if args.output == "text" {
+        eprintln!(
+            "cluster {} is deleted and the kind cluster is gone",
+            args.cluster
+        );
+    }
+    Ok(())
+}
+
+/// An interruption becomes [`super::Interrupted`] (exit 130) with how to resume.
+fn interrupted(e: bootstrap::Error, cluster: &str, command: &str) -> anyhow::Error {
+    if e.is_cancelled() {
+        anyhow::Error::new(super::Interrupted(format!(
+            "{e}: `capi-manage {command} {cluster}`"
+        )))
+    } else {
+        e.into()
+    }
+}
+
+/// `capi-manage kubeconfig <cluster>`: the path, or with --print the contents.
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigArgs {
+    /// The cluster: a folder under clusters/.
+    pub cluster: String,
+    /// The config repository (default: found from the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Print the kubeconfig itself instead of its path.
+    #[arg(long)]
+    pub print: bool,
+}
+
+pub fn run_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
+    let repo = match &args.repo {
+        Some(dir) => Repo::at(dir),
+        None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
+    };
+    let dir = repo.cluster_dir(&args.cluster)?;
+    let path = dir.join("kubeconfig");
+    if !path.is_file() {
+        bail!(
+            "{} is missing: `capi-manage bootstrap {}` writes it",
+            path.display(),
+            args.cluster
+        );
+    }
+    if args.print {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        std::io::stdout().write_all(&bytes)?;
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(())
+}

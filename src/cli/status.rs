@@ -1,0 +1,100 @@
+//! `capi-manage status <cluster>`: the cluster's readiness and Flux's sync, one line each.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use capi_manage::capi::readiness::{ClusterRef, check};
+use capi_manage::kube::wait::summary;
+use capi_manage::kube::{ClientOptions, Discovery, connect};
+use capi_manage::manifest::Gvk;
+use capi_manage::repo::Repo;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The cluster: a folder under clusters/.
+    pub cluster: String,
+    /// The config repository (default: found from the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Namespace of the cluster's Cluster API objects.
+    #[arg(long, short = 'n', default_value = capi_manage::bootstrap::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let repo = match &args.repo {
+        Some(dir) => Repo::at(dir),
+        None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
+    };
+    let cluster = repo.cluster(&args.cluster)?;
+    let kubeconfig = cluster.dir.join("kubeconfig");
+    if !kubeconfig.is_file() {
+        bail!(
+            "{} is missing: the cluster is not bootstrapped (`capi-manage bootstrap {}` writes it)",
+            kubeconfig.display(),
+            args.cluster
+        );
+    }
+    let client = connect(&ClientOptions {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+    })
+    .await?;
+    let discovery = Discovery::new(client.clone());
+    let helm_releases = cluster
+        .objects
+        .iter()
+        .filter(|o| {
+            o.kind() == "HelmRelease" && o.api_version().starts_with("helm.toolkit.fluxcd.io/")
+        })
+        .map(|o| {
+            (
+                o.namespace().unwrap_or("default").to_string(),
+                o.name().to_string(),
+            )
+        })
+        .collect();
+    let r = check(
+        &discovery,
+        &ClusterRef {
+            namespace: args.namespace.clone(),
+            name: args.cluster.clone(),
+            helm_releases,
+        },
+    )
+    .await?;
+    println!(
+        "cluster {}: {}",
+        args.cluster,
+        if r.ready { "ready" } else { "not ready" }
+    );
+    for p in &r.parts {
+        println!("  {p}");
+    }
+    for (api_version, kind) in [
+        ("source.toolkit.fluxcd.io/v1", "GitRepository"),
+        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
+    ] {
+        let Some(res) = discovery
+            .resolve(&Gvk::from_api_version(api_version, kind))
+            .await?
+        else {
+            println!("flux: {kind} not served (Flux is not installed)");
+            continue;
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(client.clone(), "flux-system", &res.api);
+        for o in api.list(&Default::default()).await?.items {
+            let revision = o.data["status"]["lastAppliedRevision"]
+                .as_str()
+                .or(o.data["status"]["artifact"]["revision"].as_str())
+                .unwrap_or("-");
+            println!(
+                "flux {kind} {}: {} (revision {revision})",
+                o.metadata.name.as_deref().unwrap_or("?"),
+                summary(&o)
+            );
+        }
+    }
+    Ok(())
+}
