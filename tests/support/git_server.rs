@@ -479,6 +479,16 @@ impl Sshd {
         }
     }
 
+    /// Adds a public key line to authorized_keys (as a user adds a deploy key on a forge).
+    pub fn authorize(&self, public_line: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("authorized_keys"))
+            .unwrap();
+        writeln!(f, "{}", public_line.trim()).unwrap();
+    }
+
     /// `ssh://user@127.0.0.1:port/<path>`.
     pub fn url(&self, path: &Path) -> String {
         format!(

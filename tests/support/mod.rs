@@ -4,7 +4,9 @@
 pub mod control_plane;
 pub mod docker;
 pub mod git_server;
+pub mod infra;
 mod process;
+pub mod sealed_secrets;
 
 #[allow(unused_imports)]
 pub use control_plane::{ControlPlane, Options};

@@ -9,8 +9,6 @@
 //! point there.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use capi_manage::kube::{ApplyOptions, Discovery, apply, fetch_certificate};
@@ -22,11 +20,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
-use crate::support::{ControlPlane, Process, free_port, project_root, test_bin};
+use crate::support::{ControlPlane, Process, project_root, sealed_secrets};
 
 const NS: &str = "sealed-secrets-system";
 const NAME: &str = "sealed-secrets";
-const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// A running controller and the cluster it serves.
 struct Controller {
@@ -79,60 +76,7 @@ async fn start() -> Controller {
     }
     apply_all(&cp, &setup).await;
 
-    let sa = cp.dir().join("serviceaccount");
-    std::fs::create_dir_all(&sa).unwrap();
-    std::fs::write(sa.join("token"), cp.admin_token()).unwrap();
-    std::fs::write(sa.join("ca.crt"), cp.ca_pem()).unwrap();
-    std::fs::write(sa.join("namespace"), NS).unwrap();
-
-    // Loopback only: tests send no traffic to any other address.
-    let ip = IpAddr::from([127, 0, 0, 1]);
-    let port = free_port();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mkdir -p {SA_DIR} && mount --bind \"$0\" {SA_DIR} && exec \"$@\""
-        ))
-        .arg(&sa)
-        .arg(test_bin("sealed-secrets-controller"))
-        .arg(format!("--listen-addr={ip}:{port}"))
-        .arg(format!("--listen-metrics-addr=127.0.0.1:{}", free_port()))
-        .arg("--key-renew-period=0")
-        // 2048 bits: generating the default 4096-bit key takes long on a loaded machine.
-        .arg("--key-size=2048")
-        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", cp.port().to_string())
-        .env("POD_NAMESPACE", NS);
-    let mut process = Process::spawn(
-        "sealed-secrets-controller",
-        cmd,
-        &cp.dir().join("sealed-secrets-controller.log"),
-    );
-
-    // Ready when its key Secret exists and its HTTP server answers.
-    let secrets: Api<Secret> = Api::namespaced(cp.client().await, NS);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        process.assert_running();
-        let keys = secrets
-            .list(
-                &kube::api::ListParams::default()
-                    .labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"),
-            )
-            .await
-            .map(|l| l.items.len())
-            .unwrap_or(0);
-        let serving = std::net::TcpStream::connect((ip, port)).is_ok();
-        if keys > 0 && serving {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the controller did not become ready; log:\n{}",
-            process.log_tail(30)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let process = sealed_secrets::start_controller(&cp, NS).await;
     Controller { cp, process }
 }
 
