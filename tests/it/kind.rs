@@ -18,7 +18,7 @@ use crate::support::docker::{self as sd, StandIn};
 use crate::support::{ControlPlane, free_port};
 
 /// The kind tests share the engine and the `kind` network: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn options(name: &str, image: &str) -> CreateOptions {
     CreateOptions {
@@ -61,14 +61,14 @@ impl Recorder {
 
 /// Removes a cluster left by an earlier, aborted run of the same test, and deletes it again when
 /// the returned guard drops (also when the test panics), so no test leaves nodes on the network.
-async fn clean(name: &'static str) -> Cleanup {
+pub(crate) async fn clean(name: &'static str) -> Cleanup {
     kind::delete(&delete_options(name), &capi_manage::observe::Silent)
         .await
         .expect("delete leftovers");
     Cleanup(name)
 }
 
-struct Cleanup(&'static str);
+pub(crate) struct Cleanup(&'static str);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bootstrap;
 mod capi;
 mod git;
 mod kind;

@@ -479,6 +479,11 @@ impl Sshd {
         }
     }
 
+    /// The authorized_keys file sshd reads.
+    pub fn authorized_keys_path(&self) -> PathBuf {
+        self.dir.join("authorized_keys")
+    }
+
     /// Adds a public key line to authorized_keys (as a user adds a deploy key on a forge).
     pub fn authorize(&self, public_line: &str) {
         use std::io::Write;

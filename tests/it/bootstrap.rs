@@ -1,0 +1,577 @@
+//! `capi-manage bootstrap` and `teardown` end to end, running the real binary.
+//!
+//! Real: dockerd (the kind node container, a stand-in image: see tests/support/docker.rs), two
+//! kube-apiservers with kube-controller-manager and a kwok node (the kind cluster and the "new
+//! cluster"), the sealed-secrets controller and Flux's source- and kustomize-controllers on the
+//! new cluster, OpenSSH's sshd serving the config repository, and git checking it. Stood in:
+//! OpenStack with the CAPI/CAPO controllers and the openstack-cluster chart
+//! (tests/support/infra.rs).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ::kube::Api;
+use ::kube::api::DynamicObject;
+use capi_manage::kube::{ApplyOptions, Discovery, apply};
+use capi_manage::manifest::{Gvk, Object, parse_file};
+use capi_manage::observe::Silent;
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::docker::{self as sd, StandIn};
+use crate::support::git_server::{self, Sshd, git};
+use crate::support::infra::{Infra, InfraOptions};
+use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
+
+const CLUSTER: &str = "e2e";
+const NS: &str = "capi-self";
+
+/// Copies the project's `clusters/bases` and `clusters/example` (as `clusters/<name>`, with
+/// credentials filled in) into a fresh work repository.
+fn config_repo(dir: &Path, origin: &str) -> PathBuf {
+    let work = git_server::work_repo(dir, "config");
+    let src = project_root().join("clusters");
+    copy_dir(&src.join("bases"), &work.join("clusters/bases"), &|t| t);
+    copy_dir(&src.join("example"), &work.join("clusters/example"), &|t| t);
+    copy_dir(
+        &src.join("example"),
+        &work.join(format!("clusters/{CLUSTER}")),
+        &|t| {
+            t.replace("example", CLUSTER)
+                .replace(
+                    "https://REPLACE_ME:5000/v3",
+                    "https://keystone.invalid:5000/v3",
+                )
+                .replace(
+                    "application_credential_id: REPLACE_ME",
+                    "application_credential_id: e2e-id",
+                )
+                .replace(
+                    "application_credential_secret: REPLACE_ME",
+                    "application_credential_secret: e2e-secret-value",
+                )
+        },
+    );
+    std::fs::copy(project_root().join(".gitignore"), work.join(".gitignore")).unwrap();
+    git(&work, &["remote", "add", "origin", origin]);
+    work
+}
+
+fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()), edit);
+        } else {
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(to.join(e.file_name()), edit(text)).unwrap();
+        }
+    }
+}
+
+async fn apply_objects(d: &Discovery, objects: &[Object]) {
+    apply(
+        d,
+        objects,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("apply");
+}
+
+fn fixture_dir(dir: &str) -> Vec<Object> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(fixtures().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for f in files {
+        out.extend(parse_file(&f).unwrap());
+    }
+    out
+}
+
+/// A run of the binary whose JSON events are read line by line.
+struct Run {
+    child: Child,
+    events: std::sync::mpsc::Receiver<Value>,
+    started: Instant,
+}
+
+fn spawn(args: &[String], home: &Path) -> Run {
+    let mut child = capi_manage()
+        .args(args)
+        .env("HOME", home)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run capi-manage");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            } else {
+                eprintln!("capi-manage stdout (not JSON): {line}");
+            }
+        }
+    });
+    Run {
+        child,
+        events: rx,
+        started: Instant::now(),
+    }
+}
+
+/// Waits for the process and returns (exit code, peak RSS in KiB).
+fn wait(run: Run) -> (i32, i64, Vec<Value>) {
+    let pid = run.child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child and fills `usage`.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    // std's Child must not wait again.
+    std::mem::forget(run.child);
+    let events: Vec<Value> = run.events.iter().collect();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    (code, usage.ru_maxrss, events)
+}
+
+/// Runs until step `name` starts, lets it work for `grace`, then kills the process (SIGKILL).
+/// Returns false if the run ended before the step started.
+fn kill_during(mut run: Run, name: &str, grace: Duration) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match run.events.recv_timeout(Duration::from_millis(200)) {
+            Ok(e) if e["event"] == "step" && e["step"] == name && e["phase"] == "started" => {
+                std::thread::sleep(grace);
+                let _ = run.child.kill();
+                let _ = run.child.wait();
+                return true;
+            }
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(_)) = run.child.try_wait() {
+                    return false;
+                }
+                assert!(Instant::now() < deadline, "step {name} never started");
+            }
+            Err(_) => {
+                let _ = run.child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+async fn dynamic(d: &Discovery, api_version: &str, kind: &str, ns: &str) -> Api<DynamicObject> {
+    let r = d
+        .resolve(&Gvk::from_api_version(api_version, kind))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{kind} served"));
+    Api::namespaced_with(d.client().clone(), ns, &r.api)
+}
+
+/// Names of every object of `kind` in the namespace.
+async fn names(d: &Discovery, api_version: &str, kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = dynamic(d, api_version, kind, NS)
+        .await
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+const STEPS: [&str; 14] = [
+    "kind-cluster",
+    "kind-components",
+    "apply-cluster",
+    "cluster-ready",
+    "kubeconfig",
+    "target-components",
+    "move",
+    "target-ready",
+    "seal",
+    "push",
+    "deploy-key",
+    "flux-sync",
+    "sync-health",
+    "delete-kind",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_cluster() {
+    let _serial = crate::kind::SERIAL.lock().await;
+    let test_started = Instant::now();
+    let docker = sd::engine().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    // The kind cluster's API server, and the new cluster.
+    let (kind_cp, new_cp) = tokio::join!(
+        ControlPlane::start_with(Options::kwok()),
+        ControlPlane::start_with(Options::kwok())
+    );
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            ca_pem: kind_cp.ca_pem().to_string(),
+            token: kind_cp.admin_token().to_string(),
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let kind_name = "capi-e2e";
+    let _cleanup = crate::kind::clean(kind_name).await;
+    let relay = RelayWhenNetwork::start(stand_in.relay_port, kind_cp.port());
+
+    // The new cluster runs the sealed-secrets controller and Flux (CRDs first, as the
+    // vendored install will also apply them).
+    let kind_d = Discovery::new(kind_cp.client().await);
+    let new_d = Discovery::new(new_cp.client().await);
+    let mut pre = fixture_dir("flux");
+    pre.extend(fixture_dir("sealed-secrets"));
+    pre.retain(|o| o.kind() == "CustomResourceDefinition" || o.kind() == "Namespace");
+    pre.push(Object::new(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SEALED_NS}}),
+    ));
+    apply_objects(&new_d, &pre).await;
+    let _sealer = crate::support::sealed_secrets::start_controller(&new_cp, SEALED_NS).await;
+    let _flux = start_flux(&new_cp).await;
+
+    // The stand-in for OpenStack, the CAPI controllers and the chart.
+    let _infra = Infra::start(
+        kind_d.clone(),
+        vec![new_d.clone()],
+        InfraOptions {
+            namespace: NS.into(),
+            cluster: CLUSTER.into(),
+            kubeconfig: std::fs::read(new_cp.kubeconfig_path()).unwrap(),
+            workers: 2,
+        },
+    );
+
+    // The config repository, served over SSH.
+    let sshd = Sshd::start(dir);
+    let bare = git_server::bare_repo(dir, "config.git");
+    let work = config_repo(dir, &sshd.url(&bare));
+    vendor_into(&work).await;
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "initial config"]);
+    git(&work, &["push", "-q", &bare.display().to_string(), "main"]);
+    let initial = git_server::rev_parse(&bare, "main").unwrap();
+
+    // The user adds the deploy key on the forge once bootstrap shows it.
+    let pub_path = work.join(format!("clusters/{CLUSTER}/.capi-manage/deploy-key.pub"));
+    let key_adder = {
+        let pub_path = pub_path.clone();
+        let authorized = sshd.authorized_keys_path();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            while Instant::now() < deadline {
+                if let Ok(line) = std::fs::read_to_string(&pub_path) {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&authorized)
+                        .unwrap();
+                    writeln!(f, "{}", line.trim()).unwrap();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+
+    let caps = sd::test_capabilities().join(",");
+    let args = |command: &str| -> Vec<String> {
+        [
+            command,
+            CLUSTER,
+            "--repo",
+            &work.display().to_string(),
+            "--output",
+            "json",
+            "--yes",
+            "--kind-name",
+            kind_name,
+            "--node-image",
+            &stand_in.image,
+            "--docker-host",
+            &sd::docker_host(),
+            "--test-only-node-capabilities",
+            &caps,
+            "--ssh-identity",
+            &sshd.client_key.display().to_string(),
+            "--known-hosts",
+            &sshd.known_hosts.display().to_string(),
+            "--timeout",
+            "180",
+            "--cluster-timeout",
+            "180",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // Killed (SIGKILL) inside every step in turn; each rerun resumes.
+    let mut kills = Vec::new();
+    for step in STEPS {
+        let run = spawn(&args("bootstrap"), &home);
+        let t = run.started;
+        assert!(
+            kill_during(run, step, Duration::from_millis(300)),
+            "the run ended before step {step}"
+        );
+        kills.push(format!("{step} after {:.1}s", t.elapsed().as_secs_f64()));
+    }
+    eprintln!("killed in: {}", kills.join(", "));
+    let final_run = spawn(&args("bootstrap"), &home);
+    let started = final_run.started;
+    let (code, rss_kib, events) = wait(final_run);
+    let final_time = started.elapsed();
+    assert_eq!(code, 0, "the final bootstrap run failed");
+    let skipped = events
+        .iter()
+        .filter(|e| e["event"] == "step" && e["phase"] == "skipped")
+        .count();
+    assert!(
+        skipped >= 13,
+        "the final run resumed (skipped {skipped} steps)"
+    );
+    key_adder.join().unwrap();
+
+    // The cluster is on the new cluster, unpaused, with its graph whole.
+    let capi = "cluster.x-k8s.io/v1beta2";
+    assert_eq!(
+        names(&new_d, capi, "Cluster").await,
+        vec![CLUSTER.to_string()]
+    );
+    let cluster = dynamic(&new_d, capi, "Cluster", NS)
+        .await
+        .get(CLUSTER)
+        .await
+        .unwrap();
+    assert!(
+        cluster.data["spec"].get("paused").is_none(),
+        "unpaused by removing the field"
+    );
+    assert_eq!(names(&new_d, capi, "Machine").await.len(), 2);
+    assert_eq!(
+        names(&new_d, capi, "MachineDeployment").await,
+        names(&kind_d, capi, "MachineDeployment").await
+    );
+
+    // The kubeconfig is private and works.
+    let kc = work.join(format!("clusters/{CLUSTER}/kubeconfig"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // git: one commit on top of the initial one, only the sealed credentials and the
+    // kustomization; no plaintext anywhere in the history.
+    git_server::fsck_strict(&bare);
+    let log = git(&bare, &["log", "--format=%s", &format!("{initial}..main")]);
+    assert_eq!(log.trim(), format!("Bootstrap cluster - {CLUSTER}"));
+    let changed = git(&bare, &["diff", "--name-only", &initial, "main"]);
+    let mut changed: Vec<&str> = changed.lines().collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            format!("clusters/{CLUSTER}/credentials-sealed.yaml"),
+            format!("clusters/{CLUSTER}/kustomization.yaml")
+        ]
+    );
+    let all = git(&bare, &["log", "-p", "--all"]);
+    assert!(
+        !all.contains("e2e-secret-value"),
+        "plaintext credentials in git"
+    );
+    let kustomization = git(
+        &bare,
+        &[
+            "show",
+            &format!("main:clusters/{CLUSTER}/kustomization.yaml"),
+        ],
+    );
+    assert_eq!(kustomization.matches("credentials-sealed.yaml").count(), 1);
+    let head = git_server::rev_parse(&bare, "main").unwrap();
+
+    // Flux on the new cluster applied the pushed revision.
+    let revision = format!("main@sha1:{head}");
+    let ks = dynamic(
+        &new_d,
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+        "flux-system",
+    )
+    .await;
+    let k = ks.get(CLUSTER).await.unwrap();
+    assert_eq!(k.data["status"]["lastAppliedRevision"], revision.as_str());
+
+    // The controller unsealed the credentials the user wrote.
+    let secrets: Api<Secret> = Api::namespaced(new_cp.client().await, NS);
+    let name = format!("{CLUSTER}-cloud-credentials");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let unsealed = loop {
+        let s = secrets.get(&name).await.unwrap();
+        let owned = s
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "SealedSecret");
+        if owned {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller never took over Secret {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let clouds = String::from_utf8(unsealed.data.unwrap()["clouds.yaml"].0.clone()).unwrap();
+    assert!(clouds.contains("application_credential_secret: e2e-secret-value"));
+
+    // The kind node is gone.
+    assert!(
+        sd::containers_labelled(&docker, capi_manage::kind::CLUSTER_LABEL, kind_name)
+            .await
+            .is_empty()
+    );
+    eprintln!(
+        "bootstrap: final run {:.1}s, peak RSS {} MiB; whole test so far {:.1}s",
+        final_time.as_secs_f64(),
+        rss_kib / 1024,
+        test_started.elapsed().as_secs_f64()
+    );
+
+    // A rerun of a finished bootstrap changes nothing.
+    let (code, _, events) = wait(spawn(&args("bootstrap"), &home));
+    assert_eq!(code, 0);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "step")
+            .all(|e| e["phase"] == "skipped")
+    );
+    assert_eq!(git_server::rev_parse(&bare, "main").unwrap(), head);
+    drop(relay);
+
+    // Teardown: a fresh kind cluster (its own API server), the cluster moved back and deleted.
+    let td_cp = ControlPlane::start_with(Options::kwok()).await;
+    let td_image = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            ca_pem: td_cp.ca_pem().to_string(),
+            token: td_cp.admin_token().to_string(),
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let _td_relay = RelayWhenNetwork::start(td_image.relay_port, td_cp.port());
+    let mut td_args = args("teardown");
+    let i = td_args.iter().position(|a| a == &stand_in.image).unwrap();
+    td_args[i] = td_image.image.clone();
+    let started = Instant::now();
+    let (code, rss_td, _) = wait(spawn(&td_args, &home));
+    assert_eq!(code, 0, "teardown failed");
+    let td_d = Discovery::new(td_cp.client().await);
+    assert!(
+        names(&new_d, capi, "Cluster").await.is_empty(),
+        "moved off the self-managed cluster"
+    );
+    assert!(
+        names(&td_d, capi, "Cluster").await.is_empty(),
+        "deleted on kind"
+    );
+    assert!(
+        !kc.exists(),
+        "the kubeconfig of a deleted cluster is removed"
+    );
+    assert!(
+        sd::containers_labelled(&docker, capi_manage::kind::CLUSTER_LABEL, kind_name)
+            .await
+            .is_empty()
+    );
+    eprintln!(
+        "teardown {:.1}s, peak RSS {} MiB; whole test {:.1}s",
+        started.elapsed().as_secs_f64(),
+        rss_td / 1024,
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+const SEALED_NS: &str = "sealed-secrets-system";
+
+/// Starts relaying once the `kind` network exists (the binary creates it).
+struct RelayWhenNetwork(tokio::task::JoinHandle<()>);
+
+impl RelayWhenNetwork {
+    fn start(port: u16, target: u16) -> RelayWhenNetwork {
+        RelayWhenNetwork(tokio::spawn(async move {
+            let docker = sd::engine().await;
+            loop {
+                if docker
+                    .inspect_network(
+                        "kind",
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let _relay = sd::Relay::start(&docker, port, target).await;
+            std::future::pending::<()>().await;
+        }))
+    }
+}
+
+impl Drop for RelayWhenNetwork {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn vendor_into(_work: &Path) {
+    todo!("vendor-manifests from a local mirror")
+}
+
+async fn start_flux(_cp: &ControlPlane) {
+    todo!("source-controller and kustomize-controller")
+}
