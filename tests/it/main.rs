@@ -4,6 +4,7 @@
 mod support;
 
 mod capi;
+mod cli_rotate;
 mod git;
 mod kind;
 mod kube;
