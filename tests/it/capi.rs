@@ -1007,3 +1007,255 @@ async fn target_apiserver_killed_after_each_group_then_a_rerun_completes() {
             .unwrap();
     }
 }
+
+/// A management cluster as `clusterctl init` leaves it, for clusterctl move: the CRDs carry
+/// clusterctl's labels (`clusterctl.cluster.x-k8s.io`, `cluster.x-k8s.io/provider`), and the
+/// provider inventory exists — the `providers.clusterctl.cluster.x-k8s.io` CRD (written here
+/// minimally: clusterctl only lists and reads these objects, it needs no schema) and one
+/// Provider per installed provider.
+async fn clusterctl_management_cluster() -> (ControlPlane, Discovery) {
+    let cp = ControlPlane::start().await;
+    let d = Discovery::new(cp.client().await);
+    let mut bundle = upstream_crds();
+    for crd in &mut bundle {
+        let group = crd.value["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let provider = match group.as_str() {
+            "cluster.x-k8s.io"
+            | "addons.cluster.x-k8s.io"
+            | "ipam.cluster.x-k8s.io"
+            | "runtime.cluster.x-k8s.io" => "cluster-api",
+            "bootstrap.cluster.x-k8s.io" => "bootstrap-kubeadm",
+            "controlplane.cluster.x-k8s.io" => "control-plane-kubeadm",
+            "infrastructure.cluster.x-k8s.io" => "infrastructure-openstack",
+            _ => continue,
+        };
+        crd.value["metadata"]["labels"] =
+            json!({"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": provider});
+    }
+    bundle.push(Object::new(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "providers.clusterctl.cluster.x-k8s.io", "labels": {"clusterctl.cluster.x-k8s.io/core": "inventory"}},
+        "spec": {"group": "clusterctl.cluster.x-k8s.io", "scope": "Namespaced",
+                 "names": {"kind": "Provider", "listKind": "ProviderList", "plural": "providers", "singular": "provider"},
+                 "versions": [{"name": "v1alpha3", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})));
+    let providers = [
+        ("capi-system", "cluster-api", "CoreProvider"),
+        (
+            "capi-kubeadm-bootstrap-system",
+            "bootstrap-kubeadm",
+            "BootstrapProvider",
+        ),
+        (
+            "capi-kubeadm-control-plane-system",
+            "control-plane-kubeadm",
+            "ControlPlaneProvider",
+        ),
+        (
+            "capo-system",
+            "infrastructure-openstack",
+            "InfrastructureProvider",
+        ),
+    ];
+    for ns in providers.iter().map(|p| p.0).chain([NS]) {
+        bundle.push(Object::new(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ));
+    }
+    apply(
+        &d,
+        &bundle,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let inventory: Vec<Object> = providers
+        .iter()
+        .map(|(ns, name, ty)| {
+            let provider_name = name.rsplit_once('-').map_or(*name, |(_, n)| n);
+            let provider_name = if *name == "cluster-api" { "cluster-api" } else { provider_name };
+            Object::new(json!({"apiVersion": "clusterctl.cluster.x-k8s.io/v1alpha3", "kind": "Provider",
+                "metadata": {"name": name, "namespace": ns, "labels": {"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": name}},
+                "providerName": provider_name, "type": ty, "version": "v1.14.0"}))
+        })
+        .collect();
+    apply(
+        &d,
+        &inventory,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (cp, d)
+}
+
+/// Leaf paths (`Kind/name /json/pointer`) where two normalized snapshots differ.
+fn differences(ours: &BTreeMap<String, Value>, theirs: &BTreeMap<String, Value>) -> Vec<String> {
+    fn walk(path: String, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    walk(
+                        format!("{path}/{k}"),
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path}: ours {a}, clusterctl {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    for k in keys {
+        match (ours.get(k), theirs.get(k)) {
+            (Some(a), Some(b)) => walk(format!("{k} "), a, b, &mut out),
+            (Some(_), None) => out.push(format!("{k}: only ours")),
+            (None, Some(_)) => out.push(format!("{k}: only clusterctl")),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn lands_what_clusterctl_move_lands_but_for_a_justified_list() {
+    let clusterctl = crate::support::test_bin("clusterctl");
+    let ((a_cp, a), (b_cp, b), (_a2_cp, a2), (_b2_cp, b2)) = tokio::join!(
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster()
+    );
+    tokio::join!(demo_graph(&a), demo_graph(&a2));
+    // clusterctl moves only provisioned clusters: it also wants the v1beta2 conditions the
+    // Cluster controller sets once the control plane is up.
+    for d in [&a, &a2] {
+        let now = "2026-01-01T00:00:00Z";
+        let conditions = json!({"status": {"conditions": [
+            {"type": "ControlPlaneInitialized", "status": "True", "reason": "Initialized", "message": "", "lastTransitionTime": now},
+            {"type": "ControlPlaneAvailable", "status": "True", "reason": "Available", "message": "", "lastTransitionTime": now},
+            {"type": "InfrastructureReady", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": now}]}});
+        api(d, CAPI, "Cluster")
+            .await
+            .patch_status(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(conditions),
+            )
+            .await
+            .unwrap();
+    }
+
+    let args: Vec<String> = [
+        "move",
+        "--kubeconfig",
+        a_cp.kubeconfig_path().to_str().unwrap(),
+        "--to-kubeconfig",
+        b_cp.kubeconfig_path().to_str().unwrap(),
+        "-n",
+        NS,
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(clusterctl)
+            .args(&args)
+            .env("CLUSTERCTL_DISABLE_VERSIONCHECK", "true")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "clusterctl move: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    move_objects(
+        &a2,
+        &b2,
+        &MoveOptions::new(NS),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    let theirs = snapshot(&b).await;
+    let ours = snapshot(&b2).await;
+    assert_owner_uids_resolve(&theirs, "clusterctl");
+    assert_owner_uids_resolve(&ours, "ours");
+    let diff = differences(&normalized(&ours), &normalized(&theirs));
+    // Where capi-manage lands something else than clusterctl, and why:
+    let expected = [
+        // clusterctl moves only objects tied to a Cluster (owner references, the
+        // `<cluster>-kubeconfig`-style naming, or the clusterctl move label). We move every
+        // Secret and ConfigMap of the cluster's namespace: the namespace is the cluster's, and
+        // these three are needed on the new management cluster:
+        // - the values ConfigMap the cluster's HelmRelease reads (Flux re-renders from it),
+        ("ConfigMap/demo-values", "only ours"),
+        // - the cloud credentials CAPO's identityRef names (owned by a SealedSecret, which is
+        //   not moved; sealed-secrets re-creates it from git only once it runs there),
+        ("Secret/demo-cloud-credentials", "only ours"),
+        // - Helm's release record, so helm-controller on the target upgrades the release it
+        //   finds instead of installing it a second time over the moved objects.
+        ("Secret/sh.helm.release.v1.demo.v1", "only ours"),
+        // clusterctl creates objects without status and leaves it to the controllers to
+        // recompute; we restore it, so readiness checks on the target (Flux health checks, our
+        // own waits) see the cluster as provisioned right after the move, not as new.
+        ("Cluster/demo", "/status"),
+        ("Machine/demo-md-0-abcde-x1", "/status"),
+        ("MachineDeployment/demo-md-0", "/status"),
+        ("OpenStackCluster/demo", "/status"),
+    ];
+    let got: std::collections::BTreeSet<(String, String)> = diff
+        .iter()
+        .map(|d| {
+            let (key, rest) = d.split_once([' ', ':']).unwrap();
+            let what = rest
+                .trim_start_matches([' ', ':'])
+                .split(':')
+                .next()
+                .unwrap();
+            (key.to_string(), what.trim().to_string())
+        })
+        .collect();
+    let want: std::collections::BTreeSet<(String, String)> = expected
+        .iter()
+        .map(|(k, w)| (k.to_string(), w.to_string()))
+        .collect();
+    assert_eq!(got, want, "differences:\n{}", diff.join("\n"));
+    // Where we differ by restoring status, it is the source's status exactly.
+    let source = snapshot(&a2).await;
+    for (key, what) in &want {
+        if what == "/status" {
+            assert_eq!(ours[key]["status"], source[key]["status"], "{key}");
+            assert!(
+                theirs[key].get("status").is_none_or(Value::is_null),
+                "{key}"
+            );
+        }
+    }
+    // clusterctl deleted everything it moved from its source; we keep ours (no --delete-source)
+    // paused, as the next step of the bootstrap deletes the kind cluster wholesale.
+    let left = snapshot(&a).await;
+    for key in theirs.keys() {
+        assert!(
+            !left.contains_key(key),
+            "clusterctl left {key} on its source"
+        );
+    }
+    assert_eq!(source.len(), ours.len());
+}
