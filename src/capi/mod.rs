@@ -5,7 +5,10 @@
 
 pub mod graph;
 pub mod mover;
+pub mod readiness;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
-pub use mover::{Error, Journal, MoveOptions, MoveReport, Skipped, move_objects, plan};
-pub mod readiness;
+pub use mover::{
+    Error, Journal, MoveOptions, MoveReport, STATE_DIR, Skipped, backup, backup_file_name,
+    journal_path, move_objects, plan, restore,
+};

@@ -110,9 +110,44 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A backup directory or file could not be read or written.
+    #[error("{}: cannot {what}", path.display())]
+    Directory {
+        /// The directory or file.
+        path: PathBuf,
+        /// What failed, e.g. "write the backup file".
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backup file is not a Kubernetes object.
+    #[error("backup file {}", path.display())]
+    BackupFile {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: crate::manifest::Error,
+    },
+    /// A backup directory holds no objects.
+    #[error("{}: no backup files (`<Kind>_<namespace>_<name>.yaml`) to restore", path.display())]
+    EmptyBackup {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// The folder under a cluster's config folder (`clusters/<name>/`) for local state; the
+/// repository's `.gitignore` keeps it out of git.
+pub const STATE_DIR: &str = ".capi-manage";
+
+/// The default journal of a cluster's move: `<cluster_dir>/.capi-manage/move-journal.json`.
+pub fn journal_path(cluster_dir: &Path) -> PathBuf {
+    cluster_dir.join(STATE_DIR).join("move-journal.json")
 }
 
 /// How to move.
@@ -136,6 +171,15 @@ impl MoveOptions {
             journal: None,
             delete_source: false,
             block_move_timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Defaults for a namespace, journaled next to the cluster's config folder `cluster_dir`
+    /// (`clusters/<name>/`) at [`journal_path`].
+    pub fn for_cluster_dir(namespace: impl Into<String>, cluster_dir: &Path) -> Self {
+        MoveOptions {
+            journal: Some(journal_path(cluster_dir)),
+            ..MoveOptions::new(namespace)
         }
     }
 }
@@ -202,16 +246,16 @@ impl Journal {
             path: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("tmp");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            private_dir(dir).map_err(err)?;
         }
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).expect("journal serialises"),
+        write_private(
+            path,
+            &serde_json::to_vec_pretty(self).expect("journal serialises"),
         )
-        .map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        .map_err(err)
     }
 }
 
@@ -453,43 +497,19 @@ pub async fn move_objects(
     cancel: &CancellationToken,
 ) -> Result<MoveReport, Error> {
     let ns = options.namespace.as_str();
-    let mut journal = match &options.journal {
-        Some(p) => Journal::load(p)?.unwrap_or_default(),
-        None => Journal::default(),
-    };
-    journal.namespace = ns.to_string();
+    let mut journal = load_journal(options)?;
     observer.action(format!("discovering Cluster API objects in namespace {ns}"));
     let (objects, skipped, resources) = discover(source, ns).await?;
     let graph = Graph::new(objects);
     let report = report_of(&graph, skipped)?;
     let seq = graph.sequence()?;
 
-    // Preflight: the target serves every kind we are about to create.
-    let mut missing = BTreeSet::new();
-    for r in resources.values() {
-        let gvk = Gvk::from_api_version(&r.api.api_version, &r.api.kind);
-        if target
-            .resolve(&gvk)
-            .await
-            .map_err(|source| Error::Discovery {
-                side: "target",
-                source: Box::new(source),
-            })?
-            .is_none()
-        {
-            missing.insert(format!("{} ({})", r.api.kind, r.api.api_version));
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::Preflight {
-            missing: missing.into_iter().collect(),
-        });
-    }
+    preflight(target, resources.values()).await?;
     wait_unblocked(source, &graph, &resources, options, observer, cancel).await?;
     pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
 
     let copied = copy_all(
-        source,
+        Some(source),
         target,
         &graph,
         &seq,
@@ -510,7 +530,113 @@ pub async fn move_objects(
         });
     }
 
-    // Unpause on the target: remove the field (not false), and the ClusterClass annotation.
+    unpause_target(target, &graph, &resources, &mut journal, ns).await?;
+    // HelmReleases stay suspended on the source (they would recreate what moved); on the
+    // target they are Flux's to create from git.
+    if options.delete_source {
+        delete_from_source(source, &graph, &seq, &resources, ns, observer).await?;
+    }
+    remove_journal(options)?;
+    observer.success(
+        format!("moved {} objects from namespace {ns}", graph.len()),
+        None,
+    );
+    Ok(report)
+}
+
+fn load_journal(options: &MoveOptions) -> Result<Journal, Error> {
+    let mut journal = match &options.journal {
+        Some(p) => Journal::load(p)?.unwrap_or_default(),
+        None => Journal::default(),
+    };
+    journal.namespace = options.namespace.clone();
+    Ok(journal)
+}
+
+/// The operation is complete: the journal has nothing left to resume.
+fn remove_journal(options: &MoveOptions) -> Result<(), Error> {
+    let Some(p) = &options.journal else {
+        return Ok(());
+    };
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Journal {
+            path: p.clone(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The target serves every kind we are about to create.
+async fn preflight<'a>(
+    target: &Discovery,
+    resources: impl IntoIterator<Item = &'a Resource>,
+) -> Result<(), Error> {
+    let mut missing = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for r in resources {
+        if !seen.insert((r.api.api_version.clone(), r.api.kind.clone())) {
+            continue;
+        }
+        let gvk = Gvk::from_api_version(&r.api.api_version, &r.api.kind);
+        if target
+            .resolve(&gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                side: "target",
+                source: Box::new(source),
+            })?
+            .is_none()
+        {
+            missing.insert(format!("{} ({})", r.api.kind, r.api.api_version));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Preflight {
+            missing: missing.into_iter().collect(),
+        })
+    }
+}
+
+/// `Kind/name` of a Cluster or ClusterClass of `cluster.x-k8s.io`, the objects that pause.
+fn pausable_key(reference: &ObjectRef) -> Option<String> {
+    let kind = reference.kind.as_str();
+    (reference.group() == "cluster.x-k8s.io" && (kind == "Cluster" || kind == "ClusterClass"))
+        .then(|| format!("{kind}/{}", reference.name))
+}
+
+/// Sets (`true`) or clears the pause of a Cluster (`spec.paused`) or ClusterClass (annotation)
+/// in an object body.
+fn set_paused(body: &mut Value, kind: &str, paused: bool) {
+    if kind == "Cluster" {
+        if paused {
+            body["spec"]["paused"] = json!(true);
+        } else if let Some(spec) = body["spec"].as_object_mut() {
+            spec.remove("paused");
+        }
+    } else if paused {
+        body["metadata"]["annotations"][PAUSED] = json!("");
+    } else if let Some(a) = body["metadata"]["annotations"].as_object_mut() {
+        a.remove(PAUSED);
+        if a.is_empty() {
+            body["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
+        }
+    }
+}
+
+/// Unpauses on the target what this tool paused: removes the field (not `false`), and the
+/// ClusterClass annotation.
+async fn unpause_target(
+    target: &Discovery,
+    graph: &Graph,
+    resources: &BTreeMap<String, Resource>,
+    journal: &mut Journal,
+    ns: &str,
+) -> Result<(), Error> {
     for key in journal.paused.clone() {
         let (kind, name) = key.split_once('/').expect("Kind/name");
         if let Some(node) = graph
@@ -526,32 +652,301 @@ pub async fn move_objects(
             ))?;
         }
     }
-    // HelmReleases stay suspended on the source (they would recreate what moved); on the
-    // target they are Flux's to create from git.
-    if options.delete_source {
-        delete_from_source(source, &graph, &seq, &resources, ns, observer).await?;
-    }
     journal.paused.clear();
-    if let Some(p) = &options.journal {
-        // The move is complete: the journal has nothing left to resume.
-        std::fs::remove_file(p)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|source| Error::Journal {
-                path: p.clone(),
-                source,
-            })?;
+    Ok(())
+}
+
+/// The file of one object in a backup directory, named as clusterctl names them:
+/// `<Kind>_<namespace>_<name>.yaml`.
+pub fn backup_file_name(reference: &ObjectRef) -> String {
+    format!(
+        "{}_{}_{}.yaml",
+        reference.kind, reference.namespace, reference.name
+    )
+}
+
+/// Creates `dir` (and missing parents) and makes it private (0700).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a private (0600) temporary file renamed over it: readers see
+/// the old or the new content, and at no moment anyone but the owner can read it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = open.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Backs up every Cluster API object of `options.namespace` on `source` into `directory`, as
+/// `clusterctl move --to-directory` does: one YAML file per object
+/// ([`backup_file_name`]), files 0600 in a 0700 directory (Secrets are among them). The source
+/// is paused while it is read (so the files are one consistent state) and resumed afterwards;
+/// the files hold the objects as they were before this pause (a Cluster paused by someone else
+/// stays paused in the files). UIDs and owner references are kept: [`restore`] rebuilds the
+/// graph from them.
+pub async fn backup(
+    source: &Discovery,
+    directory: &Path,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<MoveReport, Error> {
+    let ns = options.namespace.as_str();
+    let mut journal = load_journal(options)?;
+    observer.action(format!("discovering Cluster API objects in namespace {ns}"));
+    let (objects, skipped, resources) = discover(source, ns).await?;
+    let graph = Graph::new(objects);
+    let report = report_of(&graph, skipped)?;
+    let seq = graph.sequence()?;
+    private_dir(directory).map_err(|source| Error::Directory {
+        path: directory.to_path_buf(),
+        what: "create the backup directory (mode 0700)",
+        source,
+    })?;
+    wait_unblocked(source, &graph, &resources, options, observer, cancel).await?;
+    pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
+    let written = write_backup(
+        source, directory, &graph, &seq, &resources, &journal, ns, observer, cancel,
+    )
+    .await;
+    restore_source(source, &graph, &resources, &mut journal, options).await?;
+    if let Err(e) = written {
+        return Err(Error::Rolledback {
+            copied: 0,
+            source: Box::new(e),
+        });
+    }
+    remove_journal(options)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_backup(
+    source: &Discovery,
+    directory: &Path,
+    graph: &Graph,
+    seq: &super::graph::Sequence,
+    resources: &BTreeMap<String, Resource>,
+    journal: &Journal,
+    ns: &str,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let start = Instant::now();
+    let total = graph.len() as u64;
+    let mut done = 0;
+    for uid in seq.groups.iter().flatten() {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let node = graph.node(uid).expect("sequenced");
+        let r = &resources[uid];
+        let current = api_for(source, r, ns)
+            .get(&node.reference.name)
+            .await
+            .map_err(obj_err("reading", "source", &node.reference))?;
+        let mut current = serde_json::to_value(&current).expect("serialises");
+        current["apiVersion"] = json!(r.api.api_version);
+        current["kind"] = json!(r.api.kind);
+        if let Some(md) = current["metadata"].as_object_mut() {
+            md.remove("managedFields");
+        }
+        if let Some(key) = pausable_key(&node.reference)
+            && journal.paused.contains(&key)
+        {
+            set_paused(&mut current, &node.reference.kind, false);
+        }
+        let path = directory.join(backup_file_name(&node.reference));
+        let yaml = crate::manifest::to_yaml(&[crate::manifest::Object::new(current)]);
+        write_private(&path, yaml.as_bytes()).map_err(|source| Error::Directory {
+            path,
+            what: "write the backup file",
+            source,
+        })?;
+        done += 1;
+        observer.progress("objects saved", done, Some(total));
     }
     observer.success(
-        format!("moved {} objects from namespace {ns}", graph.len()),
-        None,
+        format!("saved {done} objects to {}", directory.display()),
+        Some(start.elapsed()),
     );
+    Ok(())
+}
+
+/// The objects of a backup directory: every `*.yaml` file in it (not hidden), one object each.
+fn read_backup(directory: &Path) -> Result<Vec<Value>, Error> {
+    let dir_err = |what| {
+        let path = directory.to_path_buf();
+        move |source| Error::Directory { path, what, source }
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)
+        .map_err(dir_err("read the backup directory"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::EmptyBackup {
+            path: directory.to_path_buf(),
+        });
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let objects = crate::manifest::parse_file(&f).map_err(|source| Error::BackupFile {
+            path: f.clone(),
+            source,
+        })?;
+        out.extend(objects.into_iter().map(|o| o.value));
+    }
+    Ok(out)
+}
+
+/// Restores a [`backup`] directory's objects of `options.namespace` onto `target`, as
+/// `clusterctl move --from-directory` does: the graph is rebuilt from the files' UIDs and owner
+/// references, objects are created group by group with owner references rewritten to the
+/// target's UIDs and their status restored. Clusters and ClusterClasses are created paused and
+/// unpaused at the end, unless they were paused in the backup. Re-runs (with the journal) update
+/// what is already there.
+pub async fn restore(
+    target: &Discovery,
+    directory: &Path,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<MoveReport, Error> {
+    let ns = options.namespace.as_str();
+    let mut journal = load_journal(options)?;
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    for o in read_backup(directory)? {
+        if o["metadata"]["namespace"].as_str() == Some(ns) {
+            objects.push(o);
+        } else {
+            skipped.push(Skipped {
+                object: ObjectRef::of(&o),
+                reason: format!("not in namespace {ns}"),
+            });
+        }
+    }
+    let mut resources = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for o in &objects {
+        let reference = ObjectRef::of(o);
+        let gvk = Gvk::from_api_version(&reference.api_version, &reference.kind);
+        match target
+            .resolve(&gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                side: "target",
+                source: Box::new(source),
+            })? {
+            Some(r) => {
+                resources.insert(
+                    o["metadata"]["uid"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r,
+                );
+            }
+            None => {
+                missing.insert(format!("{} ({})", reference.kind, reference.api_version));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Preflight {
+            missing: missing.into_iter().collect(),
+        });
+    }
+    let graph = Graph::new(objects);
+    let report = report_of(&graph, skipped)?;
+    let seq = graph.sequence()?;
+    ensure_namespace(target, ns).await?;
+    for n in graph.nodes() {
+        if let Some(key) = pausable_key(&n.reference) {
+            let paused = if n.reference.kind == "Cluster" {
+                n.object["spec"]["paused"] == true
+            } else {
+                n.object["metadata"]["annotations"][PAUSED].is_string()
+            };
+            if !paused {
+                journal.paused.insert(key);
+            }
+        }
+    }
+    save(&journal, options)?;
+    observer.action(format!(
+        "restoring {} objects from {} into namespace {ns}",
+        graph.len(),
+        directory.display()
+    ));
+    copy_all(
+        None,
+        target,
+        &graph,
+        &seq,
+        &resources,
+        &mut journal,
+        options,
+        observer,
+        cancel,
+    )
+    .await?;
+    unpause_target(target, &graph, &resources, &mut journal, ns).await?;
+    remove_journal(options)?;
     Ok(report)
+}
+
+async fn ensure_namespace(target: &Discovery, ns: &str) -> Result<(), Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.client().clone());
+    let reference = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: String::new(),
+        name: ns.into(),
+    };
+    let body: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
+    match api.create(&PostParams::default(), &body).await {
+        Ok(_) => Ok(()),
+        Err(::kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(obj_err("creating", "target", &reference)(e)),
+    }
 }
 
 async fn wait_unblocked(
@@ -773,7 +1168,7 @@ async fn restore_source(
 
 #[allow(clippy::too_many_arguments)]
 async fn copy_all(
-    source: &Discovery,
+    source: Option<&Discovery>,
     target: &Discovery,
     graph: &Graph,
     seq: &super::graph::Sequence,
@@ -795,16 +1190,27 @@ async fn copy_all(
             }
             let node = graph.node(uid).expect("sequenced");
             let r = &resources[uid];
-            let src_api = api_for(source, r, ns);
-            let current = src_api.get(&node.reference.name).await.map_err(obj_err(
-                "reading",
-                "source",
-                &node.reference,
-            ))?;
-            let mut current = serde_json::to_value(&current).expect("serialises");
-            current["apiVersion"] = json!(r.api.api_version);
-            current["kind"] = json!(r.api.kind);
-            let body = target_copy(&current, &journal.copied);
+            let current = match source {
+                Some(source) => {
+                    let current = api_for(source, r, ns)
+                        .get(&node.reference.name)
+                        .await
+                        .map_err(obj_err("reading", "source", &node.reference))?;
+                    let mut current = serde_json::to_value(&current).expect("serialises");
+                    current["apiVersion"] = json!(r.api.api_version);
+                    current["kind"] = json!(r.api.kind);
+                    current
+                }
+                None => node.object.clone(),
+            };
+            let mut body = target_copy(&current, &journal.copied);
+            // Created paused when this tool unpauses it at the end: no controller on the
+            // target acts on it before everything it owns is there.
+            if let Some(key) = pausable_key(&node.reference)
+                && journal.paused.contains(&key)
+            {
+                set_paused(&mut body, &node.reference.kind, true);
+            }
             let api = api_for(target, r, ns);
             let stored = match api.get_opt(&node.reference.name).await.map_err(obj_err(
                 "reading",
@@ -819,7 +1225,6 @@ async fn copy_all(
                     .await
                     .map_err(obj_err("creating", "target", &node.reference))?,
                 Some(existing) => {
-                    let mut body = body;
                     body["metadata"]["resourceVersion"] = json!(existing.metadata.resource_version);
                     api.replace(
                         &node.reference.name,

@@ -1,7 +1,11 @@
 use std::path::PathBuf;
 
-use capi_manage::capi::{MoveOptions, MoveReport, move_objects, plan};
+use anyhow::Context;
+use capi_manage::capi::{
+    MoveOptions, MoveReport, backup, journal_path, move_objects, plan, restore,
+};
 use capi_manage::kube::{ClientOptions, Discovery, connect};
+use capi_manage::repo::Repo;
 use tokio_util::sync::CancellationToken;
 
 use super::Terminal;
@@ -15,7 +19,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub from_context: Option<String>,
     /// Kubeconfig of the management cluster to move them to.
-    #[arg(long, value_name = "FILE", required_unless_present = "dry_run")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["dry_run", "to_directory"]
+    )]
     pub to_kubeconfig: Option<PathBuf>,
     /// Context in --to-kubeconfig.
     #[arg(long, value_name = "NAME")]
@@ -29,12 +37,60 @@ pub struct Args {
     /// Delete the moved objects from the source afterwards.
     #[arg(long)]
     pub delete_source: bool,
-    /// Journal file that lets an interrupted move resume (default: none).
+    /// Journal file that lets an interrupted move resume (default with --cluster:
+    /// clusters/<name>/.capi-manage/move-journal.json; else none).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// The cluster (a folder under clusters/ of the config repository containing the working
+    /// directory): the journal goes next to its config.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Save the objects to this directory (one file per object, 0600, directory 0700) instead
+    /// of moving them; the source is paused while it is read and resumed afterwards.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["to_kubeconfig", "from_directory", "delete_source"])]
+    pub to_directory: Option<PathBuf>,
+    /// Create the objects saved by --to-directory on the target (--to-kubeconfig) instead of
+    /// reading them from a source cluster.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["from_kubeconfig", "from_context", "delete_source", "dry_run"])]
+    pub from_directory: Option<PathBuf>,
+}
+
+/// The journal: --journal, else next to the cluster's config with --cluster, else none.
+fn journal(args: &Args) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(j) = &args.journal {
+        return Ok(Some(j.clone()));
+    }
+    let Some(cluster) = &args.cluster else {
+        return Ok(None);
+    };
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let dir = Repo::discover(&cwd)?.cluster_dir(cluster)?;
+    Ok(Some(journal_path(&dir)))
 }
 
 pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    let options = MoveOptions {
+        journal: journal(&args)?,
+        delete_source: args.delete_source,
+        ..MoveOptions::new(&args.namespace)
+    };
+    if let Some(dir) = &args.from_directory {
+        let to = connect(&ClientOptions {
+            kubeconfig: args.to_kubeconfig.clone(),
+            context: args.to_context.clone(),
+        })
+        .await?;
+        let report = restore(&Discovery::new(to), dir, &options, observer, &cancel).await?;
+        print_report(&report, "restored");
+        return Ok(());
+    }
     let from = connect(&ClientOptions {
         kubeconfig: args.from_kubeconfig.clone(),
         context: args.from_context.clone(),
@@ -45,24 +101,17 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         print_report(&plan(&source, &args.namespace).await?, "would move");
         return Ok(());
     }
+    if let Some(dir) = &args.to_directory {
+        let report = backup(&source, dir, &options, observer, &cancel).await?;
+        print_report(&report, "saved");
+        return Ok(());
+    }
     let to = connect(&ClientOptions {
         kubeconfig: args.to_kubeconfig.clone(),
         context: args.to_context.clone(),
     })
     .await?;
     let target = Discovery::new(to);
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
-    let options = MoveOptions {
-        journal: args.journal.clone(),
-        delete_source: args.delete_source,
-        ..MoveOptions::new(&args.namespace)
-    };
     let report = move_objects(&source, &target, &options, observer, &cancel).await?;
     print_report(&report, "moved");
     Ok(())

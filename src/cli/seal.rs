@@ -248,7 +248,7 @@ fn read_input(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 
 /// Writes through a temporary file in the same folder and renames it over `path`, so readers
 /// see the old or the new content, never a part. An existing file keeps its permissions.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -14,12 +14,14 @@
 //! Each operation owns its `Options`, `Error` and outcome types; long ones take an
 //! [`Observer`](crate::observe::Observer) and a cancellation token.
 
+mod branch;
 mod commit;
 mod keys;
 mod push;
 mod repo;
 mod scan;
 
+pub use branch::{SwitchError, SwitchOutcome, switch_new_branch};
 pub use commit::{Author, CommitError, CommitOptions, CommitOutcome, bootstrap_message, commit};
 pub use keys::{
     DeployKey, HostKeyScanError, HostKeyScanOptions, HostKeys, KeyError, generate_deploy_key,

@@ -187,29 +187,32 @@ async fn demo_graph(d: &Discovery) {
         "spec": {"interval": "5m", "chart": {"spec": {"chart": "openstack-cluster", "sourceRef": {"kind": "HelmRepository", "name": "capi"}}}}}), &[], None).await;
 }
 
+/// The kinds a move of the demo graph moves.
+const MOVED_KINDS: [(&str, &str); 12] = [
+    (CAPI, "Cluster"),
+    (CAPI, "MachineDeployment"),
+    (CAPI, "MachineSet"),
+    (CAPI, "Machine"),
+    (
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmControlPlane",
+    ),
+    ("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig"),
+    (
+        "bootstrap.cluster.x-k8s.io/v1beta2",
+        "KubeadmConfigTemplate",
+    ),
+    (CAPO, "OpenStackCluster"),
+    (CAPO, "OpenStackMachine"),
+    (CAPO, "OpenStackMachineTemplate"),
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+];
+
 /// Every object of the moved kinds in the namespace, by `Kind/name`.
 async fn snapshot(d: &Discovery) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
-    for (av, kind) in [
-        (CAPI, "Cluster"),
-        (CAPI, "MachineDeployment"),
-        (CAPI, "MachineSet"),
-        (CAPI, "Machine"),
-        (
-            "controlplane.cluster.x-k8s.io/v1beta2",
-            "KubeadmControlPlane",
-        ),
-        ("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig"),
-        (
-            "bootstrap.cluster.x-k8s.io/v1beta2",
-            "KubeadmConfigTemplate",
-        ),
-        (CAPO, "OpenStackCluster"),
-        (CAPO, "OpenStackMachine"),
-        (CAPO, "OpenStackMachineTemplate"),
-        ("v1", "Secret"),
-        ("v1", "ConfigMap"),
-    ] {
+    for (av, kind) in MOVED_KINDS {
         for o in api(d, av, kind)
             .await
             .list(&Default::default())
@@ -638,4 +641,621 @@ async fn block_move_is_waited_out_and_times_out_by_name() {
     .await
     .unwrap();
     assert!(report.moved().any(|o| o.kind == "OpenStackCluster"));
+}
+
+/// Runs the capi-manage binary in `cwd` off the async runtime.
+async fn capi_manage_in(cwd: &std::path::Path, args: Vec<String>) -> std::process::Output {
+    let cwd = cwd.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        crate::support::capi_manage()
+            .args(&args)
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn cli_journals_next_to_the_cluster_config_by_default() {
+    let ((src_cp, src), (dst_cp, dst)) = tokio::join!(management_cluster(), management_cluster());
+    demo_graph(&src).await;
+    let repo = tempfile::tempdir().unwrap();
+    let cluster_dir = repo.path().join("clusters/prod");
+    std::fs::create_dir_all(&cluster_dir).unwrap();
+    std::fs::write(cluster_dir.join("kustomization.yaml"), "resources: []\n").unwrap();
+    let journal = cluster_dir.join(".capi-manage/move-journal.json");
+    let args: Vec<String> = [
+        "move",
+        "--cluster",
+        "prod",
+        "--from-kubeconfig",
+        src_cp.kubeconfig_path().to_str().unwrap(),
+        "--to-kubeconfig",
+        dst_cp.kubeconfig_path().to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+
+    // A failure half-way leaves the journal where the cluster's config is, private.
+    inject_write_failure(&dst, "Machine", "demo-md-0-abcde-x1").await;
+    let out = capi_manage_in(&cluster_dir, args.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Machine capi-self/demo-md-0-abcde-x1"),
+        "{stderr}"
+    );
+    let recorded: capi_manage::capi::Journal =
+        serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert!(!recorded.copied.is_empty(), "{recorded:?}");
+    assert_eq!(mode(journal.parent().unwrap()), 0o700);
+    assert_eq!(mode(&journal), 0o600);
+    assert_source_restored(&src, "after the failed CLI move").await;
+
+    // The re-run (from the repository root this time) resumes through the same journal.
+    remove_write_failure(&dst).await;
+    let out = capi_manage_in(repo.path(), args.clone()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!journal.exists(), "a finished move removes its journal");
+    assert_eq!(
+        snapshot(&dst).await.keys().collect::<Vec<_>>(),
+        snapshot(&src).await.keys().collect::<Vec<_>>()
+    );
+
+    // Outside a config repository --cluster is a one-line error naming the problem.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = capi_manage_in(elsewhere.path(), args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("not inside a config repository"),
+        "{stderr}"
+    );
+}
+
+/// The objects of a snapshot without what each API server assigns (UIDs, versions, times),
+/// owner references identified by kind and name.
+fn normalized(snapshot: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    snapshot
+        .iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            let md = v["metadata"].as_object_mut().unwrap();
+            for f in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "managedFields",
+                "generation",
+            ] {
+                md.remove(f);
+            }
+            if let Some(owners) = md.get_mut("ownerReferences").and_then(Value::as_array_mut) {
+                for o in owners {
+                    o.as_object_mut().unwrap().remove("uid");
+                }
+            }
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Every owner reference on `d` points at the UID of the object of that kind and name there.
+fn assert_owner_uids_resolve(snapshot: &BTreeMap<String, Value>, what: &str) {
+    for (key, o) in snapshot {
+        for r in o["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let owner = format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            );
+            let Some(found) = snapshot.get(&owner) else {
+                continue; // an owner of a kind the snapshot does not list
+            };
+            assert_eq!(
+                found["metadata"]["uid"], r["uid"],
+                "{what}: {key} -> {owner}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn backup_to_a_directory_and_restore_lands_what_a_direct_move_lands() {
+    let ((src_cp, src), (b_cp, b), (_c_cp, c)) = tokio::join!(
+        management_cluster(),
+        management_cluster(),
+        management_cluster()
+    );
+    demo_graph(&src).await;
+    let before = snapshot(&src).await;
+    let backup_dir = src_cp.dir().join("backup");
+
+    let out = capi_manage_in(
+        src_cp.dir(),
+        [
+            "move",
+            "--from-kubeconfig",
+            src_cp.kubeconfig_path().to_str().unwrap(),
+            "--to-directory",
+            backup_dir.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One private file per object, named as clusterctl names them, in a private directory.
+    assert_eq!(mode(&backup_dir), 0o700);
+    let mut files: Vec<String> = std::fs::read_dir(&backup_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+            e.file_name().to_string_lossy().into_owned()
+        })
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = before
+        .keys()
+        .map(|k| {
+            let (kind, name) = k.split_once('/').unwrap();
+            format!("{kind}_{NS}_{name}.yaml")
+        })
+        .collect();
+    want.sort();
+    assert_eq!(files, want);
+    // The backup paused the source only while reading it.
+    assert_source_restored(&src, "after the backup").await;
+    assert!(
+        !std::fs::read_to_string(backup_dir.join("Cluster_capi-self_demo.yaml"))
+            .unwrap()
+            .contains("paused"),
+        "the files hold the cluster as it was, not our pause"
+    );
+
+    let restore_args = |journal: &std::path::Path| {
+        [
+            "move",
+            "--from-directory",
+            backup_dir.to_str().unwrap(),
+            "--to-kubeconfig",
+            b_cp.kubeconfig_path().to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let journal = b_cp.dir().join("restore-journal.json");
+    let out = capi_manage_in(b_cp.dir(), restore_args(&journal)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!journal.exists());
+    // Restoring again converges (objects updated in place, nothing duplicated).
+    let first = snapshot(&b).await;
+    let out = capi_manage_in(b_cp.dir(), restore_args(&journal)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = snapshot(&b).await;
+    assert_eq!(
+        restored
+            .iter()
+            .map(|(k, v)| (k, &v["metadata"]["uid"]))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|(k, v)| (k, &v["metadata"]["uid"]))
+            .collect::<Vec<_>>()
+    );
+
+    move_objects(
+        &src,
+        &c,
+        &MoveOptions::new(NS),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let direct = snapshot(&c).await;
+    assert_eq!(normalized(&restored), normalized(&direct));
+    assert_owner_uids_resolve(&restored, "restored");
+    assert_eq!(restored.len(), before.len());
+    assert!(restored["Cluster/demo"]["spec"].get("paused").is_none());
+}
+
+/// Kills the target's apiserver from inside the move, right after group `after` is copied.
+struct KillAfter {
+    pid: u32,
+    at: u64,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+impl capi_manage::observe::Observer for KillAfter {
+    fn event(&self, event: capi_manage::observe::Event) {
+        if let capi_manage::observe::Event::Progress { done, .. } = event
+            && done == self.at
+            && !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // SAFETY: kill(2) on the pid of a child this test started.
+            unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+#[tokio::test]
+async fn target_apiserver_killed_after_each_group_then_a_rerun_completes() {
+    let ((_src_cp, src), (mut dst_cp, dst)) =
+        tokio::join!(management_cluster(), management_cluster());
+    demo_graph(&src).await;
+    let before = snapshot(&src).await;
+    let groups = plan(&src, NS).await.unwrap().groups;
+    assert!(groups.len() >= 5);
+    let journal = dst_cp.dir().join("journal.json");
+    let options = MoveOptions {
+        journal: Some(journal.clone()),
+        ..MoveOptions::new(NS)
+    };
+    for n in 0..groups.len() {
+        let copied_before: usize = groups[..=n].iter().map(Vec::len).sum();
+        let observer = KillAfter {
+            pid: dst_cp.apiserver_pid(),
+            at: copied_before as u64,
+            fired: Default::default(),
+        };
+        let err = move_objects(&src, &dst, &options, &observer, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        let line = crate::support::error_chain(&err);
+        assert!(
+            observer.fired.load(std::sync::atomic::Ordering::SeqCst),
+            "group {n}: {line}"
+        );
+        let last = n + 1 == groups.len();
+        if last {
+            // Everything was copied: the source stays paused (the target holds the cluster
+            // now) and the re-run only has to unpause the target.
+            assert!(
+                line.contains("unpausing Cluster capi-self/demo on the target"),
+                "{line}"
+            );
+        } else {
+            assert!(
+                matches!(&err, MoveError::Rolledback { copied, .. } if *copied == copied_before),
+                "group {n}: {line}"
+            );
+            assert_source_restored(&src, &format!("group {n}")).await;
+        }
+        assert!(
+            journal.exists(),
+            "group {n}: the journal is kept for the re-run"
+        );
+        assert_eq!(
+            snapshot(&src).await.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "group {n}: nothing lost on the source"
+        );
+
+        dst_cp.restart_apiserver().await;
+        move_objects(&src, &dst, &options, &Silent, &CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("group {n}: rerun: {}", crate::support::error_chain(&e)));
+        let moved = snapshot(&dst).await;
+        assert_eq!(
+            moved.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "group {n}: everything on the target after the rerun"
+        );
+        assert_owner_uids_resolve(&moved, &format!("group {n}"));
+        assert!(moved["Cluster/demo"]["spec"].get("paused").is_none());
+        assert!(!journal.exists());
+
+        // Reset for the next round: empty the target, unpause and resume the source.
+        for key in moved.keys() {
+            let (kind, name) = key.split_once('/').unwrap();
+            let av = MOVED_KINDS.iter().find(|(_, k)| *k == kind).unwrap().0;
+            api(&dst, av, kind)
+                .await
+                .delete(name, &Default::default())
+                .await
+                .unwrap();
+        }
+        api(&src, CAPI, "Cluster")
+            .await
+            .patch(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"paused": null}})),
+            )
+            .await
+            .unwrap();
+        api(&src, "helm.toolkit.fluxcd.io/v2", "HelmRelease")
+            .await
+            .patch(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"suspend": null}})),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// A management cluster as `clusterctl init` leaves it, for clusterctl move: the CRDs carry
+/// clusterctl's labels (`clusterctl.cluster.x-k8s.io`, `cluster.x-k8s.io/provider`), and the
+/// provider inventory exists — the `providers.clusterctl.cluster.x-k8s.io` CRD (written here
+/// minimally: clusterctl only lists and reads these objects, it needs no schema) and one
+/// Provider per installed provider.
+async fn clusterctl_management_cluster() -> (ControlPlane, Discovery) {
+    let cp = ControlPlane::start().await;
+    let d = Discovery::new(cp.client().await);
+    let mut bundle = upstream_crds();
+    for crd in &mut bundle {
+        let group = crd.value["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let provider = match group.as_str() {
+            "cluster.x-k8s.io"
+            | "addons.cluster.x-k8s.io"
+            | "ipam.cluster.x-k8s.io"
+            | "runtime.cluster.x-k8s.io" => "cluster-api",
+            "bootstrap.cluster.x-k8s.io" => "bootstrap-kubeadm",
+            "controlplane.cluster.x-k8s.io" => "control-plane-kubeadm",
+            "infrastructure.cluster.x-k8s.io" => "infrastructure-openstack",
+            _ => continue,
+        };
+        crd.value["metadata"]["labels"] =
+            json!({"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": provider});
+    }
+    bundle.push(Object::new(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "providers.clusterctl.cluster.x-k8s.io", "labels": {"clusterctl.cluster.x-k8s.io/core": "inventory"}},
+        "spec": {"group": "clusterctl.cluster.x-k8s.io", "scope": "Namespaced",
+                 "names": {"kind": "Provider", "listKind": "ProviderList", "plural": "providers", "singular": "provider"},
+                 "versions": [{"name": "v1alpha3", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})));
+    let providers = [
+        ("capi-system", "cluster-api", "CoreProvider"),
+        (
+            "capi-kubeadm-bootstrap-system",
+            "bootstrap-kubeadm",
+            "BootstrapProvider",
+        ),
+        (
+            "capi-kubeadm-control-plane-system",
+            "control-plane-kubeadm",
+            "ControlPlaneProvider",
+        ),
+        (
+            "capo-system",
+            "infrastructure-openstack",
+            "InfrastructureProvider",
+        ),
+    ];
+    for ns in providers.iter().map(|p| p.0).chain([NS]) {
+        bundle.push(Object::new(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        ));
+    }
+    apply(
+        &d,
+        &bundle,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let inventory: Vec<Object> = providers
+        .iter()
+        .map(|(ns, name, ty)| {
+            let provider_name = name.rsplit_once('-').map_or(*name, |(_, n)| n);
+            let provider_name = if *name == "cluster-api" { "cluster-api" } else { provider_name };
+            Object::new(json!({"apiVersion": "clusterctl.cluster.x-k8s.io/v1alpha3", "kind": "Provider",
+                "metadata": {"name": name, "namespace": ns, "labels": {"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": name}},
+                "providerName": provider_name, "type": ty, "version": "v1.14.0"}))
+        })
+        .collect();
+    apply(
+        &d,
+        &inventory,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    (cp, d)
+}
+
+/// Leaf paths (`Kind/name /json/pointer`) where two normalized snapshots differ.
+fn differences(ours: &BTreeMap<String, Value>, theirs: &BTreeMap<String, Value>) -> Vec<String> {
+    fn walk(path: String, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    walk(
+                        format!("{path}/{k}"),
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path}: ours {a}, clusterctl {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    for k in keys {
+        match (ours.get(k), theirs.get(k)) {
+            (Some(a), Some(b)) => walk(format!("{k} "), a, b, &mut out),
+            (Some(_), None) => out.push(format!("{k}: only ours")),
+            (None, Some(_)) => out.push(format!("{k}: only clusterctl")),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn lands_what_clusterctl_move_lands_but_for_a_justified_list() {
+    let clusterctl = crate::support::test_bin("clusterctl");
+    let ((a_cp, a), (b_cp, b), (_a2_cp, a2), (_b2_cp, b2)) = tokio::join!(
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster(),
+        clusterctl_management_cluster()
+    );
+    tokio::join!(demo_graph(&a), demo_graph(&a2));
+    // clusterctl moves only provisioned clusters: it also wants the v1beta2 conditions the
+    // Cluster controller sets once the control plane is up.
+    for d in [&a, &a2] {
+        let now = "2026-01-01T00:00:00Z";
+        let conditions = json!({"status": {"conditions": [
+            {"type": "ControlPlaneInitialized", "status": "True", "reason": "Initialized", "message": "", "lastTransitionTime": now},
+            {"type": "ControlPlaneAvailable", "status": "True", "reason": "Available", "message": "", "lastTransitionTime": now},
+            {"type": "InfrastructureReady", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": now}]}});
+        api(d, CAPI, "Cluster")
+            .await
+            .patch_status(
+                "demo",
+                &Default::default(),
+                &kube::api::Patch::Merge(conditions),
+            )
+            .await
+            .unwrap();
+    }
+
+    let args: Vec<String> = [
+        "move",
+        "--kubeconfig",
+        a_cp.kubeconfig_path().to_str().unwrap(),
+        "--to-kubeconfig",
+        b_cp.kubeconfig_path().to_str().unwrap(),
+        "-n",
+        NS,
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(clusterctl)
+            .args(&args)
+            .env("CLUSTERCTL_DISABLE_VERSIONCHECK", "true")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "clusterctl move: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    move_objects(
+        &a2,
+        &b2,
+        &MoveOptions::new(NS),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    let theirs = snapshot(&b).await;
+    let ours = snapshot(&b2).await;
+    assert_owner_uids_resolve(&theirs, "clusterctl");
+    assert_owner_uids_resolve(&ours, "ours");
+    let diff = differences(&normalized(&ours), &normalized(&theirs));
+    // Where capi-manage lands something else than clusterctl, and why:
+    let expected = [
+        // clusterctl moves only objects tied to a Cluster (owner references, the
+        // `<cluster>-kubeconfig`-style naming, or the clusterctl move label). We move every
+        // Secret and ConfigMap of the cluster's namespace: the namespace is the cluster's, and
+        // these three are needed on the new management cluster:
+        // - the values ConfigMap the cluster's HelmRelease reads (Flux re-renders from it),
+        ("ConfigMap/demo-values", "only ours"),
+        // - the cloud credentials CAPO's identityRef names (owned by a SealedSecret, which is
+        //   not moved; sealed-secrets re-creates it from git only once it runs there),
+        ("Secret/demo-cloud-credentials", "only ours"),
+        // - Helm's release record, so helm-controller on the target upgrades the release it
+        //   finds instead of installing it a second time over the moved objects.
+        ("Secret/sh.helm.release.v1.demo.v1", "only ours"),
+        // clusterctl creates objects without status and leaves it to the controllers to
+        // recompute; we restore it, so readiness checks on the target (Flux health checks, our
+        // own waits) see the cluster as provisioned right after the move, not as new.
+        ("Cluster/demo", "/status"),
+        ("Machine/demo-md-0-abcde-x1", "/status"),
+        ("MachineDeployment/demo-md-0", "/status"),
+        ("OpenStackCluster/demo", "/status"),
+    ];
+    let got: std::collections::BTreeSet<(String, String)> = diff
+        .iter()
+        .map(|d| {
+            let (key, rest) = d.split_once([' ', ':']).unwrap();
+            let what = rest
+                .trim_start_matches([' ', ':'])
+                .split(':')
+                .next()
+                .unwrap();
+            (key.to_string(), what.trim().to_string())
+        })
+        .collect();
+    let want: std::collections::BTreeSet<(String, String)> = expected
+        .iter()
+        .map(|(k, w)| (k.to_string(), w.to_string()))
+        .collect();
+    assert_eq!(got, want, "differences:\n{}", diff.join("\n"));
+    // Where we differ by restoring status, it is the source's status exactly.
+    let source = snapshot(&a2).await;
+    for (key, what) in &want {
+        if what == "/status" {
+            assert_eq!(ours[key]["status"], source[key]["status"], "{key}");
+            assert!(
+                theirs[key].get("status").is_none_or(Value::is_null),
+                "{key}"
+            );
+        }
+    }
+    // clusterctl deleted everything it moved from its source; we keep ours (no --delete-source)
+    // paused, as the next step of the bootstrap deletes the kind cluster wholesale.
+    let left = snapshot(&a).await;
+    for key in theirs.keys() {
+        assert!(
+            !left.contains_key(key),
+            "clusterctl left {key} on its source"
+        );
+    }
+    assert_eq!(source.len(), ours.len());
 }

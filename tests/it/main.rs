@@ -5,6 +5,7 @@ mod support;
 
 mod bootstrap;
 mod capi;
+mod cli_rotate;
 mod git;
 mod kind;
 mod kube;

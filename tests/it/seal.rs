@@ -2,7 +2,7 @@
 //! tool's output opened by the other, the same layout, `--merge-into` of kubeseal-made files,
 //! and one-line errors for bad input. The controller round trips are in `seal::controller`.
 
-mod controller;
+pub(crate) mod controller;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -46,6 +46,8 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     ca_pem: String,
     token: String,
+    /// kube-apiserver's arguments, to start it again after [`ControlPlane::kill_apiserver`].
+    apiserver_args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -177,8 +179,7 @@ impl ControlPlane {
         ]);
         processes.push(Process::spawn("etcd", cmd, &d.join("etcd.log")));
 
-        let mut cmd = Command::new(apiserver);
-        cmd.args([
+        let apiserver_args: Vec<String> = [
             &format!("--etcd-servers=http://127.0.0.1:{client_port}"),
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
@@ -200,7 +201,12 @@ impl ControlPlane {
             "--endpoint-reconciler-type=none",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
-        ]);
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let mut cmd = Command::new(apiserver);
+        cmd.args(&apiserver_args);
         processes.push(Process::spawn(
             "kube-apiserver",
             cmd,
@@ -216,6 +222,7 @@ impl ControlPlane {
             kubeconfig,
             ca_pem: pki.ca_pem.clone(),
             token,
+            apiserver_args,
             dir,
         };
         cp.wait_ready().await;
@@ -363,10 +370,26 @@ impl ControlPlane {
         self.dir.path()
     }
 
-    /// Kills the apiserver (fault injection); [`ControlPlane::restart_apiserver`] is not offered
-    /// because a killed apiserver is what the tests need to observe.
+    /// Kills the apiserver (fault injection).
     pub fn kill_apiserver(&mut self) {
         self.processes[1].kill();
+    }
+
+    /// The apiserver's process id (to kill it from a callback that cannot borrow `self`).
+    pub fn apiserver_pid(&self) -> u32 {
+        self.processes[1].pid()
+    }
+
+    /// Starts the apiserver again (after [`ControlPlane::kill_apiserver`]) on the same port with
+    /// the same etcd, certificates and flags, and waits until it is ready: the same cluster comes
+    /// back with everything it stored.
+    pub async fn restart_apiserver(&mut self) {
+        self.processes[1].kill();
+        let mut cmd = Command::new(test_bin("kube-apiserver"));
+        cmd.args(&self.apiserver_args);
+        let log = self.dir().join("kube-apiserver.restarted.log");
+        self.processes[1] = Process::spawn("kube-apiserver", cmd, &log);
+        self.wait_ready().await;
     }
 
     /// The last log lines of a component (`etcd`, `kube-apiserver`, `kwok`, ...).

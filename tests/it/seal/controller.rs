@@ -22,12 +22,12 @@ use tokio_util::sync::CancellationToken;
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
 use crate::support::{ControlPlane, Process, project_root, sealed_secrets};
 
-const NS: &str = "sealed-secrets-system";
+pub(crate) const NS: &str = "sealed-secrets-system";
 const NAME: &str = "sealed-secrets";
 
 /// A running controller and the cluster it serves.
-struct Controller {
-    cp: ControlPlane,
+pub(crate) struct Controller {
+    pub(crate) cp: ControlPlane,
     process: Process,
 }
 
@@ -64,7 +64,7 @@ fn object(v: Value) -> Object {
     Object::new(v)
 }
 
-async fn start() -> Controller {
+pub(crate) async fn start() -> Controller {
     let cp = ControlPlane::start().await;
     eprintln!("control plane in {}", cp.dir().display());
     let crd = parse_file(&sealed_secrets_crd()).unwrap();
@@ -85,7 +85,7 @@ impl Controller {
     /// addresses, and the tests send no traffic beyond loopback, so the proxy answers 503 at
     /// once and the certificate comes from the active key Secret, as it would for a controller
     /// that is not (yet) reachable.
-    async fn expose(&self) {
+    pub(crate) async fn expose(&self) {
         apply_all(
             &self.cp,
             &[object(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS},
@@ -94,12 +94,12 @@ impl Controller {
         .await;
     }
 
-    fn kubeconfig(&self) -> &str {
+    pub(crate) fn kubeconfig(&self) -> &str {
         self.cp.kubeconfig_path().to_str().unwrap()
     }
 
     /// The certificate in the controller's active key Secret.
-    async fn active_cert(&self) -> Vec<u8> {
+    pub(crate) async fn active_cert(&self) -> Vec<u8> {
         let secrets: Api<Secret> = Api::namespaced(self.cp.client().await, NS);
         let list = secrets
             .list(
@@ -111,12 +111,12 @@ impl Controller {
         list.items[0].data.as_ref().unwrap()["tls.crt"].0.clone()
     }
 
-    async fn apply_sealed(&self, yaml: &str) {
+    pub(crate) async fn apply_sealed(&self, yaml: &str) {
         apply_all(&self.cp, &parse_str(yaml, None).unwrap()).await;
     }
 
     /// The Secret the controller made, once it exists.
-    async fn wait_secret(&mut self, namespace: &str, name: &str) -> Secret {
+    pub(crate) async fn wait_secret(&mut self, namespace: &str, name: &str) -> Secret {
         let api: Api<Secret> = Api::namespaced(self.cp.client().await, namespace);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
