@@ -192,7 +192,7 @@ async fn run_step(ctx: &mut Ctx<'_>, step: Step) -> Result<(), BoxError> {
             let kind = ctx.kind().await?;
             let target = ctx.target().await?;
             let mut mo = crate::capi::MoveOptions::new(&o.namespace);
-            mo.journal = Some(o.state_dir().join("move-journal.json"));
+            mo.journal = Some(crate::capi::journal_path(&o.cluster_dir()));
             crate::capi::move_objects(&kind, &target, &mo, ctx.observer, ctx.cancel).await?;
             Ok(())
         }

@@ -11,7 +11,7 @@ use super::Error;
 
 /// The state folder of a cluster: `clusters/<name>/.capi-manage`.
 pub fn state_dir(cluster_dir: &Path) -> PathBuf {
-    cluster_dir.join(".capi-manage")
+    cluster_dir.join(crate::capi::STATE_DIR)
 }
 
 /// The persisted progress of one operation (bootstrap or teardown).
