@@ -12,10 +12,11 @@ use super::{Error, RequestError};
 /// Label the controller puts on its key Secrets; `active` marks the ones it seals new values to.
 pub const SEALING_KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
 
-/// Where this project installs the sealed-secrets controller.
-pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "sealed-secrets-system";
-/// The name of the controller's Service in this project's install.
-pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets";
+/// Where the upstream `controller.yaml` (vendored by this project) installs the sealed-secrets
+/// controller; kubeseal's default too.
+pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "kube-system";
+/// The name of the controller's Service in the upstream install; kubeseal's default too.
+pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets-controller";
 
 /// A certificate read from a cluster.
 #[derive(Debug, Clone)]

@@ -144,7 +144,7 @@ pub enum Error {
     /// A request about something other than a manifest object failed.
     #[error("cannot read {what} from the cluster")]
     Request {
-        /// What was read, e.g. `Service sealed-secrets-system/sealed-secrets`.
+        /// What was read, e.g. `Service kube-system/sealed-secrets-controller`.
         what: String,
         /// The server's answer, or why there was none.
         #[source]

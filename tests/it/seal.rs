@@ -516,7 +516,7 @@ fn bad_inputs_fail_with_one_line_errors() {
     );
     assert_one_line_error(
         &out,
-        "cannot read Service sealed-secrets-system/sealed-secrets from the cluster",
+        "cannot read Service kube-system/sealed-secrets-controller from the cluster",
     );
 
     assert!(!out_file.exists(), "no output file after any failure");

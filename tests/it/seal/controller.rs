@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
 use crate::support::{ControlPlane, Process, project_root, sealed_secrets};
 
-pub(crate) const NS: &str = "sealed-secrets-system";
-const NAME: &str = "sealed-secrets";
+pub(crate) const NS: &str = capi_manage::kube::DEFAULT_CONTROLLER_NAMESPACE;
+const NAME: &str = capi_manage::kube::DEFAULT_CONTROLLER_NAME;
 
 /// A running controller and the cluster it serves.
 pub(crate) struct Controller {
@@ -320,13 +320,13 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
             "--kubeconfig",
             &kc,
             "--controller-name",
-            "sealed-secrets-controller",
+            "no-such-controller",
         ],
         input_secret("x", "apps", None).as_bytes(),
     );
     assert_one_line_error(
         &out,
-        "no sealed-secrets controller Service sealed-secrets-system/sealed-secrets-controller: check --controller-namespace and --controller-name",
+        "no sealed-secrets controller Service kube-system/no-such-controller: check --controller-namespace and --controller-name",
     );
 }
 
