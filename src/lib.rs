@@ -16,9 +16,12 @@
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
+//! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
+//!   suspend and resume.
 #![deny(missing_docs)]
 
 pub mod capi;
+pub mod flux;
 pub mod git;
 pub mod kind;
 pub mod kube;
