@@ -1,6 +1,6 @@
 //! Flux: its GitOps objects as data ([`generate`]), installing components with health gates
 //! ([`install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
-//! Flux objects around a move ([`suspend`], [`resume`]).
+//! Flux objects around a move ([`suspend`], [`resume`]) or nudging them ([`request_reconcile`]).
 //!
 //! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
 //! every step can re-run and find itself done.
@@ -255,4 +255,38 @@ pub async fn suspend_all(
         suspended.push(name);
     }
     Ok(suspended)
+}
+
+/// The annotation whose change makes a Flux controller reconcile at once.
+pub const RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// Asks Flux to reconcile an object now, like `flux reconcile` and `flux bootstrap` after a
+/// push: sets [`RECONCILE_REQUESTED_AT`] to a new value (the current time in nanoseconds).
+pub async fn request_reconcile(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let api = api(discovery, kind, namespace).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .to_string();
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}})),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| Error::Request {
+        action: "requesting reconciliation of",
+        identity: kind.object(namespace, name).identity(),
+        source: e.into(),
+    })
 }

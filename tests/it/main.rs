@@ -4,6 +4,7 @@
 mod support;
 
 mod capi;
+mod flux;
 mod git;
 mod kind;
 mod kube;
