@@ -17,10 +17,13 @@
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
+//! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
+//!   suspend and resume.
 #![deny(missing_docs)]
 
 pub mod bootstrap;
 pub mod capi;
+pub mod flux;
 pub mod git;
 pub mod kind;
 pub mod kube;

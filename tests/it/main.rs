@@ -6,6 +6,7 @@ mod support;
 mod bootstrap;
 mod capi;
 mod cli_rotate;
+mod flux;
 mod git;
 mod kind;
 mod kube;

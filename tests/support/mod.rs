@@ -3,6 +3,7 @@
 
 pub mod control_plane;
 pub mod docker;
+pub mod flux;
 pub mod git_server;
 pub mod infra;
 mod process;

@@ -1,0 +1,292 @@
+//! Flux: its GitOps objects as data ([`generate`]), installing components with health gates
+//! ([`install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
+//! Flux objects around a move ([`suspend`], [`resume`]) or nudging them ([`request_reconcile`]).
+//!
+//! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
+//! every step can re-run and find itself done.
+
+pub mod generate;
+pub mod health;
+pub mod install;
+
+use std::fmt;
+use std::time::Duration;
+
+use ::kube::Api;
+use ::kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::kube::{Discovery, FIELD_MANAGER, RequestError};
+use crate::manifest::Object;
+
+pub use generate::{SourceAuth, SyncNames, SyncOptions, revision, sync_objects};
+pub use health::{SyncReport, wait_synced};
+pub use install::{InstallOptions, InstallReport, Unit, UnitReport, install};
+
+/// One object that did not become healthy (or synced), with its last state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFailure {
+    /// `Kind namespace/name`.
+    pub identity: String,
+    /// Why: its last conditions, a failure reason or an error.
+    pub detail: String,
+}
+
+impl fmt::Display for ObjectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.identity, self.detail)
+    }
+}
+
+fn list(failures: &[ObjectFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What went wrong installing, syncing or suspending.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Applying a unit failed; nothing later was applied.
+    #[error("cannot install {unit}")]
+    Apply {
+        /// The unit.
+        unit: String,
+        /// Why.
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
+    /// A unit was applied but some of its objects did not become healthy in time.
+    #[error("{unit} is not healthy after {}s ({} objects): {}", timeout.as_secs(), failures.len(), list(failures))]
+    Unhealthy {
+        /// The unit.
+        unit: String,
+        /// How long it was given.
+        timeout: Duration,
+        /// Every failing object with its last conditions.
+        failures: Vec<ObjectFailure>,
+    },
+    /// Flux did not sync the expected revision.
+    #[error("Flux has not applied {revision} ({} objects): {}", failures.len(), list(failures))]
+    NotSynced {
+        /// The awaited revision.
+        revision: String,
+        /// Every object that did not get there, with its last state.
+        failures: Vec<ObjectFailure>,
+    },
+    /// One object failed; collected into [`Error::Unhealthy`] or [`Error::NotSynced`] by the
+    /// callers that wait for several.
+    #[error("{0}")]
+    Object(ObjectFailure),
+    /// Discovery failed while resolving an object's kind.
+    #[error("cannot resolve the kind of {what}")]
+    Discovery {
+        /// The object.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
+    /// The server refused a request about a Flux object.
+    #[error("{action} {identity}")]
+    Request {
+        /// `suspending`, `resuming`, `listing`...
+        action: &'static str,
+        /// `Kind namespace/name`.
+        identity: String,
+        /// The server's answer.
+        #[source]
+        source: RequestError,
+    },
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Turns a failed wait on one object into a collectable [`Error::Object`] (or `Cancelled`).
+fn wait_error(identity: String, e: crate::kube::Error) -> Error {
+    use crate::kube::Error as K;
+    let detail = match e {
+        K::Cancelled => return Error::Cancelled,
+        K::Timeout { last, timeout, .. } => format!(
+            "not ready after {}s, last seen: {}",
+            timeout.as_secs(),
+            last.unwrap_or_else(|| "never observed".into())
+        ),
+        K::Failed { reason, .. } => format!("failed: {reason}"),
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(&other);
+            while let Some(c) = src {
+                s.push_str(": ");
+                s.push_str(&c.to_string());
+                src = c.source();
+            }
+            s
+        }
+    };
+    Error::Object(ObjectFailure { identity, detail })
+}
+
+/// The Flux kinds that can be suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Suspendable {
+    /// `helm.toolkit.fluxcd.io/v2` HelmRelease.
+    HelmRelease,
+    /// `kustomize.toolkit.fluxcd.io/v1` Kustomization.
+    Kustomization,
+    /// `source.toolkit.fluxcd.io/v1` GitRepository.
+    GitRepository,
+}
+
+impl Suspendable {
+    fn api_version(self) -> &'static str {
+        match self {
+            Suspendable::HelmRelease => generate::HELM_API_VERSION,
+            Suspendable::Kustomization => generate::KUSTOMIZE_API_VERSION,
+            Suspendable::GitRepository => generate::SOURCE_API_VERSION,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Suspendable::HelmRelease => "HelmRelease",
+            Suspendable::Kustomization => "Kustomization",
+            Suspendable::GitRepository => "GitRepository",
+        }
+    }
+
+    fn object(self, namespace: &str, name: &str) -> Object {
+        Object::new(
+            json!({"apiVersion": self.api_version(), "kind": self.kind(),
+            "metadata": {"name": name, "namespace": namespace}}),
+        )
+    }
+}
+
+async fn api(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+) -> Result<Api<DynamicObject>, Error> {
+    install::api_for(discovery, &kind.object(namespace, "")).await
+}
+
+async fn patch_suspend(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+    name: &str,
+    suspend: bool,
+) -> Result<(), Error> {
+    let api = api(discovery, kind, namespace).await?;
+    // `flux suspend` sets spec.suspend=true with a merge patch; `flux resume` sets it to false,
+    // which Flux's `omitempty` turns into removing the field. Both are done the same way here.
+    let value = if suspend { json!(true) } else { json!(null) };
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"spec": {"suspend": value}})),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| Error::Request {
+        action: if suspend { "suspending" } else { "resuming" },
+        identity: kind.object(namespace, name).identity(),
+        source: e.into(),
+    })
+}
+
+/// Suspends a Flux object (`spec.suspend: true`), like `flux suspend`. Idempotent.
+pub async fn suspend(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    patch_suspend(discovery, kind, namespace, name, true).await
+}
+
+/// Resumes a Flux object by removing `spec.suspend`, like `flux resume`; the generation
+/// changes, so its controller reconciles at once. Idempotent.
+pub async fn resume(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    patch_suspend(discovery, kind, namespace, name, false).await
+}
+
+/// Suspends every object of `kind` in `namespace` that is not suspended yet and returns their
+/// names, so exactly those can be resumed later. A kind the server does not serve has none.
+pub async fn suspend_all(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+) -> Result<Vec<String>, Error> {
+    let api = match api(discovery, kind, namespace).await {
+        Ok(api) => api,
+        Err(Error::Object(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let listed = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::Request {
+            action: "listing",
+            identity: format!("{} in {namespace}", kind.kind()),
+            source: e.into(),
+        })?;
+    let mut suspended = Vec::new();
+    for o in listed.items {
+        if o.data["spec"]["suspend"].as_bool() == Some(true) {
+            continue;
+        }
+        let name = o.metadata.name.clone().unwrap_or_default();
+        suspend(discovery, kind, namespace, &name).await?;
+        suspended.push(name);
+    }
+    Ok(suspended)
+}
+
+/// The annotation whose change makes a Flux controller reconcile at once.
+pub const RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// Asks Flux to reconcile an object now, like `flux reconcile` and `flux bootstrap` after a
+/// push: sets [`RECONCILE_REQUESTED_AT`] to a new value (the current time in nanoseconds).
+pub async fn request_reconcile(
+    discovery: &Discovery,
+    kind: Suspendable,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let api = api(discovery, kind, namespace).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+        .to_string();
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}})),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| Error::Request {
+        action: "requesting reconciliation of",
+        identity: kind.object(namespace, name).identity(),
+        source: e.into(),
+    })
+}
