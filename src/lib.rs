@@ -16,6 +16,7 @@
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
+//! - [`vendor`]: pinned, checksummed component manifests (download, verify, render, load).
 #![deny(missing_docs)]
 
 pub mod capi;
@@ -27,3 +28,4 @@ pub mod observe;
 pub mod render;
 pub mod repo;
 pub mod seal;
+pub mod vendor;

@@ -8,6 +8,7 @@ mod plan;
 mod render;
 mod rotate;
 mod seal;
+mod vendor;
 
 use std::path::PathBuf;
 
@@ -68,7 +69,7 @@ pub enum Command {
     /// Re-seal a cluster's credentials, commit and push.
     Rotate(rotate::Args),
     /// Download, verify and record the pinned component manifests.
-    Vendor,
+    Vendor(vendor::Args),
     /// Move Cluster API objects between management clusters.
     Move(move_cmd::Args),
     /// Print where a cluster's kubeconfig is, or its contents.
@@ -113,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(args, &observer).await,
         Command::Bootstrap(_) => Err(NotImplemented("bootstrap").into()),
         Command::Teardown(_) => Err(NotImplemented("teardown").into()),
-        Command::Vendor => Err(NotImplemented("vendor").into()),
+        Command::Vendor(args) => vendor::run(args, &observer).await,
         Command::Move(args) => move_cmd::run(args, &observer).await,
         Command::Kubeconfig(_) => Err(NotImplemented("kubeconfig").into()),
         Command::Status(_) => Err(NotImplemented("status").into()),
@@ -135,6 +136,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         matches!(
             c.downcast_ref::<capi_manage::kube::Error>(),
             Some(capi_manage::kube::Error::Cancelled)
+        ) || matches!(
+            c.downcast_ref::<capi_manage::vendor::Error>(),
+            Some(capi_manage::vendor::Error::Cancelled)
         )
     }) {
         130
