@@ -19,6 +19,7 @@
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
 //! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
 //!   suspend and resume.
+//! - [`vendor`]: pinned, checksummed component manifests (download, verify, render, load).
 #![deny(missing_docs)]
 
 pub mod bootstrap;
@@ -32,3 +33,4 @@ pub mod observe;
 pub mod render;
 pub mod repo;
 pub mod seal;
+pub mod vendor;

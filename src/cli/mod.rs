@@ -10,6 +10,7 @@ mod render;
 mod rotate;
 mod seal;
 mod status;
+mod vendor;
 
 use std::path::PathBuf;
 
@@ -63,7 +64,7 @@ pub enum Command {
     /// Re-seal a cluster's credentials, commit and push.
     Rotate(rotate::Args),
     /// Download, verify and record the pinned component manifests.
-    Vendor,
+    Vendor(vendor::Args),
     /// Move Cluster API objects between management clusters.
     Move(move_cmd::Args),
     /// Print where a cluster's kubeconfig is, or its contents.
@@ -118,7 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(args, &observer).await,
         Command::Bootstrap(args) => bootstrap::run_bootstrap(args).await,
         Command::Teardown(args) => bootstrap::run_teardown(args).await,
-        Command::Vendor => Err(NotImplemented("vendor").into()),
+        Command::Vendor(args) => vendor::run(args, &observer).await,
         Command::Move(args) => move_cmd::run(args, &observer).await,
         Command::Kubeconfig(args) => bootstrap::run_kubeconfig(args),
         Command::Status(args) => status::run(args).await,
@@ -151,6 +152,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             matches!(
                 c.downcast_ref::<capi_manage::kube::Error>(),
                 Some(capi_manage::kube::Error::Cancelled)
+            ) || matches!(
+                c.downcast_ref::<capi_manage::vendor::Error>(),
+                Some(capi_manage::vendor::Error::Cancelled)
             )
         })
     {
