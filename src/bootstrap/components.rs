@@ -6,24 +6,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::write_private;
 use super::{DeployKeyNotice, Error, Options, relative};
+use crate::flux::Suspendable;
+use crate::flux::generate::{SourceAuth, SyncOptions};
+use crate::flux::install::{InstallOptions, Unit};
 use crate::git::{CommitOptions, CommitOutcome, PushOptions};
 use crate::kube::Discovery;
+use crate::kube::wait::WaitOptions;
 use crate::observe::{Observer, ObserverExt};
 
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn other(message: String) -> BoxError {
     Box::new(std::io::Error::other(message))
-}
-
-/// Installs every vendored component (verified against the lock) with health gates.
-pub(super) async fn install(
-    _discovery: &Discovery,
-    _o: &Options,
-    _observer: &dyn Observer,
-    _cancel: &CancellationToken,
-) -> Result<(), BoxError> {
-    todo!("vendor + flux install")
 }
 
 /// What [`commit_and_push`] left on the remote.
@@ -161,33 +155,180 @@ pub(super) fn load_or_generate_key(
     ))
 }
 
+/// Installs every vendored component (verified against vendor.lock) with health gates.
+pub(super) async fn install(
+    discovery: &Discovery,
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), BoxError> {
+    let vendored = crate::vendor::load(&o.root)?;
+    let units: Vec<Unit> = vendored
+        .components
+        .into_iter()
+        .map(|c| Unit {
+            name: format!("{} {}", c.name, c.version),
+            objects: c.objects,
+        })
+        .collect();
+    let io = InstallOptions {
+        timeout: o.timeouts.components,
+        ..InstallOptions::default()
+    };
+    crate::flux::install::install(discovery, &units, &io, observer, cancel).await?;
+    Ok(())
+}
+
+/// The Flux objects that sync the cluster from git.
+pub(super) async fn sync_options(
+    o: &Options,
+    branch: &str,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<SyncOptions, BoxError> {
+    let url = flux_url(o)?;
+    let mut so = SyncOptions::new(&o.cluster, &url, branch);
+    so.namespace = o.flux_namespace.clone();
+    so.auth = if url.starts_with("ssh://") {
+        let (private, public) = load_or_generate_key(o)?;
+        let (host, port) = ssh_host_port(&url).ok_or_else(|| other(format!("{url}: no host")))?;
+        let keys = crate::git::scan_host_keys(
+            &crate::git::HostKeyScanOptions::new(host, port),
+            observer,
+            cancel,
+        )
+        .await?;
+        SourceAuth::Ssh {
+            identity: private.to_string(),
+            identity_pub: public.trim().to_string(),
+            known_hosts: keys.known_hosts(),
+        }
+    } else if let Some(c) = &o.git.http_credentials {
+        SourceAuth::Https {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            bearer_token: None,
+            ca_crt: None,
+        }
+    } else {
+        SourceAuth::None
+    };
+    Ok(so)
+}
+
 /// Applies Flux's source Secret, GitRepository and Kustomizations on the cluster.
 pub(super) async fn flux_sync(
-    _target: &Discovery,
-    _o: &Options,
-    _branch: &str,
-    _observer: &dyn Observer,
-    _cancel: &CancellationToken,
+    target: &Discovery,
+    o: &Options,
+    branch: &str,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
 ) -> Result<(), BoxError> {
-    todo!("flux gen")
+    let so = sync_options(o, branch, observer, cancel).await?;
+    let objects = crate::flux::generate::sync_objects(&so);
+    crate::kube::apply(target, &objects, &Default::default(), observer, cancel).await?;
+    Ok(())
 }
 
-/// Waits until Flux applied `revision`.
+/// Waits until Flux applied `revision` (`<branch>@sha1:<commit>`).
 pub(super) async fn wait_synced(
-    _target: &Discovery,
-    _o: &Options,
-    _revision: &str,
-    _observer: &dyn Observer,
-    _cancel: &CancellationToken,
+    target: &Discovery,
+    o: &Options,
+    branch: &str,
+    revision: &str,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
 ) -> Result<(), BoxError> {
-    todo!("flux health")
+    let mut so = SyncOptions::new(&o.cluster, "", branch);
+    so.namespace = o.flux_namespace.clone();
+    crate::flux::health::wait_synced(
+        target,
+        &so.names(),
+        revision,
+        WaitOptions::timeout(o.timeouts.sync),
+        observer,
+        cancel,
+    )
+    .await?;
+    Ok(())
 }
 
-/// Suspends Flux's Kustomization of the cluster (teardown).
+/// Suspends Flux's Kustomization of the cluster and its HelmReleases (teardown), so Flux does
+/// not recreate what is moved away.
 pub(super) async fn suspend_sync(
-    _target: &Discovery,
-    _o: &Options,
-    _observer: &dyn Observer,
+    target: &Discovery,
+    o: &Options,
+    observer: &dyn Observer,
 ) -> Result<(), BoxError> {
-    todo!("flux suspend")
+    match crate::flux::suspend(target, Suspendable::Kustomization, &o.flux_namespace, &o.cluster)
+        .await
+    {
+        Ok(()) => observer.success(
+            format!("suspended Kustomization {}/{}", o.flux_namespace, o.cluster),
+            None,
+        ),
+        Err(e) if is_not_found(&e) => observer.warning(format!(
+            "no Kustomization {}/{} to suspend",
+            o.flux_namespace, o.cluster
+        )),
+        Err(e) => return Err(Box::new(e)),
+    }
+    Ok(())
+}
+
+/// Host and port of an `ssh://[user@]host[:port]/path` URL (IPv6 hosts in brackets).
+fn ssh_host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("ssh://")?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 22,
+    };
+    Some((host.to_string(), port))
+}
+
+fn is_not_found(e: &crate::flux::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<crate::kube::RequestError>() {
+            return r.is_not_found();
+        }
+        source = s.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_urls_give_host_and_port() {
+        assert_eq!(
+            ssh_host_port("ssh://git@example.com/org/repo.git"),
+            Some(("example.com".into(), 22))
+        );
+        assert_eq!(
+            ssh_host_port("ssh://u@127.0.0.1:2222/srv/config.git"),
+            Some(("127.0.0.1".into(), 2222))
+        );
+        assert_eq!(
+            ssh_host_port("ssh://[::1]:2200/x"),
+            Some(("::1".into(), 2200))
+        );
+        assert_eq!(ssh_host_port("https://example.com/x"), None);
+    }
 }

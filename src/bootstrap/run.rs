@@ -226,7 +226,9 @@ async fn run_step(ctx: &mut Ctx<'_>, step: Step) -> Result<(), BoxError> {
                 ctx.state.branch.as_deref().unwrap_or_default(),
                 ctx.state.pushed.as_deref().unwrap_or_default()
             );
-            components::wait_synced(&target, o, &revision, ctx.observer, ctx.cancel).await?;
+            let branch = ctx.state.branch.clone().unwrap_or_default();
+            components::wait_synced(&target, o, &branch, &revision, ctx.observer, ctx.cancel)
+                .await?;
             let c = ctx.cluster_ref(&rendered_objects(o)?, true);
             readiness::wait_ready(&target, &c, o.timeouts.cluster, ctx.observer, ctx.cancel)
                 .await?;

@@ -572,6 +572,6 @@ async fn vendor_into(_work: &Path) {
     todo!("vendor-manifests from a local mirror")
 }
 
-async fn start_flux(_cp: &ControlPlane) {
-    todo!("source-controller and kustomize-controller")
+async fn start_flux(cp: &ControlPlane) -> crate::support::flux::FluxControllers {
+    crate::support::flux::FluxControllers::start(cp)
 }
