@@ -8,7 +8,9 @@
 //!   OpenStackCluster, MachineDeployment/MachineSet/Machine, templates, the cluster's secrets,
 //!   the Helm release secret) with `<cluster>-kubeconfig` pointing at the "new cluster";
 //! - on every cluster, marks Flux HelmReleases Ready, Clusters Available and MachineDeployments
-//!   ready (status only; it never writes spec).
+//!   ready (status only; it never writes spec);
+//! - plays cert-manager's cainjector: fills in the `caBundle` of webhook configurations (no
+//!   cert-manager pod runs on a kwok node).
 //!
 //! Everything else in the end-to-end test is real.
 
@@ -61,6 +63,7 @@ impl Infra {
                 }
                 for d in std::iter::once(&first).chain(others.iter()) {
                     let _ = mark_ready(d, &o).await;
+                    let _ = inject_ca(d).await;
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -337,4 +340,33 @@ async fn api_resource(
             .ok()??
             .api,
     )
+}
+
+/// Sets a `caBundle` on every service-backed webhook that lacks one, as cainjector would.
+async fn inject_ca(d: &Discovery) -> Option<()> {
+    let bundle = base64::engine::general_purpose::STANDARD.encode(b"stand-in CA bundle");
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        let a = api(d, "admissionregistration.k8s.io/v1", kind, None).await?;
+        for w in a.list(&Default::default()).await.ok()?.items {
+            let mut v = serde_json::to_value(&w).unwrap();
+            let mut changed = false;
+            for hook in v["webhooks"].as_array_mut().into_iter().flatten() {
+                let cc = &mut hook["clientConfig"];
+                if cc.get("service").is_some() && cc["caBundle"].as_str().is_none_or(str::is_empty) {
+                    cc["caBundle"] = json!(bundle);
+                    changed = true;
+                }
+            }
+            if changed {
+                let _ = a
+                    .replace(
+                        w.metadata.name.as_deref().unwrap(),
+                        &PostParams::default(),
+                        &serde_json::from_value(v).unwrap(),
+                    )
+                    .await;
+            }
+        }
+    }
+    Some(())
 }
