@@ -9,3 +9,4 @@ mod kind;
 mod kube;
 mod render;
 mod seal;
+mod vendor;
