@@ -14,6 +14,7 @@
 //! downloading is a thin layer around it.
 
 mod download;
+mod envsubst;
 mod lock;
 mod pins;
 mod transform;
@@ -24,7 +25,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::{Object, SubstError, parse_str};
+use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
 pub use download::mirror_url;
@@ -198,18 +199,17 @@ pub enum Error {
         #[source]
         source: crate::manifest::Error,
     },
-    /// A variable is missing or malformed.
-    #[error(
-        "{component}: {url}: variable substitution failed (set variables with --var NAME=VALUE or the environment)"
-    )]
+    /// Variables are used without a value or a default.
+    #[error("{component}: {url}: {}", missing_variables(names, *line))]
     Variable {
         /// The component.
         component: String,
         /// The upstream URL.
         url: String,
-        /// Which variable and where.
-        #[source]
-        source: SubstError,
+        /// Every missing variable, in order of first use.
+        names: Vec<String>,
+        /// The line where the first one is used.
+        line: usize,
     },
     /// A provider's components break clusterctl's rules.
     #[error("{component}: {url}: {problem}")]
@@ -224,6 +224,22 @@ pub enum Error {
     /// The operation was cancelled; nothing was written.
     #[error("cancelled")]
     Cancelled,
+}
+
+fn missing_variables(names: &[String], line: usize) -> String {
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (verb, has, them) = if names.len() == 1 {
+        ("is", "has", "it")
+    } else {
+        ("are", "have", "them")
+    };
+    format!(
+        "variable {list} {verb} not set and {has} no default (first used on line {line}): set {them} with --var NAME=VALUE or in the environment"
+    )
 }
 
 /// Options for [`vendor`].

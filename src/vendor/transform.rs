@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::pins::{Pin, Provider, Role};
-use crate::manifest::{Object, parse_str, substitute, to_yaml};
+use crate::manifest::{Object, parse_str, to_yaml};
 
 /// Label on everything clusterctl installs (value empty).
 pub const CLUSTERCTL_LABEL: &str = "clusterctl.cluster.x-k8s.io";
@@ -41,7 +41,8 @@ const CLUSTER_SCOPED: [&str; 16] = [
     "RuntimeClass",
 ];
 
-/// Renders one downloaded asset of `pin`: parse, substitute variables (providers only), apply
+/// Renders one downloaded asset of `pin`: substitute variables (providers only, on the text, as
+/// clusterctl does), parse, apply
 /// clusterctl's rules for the pin's role, rewrite images for `image_registry`.
 pub fn render_objects(
     pin: &Pin,
@@ -54,20 +55,33 @@ pub fn render_objects(
         component: pin.name.clone(),
         url: url.to_string(),
     })?;
-    let origin = Path::new(url);
-    let objects = parse_str(text, Some(origin)).map_err(|source| Error::Manifest {
+    let substituted;
+    let text = match &pin.role {
+        Role::Provider(_) => {
+            substituted = super::envsubst::substitute(text, variables).map_err(|p| match p {
+                super::envsubst::Problem::Missing(names) => Error::Variable {
+                    component: pin.name.clone(),
+                    url: url.to_string(),
+                    names: names.iter().map(|(n, _)| n.clone()).collect(),
+                    line: names[0].1,
+                },
+                super::envsubst::Problem::Unsupported(expr, line) => Error::Provider {
+                    component: pin.name.clone(),
+                    url: url.to_string(),
+                    problem: format!(
+                        "line {line}: `{expr}` is not a supported variable reference (use ${{NAME}} or ${{NAME:=default}}; $$ for a literal $)"
+                    ),
+                },
+            })?;
+            substituted.as_str()
+        }
+        _ => text,
+    };
+    let mut objects = parse_str(text, Some(Path::new(url))).map_err(|source| Error::Manifest {
         component: pin.name.clone(),
         url: url.to_string(),
         source,
     })?;
-    let mut objects = match &pin.role {
-        Role::Provider(_) => substitute(&objects, variables).map_err(|source| Error::Variable {
-            component: pin.name.clone(),
-            url: url.to_string(),
-            source,
-        })?,
-        _ => objects,
-    };
     if let Some(registry) = image_registry {
         for o in &mut objects {
             rewrite_images(o, registry);

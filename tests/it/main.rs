@@ -12,3 +12,4 @@ mod kind;
 mod kube;
 mod render;
 mod seal;
+mod vendor;

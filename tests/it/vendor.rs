@@ -1,0 +1,906 @@
+//! `vendor` against a mirror on loopback serving release-like files built from the upstream
+//! fixtures (cert-manager is a small stand-in: Namespace, two CRDs written here and its three
+//! Deployments). The committed vendor.toml is the pin file; provider rendering is compared with
+//! the real clusterctl's `generate provider` on the same bytes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use capi_manage::manifest::{Object, parse_str};
+use capi_manage::observe::{Event, Silent};
+use capi_manage::vendor::{self, ChecksumStatus, Error, FileStatus, VendorOptions};
+use serde_json::Value;
+use sha2::Digest;
+use tokio_util::sync::CancellationToken;
+
+use crate::support;
+
+// ---------------------------------------------------------------- the mirror
+
+/// A tiny HTTP/1.1 server: GET of a path it holds answers the bytes, anything else 404.
+struct Mirror {
+    base: String,
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// Answer this many requests with 503 before serving.
+    fail_next: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+}
+
+impl Mirror {
+    fn start(files: HashMap<String, Vec<u8>>) -> Mirror {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let files = Arc::new(Mutex::new(files));
+        let fail_next = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (files, fail_next, requests, stop) = (
+                files.clone(),
+                fail_next.clone(),
+                requests.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    let fail = fail_next
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                    let files = files.clone();
+                    std::thread::spawn(move || serve(stream, &files, fail));
+                }
+            });
+        }
+        Mirror {
+            base: format!("http://127.0.0.1:{port}/"),
+            files,
+            fail_next,
+            requests,
+            stop,
+            port,
+        }
+    }
+
+    fn set(&self, path: &str, bytes: Vec<u8>) {
+        self.files.lock().unwrap().insert(path.to_string(), bytes);
+    }
+
+    fn get(&self, path: &str) -> Vec<u8> {
+        self.files.lock().unwrap()[path].clone()
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, fail: bool) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+    let body = files.lock().unwrap().get(&path).cloned();
+    let (status, body) = match (fail, body) {
+        (true, _) => ("503 Service Unavailable", b"busy".to_vec()),
+        (false, Some(b)) => ("200 OK", b),
+        (false, None) => ("404 Not Found", b"not here".to_vec()),
+    };
+    let mut out = stream;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/yaml\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = out.write_all(&body);
+    let _ = out.flush();
+    let _ = out.read(&mut [0u8; 1]);
+}
+
+// ---------------------------------------------------------------- release-like files
+
+fn fixture(rel: &str) -> String {
+    let p = support::fixtures().join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+fn fixtures_matching(dir: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(support::fixtures().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| pred(n))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no fixtures in {dir}");
+    names
+        .iter()
+        .map(|n| fixture(&format!("{dir}/{n}")))
+        .collect()
+}
+
+fn join(docs: &[String]) -> String {
+    docs.iter()
+        .map(|d| d.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+        + "\n"
+}
+
+fn namespace(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    control-plane: controller-manager\n"
+    )
+}
+
+/// A controller Deployment as providers publish them, with clusterctl variables in its args.
+fn deployment(name: &str, ns: &str, image: &str, args: &[&str]) -> String {
+    let args: String = args
+        .iter()
+        .map(|a| format!("        - \"{a}\"\n"))
+        .collect();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      serviceAccountName: {name}\n      containers:\n      - name: manager\n        image: {image}\n        args:\n{args}"
+    )
+}
+
+/// The RBAC, webhook Service, serving Certificate and webhook configuration a provider ships.
+fn provider_plumbing(prefix: &str, ns: &str) -> Vec<String> {
+    vec![
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {prefix}-manager\n  namespace: {ns}\n"
+        ),
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {prefix}-manager-role\nrules:\n- apiGroups: [\"\"]\n  resources: [\"secrets\"]\n  verbs: [\"get\"]\n"
+        ),
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {prefix}-manager-rolebinding\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {prefix}-manager-role\nsubjects:\n- kind: ServiceAccount\n  name: {prefix}-manager\n  namespace: {ns}\n"
+        ),
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {prefix}-webhook-service\n  namespace: {ns}\nspec:\n  ports:\n  - port: 443\n    targetPort: 9443\n  selector:\n    app: {prefix}\n"
+        ),
+        format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: {prefix}-serving-cert\n  namespace: {ns}\nspec:\n  dnsNames:\n  - {prefix}-webhook-service.{ns}.svc\n  - {prefix}-webhook-service.{ns}.svc.cluster.local\n  issuerRef:\n    kind: Issuer\n    name: {prefix}-selfsigned-issuer\n  secretName: {prefix}-webhook-service-cert\n"
+        ),
+        format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {prefix}-validating-webhook-configuration\n  annotations:\n    cert-manager.io/inject-ca-from: {ns}/{prefix}-serving-cert\nwebhooks:\n- admissionReviewVersions: [\"v1\"]\n  clientConfig:\n    service:\n      name: {prefix}-webhook-service\n      namespace: {ns}\n      path: /validate\n  failurePolicy: Fail\n  name: validation.{prefix}.x-k8s.io\n  sideEffects: None\n"
+        ),
+    ]
+}
+
+fn provider_file(ns: &str, prefix: &str, crds: Vec<String>, image: &str, args: &[&str]) -> String {
+    let mut docs = vec![namespace(ns)];
+    docs.extend(crds);
+    docs.extend(provider_plumbing(prefix, ns));
+    docs.push(deployment(
+        &format!("{prefix}-controller-manager"),
+        ns,
+        image,
+        args,
+    ));
+    join(&docs)
+}
+
+const GH: &str = "/github.com";
+
+/// The served files, by mirror path (`/<host>/<path>` of the real release URLs).
+fn release_files() -> HashMap<String, Vec<u8>> {
+    let mut flux = vec![fixture("flux/install-namespace.yaml")];
+    flux.extend(fixtures_matching("flux", |n| n.starts_with("crd-")));
+    flux.extend(fixtures_matching("flux", |n| n.starts_with("rbac-")));
+    flux.extend(fixtures_matching("flux", |n| {
+        n.ends_with("-deployment.yaml")
+    }));
+
+    let cm_crd = |plural: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.cert-manager.io\n  labels:\n    app: cert-manager\nspec:\n  group: cert-manager.io\n  names:\n    kind: {kind}\n    plural: {plural}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        )
+    };
+    let cert_manager = join(&[
+        namespace("cert-manager"),
+        cm_crd("certificates", "Certificate"),
+        cm_crd("issuers", "Issuer"),
+        deployment(
+            "cert-manager",
+            "cert-manager",
+            "quay.io/jetstack/cert-manager-controller:v1.21.1",
+            &["--v=2"],
+        ),
+        deployment(
+            "cert-manager-cainjector",
+            "cert-manager",
+            "quay.io/jetstack/cert-manager-cainjector:v1.21.1",
+            &["--v=2"],
+        ),
+        deployment(
+            "cert-manager-webhook",
+            "cert-manager",
+            "quay.io/jetstack/cert-manager-webhook:v1.21.1",
+            &["--v=2"],
+        ),
+    ]);
+
+    let core = provider_file(
+        "capi-system",
+        "capi",
+        fixtures_matching("cluster-api", |n| {
+            ["cluster.x-k8s.io_", "addons.", "ipam.", "runtime."]
+                .iter()
+                .any(|p| n.starts_with(p))
+        }),
+        "registry.k8s.io/cluster-api/cluster-api-controller:v1.14.0",
+        &[
+            "--leader-elect",
+            "--diagnostics-address=${CAPI_DIAGNOSTICS_ADDRESS:=:8443}",
+            "--insecure-diagnostics=${CAPI_INSECURE_DIAGNOSTICS:=false}",
+            "--feature-gates=MachinePool=${EXP_MACHINE_POOL:=true},ClusterResourceSet=${EXP_CLUSTER_RESOURCE_SET:=true},ClusterTopology=${CLUSTER_TOPOLOGY:=false},RuntimeSDK=${EXP_RUNTIME_SDK:=false}",
+        ],
+    );
+    let bootstrap = provider_file(
+        "capi-kubeadm-bootstrap-system",
+        "capi-kubeadm-bootstrap",
+        fixtures_matching("cluster-api", |n| n.starts_with("bootstrap.")),
+        "registry.k8s.io/cluster-api/kubeadm-bootstrap-controller:v1.14.0",
+        &[
+            "--leader-elect",
+            "--feature-gates=MachinePool=${EXP_MACHINE_POOL:=true},KubeadmBootstrapFormatIgnition=${EXP_KUBEADM_BOOTSTRAP_FORMAT_IGNITION:=false}",
+            "--bootstrap-token-ttl=${KUBEADM_BOOTSTRAP_TOKEN_TTL:=15m}",
+        ],
+    );
+    let control_plane = provider_file(
+        "capi-kubeadm-control-plane-system",
+        "capi-kubeadm-control-plane",
+        fixtures_matching("cluster-api", |n| n.starts_with("controlplane.")),
+        "registry.k8s.io/cluster-api/kubeadm-control-plane-controller:v1.14.0",
+        &[
+            "--leader-elect",
+            "--feature-gates=ClusterTopology=${CLUSTER_TOPOLOGY:=false},KubeadmBootstrapFormatIgnition=${EXP_KUBEADM_BOOTSTRAP_FORMAT_IGNITION:=false}",
+        ],
+    );
+    let capo = provider_file(
+        "capo-system",
+        "capo",
+        fixtures_matching("openstack", |_| true),
+        "registry.k8s.io/capi-openstack/capi-openstack-controller:v0.14.7",
+        &[
+            "--leader-elect",
+            "--v=2",
+            "--diagnostics-address=${CAPO_DIAGNOSTICS_ADDRESS:=:8443}",
+        ],
+    );
+    let mut sealed = vec![fixture("sealed-secrets/bitnami.com_sealedsecrets.yaml")];
+    sealed.push(deployment(
+        "sealed-secrets-controller",
+        "kube-system",
+        "docker.io/bitnami/sealed-secrets-controller:0.36.6",
+        &["--update-status"],
+    ));
+
+    let capi = format!("{GH}/kubernetes-sigs/cluster-api/releases/download/v1.14.0");
+    [
+        (format!("{GH}/fluxcd/flux2/releases/download/v2.9.4/install.yaml"), join(&flux)),
+        (format!("{GH}/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.yaml"), cert_manager),
+        (format!("{capi}/core-components.yaml"), core),
+        (format!("{capi}/bootstrap-components.yaml"), bootstrap),
+        (format!("{capi}/control-plane-components.yaml"), control_plane),
+        (format!("{GH}/kubernetes-sigs/cluster-api-provider-openstack/releases/download/v0.14.7/infrastructure-components.yaml"), capo),
+        (format!("{GH}/bitnami-labs/sealed-secrets/releases/download/v0.36.6/controller.yaml"), join(&sealed)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.into_bytes()))
+    .collect()
+}
+
+const CORE_PATH: &str =
+    "/github.com/kubernetes-sigs/cluster-api/releases/download/v1.14.0/core-components.yaml";
+
+/// A repository holding the committed vendor.toml.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("vendor-manifests")).unwrap();
+    std::fs::copy(
+        support::project_root().join("vendor-manifests/vendor.toml"),
+        dir.path().join("vendor-manifests/vendor.toml"),
+    )
+    .unwrap();
+    dir
+}
+
+fn options(mirror: &Mirror) -> VendorOptions {
+    VendorOptions {
+        mirror: Some(mirror.base.clone()),
+        ..VendorOptions::default()
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+async fn run(root: &Path, options: &VendorOptions) -> Result<vendor::VendorReport, Error> {
+    vendor::vendor(root, options, &Silent, &CancellationToken::new()).await
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn records_then_verifies_and_refuses_a_changed_byte() {
+    let served = release_files();
+    let mirror = Mirror::start(served.clone());
+    let repo = repo();
+    let root = repo.path();
+
+    // First run: every asset downloaded, its sha256 recorded, its file written.
+    let first = run(root, &options(&mirror)).await.unwrap();
+    assert_eq!(first.assets.len(), 7);
+    let lock: toml::Table = toml::from_str(
+        &std::fs::read_to_string(root.join("vendor-manifests/vendor.lock")).unwrap(),
+    )
+    .unwrap();
+    let locked: Vec<&toml::Table> = lock["component"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["asset"].as_array().unwrap())
+        .map(|a| a.as_table().unwrap())
+        .collect();
+    for (a, l) in first.assets.iter().zip(&locked) {
+        assert_eq!(a.checksum, ChecksumStatus::Recorded, "{}", a.url);
+        assert_eq!(a.file_status, FileStatus::Written);
+        let path = a.url.strip_prefix("https:/").unwrap();
+        let bytes = &served[path];
+        assert_eq!(a.sha256, sha256(bytes), "{}", a.url);
+        assert_eq!(l["sha256"].as_str(), Some(sha256(bytes).as_str()));
+        assert_eq!(l["bytes"].as_integer(), Some(bytes.len() as i64));
+        let rendered = std::fs::read(root.join(&a.file)).unwrap();
+        assert_eq!(
+            l["rendered_sha256"].as_str(),
+            Some(sha256(&rendered).as_str())
+        );
+        // The rendered file holds the served objects (same identities, same order).
+        let ids = |text: &str| -> Vec<String> {
+            parse_str(text, None)
+                .unwrap()
+                .iter()
+                .map(Object::identity)
+                .collect()
+        };
+        let served_ids = ids(std::str::from_utf8(bytes).unwrap());
+        let rendered_ids = ids(std::str::from_utf8(&rendered).unwrap());
+        assert_eq!(served_ids.len(), rendered_ids.len(), "{}", a.url);
+    }
+    let names: Vec<&str> = first.assets.iter().map(|a| a.component.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "flux",
+            "cert-manager",
+            "cluster-api",
+            "bootstrap-kubeadm",
+            "control-plane-kubeadm",
+            "infrastructure-openstack",
+            "sealed-secrets"
+        ]
+    );
+
+    // Second run: verified, nothing written.
+    let before = snapshot(&root.join("vendor-manifests"));
+    let second = run(root, &options(&mirror)).await.unwrap();
+    assert!(second.unchanged(), "{second:?}");
+    assert!(
+        second
+            .assets
+            .iter()
+            .all(|a| a.checksum == ChecksumStatus::Verified)
+    );
+    assert_eq!(snapshot(&root.join("vendor-manifests")), before);
+
+    // One changed byte on the mirror: refused, naming asset and both checksums; nothing
+    // overwritten.
+    let mut tampered = mirror.get(CORE_PATH);
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    mirror.set(CORE_PATH, tampered.clone());
+    let e = run(root, &options(&mirror)).await.unwrap_err();
+    let line = support::error_chain(&e);
+    assert!(
+        matches!(&e, Error::Checksum { component, expected, actual, .. }
+            if component == "cluster-api"
+                && *expected == sha256(&served[CORE_PATH])
+                && *actual == sha256(&tampered)),
+        "{line}"
+    );
+    assert!(!line.contains('\n'));
+    for needle in [
+        "core-components.yaml",
+        &sha256(&served[CORE_PATH]),
+        &sha256(&tampered),
+    ] {
+        assert!(line.contains(needle), "{needle} missing from: {line}");
+    }
+    assert_eq!(snapshot(&root.join("vendor-manifests")), before);
+
+    // load: verified components in install order, the objects the files hold.
+    let vendored = vendor::load(root).unwrap();
+    let names: Vec<&str> = vendored
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, &names_in_order()[..]);
+    assert_eq!(
+        vendored.components[2].files,
+        [PathBuf::from(
+            "vendor-manifests/cluster-api/core-components.yaml"
+        )]
+    );
+    let flux_objects = parse_str(
+        std::str::from_utf8(
+            &served[&format!("{GH}/fluxcd/flux2/releases/download/v2.9.4/install.yaml")],
+        )
+        .unwrap(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(vendored.components[0].objects.len(), flux_objects.len());
+    // Flux's component is applied as published: same objects, no labels added.
+    for (a, b) in vendored.components[0].objects.iter().zip(&flux_objects) {
+        assert_eq!(a.value, b.value);
+    }
+
+    // The kustomization lists the files in install order and renders (our kustomize) to the
+    // same objects load returns.
+    let rendered = capi_manage::render::render(&root.join("vendor-manifests")).unwrap();
+    let mut from_load: Vec<Value> = vendored
+        .components
+        .iter()
+        .flat_map(|c| c.objects.iter().map(|o| o.value.clone()))
+        .collect();
+    let mut from_render: Vec<Value> = rendered.iter().map(|o| o.value.clone()).collect();
+    let key = |v: &Value| serde_json::to_string(v).unwrap();
+    from_load.sort_by_key(key);
+    from_render.sort_by_key(key);
+    assert_eq!(from_load, from_render);
+    let kustomization: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("vendor-manifests/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    let listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed[0], "flux/install.yaml");
+    assert_eq!(listed[6], "sealed-secrets/controller.yaml");
+
+    // One changed byte in a rendered file: load refuses, naming the file.
+    let file =
+        root.join("vendor-manifests/infrastructure-openstack/infrastructure-components.yaml");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let e = vendor::load(root).unwrap_err();
+    let line = support::error_chain(&e);
+    assert!(matches!(e, Error::Tampered { .. }), "{line}");
+    assert!(
+        line.contains("infrastructure-openstack/infrastructure-components.yaml"),
+        "{line}"
+    );
+    assert!(line.contains(&sha256(&bytes)), "{line}");
+}
+
+fn names_in_order() -> [&'static str; 7] {
+    [
+        "flux",
+        "cert-manager",
+        "cluster-api",
+        "bootstrap-kubeadm",
+        "control-plane-kubeadm",
+        "infrastructure-openstack",
+        "sealed-secrets",
+    ]
+}
+
+/// Drops what clusterctl's typed round trip adds (empty maps, nulls, status) so objects can
+/// be compared field for field.
+fn normalize(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let out: serde_json::Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "status" && k.as_str() != "creationTimestamp")
+                .filter_map(|(k, v)| normalize(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::Array(a) => {
+            let out: Vec<Value> = a.iter().filter_map(normalize).collect();
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Where two values first differ: a JSON path and both sides, or `None` when equal.
+fn first_difference(at: &str, a: &Value, b: &Value) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let (l, r) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = first_difference(&format!("{at}.{k}"), l, r) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (l, r))| first_difference(&format!("{at}[{i}]"), l, r)),
+        _ if a == b => None,
+        _ => Some(format!("{at}: ours {a}, clusterctl {b}")),
+    }
+}
+
+fn by_identity(objects: &[Object]) -> BTreeMap<String, Value> {
+    objects
+        .iter()
+        .map(|o| {
+            (
+                format!("{} {}", o.api_version(), o.identity()),
+                normalize(&o.value).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn providers_render_as_clusterctl_generates_them() {
+    let clusterctl = support::test_bin("clusterctl");
+    let served = release_files();
+    let mirror = Mirror::start(served.clone());
+    let repo = repo();
+    run(repo.path(), &options(&mirror)).await.unwrap();
+    let vendored = vendor::load(repo.path()).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let providers = [
+        (
+            "cluster-api",
+            "cluster-api",
+            "CoreProvider",
+            "--core",
+            "v1.14.0",
+            "core-components.yaml",
+        ),
+        (
+            "bootstrap-kubeadm",
+            "kubeadm",
+            "BootstrapProvider",
+            "--bootstrap",
+            "v1.14.0",
+            "bootstrap-components.yaml",
+        ),
+        (
+            "control-plane-kubeadm",
+            "kubeadm",
+            "ControlPlaneProvider",
+            "--control-plane",
+            "v1.14.0",
+            "control-plane-components.yaml",
+        ),
+        (
+            "infrastructure-openstack",
+            "openstack",
+            "InfrastructureProvider",
+            "--infrastructure",
+            "v0.14.7",
+            "infrastructure-components.yaml",
+        ),
+    ];
+    let mut config = String::from("providers:\n");
+    for (label, name, kind, _, version, file) in providers {
+        let dir = work.path().join("repo").join(label).join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, bytes) = served.iter().find(|(p, _)| p.ends_with(file)).unwrap();
+        assert!(path.contains(version));
+        std::fs::write(dir.join(file), bytes).unwrap();
+        let minor: Vec<&str> = version.trim_start_matches('v').split('.').collect();
+        std::fs::write(
+            dir.join("metadata.yaml"),
+            format!("apiVersion: clusterctl.cluster.x-k8s.io/v1alpha3\nkind: Metadata\nreleaseSeries:\n- major: {}\n  minor: {}\n  contract: v1beta2\n", minor[0], minor[1]),
+        )
+        .unwrap();
+        config.push_str(&format!(
+            "- name: {name}\n  type: {kind}\n  url: file://{}\n",
+            dir.join(file).display()
+        ));
+    }
+    std::fs::write(work.path().join("clusterctl.yaml"), &config).unwrap();
+
+    for (label, name, _, flag, version, _) in providers {
+        let out = Command::new(&clusterctl)
+            .args([
+                "generate",
+                "provider",
+                flag,
+                &format!("{name}:{version}"),
+                "--config",
+            ])
+            .arg(work.path().join("clusterctl.yaml"))
+            .env("XDG_CONFIG_HOME", work.path().join("config"))
+            .env("HOME", work.path())
+            .env("CLUSTERCTL_DISABLE_VERSIONCHECK", "true")
+            .output()
+            .expect("run clusterctl");
+        assert!(
+            out.status.success(),
+            "clusterctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = parse_str(std::str::from_utf8(&out.stdout).unwrap(), None).unwrap();
+        let ours = &vendored
+            .components
+            .iter()
+            .find(|c| c.name == label)
+            .unwrap()
+            .objects;
+        let (theirs, ours) = (by_identity(&theirs), by_identity(ours));
+        assert_eq!(
+            theirs.keys().collect::<Vec<_>>(),
+            ours.keys().collect::<Vec<_>>(),
+            "{label}: object identities"
+        );
+        for (id, t) in &theirs {
+            if let Some(d) = first_difference("", &ours[id], t) {
+                panic!("{label}: {id} differs from clusterctl's output at {d}");
+            }
+        }
+        // The labels clusterctl's contract names, on every object.
+        for o in vendored
+            .components
+            .iter()
+            .find(|c| c.name == label)
+            .unwrap()
+            .objects
+            .iter()
+        {
+            assert_eq!(o.label("clusterctl.cluster.x-k8s.io"), Some(""), "{o}");
+            assert_eq!(o.label("cluster.x-k8s.io/provider"), Some(label), "{o}");
+        }
+    }
+
+    // The variable defaults were applied, as clusterctl does.
+    let core = &vendored.components[2].objects;
+    let deploy = core.iter().find(|o| o.kind() == "Deployment").unwrap();
+    let args = deploy.value["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("MachinePool=true,ClusterResourceSet=true,ClusterTopology=false"),
+        "{args}"
+    );
+    assert!(!args.contains("${"), "{args}");
+
+    // cert-manager carries clusterctl's cert-manager labels and version annotation.
+    for o in &vendored.components[1].objects {
+        assert_eq!(o.label("clusterctl.cluster.x-k8s.io"), Some(""), "{o}");
+        assert_eq!(
+            o.label("clusterctl.cluster.x-k8s.io/core"),
+            Some("cert-manager"),
+            "{o}"
+        );
+        assert_eq!(
+            o.annotation("cert-manager.clusterctl.cluster.x-k8s.io/version"),
+            Some("v1.21.1")
+        );
+    }
+    // Flux and sealed-secrets are not clusterctl's: no labels added.
+    for c in [&vendored.components[0], &vendored.components[6]] {
+        assert!(
+            c.objects
+                .iter()
+                .all(|o| o.label("clusterctl.cluster.x-k8s.io").is_none())
+        );
+    }
+}
+
+fn images(objects: &[Object]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o.kind() == "Deployment")
+        .flat_map(|o| {
+            o.value["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["image"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn image_registry_variables_and_retries() {
+    let served = release_files();
+    let mirror = Mirror::start(served.clone());
+
+    // --image-registry: every workload image points at the registry, paths and tags kept.
+    let first = repo();
+    let opts = VendorOptions {
+        image_registry: Some("registry.mirror.internal:5000".into()),
+        ..options(&mirror)
+    };
+    run(first.path(), &opts).await.unwrap();
+    let vendored = vendor::load(first.path()).unwrap();
+    let all: Vec<String> = vendored
+        .components
+        .iter()
+        .flat_map(|c| images(&c.objects))
+        .collect();
+    assert!(all.len() >= 10, "{all:?}");
+    for i in &all {
+        assert!(i.starts_with("registry.mirror.internal:5000/"), "{i}");
+    }
+    for expected in [
+        "registry.mirror.internal:5000/cluster-api/cluster-api-controller:v1.14.0",
+        "registry.mirror.internal:5000/capi-openstack/capi-openstack-controller:v0.14.7",
+        "registry.mirror.internal:5000/jetstack/cert-manager-webhook:v1.21.1",
+        "registry.mirror.internal:5000/bitnami/sealed-secrets-controller:0.36.6",
+        // Flux's fixture images name no registry: Docker Hub's path is kept.
+        "registry.mirror.internal:5000/fluxcd/source-controller",
+    ] {
+        assert!(
+            all.iter().any(|i| i == expected),
+            "{expected} not in {all:?}"
+        );
+    }
+
+    // A variable without a default and without a value: the error names it; with --var the
+    // same run succeeds and uses the value.
+    let with_required = String::from_utf8(served[CORE_PATH].clone())
+        .unwrap()
+        .replace("--leader-elect", "--sync-period=${CAPI_SYNC_PERIOD}");
+    mirror.set(CORE_PATH, with_required.into_bytes());
+    let repo = repo();
+    let e = run(repo.path(), &options(&mirror)).await.unwrap_err();
+    let line = support::error_chain(&e);
+    assert!(matches!(e, Error::Variable { .. }), "{line}");
+    assert!(
+        line.contains("`CAPI_SYNC_PERIOD`") && line.contains("core-components.yaml"),
+        "{line}"
+    );
+    assert!(!repo.path().join("vendor-manifests/vendor.lock").exists());
+
+    // Retries: the mirror answers 503 twice, then serves; the warnings say so.
+    mirror.fail_next.store(2, Ordering::Relaxed);
+    let before = mirror.requests.load(Ordering::Relaxed);
+    let warnings = Mutex::new(Vec::new());
+    let observer = |e: Event| {
+        if let Event::Warning { message } = e {
+            warnings.lock().unwrap().push(message);
+        }
+    };
+    let opts = VendorOptions {
+        variables: [("CAPI_SYNC_PERIOD".to_string(), "10m".to_string())].into(),
+        ..options(&mirror)
+    };
+    vendor::vendor(repo.path(), &opts, &observer, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(mirror.requests.load(Ordering::Relaxed) - before, 9);
+    let warnings = warnings.into_inner().unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("HTTP 503"), "{warnings:?}");
+    let core = &vendor::load(repo.path()).unwrap().components[2].objects;
+    let deploy = core.iter().find(|o| o.kind() == "Deployment").unwrap();
+    assert!(deploy.value.to_string().contains("--sync-period=10m"));
+
+    // A missing asset (404) is not retried and names the URL it asked.
+    mirror.files.lock().unwrap().remove(CORE_PATH);
+    let e = run(repo.path(), &options(&mirror)).await.unwrap_err();
+    let line = support::error_chain(&e);
+    assert!(matches!(e, Error::HttpStatus { status: 404, .. }), "{line}");
+    assert!(
+        line.contains(&format!("{}github.com/kubernetes-sigs", mirror.base)),
+        "{line}"
+    );
+}
+
+#[test]
+fn cli_vendors_verifies_and_refuses() {
+    let served = release_files();
+    let mirror = Mirror::start(served.clone());
+    let repo = repo();
+    let vendor_cmd = || {
+        let mut c = support::capi_manage();
+        c.args(["vendor", "--mirror", &mirror.base, "--repo"])
+            .arg(repo.path());
+        c
+    };
+    let out = vendor_cmd().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 7, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains(" recorded") && l.ends_with(" written")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&sha256(&served[CORE_PATH])), "{stdout}");
+
+    let out = vendor_cmd().output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains(" verified") && l.ends_with(" unchanged")),
+        "{stdout}"
+    );
+
+    let mut bytes = mirror.get(CORE_PATH);
+    bytes[10] ^= 0x20;
+    mirror.set(CORE_PATH, bytes);
+    let out = vendor_cmd().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: cluster-api: https://github.com/"),
+        "{stderr}"
+    );
+    assert!(last.contains(&sha256(&served[CORE_PATH])), "{stderr}");
+}
