@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support::docker::{self as sd, StandIn};
 use crate::support::git_server::{self, Sshd, git};
 use crate::support::infra::{Infra, InfraOptions};
+use crate::support::release_mirror::{Mirror, release_files};
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
 
 const CLUSTER: &str = "e2e";
@@ -568,8 +569,28 @@ impl Drop for RelayWhenNetwork {
     }
 }
 
-async fn vendor_into(_work: &Path) {
-    todo!("vendor-manifests from a local mirror")
+/// `vendor-manifests/` of the work repository, vendored from a mirror of release-like files
+/// with the project's pins.
+async fn vendor_into(work: &Path) {
+    let dir = work.join("vendor-manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        project_root().join("vendor-manifests/vendor.toml"),
+        dir.join("vendor.toml"),
+    )
+    .unwrap();
+    let mirror = Mirror::start(release_files());
+    capi_manage::vendor::vendor(
+        work,
+        &capi_manage::vendor::VendorOptions {
+            mirror: Some(mirror.base.clone()),
+            ..Default::default()
+        },
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("vendor from the mirror");
 }
 
 async fn start_flux(cp: &ControlPlane) -> crate::support::flux::FluxControllers {

@@ -6,6 +6,7 @@ pub mod docker;
 pub mod flux;
 pub mod git_server;
 pub mod infra;
+pub mod release_mirror;
 mod process;
 pub mod sealed_secrets;
 
