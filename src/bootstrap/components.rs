@@ -260,8 +260,13 @@ pub(super) async fn suspend_sync(
     o: &Options,
     observer: &dyn Observer,
 ) -> Result<(), BoxError> {
-    match crate::flux::suspend(target, Suspendable::Kustomization, &o.flux_namespace, &o.cluster)
-        .await
+    match crate::flux::suspend(
+        target,
+        Suspendable::Kustomization,
+        &o.flux_namespace,
+        &o.cluster,
+    )
+    .await
     {
         Ok(()) => observer.success(
             format!("suspended Kustomization {}/{}", o.flux_namespace, o.cluster),

@@ -360,62 +360,60 @@ pub async fn create(
     let node = control_plane_name(&options.name);
     let start = Instant::now();
 
-    let existing = node::find(&docker, &node).await?;
-    let reused = existing.is_some();
-    match existing {
-        Some(info) => {
-            if info.cluster.as_deref() != Some(options.name.as_str()) {
-                return Err(CreateError::NameTaken {
-                    container: node,
-                    cluster: options.name.clone(),
-                });
+    // A killed earlier run may have left a create request that the engine finishes after it
+    // died: a name conflict on create means the node exists now, so look again and reuse it.
+    let mut existing = node::find(&docker, &node).await?;
+    if existing.is_none() {
+        cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
+        cancellable(cancel, network::ensure(&docker, observer)).await??;
+        observer.action(format!("creating node {node}"));
+        match create_node(&docker, options, &node).await {
+            Ok(()) => {
+                node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel)
+                    .await?;
             }
-            observer.action(format!("reusing kind cluster {}", options.name));
-            if info.image.as_deref() != Some(options.image.as_str()) {
-                observer.warning(format!(
-                    "cluster {} runs image {}, not {}: delete it to change the image",
-                    options.name,
-                    info.image.as_deref().unwrap_or("(unknown)"),
-                    options.image
-                ));
-            }
-            if !info.running {
-                observer.action(format!("starting node {node}"));
-                let since = unix_now();
-                docker
-                    .start_container(&node, None)
-                    .await
-                    .map_err(DockerError::api(format!("start container {node}")))?;
-                node::wait_for_boot(
-                    &docker,
-                    &node,
-                    since,
-                    options.boot_timeout,
-                    observer,
-                    cancel,
-                )
-                .await?;
-            }
-        }
-        None => {
-            cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
-            cancellable(cancel, network::ensure(&docker, observer)).await??;
-            observer.action(format!("creating node {node}"));
-            match options.api_server_port {
-                Some(port) => node::create_and_start(&docker, options, &node, port).await?,
-                // A port found free can be taken before the engine binds it: try another.
-                None => {
-                    let mut attempts = 0;
-                    loop {
-                        attempts += 1;
-                        match node::create_and_start(&docker, options, &node, free_port()?).await {
-                            Err(CreateError::PortInUse { .. }) if attempts < 3 => continue,
-                            other => break other?,
-                        }
-                    }
+            Err(e) if node::is_name_conflict(&e) => {
+                existing = node::find(&docker, &node).await?;
+                if existing.is_none() {
+                    return Err(e);
                 }
             }
-            node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel).await?;
+            Err(e) => return Err(e),
+        }
+    }
+    let reused = existing.is_some();
+    if let Some(info) = existing {
+        if info.cluster.as_deref() != Some(options.name.as_str()) {
+            return Err(CreateError::NameTaken {
+                container: node,
+                cluster: options.name.clone(),
+            });
+        }
+        observer.action(format!("reusing kind cluster {}", options.name));
+        if info.image.as_deref() != Some(options.image.as_str()) {
+            observer.warning(format!(
+                "cluster {} runs image {}, not {}: delete it to change the image",
+                options.name,
+                info.image.as_deref().unwrap_or("(unknown)"),
+                options.image
+            ));
+        }
+        if !info.running {
+            observer.action(format!("starting node {node}"));
+            let since = unix_now();
+            docker
+                .start_container(&node, None)
+                .await
+                .map_err(DockerError::api(format!("start container {node}")))?;
+            node::wait_for_boot(
+                &docker,
+                &node,
+                since,
+                options.boot_timeout,
+                observer,
+                cancel,
+            )
+            .await?;
         }
     }
 
@@ -449,6 +447,28 @@ pub async fn create(
         version,
         reused,
     })
+}
+
+/// Creates and starts the node container on the requested or a free port.
+async fn create_node(
+    docker: &bollard::Docker,
+    options: &CreateOptions,
+    node: &str,
+) -> Result<(), CreateError> {
+    match options.api_server_port {
+        Some(port) => node::create_and_start(docker, options, node, port).await,
+        // A port found free can be taken before the engine binds it: try another.
+        None => {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match node::create_and_start(docker, options, node, free_port()?).await {
+                    Err(CreateError::PortInUse { .. }) if attempts < 3 => continue,
+                    other => return other,
+                }
+            }
+        }
+    }
 }
 
 /// Options for [`delete`].

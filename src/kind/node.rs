@@ -302,6 +302,11 @@ pub(crate) async fn create_and_start(
     Ok(())
 }
 
+/// Whether creating the node failed because a container of that name exists already.
+pub(crate) fn is_name_conflict(e: &CreateError) -> bool {
+    matches!(e, CreateError::Docker(d) if matches!(d.server_error(), Some((409, _))))
+}
+
 /// Whether a log line says the node is ready for `docker exec` (kind's pattern: systemd reached
 /// the multi-user target, or the entrypoint detected cgroup v1).
 pub(crate) fn is_boot_line(line: &str) -> bool {

@@ -345,14 +345,18 @@ async fn api_resource(
 /// Sets a `caBundle` on every service-backed webhook that lacks one, as cainjector would.
 async fn inject_ca(d: &Discovery) -> Option<()> {
     let bundle = base64::engine::general_purpose::STANDARD.encode(b"stand-in CA bundle");
-    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
         let a = api(d, "admissionregistration.k8s.io/v1", kind, None).await?;
         for w in a.list(&Default::default()).await.ok()?.items {
             let mut v = serde_json::to_value(&w).unwrap();
             let mut changed = false;
             for hook in v["webhooks"].as_array_mut().into_iter().flatten() {
                 let cc = &mut hook["clientConfig"];
-                if cc.get("service").is_some() && cc["caBundle"].as_str().is_none_or(str::is_empty) {
+                if cc.get("service").is_some() && cc["caBundle"].as_str().is_none_or(str::is_empty)
+                {
                     cc["caBundle"] = json!(bundle);
                     changed = true;
                 }

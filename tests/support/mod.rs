@@ -6,8 +6,8 @@ pub mod docker;
 pub mod flux;
 pub mod git_server;
 pub mod infra;
-pub mod release_mirror;
 mod process;
+pub mod release_mirror;
 pub mod sealed_secrets;
 
 #[allow(unused_imports)]

@@ -182,7 +182,13 @@ pub fn provider_plumbing(prefix: &str, ns: &str) -> Vec<String> {
     ]
 }
 
-pub fn provider_file(ns: &str, prefix: &str, crds: Vec<String>, image: &str, args: &[&str]) -> String {
+pub fn provider_file(
+    ns: &str,
+    prefix: &str,
+    crds: Vec<String>,
+    image: &str,
+    args: &[&str],
+) -> String {
     let mut docs = vec![namespace(ns)];
     docs.extend(crds);
     docs.extend(provider_plumbing(prefix, ns));
@@ -308,4 +314,3 @@ pub fn release_files() -> HashMap<String, Vec<u8>> {
     .map(|(k, v)| (k, v.into_bytes()))
     .collect()
 }
-
