@@ -1,5 +1,5 @@
 //! Flux: its GitOps objects as data ([`generate`]), installing components with health gates
-//! ([`install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
+//! ([`mod@install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
 //! Flux objects around a move ([`suspend`], [`resume`]) or nudging them ([`request_reconcile`]).
 //!
 //! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
