@@ -35,8 +35,12 @@ fn current(o: Option<&DynamicObject>) -> Result<&DynamicObject, Check> {
         return Err(Check::Failed("suspended (spec.suspend is true)".into()));
     }
     let generation = o.metadata.generation.unwrap_or(0);
+    // kustomize-controller leaves status.observedGeneration at -1 until a revision applies;
+    // its Ready condition's own observedGeneration still says which generation it judged.
+    let ready_generation = condition(o, "Ready").and_then(|c| c["observedGeneration"].as_i64());
     match o.data["status"]["observedGeneration"].as_i64() {
         Some(g) if g == generation => Ok(o),
+        _ if ready_generation == Some(generation) => Ok(o),
         Some(g) => Err(Check::Pending(Some(format!(
             "status.observedGeneration {g} != generation {generation}"
         )))),
@@ -242,6 +246,13 @@ mod tests {
         assert_eq!(
             c.check(Some(&obj(json!({}), 1, st(REV, "", "False")))),
             Check::Failed("Ready=False (R: m)".into())
+        );
+        // A first apply that failed: observedGeneration -1, but Ready judged generation 1.
+        let first_failed = json!({"observedGeneration": -1, "lastAttemptedRevision": REV,
+            "conditions": [{"type": "Ready", "status": "False", "observedGeneration": 1, "reason": "ReconciliationFailed", "message": "dry-run failed"}]});
+        assert_eq!(
+            c.check(Some(&obj(json!({}), 1, first_failed))),
+            Check::Failed("Ready=False (ReconciliationFailed: dry-run failed)".into())
         );
     }
 }

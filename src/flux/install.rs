@@ -122,7 +122,8 @@ pub async fn install(
             unit.name,
             unit.objects.len()
         ));
-        crate::kube::apply(discovery, &unit.objects, &options.apply, observer, cancel)
+        let objects: Vec<Object> = unit.objects.iter().map(owned_namespace).collect();
+        crate::kube::apply(discovery, &objects, &options.apply, observer, cancel)
             .await
             .map_err(|e| match e {
                 crate::kube::Error::Cancelled => Error::Cancelled,
@@ -171,6 +172,31 @@ pub async fn install(
         });
     }
     Ok(report)
+}
+
+/// The label the API server sets on every Namespace to its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A Namespace with its [`NAMESPACE_NAME_LABEL`] set (to the value the server enforces anyway),
+/// other objects unchanged. A Namespace applied with nothing but its name gives the applier no
+/// field to own, so it is stored without managedFields; kustomize-controller then finds a
+/// `before-first-apply` manager on it and rewrites the Namespace on every reconciliation.
+/// Owning the label keeps the Namespace still when Flux applies the same manifest.
+fn owned_namespace(o: &Object) -> Object {
+    let mut o = o.clone();
+    if o.kind() == "Namespace" && o.api_version() == "v1" {
+        let name = o.name().to_string();
+        let labels = o
+            .metadata_mut()
+            .entry("labels")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels
+                .entry(NAMESPACE_NAME_LABEL)
+                .or_insert(serde_json::Value::String(name));
+        }
+    }
+    o
 }
 
 /// Waits for one object's gate. A failure comes back as [`Error::Object`] so the caller can
@@ -260,6 +286,21 @@ mod tests {
             c.check(Some(&vwc(json!({"url": "https://x"})))),
             Check::Done
         );
+    }
+
+    #[test]
+    fn namespaces_get_their_name_label_and_keep_others() {
+        let ns = owned_namespace(&Object::new(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": {"x": "y"}}}),
+        ));
+        assert_eq!(
+            ns.value["metadata"]["labels"],
+            json!({"x": "y", "kubernetes.io/metadata.name": "a"})
+        );
+        let cm = Object::new(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+        );
+        assert_eq!(owned_namespace(&cm), cm);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Flux: its GitOps objects as data ([`generate`]), installing components with health gates
-//! ([`install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
+//! ([`mod@install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
 //! Flux objects around a move ([`suspend`], [`resume`]) or nudging them ([`request_reconcile`]).
 //!
 //! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
@@ -261,13 +261,15 @@ pub async fn suspend_all(
 pub const RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
 
 /// Asks Flux to reconcile an object now, like `flux reconcile` and `flux bootstrap` after a
-/// push: sets [`RECONCILE_REQUESTED_AT`] to a new value (the current time in nanoseconds).
+/// push: sets [`RECONCILE_REQUESTED_AT`] to a new value (the current time in nanoseconds) and
+/// returns it. The controller has handled the request when the object's
+/// `status.lastHandledReconcileAt` equals it.
 pub async fn request_reconcile(
     discovery: &Discovery,
     kind: Suspendable,
     namespace: &str,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let api = api(discovery, kind, namespace).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -280,10 +282,10 @@ pub async fn request_reconcile(
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         },
-        &Patch::Merge(json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: now}}})),
+        &Patch::Merge(json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: &now}}})),
     )
     .await
-    .map(|_| ())
+    .map(|_| now.clone())
     .map_err(|e| Error::Request {
         action: "requesting reconciliation of",
         identity: kind.object(namespace, name).identity(),

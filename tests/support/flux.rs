@@ -63,7 +63,13 @@ impl FluxControllers {
                 format!("--storage-adv-addr=127.0.0.1:{storage_port}"),
             ],
         );
-        let kustomize = controller("kustomize-controller", cp, dir.path(), &[]);
+        // A Kustomization waiting for another is retried after this (default 30s).
+        let kustomize = controller(
+            "kustomize-controller",
+            cp,
+            dir.path(),
+            &["--requeue-dependency=2s".to_string()],
+        );
         let mut c = FluxControllers {
             source,
             kustomize,
