@@ -367,18 +367,26 @@ pub async fn create(
         cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
         cancellable(cancel, network::ensure(&docker, observer)).await??;
         observer.action(format!("creating node {node}"));
-        match create_node(&docker, options, &node).await {
-            Ok(()) => {
-                node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel)
-                    .await?;
-            }
-            Err(e) if node::is_name_conflict(&e) => {
-                existing = node::find(&docker, &node).await?;
-                if existing.is_none() {
-                    return Err(e);
+        let mut conflicts = 0;
+        loop {
+            match create_node(&docker, options, &node).await {
+                Ok(()) => {
+                    node::wait_for_boot(&docker, &node, 0, options.boot_timeout, observer, cancel)
+                        .await?;
+                    break;
                 }
+                // The engine holds the name of a container still being created (or rolled back)
+                // for a moment before it can be inspected: look again, then retry.
+                Err(e) if node::is_name_conflict(&e) && conflicts < 50 => {
+                    conflicts += 1;
+                    existing = node::find(&docker, &node).await?;
+                    if existing.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     }
     let reused = existing.is_some();

@@ -147,14 +147,15 @@ pub fn namespace(name: &str) -> String {
     )
 }
 
-/// A controller Deployment as providers publish them, with clusterctl variables in its args.
+/// A controller's ServiceAccount and Deployment as providers publish them, with clusterctl
+/// variables in its args (the pods need the ServiceAccount to be admitted).
 pub fn deployment(name: &str, ns: &str, image: &str, args: &[&str]) -> String {
     let args: String = args
         .iter()
         .map(|a| format!("        - \"{a}\"\n"))
         .collect();
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      serviceAccountName: {name}\n      containers:\n      - name: manager\n        image: {image}\n        args:\n{args}"
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: {ns}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      serviceAccountName: {name}\n      containers:\n      - name: manager\n        image: {image}\n        args:\n{args}"
     )
 }
 
