@@ -505,6 +505,8 @@ pub async fn move_objects(
     let seq = graph.sequence()?;
 
     preflight(target, resources.values()).await?;
+    // As clusterctl move: the namespace is created on the target when missing.
+    ensure_namespace(target, ns).await?;
     wait_unblocked(source, &graph, &resources, options, observer, cancel).await?;
     pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
 

@@ -209,9 +209,23 @@ pub fn release_files() -> HashMap<String, Vec<u8>> {
     let mut flux = vec![fixture("flux/install-namespace.yaml")];
     flux.extend(fixtures_matching("flux", |n| n.starts_with("crd-")));
     flux.extend(fixtures_matching("flux", |n| n.starts_with("rbac-")));
-    flux.extend(fixtures_matching("flux", |n| {
-        n.ends_with("-deployment.yaml")
-    }));
+    // flux2's release puts the controllers (and their ServiceAccounts) in flux-system.
+    for d in fixtures_matching("flux", |n| n.ends_with("-deployment.yaml")) {
+        let name = d
+            .lines()
+            .find_map(|l| l.strip_prefix("  name: "))
+            .expect("a named Deployment")
+            .trim()
+            .to_string();
+        flux.push(format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n  namespace: flux-system\n"
+        ));
+        flux.push(d.replacen(
+            &format!("metadata:\n  name: {name}\n"),
+            &format!("metadata:\n  name: {name}\n  namespace: flux-system\n"),
+            1,
+        ));
+    }
 
     let cm_crd = |plural: &str, kind: &str| {
         format!(
