@@ -555,9 +555,25 @@ pub async fn delete(
             Ok(()) => deleted.containers.push(name),
             Err(e) => {
                 let e = DockerError::api(format!("remove container {name}"))(e);
-                if !e.is_not_found() {
+                if e.is_not_found() {
+                    continue;
+                }
+                // A killed earlier delete left the engine removing it: wait until it is gone.
+                if !matches!(e.server_error(), Some((409, _))) {
                     return Err(e.into());
                 }
+                let mut gone = false;
+                for _ in 0..150 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if node::find(&docker, &name).await?.is_none() {
+                        gone = true;
+                        break;
+                    }
+                }
+                if !gone {
+                    return Err(e.into());
+                }
+                deleted.containers.push(name);
             }
         }
     }

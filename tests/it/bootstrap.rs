@@ -158,6 +158,15 @@ fn wait(run: Run) -> (i32, i64, Vec<Value>) {
     (code, usage.ru_maxrss, events)
 }
 
+/// Adds the time since its start to a total when dropped.
+struct Elapsed<'a>(Instant, &'a mut Duration);
+
+impl Drop for Elapsed<'_> {
+    fn drop(&mut self) {
+        *self.1 += self.0.elapsed();
+    }
+}
+
 /// How [`kill_during`] ended.
 #[derive(Debug, PartialEq)]
 enum Killed {
@@ -377,9 +386,11 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // Killed (SIGKILL) inside every step in turn; each rerun resumes. A step that finishes
     // within the grace period is done before the kill lands: the kill then hits the next step.
     let mut kills = Vec::new();
+    let mut bootstrap_time = Duration::ZERO;
     for step in STEPS {
         let run = spawn(&args("bootstrap"), &home);
         let t = run.started;
+        let _time = Elapsed(t, &mut bootstrap_time);
         match kill_during(run, step, Duration::from_millis(200)) {
             Killed::InStep => kills.push(format!("{step} ({:.1}s)", t.elapsed().as_secs_f64())),
             Killed::AlreadyDone => kills.push(format!("after {step}")),
@@ -393,6 +404,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let started = final_run.started;
     let (code, rss_kib, events) = wait(final_run);
     let final_time = started.elapsed();
+    bootstrap_time += final_time;
     assert_eq!(code, 0, "the final bootstrap run failed");
     let skipped = events
         .iter()
@@ -506,7 +518,8 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             .is_empty()
     );
     eprintln!(
-        "bootstrap: final run {:.1}s, peak RSS {} MiB; whole test so far {:.1}s",
+        "bootstrap: all runs {:.1}s, final run {:.1}s, peak RSS {} MiB; whole test so far {:.1}s",
+        bootstrap_time.as_secs_f64(),
         final_time.as_secs_f64(),
         rss_kib / 1024,
         test_started.elapsed().as_secs_f64()
@@ -536,13 +549,24 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     )
     .await;
     let _td_relay = RelayWhenNetwork::start(td_image.relay_port, td_cp.port());
+    let td_d = Discovery::new(td_cp.client().await);
+    // The stand-in fills webhook CA bundles and readiness on the new kind cluster too.
+    let _td_infra = Infra::start(
+        td_d.clone(),
+        vec![],
+        InfraOptions {
+            namespace: NS.into(),
+            cluster: CLUSTER.into(),
+            kubeconfig: Vec::new(),
+            workers: 2,
+        },
+    );
     let mut td_args = args("teardown");
     let i = td_args.iter().position(|a| a == &stand_in.image).unwrap();
     td_args[i] = td_image.image.clone();
     let started = Instant::now();
     let (code, rss_td, _) = wait(spawn(&td_args, &home));
     assert_eq!(code, 0, "teardown failed");
-    let td_d = Discovery::new(td_cp.client().await);
     assert!(
         names(&new_d, capi, "Cluster").await.is_empty(),
         "moved off the self-managed cluster"
