@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::components::{self, BoxError};
 use super::state::{State, write_private};
 use super::{Error, Options, Report, Step, TeardownStep, relative};
-use crate::capi::readiness::{self, ClusterRef};
+use crate::capi::readiness::{self, ClusterRef, helm_releases};
 use crate::kube::{ApplyOptions, ClientOptions, Discovery, apply, connect};
 use crate::manifest::{Object, parse_file};
 use crate::observe::{Event, Observer, ObserverExt, StepPhase};
@@ -109,22 +109,6 @@ impl Ctx<'_> {
     fn save(&self) -> Result<(), Error> {
         self.state.save(&self.state_path)
     }
-}
-
-/// The Flux HelmReleases among the cluster's objects, as (namespace, name).
-fn helm_releases(objects: &[Object]) -> Vec<(String, String)> {
-    objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "HelmRelease" && o.api_version().starts_with("helm.toolkit.fluxcd.io/")
-        })
-        .map(|o| {
-            (
-                o.namespace().unwrap_or("default").to_string(),
-                o.name().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The cluster's rendered objects without SealedSecrets (sealed for another cluster's key),
@@ -385,75 +369,70 @@ fn report_step(
     });
 }
 
-/// Runs `capi-manage bootstrap`: every [`Step`] not yet done, in order.
-pub async fn bootstrap(
-    o: &Options,
-    observer: &dyn Observer,
-    cancel: &CancellationToken,
-) -> Result<Report, Error> {
-    // Bad input fails before anything is created.
-    Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
-    let state_path = o.state_dir().join("state.json");
-    let state = State::load(&state_path)?;
-    let mut ctx = Ctx {
-        o,
-        observer,
-        cancel,
-        state_path,
-        state,
-        kind: None,
-        target: None,
-    };
-    let mut report = Report {
-        kubeconfig: o.kubeconfig_path(),
-        ..Report::default()
-    };
-    let total = Step::BOOTSTRAP.len();
-    // The kind cluster is (re)created while a later step still needs it.
-    let kind_needed = Step::BOOTSTRAP[1..=6]
+/// A step of a plan, as the runner needs it.
+trait PlanStep: Copy + PartialEq {
+    fn name(self) -> &'static str;
+    fn describe(self) -> &'static str;
+    async fn run(self, ctx: &mut Ctx<'_>) -> Result<(), BoxError>;
+}
+
+impl PlanStep for Step {
+    fn name(self) -> &'static str {
+        Step::name(self)
+    }
+    fn describe(self) -> &'static str {
+        Step::describe(self)
+    }
+    async fn run(self, ctx: &mut Ctx<'_>) -> Result<(), BoxError> {
+        run_step(ctx, self).await
+    }
+}
+
+impl PlanStep for TeardownStep {
+    fn name(self) -> &'static str {
+        TeardownStep::name(self)
+    }
+    fn describe(self) -> &'static str {
+        TeardownStep::describe(self)
+    }
+    async fn run(self, ctx: &mut Ctx<'_>) -> Result<(), BoxError> {
+        run_teardown_step(ctx, self).await
+    }
+}
+
+/// Runs every step of `steps` not yet done, saving the state after each. The first step creates
+/// the kind cluster: it runs again (reusing the cluster) while any of `kind_users` is not done.
+async fn run_plan<S: PlanStep>(
+    ctx: &mut Ctx<'_>,
+    steps: &[S],
+    kind_users: &[S],
+    report: &mut Report,
+) -> Result<(), Error> {
+    let (observer, cancel) = (ctx.observer, ctx.cancel);
+    let total = steps.len();
+    let kind_needed = kind_users
         .iter()
         .any(|s| !ctx.state.done.contains(s.name()));
-    for (i, step) in Step::BOOTSTRAP.into_iter().enumerate() {
-        let done =
-            ctx.state.done.contains(step.name()) && !(step == Step::KindCluster && kind_needed);
+    for (i, &step) in steps.iter().enumerate() {
+        let done = ctx.state.done.contains(step.name()) && !(i == 0 && kind_needed);
+        let at = |phase| report_step(observer, i + 1, total, step.name(), step.describe(), phase);
         if done {
-            report_step(
-                observer,
-                i + 1,
-                total,
-                step.name(),
-                step.describe(),
-                StepPhase::Skipped,
-            );
+            at(StepPhase::Skipped);
             report.skipped.push(step.name());
             continue;
         }
-        report_step(
-            observer,
-            i + 1,
-            total,
-            step.name(),
-            step.describe(),
-            StepPhase::Started,
-        );
+        at(StepPhase::Started);
         let started = Instant::now();
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => None,
-            r = run_step(&mut ctx, step) => Some(r),
+            r = step.run(ctx) => Some(r),
         };
         match result {
             Some(Ok(())) => {
                 ctx.state.done.insert(step.name().to_string());
                 ctx.save()?;
-                report_step(
-                    observer,
-                    i + 1,
-                    total,
-                    step.name(),
-                    step.describe(),
-                    StepPhase::Done(started.elapsed()),
-                );
+                at(StepPhase::Done(started.elapsed()));
                 report.ran.push(step.name());
             }
             _ if cancel.is_cancelled() => {
@@ -471,6 +450,48 @@ pub async fn bootstrap(
             None => unreachable!("only cancellation ends the select without a result"),
         }
     }
+    Ok(())
+}
+
+fn context<'a>(
+    o: &'a Options,
+    observer: &'a dyn Observer,
+    cancel: &'a CancellationToken,
+    state_file: &str,
+) -> Result<Ctx<'a>, Error> {
+    let state_path = o.state_dir().join(state_file);
+    let state = State::load(&state_path)?;
+    Ok(Ctx {
+        o,
+        observer,
+        cancel,
+        state_path,
+        state,
+        kind: None,
+        target: None,
+    })
+}
+
+/// Runs `capi-manage bootstrap`: every [`Step`] not yet done, in order.
+pub async fn bootstrap(
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Report, Error> {
+    // Bad input fails before anything is created.
+    Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
+    let mut ctx = context(o, observer, cancel, "state.json")?;
+    let mut report = Report {
+        kubeconfig: o.kubeconfig_path(),
+        ..Report::default()
+    };
+    run_plan(
+        &mut ctx,
+        &Step::BOOTSTRAP,
+        &Step::BOOTSTRAP[1..=6],
+        &mut report,
+    )
+    .await?;
     report.pushed = ctx.state.pushed.clone();
     Ok(report)
 }
@@ -483,87 +504,21 @@ pub async fn teardown(
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
     let kubeconfig = o.kubeconfig_path();
-    let state_path = o.state_dir().join("teardown.json");
-    let state = State::load(&state_path)?;
-    let finishing = state.done.contains(TeardownStep::Move.name());
-    if !kubeconfig.is_file() && !finishing {
+    let mut ctx = context(o, observer, cancel, "teardown.json")?;
+    if !kubeconfig.is_file() && !ctx.state.done.contains(TeardownStep::Move.name()) {
         return Err(Error::NoKubeconfig { path: kubeconfig });
     }
-    let mut ctx = Ctx {
-        o,
-        observer,
-        cancel,
-        state_path,
-        state,
-        kind: None,
-        target: None,
-    };
     let mut report = Report {
         kubeconfig,
         ..Report::default()
     };
-    let total = TeardownStep::ALL.len();
-    let kind_needed = TeardownStep::ALL[1..=4]
-        .iter()
-        .any(|s| !ctx.state.done.contains(s.name()));
-    for (i, step) in TeardownStep::ALL.into_iter().enumerate() {
-        let done = ctx.state.done.contains(step.name())
-            && !(step == TeardownStep::KindCluster && kind_needed);
-        if done {
-            report_step(
-                observer,
-                i + 1,
-                total,
-                step.name(),
-                step.describe(),
-                StepPhase::Skipped,
-            );
-            report.skipped.push(step.name());
-            continue;
-        }
-        report_step(
-            observer,
-            i + 1,
-            total,
-            step.name(),
-            step.describe(),
-            StepPhase::Started,
-        );
-        let started = Instant::now();
-        let result = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => None,
-            r = run_teardown_step(&mut ctx, step) => Some(r),
-        };
-        match result {
-            Some(Ok(())) => {
-                ctx.state.done.insert(step.name().to_string());
-                ctx.save()?;
-                report_step(
-                    observer,
-                    i + 1,
-                    total,
-                    step.name(),
-                    step.describe(),
-                    StepPhase::Done(started.elapsed()),
-                );
-                report.ran.push(step.name());
-            }
-            _ if cancel.is_cancelled() => {
-                ctx.save()?;
-                return Err(Error::Cancelled { step: step.name() });
-            }
-            Some(Err(source)) => {
-                ctx.save()?;
-                return Err(Error::Step {
-                    step: step.name(),
-                    what: step.describe(),
-                    source,
-                });
-            }
-            None => unreachable!("only cancellation ends the select without a result"),
-        }
-    }
+    run_plan(
+        &mut ctx,
+        &TeardownStep::ALL,
+        &TeardownStep::ALL[1..=4],
+        &mut report,
+    )
+    .await?;
     // The cluster is gone: its kubeconfig and the bootstrap's state with it, so a later
     // bootstrap starts afresh.
     let dir = o.state_dir();
@@ -683,19 +638,6 @@ mod tests {
         assert_eq!(
             add_resource("kind: Kustomization\n", "b.yaml").unwrap(),
             "kind: Kustomization\nresources:\n- b.yaml\n"
-        );
-    }
-
-    #[test]
-    fn helm_releases_are_the_flux_ones() {
-        let objs = crate::manifest::parse_str(
-            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a, namespace: x}\n---\napiVersion: addons.stackhpc.com/v1alpha1\nkind: HelmRelease\nmetadata: {name: b, namespace: x}\n",
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            helm_releases(&objs),
-            vec![("x".to_string(), "a".to_string())]
         );
     }
 }

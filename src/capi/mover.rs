@@ -668,7 +668,7 @@ pub fn backup_file_name(reference: &ObjectRef) -> String {
 }
 
 /// Creates `dir` (and missing parents) and makes it private (0700).
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
     {
@@ -680,7 +680,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `bytes` to `path` through a private (0600) temporary file renamed over it: readers see
 /// the old or the new content, and at no moment anyone but the owner can read it.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));

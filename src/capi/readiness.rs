@@ -67,6 +67,23 @@ pub struct ClusterRef {
     pub helm_releases: Vec<(String, String)>,
 }
 
+/// The Flux HelmReleases among a cluster's rendered objects, as (namespace, name): the releases
+/// a readiness check waits for.
+pub fn helm_releases(objects: &[crate::manifest::Object]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| {
+            o.kind() == "HelmRelease" && o.api_version().starts_with("helm.toolkit.fluxcd.io/")
+        })
+        .map(|o| {
+            (
+                o.namespace().unwrap_or("default").to_string(),
+                o.name().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// One look at the cluster: done, or what is still pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
@@ -385,5 +402,18 @@ mod tests {
         assert!(!helm_release_ready(&hr("False", 2, 2, false)));
         assert!(!helm_release_ready(&hr("True", 2, 2, true)));
         assert!(!helm_release_ready(&json!({"metadata": {}})));
+    }
+
+    #[test]
+    fn helm_releases_are_the_flux_ones() {
+        let objs = crate::manifest::parse_str(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a, namespace: x}\n---\napiVersion: addons.stackhpc.com/v1alpha1\nkind: HelmRelease\nmetadata: {name: b, namespace: x}\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            helm_releases(&objs),
+            vec![("x".to_string(), "a".to_string())]
+        );
     }
 }

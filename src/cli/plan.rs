@@ -116,7 +116,7 @@ pub fn report(repo: &Repo, c: &Cluster) -> String {
         Some(url) => {
             let _ = writeln!(
                 s,
-                "  git remote   origin = {url} (reachability and push access: checked by bootstrap; the git module is not built yet)"
+                "  git remote   origin = {url} (push access is checked by bootstrap's push step)"
             );
         }
         None => {
@@ -134,22 +134,19 @@ pub fn report(repo: &Repo, c: &Cluster) -> String {
             c.credentials.placeholders.join(", ")
         );
     }
-    let n = &c.name;
-    let steps = [
-        format!("create an ephemeral kind cluster capi-manage-{n} (Docker)"),
-        "install Flux, cert-manager, Cluster API (core, kubeadm bootstrap and control plane) and CAPO from vendor-manifests/".to_string(),
-        format!("apply credentials.yaml and the {} objects rendered from clusters/{n}; wait until the cluster is ready", c.objects.len()),
-        format!("write clusters/{n}/kubeconfig (mode 0600, never committed)"),
-        "install Flux, cert-manager, Cluster API and CAPO on the new cluster".to_string(),
-        "move the Cluster API objects to the new cluster (paused during the move)".to_string(),
-        format!("install sealed-secrets on the new cluster; seal {} with its certificate", c.credentials.secret_name),
-        format!("commit the sealed credentials under clusters/{n}/ and push"),
-        format!("create the Flux GitRepository (SSH deploy key) and Kustomization for ./clusters/{n}"),
-        format!("delete the kind cluster capi-manage-{n}"),
-    ];
-    let _ = writeln!(s, "bootstrap would:");
-    for (i, step) in steps.iter().enumerate() {
-        let _ = writeln!(s, "  {:>2}. {step}", i + 1);
+    // The bootstrap's own steps, with what an earlier run finished.
+    let state = capi_manage::bootstrap::State::load(
+        &capi_manage::bootstrap::state::state_dir(&c.dir).join("state.json"),
+    )
+    .unwrap_or_default();
+    let _ = writeln!(s, "bootstrap steps:");
+    for (i, step) in capi_manage::bootstrap::Step::BOOTSTRAP.iter().enumerate() {
+        let done = if state.done.contains(step.name()) {
+            "  (done)"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "  {:>2}. {}{done}", i + 1, step.describe());
     }
     s
 }

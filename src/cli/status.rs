@@ -41,19 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await?;
     let discovery = Discovery::new(client.clone());
-    let helm_releases = cluster
-        .objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "HelmRelease" && o.api_version().starts_with("helm.toolkit.fluxcd.io/")
-        })
-        .map(|o| {
-            (
-                o.namespace().unwrap_or("default").to_string(),
-                o.name().to_string(),
-            )
-        })
-        .collect();
+    let helm_releases = capi_manage::capi::readiness::helm_releases(&cluster.objects);
     let r = check(
         &discovery,
         &ClusterRef {

@@ -311,7 +311,7 @@ fn cli_plan_checks_the_example_offline_and_lists_the_steps() {
         "Kubernetes 1.31.4",
         "Secret capi-self/example-cloud-credentials",
         "REPLACE_ME",
-        "bootstrap would:",
+        "bootstrap steps:",
         "delete the kind cluster",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
