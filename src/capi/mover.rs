@@ -1214,36 +1214,49 @@ async fn copy_all(
                 set_paused(&mut body, &node.reference.kind, true);
             }
             let api = api_for(target, r, ns);
-            let stored = match api.get_opt(&node.reference.name).await.map_err(obj_err(
-                "reading",
-                "target",
-                &node.reference,
-            ))? {
-                None => api
-                    .create(
-                        &PostParams::default(),
-                        &serde_json::from_value(body).expect("object"),
-                    )
-                    .await
-                    .map_err(obj_err("creating", "target", &node.reference))?,
-                Some(existing) => {
-                    body["metadata"]["resourceVersion"] = json!(existing.metadata.resource_version);
-                    api.replace(
-                        &node.reference.name,
-                        &PostParams::default(),
-                        &serde_json::from_value(body).expect("object"),
-                    )
-                    .await
-                    .map_err(obj_err("updating", "target", &node.reference))?
+            // Controllers on the target may write the object between our read and our update:
+            // a conflict re-reads and tries again.
+            let mut attempt = 0;
+            let stored = loop {
+                attempt += 1;
+                let existing = api.get_opt(&node.reference.name).await.map_err(obj_err(
+                    "reading",
+                    "target",
+                    &node.reference,
+                ))?;
+                let result = match existing {
+                    None => {
+                        api.create(
+                            &PostParams::default(),
+                            &serde_json::from_value(body.clone()).expect("object"),
+                        )
+                        .await
+                    }
+                    Some(existing) => {
+                        let mut body = body.clone();
+                        body["metadata"]["resourceVersion"] =
+                            json!(existing.metadata.resource_version);
+                        api.replace(
+                            &node.reference.name,
+                            &PostParams::default(),
+                            &serde_json::from_value(body).expect("object"),
+                        )
+                        .await
+                    }
+                };
+                match result {
+                    Ok(stored) => break stored,
+                    Err(::kube::Error::Api(e)) if e.code == 409 && attempt < 5 => continue,
+                    Err(e) => return Err(obj_err("writing", "target", &node.reference)(e)),
                 }
             };
             if r.has_status && current.get("status").is_some_and(|s| !s.is_null()) {
-                let mut with_status = serde_json::to_value(&stored).expect("serialises");
-                with_status["status"] = current["status"].clone();
-                api.replace_status(
+                // A merge patch: no resourceVersion, so no conflict with a controller that
+                // writes status meanwhile.
+                api.patch_status(
                     &node.reference.name,
-                    &PostParams::default(),
-                    &serde_json::from_value::<DynamicObject>(with_status).expect("object"),
+                    &::kube::api::PatchParams::default(),
+                    &::kube::api::Patch::Merge(json!({"status": current["status"].clone()})),
                 )
                 .await
                 .map_err(obj_err(
