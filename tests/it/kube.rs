@@ -10,33 +10,11 @@ use capi_manage::observe::Silent;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::capi::upstream_crds;
 use crate::support::{self, ControlPlane, Options};
 
 fn data(name: &str) -> PathBuf {
     support::project_root().join("tests/data/kube").join(name)
-}
-
-/// Every CRD in ../shared/fixtures/upstream (Flux, CAPI, CAPO, sealed-secrets).
-pub fn upstream_crds() -> Vec<Object> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for group in ["flux", "cluster-api", "openstack", "sealed-secrets"] {
-        for entry in std::fs::read_dir(support::fixtures().join(group)).unwrap() {
-            files.push(entry.unwrap().path());
-        }
-    }
-    files.sort();
-    let crds: Vec<Object> = files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .flat_map(|p| parse_file(p).unwrap())
-        .filter(|o| o.kind() == "CustomResourceDefinition")
-        .collect();
-    assert!(
-        crds.len() >= 30,
-        "expected the upstream CRDs, found {}",
-        crds.len()
-    );
-    crds
 }
 
 async fn dynamic_api(discovery: &Discovery, o: &Object) -> Api<DynamicObject> {

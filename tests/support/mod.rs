@@ -1,6 +1,7 @@
 //! Test harness: real upstream components started as processes on loopback.
 #![allow(dead_code)]
 
+pub mod capi;
 pub mod control_plane;
 pub mod docker;
 pub mod flux;
