@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::capi::apply_all;
 use crate::support::docker::{self as sd, StandIn};
 use crate::support::git_server::{self, Sshd, git};
 use crate::support::infra::{Infra, InfraOptions};
@@ -73,18 +74,6 @@ fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
             std::fs::write(to.join(e.file_name()), edit(text)).unwrap();
         }
     }
-}
-
-async fn apply_objects(d: &Discovery, objects: &[Object]) {
-    apply(
-        d,
-        objects,
-        &ApplyOptions::default(),
-        &Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("apply");
 }
 
 fn fixture_dir(dir: &str) -> Vec<Object> {
@@ -303,7 +292,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     pre.push(Object::new(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SEALED_NS}}),
     ));
-    apply_objects(&new_d, &pre).await;
+    apply_all(&new_d, &pre).await;
     let _sealer = crate::support::sealed_secrets::start_controller(&new_cp, SEALED_NS).await;
     let _flux = start_flux(&new_cp).await;
 

@@ -43,7 +43,8 @@ pub fn upstream_crds() -> Vec<Object> {
     crds
 }
 
-async fn apply_all(d: &Discovery, objects: &[Object]) {
+/// Server-side applies `objects` as capi-manage does; panics on failure.
+pub async fn apply_all(d: &Discovery, objects: &[Object]) {
     apply(
         d,
         objects,

@@ -32,16 +32,7 @@ pub(crate) struct Controller {
 }
 
 async fn apply_all(cp: &ControlPlane, objects: &[Object]) {
-    let discovery = Discovery::new(cp.client().await);
-    apply(
-        &discovery,
-        objects,
-        &ApplyOptions::default(),
-        &Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("apply");
+    crate::support::capi::apply_all(&Discovery::new(cp.client().await), objects).await;
 }
 
 /// The upstream sealed-secrets CRD: `../shared/fixtures/upstream` beside the project, or beside
