@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ::kube::Api;
 use ::kube::api::DynamicObject;
-use capi_manage::kube::{ApplyOptions, Discovery, apply};
+use capi_manage::kube::Discovery;
 use capi_manage::manifest::{Gvk, Object, parse_file};
 use capi_manage::observe::Silent;
 use k8s_openapi::api::core::v1::Secret;

@@ -11,13 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use capi_manage::kube::{ApplyOptions, Discovery, apply, fetch_certificate};
+use capi_manage::kube::{Discovery, fetch_certificate};
 use capi_manage::manifest::{Object, parse_file, parse_str};
-use capi_manage::observe::Silent;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
 use crate::support::{ControlPlane, Process, project_root, sealed_secrets};
