@@ -524,6 +524,47 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             .all(|e| e["phase"] == "skipped")
     );
     assert_eq!(git_server::rev_parse(&bare, "main").unwrap(), head);
+
+    // status and kubeconfig read the same cluster.
+    let work_s = work.display().to_string();
+    let out = capi_manage()
+        .args(["status", CLUSTER, "--repo", &work_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(&format!("cluster {CLUSTER}: ready\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("MachineDeployment {CLUSTER}-md-0: 2/2 ready")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("flux Kustomization {CLUSTER}: "))
+            && text.contains(&format!("(revision {revision})")),
+        "{text}"
+    );
+    let out = capi_manage()
+        .args(["kubeconfig", CLUSTER, "--repo", &work_s, "--print"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, std::fs::read(&kc).unwrap());
+    let out = capi_manage()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && script.contains("bootstrap")
+            && script.contains("--deploy-key-added")
+    );
     drop(relay);
 
     // Teardown: a fresh kind cluster (its own API server), the cluster moved back and deleted.
