@@ -488,6 +488,37 @@ fn obj_err(
     }
 }
 
+/// What a move or backup starts from: the journal, the namespace's object graph, its report and
+/// move order, and the resources of the kinds found.
+struct Prepared {
+    journal: Journal,
+    graph: Graph,
+    report: MoveReport,
+    seq: super::graph::Sequence,
+    resources: BTreeMap<String, Resource>,
+}
+
+async fn prepare(
+    source: &Discovery,
+    options: &MoveOptions,
+    observer: &dyn Observer,
+) -> Result<Prepared, Error> {
+    let ns = options.namespace.as_str();
+    let journal = load_journal(options)?;
+    observer.action(format!("discovering Cluster API objects in namespace {ns}"));
+    let (objects, skipped, resources) = discover(source, ns).await?;
+    let graph = Graph::new(objects);
+    let report = report_of(&graph, skipped)?;
+    let seq = graph.sequence()?;
+    Ok(Prepared {
+        journal,
+        graph,
+        report,
+        seq,
+        resources,
+    })
+}
+
 /// Moves every Cluster API object of `options.namespace` from `source` to `target`.
 pub async fn move_objects(
     source: &Discovery,
@@ -497,12 +528,13 @@ pub async fn move_objects(
     cancel: &CancellationToken,
 ) -> Result<MoveReport, Error> {
     let ns = options.namespace.as_str();
-    let mut journal = load_journal(options)?;
-    observer.action(format!("discovering Cluster API objects in namespace {ns}"));
-    let (objects, skipped, resources) = discover(source, ns).await?;
-    let graph = Graph::new(objects);
-    let report = report_of(&graph, skipped)?;
-    let seq = graph.sequence()?;
+    let Prepared {
+        mut journal,
+        graph,
+        report,
+        seq,
+        resources,
+    } = prepare(source, options, observer).await?;
 
     preflight(target, resources.values()).await?;
     // As clusterctl move: the namespace is created on the target when missing.
@@ -723,12 +755,13 @@ pub async fn backup(
     cancel: &CancellationToken,
 ) -> Result<MoveReport, Error> {
     let ns = options.namespace.as_str();
-    let mut journal = load_journal(options)?;
-    observer.action(format!("discovering Cluster API objects in namespace {ns}"));
-    let (objects, skipped, resources) = discover(source, ns).await?;
-    let graph = Graph::new(objects);
-    let report = report_of(&graph, skipped)?;
-    let seq = graph.sequence()?;
+    let Prepared {
+        mut journal,
+        graph,
+        report,
+        seq,
+        resources,
+    } = prepare(source, options, observer).await?;
     private_dir(directory).map_err(|source| Error::Directory {
         path: directory.to_path_buf(),
         what: "create the backup directory (mode 0700)",
