@@ -13,15 +13,14 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ::kube::Api;
-use ::kube::api::DynamicObject;
 use capi_manage::kube::Discovery;
-use capi_manage::manifest::{Gvk, Object, parse_file};
+use capi_manage::manifest::{Object, parse_file};
 use capi_manage::observe::Silent;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::capi::apply_all;
+use crate::support::capi::{api_in, apply_all};
 use crate::support::docker::{self as sd, StandIn};
 use crate::support::git_server::{self, Sshd, git};
 use crate::support::infra::{Infra, InfraOptions};
@@ -213,18 +212,9 @@ fn kill_during(mut run: Run, name: &str, grace: Duration) -> Killed {
     }
 }
 
-async fn dynamic(d: &Discovery, api_version: &str, kind: &str, ns: &str) -> Api<DynamicObject> {
-    let r = d
-        .resolve(&Gvk::from_api_version(api_version, kind))
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{kind} served"));
-    Api::namespaced_with(d.client().clone(), ns, &r.api)
-}
-
 /// Names of every object of `kind` in the namespace.
 async fn names(d: &Discovery, api_version: &str, kind: &str) -> Vec<String> {
-    let mut v: Vec<String> = dynamic(d, api_version, kind, NS)
+    let mut v: Vec<String> = api_in(d, api_version, kind, NS)
         .await
         .list(&Default::default())
         .await
@@ -411,7 +401,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         names(&new_d, capi, "Cluster").await,
         vec![CLUSTER.to_string()]
     );
-    let cluster = dynamic(&new_d, capi, "Cluster", NS)
+    let cluster = api_in(&new_d, capi, "Cluster", NS)
         .await
         .get(CLUSTER)
         .await
@@ -466,7 +456,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
 
     // Flux on the new cluster applied the pushed revision.
     let revision = format!("main@sha1:{head}");
-    let ks = dynamic(
+    let ks = api_in(
         &new_d,
         "kustomize.toolkit.fluxcd.io/v1",
         "Kustomization",

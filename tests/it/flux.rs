@@ -21,6 +21,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::capi::dynamic_api;
 use crate::support::flux::FluxControllers;
 use crate::support::git_server::{Sshd, bare_repo, git, rev_parse, work_repo};
 use crate::support::{self, ControlPlane, Options};
@@ -137,18 +138,6 @@ fn units(files: &[(String, PathBuf)]) -> Vec<Unit> {
             objects: parse_file(path).unwrap(),
         })
         .collect()
-}
-
-async fn dynamic_api(discovery: &Discovery, o: &Object) -> Api<DynamicObject> {
-    let r = discovery
-        .resolve(&o.gvk())
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{} resolves", o.gvk()));
-    match o.namespace() {
-        Some(ns) if r.namespaced => Api::namespaced_with(discovery.client().clone(), ns, &r.api),
-        _ => Api::all_with(discovery.client().clone(), &r.api),
-    }
 }
 
 /// Every object of the units as stored now, by identity.

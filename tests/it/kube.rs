@@ -5,28 +5,17 @@ use std::time::Duration;
 
 use capi_manage::kube::wait::{WaitOptions, conditions, wait_for};
 use capi_manage::kube::{ApplyOptions, Discovery, Error, apply};
-use capi_manage::manifest::{Gvk, Object, parse_file};
+use capi_manage::manifest::{Gvk, parse_file};
 use capi_manage::observe::Silent;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::capi::dynamic_api;
 use crate::support::capi::upstream_crds;
 use crate::support::{self, ControlPlane, Options};
 
 fn data(name: &str) -> PathBuf {
     support::project_root().join("tests/data/kube").join(name)
-}
-
-async fn dynamic_api(discovery: &Discovery, o: &Object) -> Api<DynamicObject> {
-    let r = discovery
-        .resolve(&o.gvk())
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{} resolves", o.gvk()));
-    match o.namespace() {
-        Some(ns) if r.namespaced => Api::namespaced_with(discovery.client().clone(), ns, &r.api),
-        _ => Api::all_with(discovery.client().clone(), &r.api),
-    }
 }
 
 #[tokio::test]

@@ -141,12 +141,30 @@ pub async fn clusterctl_management_cluster() -> (ControlPlane, Discovery) {
 
 /// The namespaced API of `kind` in [`NS`].
 pub async fn api(d: &Discovery, api_version: &str, kind: &str) -> Api<DynamicObject> {
+    api_in(d, api_version, kind, NS).await
+}
+
+/// The API of `kind` in namespace `ns`; panics when the server does not serve it.
+pub async fn api_in(d: &Discovery, api_version: &str, kind: &str, ns: &str) -> Api<DynamicObject> {
     let r = d
         .resolve(&Gvk::from_api_version(api_version, kind))
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{kind} served"));
-    Api::namespaced_with(d.client().clone(), NS, &r.api)
+    Api::namespaced_with(d.client().clone(), ns, &r.api)
+}
+
+/// The API for `o`'s kind, in its namespace when the kind is namespaced.
+pub async fn dynamic_api(discovery: &Discovery, o: &Object) -> Api<DynamicObject> {
+    let r = discovery
+        .resolve(&o.gvk())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} resolves", o.gvk()));
+    match o.namespace() {
+        Some(ns) if r.namespaced => Api::namespaced_with(discovery.client().clone(), ns, &r.api),
+        _ => Api::all_with(discovery.client().clone(), &r.api),
+    }
 }
 
 /// Creates an object in [`NS`] (owners given as (kind, name, uid, apiVersion)), then its
