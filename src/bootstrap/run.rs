@@ -479,7 +479,17 @@ pub async fn bootstrap(
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
     // Bad input fails before anything is created.
-    Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
+    let cluster = Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
+    if let Some(field) = cluster.credentials.placeholders.first() {
+        return Err(Error::Repo(crate::repo::Error::Field {
+            path: cluster.dir.join("credentials.yaml"),
+            field: field.clone(),
+            problem: format!(
+                "still holds {}: fill in the OpenStack application credential",
+                crate::repo::PLACEHOLDER
+            ),
+        }));
+    }
     let mut ctx = context(o, observer, cancel, "state.json")?;
     let mut report = Report {
         kubeconfig: o.kubeconfig_path(),

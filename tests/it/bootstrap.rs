@@ -673,3 +673,28 @@ async fn vendor_into(work: &Path) {
 async fn start_flux(cp: &ControlPlane) -> crate::support::flux::FluxControllers {
     crate::support::flux::FluxControllers::start(cp)
 }
+
+#[test]
+fn bootstrap_refuses_template_credentials_before_creating_anything() {
+    let root = project_root();
+    let out = capi_manage()
+        .args([
+            "bootstrap",
+            "example",
+            "--repo",
+            &root.display().to_string(),
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("clusters/example/credentials.yaml")
+            && stderr.contains("clouds.openstack.auth.")
+            && stderr.contains("REPLACE_ME"),
+        "{stderr}"
+    );
+    assert!(!root.join("clusters/example/.capi-manage").exists());
+}
