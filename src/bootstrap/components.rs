@@ -95,8 +95,7 @@ pub(super) async fn deploy_key(o: &Options, observer: &dyn Observer) -> Result<(
         observer.success(format!("{url} is not SSH: no deploy key needed"), None);
         return Ok(());
     }
-    let (private, public) = load_or_generate_key(o)?;
-    let _ = private;
+    let (_, public) = load_or_generate_key(o)?;
     let fingerprint = ssh_key::PublicKey::from_openssh(public.trim())
         .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string())
         .map_err(|e| other(format!("deploy key {}: {e}", pub_path(o).display())))?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::components::{self, BoxError};
-use super::state::{State, write_private};
+use super::state::{State, write_atomic, write_private};
 use super::{Error, Options, Report, Step, TeardownStep, relative};
 use crate::capi::readiness::{self, ClusterRef, helm_releases};
 use crate::kube::{ApplyOptions, ClientOptions, Discovery, apply, connect};
@@ -282,12 +282,12 @@ async fn seal_credentials(
         o.cluster,
         crate::seal::to_yaml(&sealed)
     );
-    write_public(&out, yaml.as_bytes()).map_err(|e| io_error(&out, "cannot write", e))?;
+    write_atomic(&out, yaml.as_bytes()).map_err(|e| io_error(&out, "cannot write", e))?;
     let kustomization = o.cluster_dir().join("kustomization.yaml");
     let text = std::fs::read_to_string(&kustomization)
         .map_err(|e| io_error(&kustomization, "cannot read", e))?;
     if let Some(updated) = add_resource(&text, SEALED_CREDENTIALS) {
-        write_public(&kustomization, updated.as_bytes())
+        write_atomic(&kustomization, updated.as_bytes())
             .map_err(|e| io_error(&kustomization, "cannot write", e))?;
     }
     observer.success(
@@ -299,15 +299,6 @@ async fn seal_credentials(
         None,
     );
     Ok(())
-}
-
-/// Writes a non-secret file atomically (0644).
-fn write_public(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-    std::fs::rename(&tmp, path)
 }
 
 /// `text` (a kustomization.yaml) with `file` appended to its top-level `resources:` list, keeping
