@@ -266,6 +266,12 @@ async fn seal_credentials(
         ));
     }
     let key = crate::seal::SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
+    observer.action(format!(
+        "sealing with certificate {}: subject {}, SHA-256 fingerprint {}",
+        fetched.from,
+        key.subject(),
+        key.fingerprint_sha256()
+    ));
     let path = o.cluster_dir().join("credentials.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, "cannot read", e))?;
     let secrets = crate::seal::Secret::parse(&text, Some(&path))?;

@@ -521,3 +521,43 @@ fn bad_inputs_fail_with_one_line_errors() {
 
     assert!(!out_file.exists(), "no output file after any failure");
 }
+
+#[test]
+fn certificate_urls_must_be_https_and_every_certificate_is_identified() {
+    // A plain http URL is refused before any request: nothing listens on the port.
+    let out = capi(
+        &["seal", "--cert", "http://127.0.0.1:9/v1/cert.pem"],
+        CREDENTIALS.as_bytes(),
+    );
+    assert_one_line_error(&out, "--insecure-cert-url");
+    let out = capi(
+        &["seal", "--cert", "ftp://127.0.0.1:9/cert.pem", "--insecure-cert-url"],
+        CREDENTIALS.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // The subject and SHA-256 fingerprint of the certificate used are reported.
+    let k = keys();
+    let out = capi(
+        &["seal", "--cert", k.cert.to_str().unwrap()],
+        CREDENTIALS.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let pem = std::fs::read(&k.cert).unwrap();
+    let der = x509_parser::pem::Pem::iter_from_buffer(&pem)
+        .next()
+        .unwrap()
+        .unwrap()
+        .contents;
+    use sha2::Digest;
+    let fingerprint = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        stderr.contains(&format!("SHA-256 fingerprint {fingerprint}")),
+        "{stderr}"
+    );
+}
