@@ -487,6 +487,7 @@ pub async fn bootstrap(
             ),
         }));
     }
+    let _lock = crate::repo::lock_state_dir(&o.state_dir()).map_err(Error::Repo)?;
     let mut ctx = context(o, observer, cancel, "state.json")?;
     let mut report = Report {
         kubeconfig: o.kubeconfig_path(),
@@ -511,6 +512,7 @@ pub async fn teardown(
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
     let kubeconfig = o.kubeconfig_path();
+    let _lock = crate::repo::lock_state_dir(&o.state_dir()).map_err(Error::Repo)?;
     let mut ctx = context(o, observer, cancel, "teardown.json")?;
     if !kubeconfig.is_file() && !ctx.state.done.contains(TeardownStep::Move.name()) {
         return Err(Error::NoKubeconfig { path: kubeconfig });

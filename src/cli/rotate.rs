@@ -125,6 +125,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     }
     let secret = secrets.remove(0);
 
+    let _lock = capi_manage::repo::lock_state_dir(&dir.join(capi_manage::capi::STATE_DIR))?;
     let facts = git::open(repo.root())?;
     let url = match (&args.remote_url, &facts.origin_url) {
         (Some(u), _) | (None, Some(u)) => u.clone(),
