@@ -52,52 +52,20 @@ impl State {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed over it, so readers see the old or
-/// the new content; an existing file keeps its permissions.
+/// Writes `bytes` to `path` whole ([`crate::fs::write_atomic`]); an existing file keeps its
+/// permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Some(file_name) = path.file_name() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is not a file path", path.display()),
-        ));
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fs::write_atomic(path, bytes, crate::fs::Access::Keep)
 }
 
-/// Writes `bytes` to `path` atomically as a file only the user can read (0600), creating its
-/// folder (0700) when missing.
+/// Writes `bytes` to `path` whole as a file only the user can read (0600), creating its folder
+/// (0700) when missing.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        crate::capi::mover::private_dir(dir)?;
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        crate::fs::private_dir(dir)?;
     }
-    crate::capi::mover::write_private(path, bytes)
+    crate::fs::write_atomic(path, bytes, crate::fs::Access::Private)
 }
 
 #[cfg(test)]

@@ -561,3 +561,41 @@ fn certificate_urls_must_be_https_and_every_certificate_is_identified() {
         "{stderr}"
     );
 }
+
+#[test]
+fn output_to_a_fifo_or_device_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = capi(
+        &[
+            "seal",
+            "--cert",
+            k.cert.to_str().unwrap(),
+            "-o",
+            fifo.to_str().unwrap(),
+        ],
+        CREDENTIALS.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed = reader.join().unwrap();
+    assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO is still a FIFO"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left behind");
+}
