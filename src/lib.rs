@@ -25,6 +25,7 @@
 pub mod bootstrap;
 pub mod capi;
 pub mod flux;
+pub mod fs;
 pub mod git;
 pub mod kind;
 pub mod kube;

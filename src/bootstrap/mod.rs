@@ -350,6 +350,45 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The state file does not parse.
+    #[error(
+        "{}: not a capi-manage state file; move it aside to start over (each step checks what exists before it acts) or restore it", path.display()
+    )]
+    StateCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The state file was written by a newer capi-manage.
+    #[error(
+        "{}: state format {found} was written by a newer capi-manage (this one reads up to {supported}); resume with that version", path.display()
+    )]
+    StateFormat {
+        /// The file.
+        path: PathBuf,
+        /// Its format version.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
+    /// A cluster is not the one the state file recorded.
+    #[error(
+        "{}: reaches a different cluster than the one this {operation} ran on (kube-system uid {found}, recorded {recorded}); restore the right kubeconfig, or move {} aside to start over", kubeconfig.display(), state.display()
+    )]
+    OtherCluster {
+        /// `bootstrap` or `teardown`.
+        operation: &'static str,
+        /// The kubeconfig used.
+        kubeconfig: PathBuf,
+        /// The state file.
+        state: PathBuf,
+        /// The uid found.
+        found: String,
+        /// The uid recorded.
+        recorded: String,
+    },
     /// The user said the deploy key was not added.
     #[error(
         "the deploy key ({fingerprint}) was not confirmed as added to {url}; add it (public key in {path}) and run the command again, or pass --deploy-key-added"
@@ -360,6 +399,14 @@ pub enum Error {
         /// The key's fingerprint.
         fingerprint: String,
         /// The public key file.
+        path: PathBuf,
+    },
+    /// The kubeconfig is gone after the cluster moved off kind.
+    #[error(
+        "{path} is missing, and the cluster already moved off the kind cluster it was read from: restore the file (the cluster's <name>-kubeconfig Secret holds it)"
+    )]
+    KubeconfigGone {
+        /// The expected file.
         path: PathBuf,
     },
     /// Teardown needs the cluster's kubeconfig.

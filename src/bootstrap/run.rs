@@ -25,6 +25,16 @@ struct Ctx<'a> {
     state: State,
     kind: Option<Discovery>,
     target: Option<Discovery>,
+    /// The kind cluster was created anew in this run, replacing the one earlier steps used.
+    kind_replaced: bool,
+}
+
+/// The uid of the cluster's `kube-system` Namespace: what tells two clusters apart.
+async fn cluster_uid(d: &Discovery) -> Result<String, BoxError> {
+    let namespaces: ::kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        ::kube::Api::all(d.client().clone());
+    let ns = namespaces.get("kube-system").await?;
+    Ok(ns.metadata.uid.unwrap_or_default())
 }
 
 fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> BoxError {
@@ -67,8 +77,34 @@ impl Ctx<'_> {
         })
         .await?;
         let d = Discovery::new(client);
+        // The kubeconfig must still reach the cluster the earlier steps worked on.
+        let uid = cluster_uid(&d).await?;
+        match &self.state.target_cluster_uid {
+            Some(recorded) if *recorded != uid => {
+                return Err(boxed(Error::OtherCluster {
+                    operation: self.operation(),
+                    kubeconfig: self.o.kubeconfig_path(),
+                    state: self.state_path.clone(),
+                    found: uid,
+                    recorded: recorded.clone(),
+                }));
+            }
+            Some(_) => {}
+            None => {
+                self.state.target_cluster_uid = Some(uid);
+                self.save().map_err(boxed)?;
+            }
+        }
         self.target = Some(d.clone());
         Ok(d)
+    }
+
+    fn operation(&self) -> &'static str {
+        if self.state_path.ends_with("teardown.json") {
+            "teardown"
+        } else {
+            "bootstrap"
+        }
     }
 
     fn cluster_ref(&self, objects: &[Object], with_releases: bool) -> ClusterRef {
@@ -89,6 +125,22 @@ impl Ctx<'_> {
         write_private(&path, &created.kubeconfig)
             .map_err(|e| io_error(&path, "cannot write", e))?;
         self.kind = None;
+        // A kind cluster other than the one earlier steps used (deleted and created again)
+        // holds none of their work: those steps run again.
+        let uid = cluster_uid(&self.kind().await?).await?;
+        if self
+            .state
+            .kind_cluster_uid
+            .as_ref()
+            .is_some_and(|recorded| *recorded != uid)
+        {
+            self.kind_replaced = true;
+            self.observer.warning(format!(
+                "the kind cluster {} is not the one the earlier steps ran on: they run again",
+                self.o.kind.name
+            ));
+        }
+        self.state.kind_cluster_uid = Some(uid);
         Ok(())
     }
 
@@ -266,6 +318,12 @@ async fn seal_credentials(
         ));
     }
     let key = crate::seal::SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
+    observer.action(format!(
+        "sealing with certificate {}: subject {}, SHA-256 fingerprint {}",
+        fetched.from,
+        key.subject(),
+        key.fingerprint_sha256()
+    ));
     let path = o.cluster_dir().join("credentials.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, "cannot read", e))?;
     let secrets = crate::seal::Secret::parse(&text, Some(&path))?;
@@ -365,6 +423,11 @@ trait PlanStep: Copy + PartialEq {
     fn name(self) -> &'static str;
     fn describe(self) -> &'static str;
     async fn run(self, ctx: &mut Ctx<'_>) -> Result<(), BoxError>;
+    /// Whether what a finished step leaves on this host is still there (checked before the
+    /// step is skipped; a step whose result is gone runs again).
+    fn left_behind(self, _ctx: &Ctx<'_>) -> bool {
+        true
+    }
 }
 
 impl PlanStep for Step {
@@ -376,6 +439,12 @@ impl PlanStep for Step {
     }
     async fn run(self, ctx: &mut Ctx<'_>) -> Result<(), BoxError> {
         run_step(ctx, self).await
+    }
+    fn left_behind(self, ctx: &Ctx<'_>) -> bool {
+        match self {
+            Step::Kubeconfig => ctx.o.kubeconfig_path().is_file(),
+            _ => true,
+        }
     }
 }
 
@@ -401,10 +470,24 @@ async fn run_plan<S: PlanStep>(
 ) -> Result<(), Error> {
     let (observer, cancel) = (ctx.observer, ctx.cancel);
     let total = steps.len();
+    for &step in steps {
+        if ctx.state.done.contains(step.name()) && !step.left_behind(ctx) {
+            observer.warning(format!(
+                "step {} was done but what it left is gone: it runs again",
+                step.name()
+            ));
+            ctx.state.done.remove(step.name());
+        }
+    }
     let kind_needed = kind_users
         .iter()
         .any(|s| !ctx.state.done.contains(s.name()));
     for (i, &step) in steps.iter().enumerate() {
+        if i == 1 && ctx.kind_replaced {
+            for s in kind_users {
+                ctx.state.done.remove(s.name());
+            }
+        }
         let done = ctx.state.done.contains(step.name()) && !(i == 0 && kind_needed);
         let at = |phase| report_step(observer, i + 1, total, step.name(), step.describe(), phase);
         if done {
@@ -460,6 +543,7 @@ fn context<'a>(
         state,
         kind: None,
         target: None,
+        kind_replaced: false,
     })
 }
 
@@ -481,7 +565,14 @@ pub async fn bootstrap(
             ),
         }));
     }
+    let _lock = crate::repo::lock_state_dir(&o.state_dir()).map_err(Error::Repo)?;
     let mut ctx = context(o, observer, cancel, "state.json")?;
+    // Once the cluster has moved, its kubeconfig cannot be read from kind again.
+    if ctx.state.done.contains(Step::Move.name()) && !o.kubeconfig_path().is_file() {
+        return Err(Error::KubeconfigGone {
+            path: o.kubeconfig_path(),
+        });
+    }
     let mut report = Report {
         kubeconfig: o.kubeconfig_path(),
         ..Report::default()
@@ -505,6 +596,7 @@ pub async fn teardown(
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
     let kubeconfig = o.kubeconfig_path();
+    let _lock = crate::repo::lock_state_dir(&o.state_dir()).map_err(Error::Repo)?;
     let mut ctx = context(o, observer, cancel, "teardown.json")?;
     if !kubeconfig.is_file() && !ctx.state.done.contains(TeardownStep::Move.name()) {
         return Err(Error::NoKubeconfig { path: kubeconfig });

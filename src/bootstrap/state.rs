@@ -13,9 +13,16 @@ pub fn state_dir(cluster_dir: &Path) -> PathBuf {
     cluster_dir.join(crate::capi::STATE_DIR)
 }
 
+/// The format of the state files this version writes; files without a version are the
+/// format's first release, read the same way.
+pub const STATE_VERSION: u32 = 1;
+
 /// The persisted progress of one operation (bootstrap or teardown).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct State {
+    /// The file's format ([`STATE_VERSION`]); 0 when read from a file that has none.
+    #[serde(default)]
+    pub version: u32,
     /// Steps finished, by their stable names.
     pub done: BTreeSet<String>,
     /// The commit pushed by the bootstrap, hex.
@@ -24,16 +31,34 @@ pub struct State {
     /// The branch it was pushed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// The kind cluster the steps ran on: the uid of its `kube-system` Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_cluster_uid: Option<String>,
+    /// The cluster `clusters/<name>/kubeconfig` reached: the uid of its `kube-system` Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cluster_uid: Option<String>,
 }
 
 impl State {
-    /// Reads the state at `path`; a missing file is a fresh start.
+    /// Reads the state at `path`; a missing file is a fresh start. A file that does not parse,
+    /// or that a newer capi-manage wrote, is an error saying what to do.
     pub fn load(path: &Path) -> Result<State, Error> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
+            Ok(bytes) => {
+                let state: State =
+                    serde_json::from_slice(&bytes).map_err(|source| Error::StateCorrupt {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                if state.version > STATE_VERSION {
+                    return Err(Error::StateFormat {
+                        path: path.to_path_buf(),
+                        found: state.version,
+                        supported: STATE_VERSION,
+                    });
+                }
+                Ok(state)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(source) => Err(Error::State {
                 path: path.to_path_buf(),
@@ -44,7 +69,9 @@ impl State {
 
     /// Writes the state atomically (private file).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(self).expect("state serializes");
+        let mut current = self.clone();
+        current.version = STATE_VERSION;
+        let bytes = serde_json::to_vec_pretty(&current).expect("state serializes");
         write_private(path, &bytes).map_err(|source| Error::State {
             path: path.to_path_buf(),
             source,
@@ -52,57 +79,44 @@ impl State {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed over it, so readers see the old or
-/// the new content; an existing file keeps its permissions.
+/// Writes `bytes` to `path` whole ([`crate::fs::write_atomic`]); an existing file keeps its
+/// permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Some(file_name) = path.file_name() else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} is not a file path", path.display()),
-        ));
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fs::write_atomic(path, bytes, crate::fs::Access::Keep)
 }
 
-/// Writes `bytes` to `path` atomically as a file only the user can read (0600), creating its
-/// folder (0700) when missing.
+/// Writes `bytes` to `path` whole as a file only the user can read (0600), creating its folder
+/// (0700) when missing.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        crate::capi::mover::private_dir(dir)?;
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        crate::fs::private_dir(dir)?;
     }
-    crate::capi::mover::write_private(path, bytes)
+    crate::fs::write_atomic(path, bytes, crate::fs::Access::Private)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_newer_and_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"done": ["kind-cluster"]}"#).unwrap();
+        let old = State::load(&path).unwrap();
+        assert_eq!(old.version, 0);
+        assert!(old.done.contains("kind-cluster"));
+
+        std::fs::write(&path, r#"{"version": 9, "done": []}"#).unwrap();
+        let e = State::load(&path).unwrap_err().to_string();
+        assert!(e.contains("format 9") && e.contains("newer capi-manage"), "{e}");
+
+        std::fs::write(&path, "{\"done\": [tru").unwrap();
+        let e = State::load(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: not a capi-manage state file", path.display())), "{e}");
+        assert!(e.contains("move it aside"), "{e}");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -114,6 +128,7 @@ mod tests {
         s.done.insert("kind-cluster".into());
         s.pushed = Some("abc".into());
         s.save(&path).unwrap();
+        s.version = STATE_VERSION;
         assert_eq!(State::load(&path).unwrap(), s);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

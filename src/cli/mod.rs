@@ -49,6 +49,49 @@ impl KubeArgs {
     }
 }
 
+/// Where the sealing certificate comes from when it is not fetched from the cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CertArgs {
+    /// The controller's certificate: a file or an https:// URL. Without it the certificate is
+    /// fetched from the cluster.
+    #[arg(long, value_name = "FILE|URL")]
+    pub cert: Option<String>,
+    /// Accept a plain http:// --cert URL (anyone on the path could substitute the certificate).
+    #[arg(long, requires = "cert")]
+    pub insecure_cert_url: bool,
+}
+
+impl CertArgs {
+    /// The sealing key of --cert, when given. A plain http:// URL without
+    /// --insecure-cert-url is refused naming that flag.
+    pub async fn key(&self) -> anyhow::Result<Option<capi_manage::seal::SealingKey>> {
+        let Some(cert) = &self.cert else {
+            return Ok(None);
+        };
+        let pem = if cert.starts_with("http://") && !self.insecure_cert_url {
+            anyhow::bail!(
+                "--cert {cert}: a certificate fetched over plain http could be anyone's: use an https:// URL or a file, or pass --insecure-cert-url to accept it"
+            );
+        } else if cert.starts_with("https://") || cert.starts_with("http://") {
+            capi_manage::kube::fetch_certificate_url(cert, self.insecure_cert_url).await?
+        } else {
+            std::fs::read(cert).map_err(|e| anyhow::anyhow!("cannot read --cert file {cert}: {e}"))?
+        };
+        Ok(Some(capi_manage::seal::SealingKey::from_pem(&pem, cert)?))
+    }
+}
+
+/// Tells which certificate sealing uses: its subject and SHA-256 fingerprint, to compare with
+/// the controller's (`kubeseal --fetch-cert | openssl x509 -noout -fingerprint -sha256`).
+pub fn report_certificate(observer: &Terminal, key: &capi_manage::seal::SealingKey, from: &str) {
+    use capi_manage::observe::ObserverExt as _;
+    observer.action(format!(
+        "sealing with certificate {from}: subject {}, SHA-256 fingerprint {}",
+        key.subject(),
+        key.fingerprint_sha256()
+    ));
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the cluster from clusters/<name>, make it self-managed and hand it to Flux.

@@ -76,8 +76,23 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             c.cancel();
         }
     });
+    let journal = journal(&args)?;
+    // One move per journal at a time: two runs writing one journal would lose each other's
+    // progress.
+    let _lock = match &journal {
+        Some(j) => {
+            let mut name = j.file_name().unwrap_or_default().to_os_string();
+            name.push(".lock");
+            if let Some(parent) = j.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            Some(capi_manage::repo::lock_file(&j.with_file_name(name))?)
+        }
+        None => None,
+    };
     let options = MoveOptions {
-        journal: journal(&args)?,
+        journal,
         delete_source: args.delete_source,
         ..MoveOptions::new(&args.namespace)
     };

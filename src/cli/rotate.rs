@@ -14,14 +14,14 @@ use capi_manage::git::{
 };
 use capi_manage::kube::{
     ClientOptions, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect,
-    fetch_certificate, fetch_certificate_url,
+    fetch_certificate,
 };
 use capi_manage::observe::ObserverExt;
 use capi_manage::repo::{Credentials, Repo};
 use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};
 use tokio_util::sync::CancellationToken;
 
-use super::Terminal;
+use super::{CertArgs, Terminal};
 
 /// The sealed file's name inside `clusters/<name>/`.
 pub const SEALED_FILE: &str = "credentials-sealed.yaml";
@@ -43,10 +43,8 @@ pub struct Args {
     /// The config repository (default: the one containing the working directory).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
-    /// The sealed-secrets certificate: a file or an http(s) URL. Without it the certificate is
-    /// fetched from the cluster through clusters/<name>/kubeconfig.
-    #[arg(long, value_name = "FILE|URL")]
-    pub cert: Option<String>,
+    #[command(flatten)]
+    pub cert: CertArgs,
     /// Namespace of the sealed-secrets controller.
     #[arg(long, value_name = "NS", default_value = DEFAULT_CONTROLLER_NAMESPACE)]
     pub controller_namespace: String,
@@ -127,6 +125,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     }
     let secret = secrets.remove(0);
 
+    let _lock = capi_manage::repo::lock_state_dir(&dir.join(capi_manage::capi::STATE_DIR))?;
     let facts = git::open(repo.root())?;
     let url = match (&args.remote_url, &facts.origin_url) {
         (Some(u), _) | (None, Some(u)) => u.clone(),
@@ -144,7 +143,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     };
     let http_credentials = http_credentials()?;
 
-    let key = sealing_key(&args, &dir, observer).await?;
+    let (key, key_from) = sealing_key(&args, &dir, observer).await?;
     let sealed = seal(&secret, &key, &SealOptions::default())?;
     drop(secret);
     let yaml = to_yaml(&sealed);
@@ -169,7 +168,15 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
 
     let sealed_path = dir.join(SEALED_FILE);
     super::seal::write_atomically(&sealed_path, yaml.as_bytes())?;
-    observer.success(format!("sealed {}", rela_sealed.display()), None);
+    observer.success(
+        format!(
+            "sealed {} with certificate {key_from} (subject {}, SHA-256 fingerprint {})",
+            rela_sealed.display(),
+            key.subject(),
+            key.fingerprint_sha256()
+        ),
+        None,
+    );
 
     let mut commit = CommitOptions::new(
         [rela_sealed.clone()],
@@ -210,14 +217,14 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sealing_key(args: &Args, dir: &Path, observer: &Terminal) -> anyhow::Result<SealingKey> {
-    if let Some(cert) = &args.cert {
-        let pem = if cert.starts_with("https://") || cert.starts_with("http://") {
-            fetch_certificate_url(cert).await?
-        } else {
-            std::fs::read(cert).with_context(|| format!("cannot read --cert file {cert}"))?
-        };
-        return Ok(SealingKey::from_pem(&pem, cert)?);
+/// The sealing key and where it came from.
+async fn sealing_key(
+    args: &Args,
+    dir: &Path,
+    observer: &Terminal,
+) -> anyhow::Result<(SealingKey, String)> {
+    if let Some(key) = args.cert.key().await? {
+        return Ok((key, args.cert.cert.clone().unwrap_or_default()));
     }
     let kubeconfig = dir.join("kubeconfig");
     if !kubeconfig.is_file() {
@@ -239,7 +246,8 @@ async fn sealing_key(args: &Args, dir: &Path, observer: &Terminal) -> anyhow::Re
             fetched.from
         ));
     }
-    Ok(SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?)
+    let key = SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
+    Ok((key, fetched.from))
 }
 
 fn http_credentials() -> anyhow::Result<Option<HttpCredentials>> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use capi_manage::kube::{
     DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect, fetch_certificate,
-    fetch_certificate_url, unsealed_secret_data,
+    unsealed_secret_data,
 };
 use capi_manage::manifest::parse_str;
 use capi_manage::observe::ObserverExt;
@@ -13,7 +13,7 @@ use capi_manage::seal::{
 };
 use zeroize::Zeroizing;
 
-use super::{KubeArgs, Terminal};
+use super::{CertArgs, KubeArgs, Terminal, report_certificate};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,10 +21,8 @@ pub struct Args {
     /// --raw: the value to seal.
     #[arg(value_name = "SECRET", default_value = "-")]
     pub input: PathBuf,
-    /// The controller's certificate: a file or an http(s) URL. Without it the certificate is
-    /// fetched from the cluster.
-    #[arg(long, value_name = "FILE|URL")]
-    pub cert: Option<String>,
+    #[command(flatten)]
+    pub cert: CertArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Namespace of the sealed-secrets controller.
@@ -107,21 +105,14 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     };
 
     let use_cluster =
-        args.cert.is_none() || args.kube.kubeconfig.is_some() || args.kube.context.is_some();
+        args.cert.cert.is_none() || args.kube.kubeconfig.is_some() || args.kube.context.is_some();
     let client = if use_cluster {
         Some(connect(&args.kube.options()).await?)
     } else {
         None
     };
-    let key = match (&args.cert, &client) {
-        (Some(cert), _) => {
-            let pem = if cert.starts_with("https://") || cert.starts_with("http://") {
-                fetch_certificate_url(cert).await?
-            } else {
-                std::fs::read(cert).with_context(|| format!("cannot read --cert file {cert}"))?
-            };
-            SealingKey::from_pem(&pem, cert)?
-        }
+    let (key, key_from) = match (args.cert.key().await?, &client) {
+        (Some(key), _) => (key, args.cert.cert.clone().unwrap_or_default()),
         (None, Some(client)) => {
             let fetched =
                 fetch_certificate(client, &args.controller_namespace, &args.controller_name)
@@ -132,7 +123,8 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
                     fetched.from
                 ));
             }
-            SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?
+            let key = SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
+            (key, fetched.from)
         }
         (None, None) => unreachable!("a cluster is used when --cert is absent"),
     };
@@ -221,6 +213,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             stdout.flush()?;
         }
     }
+    report_certificate(observer, &key, &key_from);
     Ok(())
 }
 

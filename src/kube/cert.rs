@@ -207,9 +207,17 @@ pub async fn unsealed_secret_data(
     ))
 }
 
-/// Downloads a certificate from an `http(s)://` URL (e.g. a controller exposed through an
+/// Downloads a certificate from an `https://` URL (e.g. a controller exposed through an
 /// ingress), trusting the system's root certificates.
-pub async fn fetch_certificate_url(url: &str) -> Result<Vec<u8>, Error> {
+///
+/// A plain `http://` URL is refused unless `allow_http` is set: anyone on the path could hand
+/// over their own certificate, and every value sealed to it would be theirs to read.
+pub async fn fetch_certificate_url(url: &str, allow_http: bool) -> Result<Vec<u8>, Error> {
+    if !url.starts_with("https://") && !(allow_http && url.starts_with("http://")) {
+        return Err(Error::InsecureCertificateUrl {
+            url: url.to_string(),
+        });
+    }
     let failed = |source: RequestError| Error::Request {
         what: url.to_string(),
         source,

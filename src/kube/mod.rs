@@ -174,6 +174,15 @@ pub enum Error {
         /// Why the key Secrets did not help.
         fallback: String,
     },
+    /// A certificate URL that is not `https://` (or is plain `http://` without the caller's
+    /// explicit consent).
+    #[error(
+        "certificate URL {url}: only https:// URLs are trusted for the sealing certificate (a certificate fetched over plain http could be anyone's)"
+    )]
+    InsecureCertificateUrl {
+        /// The URL as given.
+        url: String,
+    },
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -10,19 +10,35 @@ use super::Error;
 /// The value the example's template uses for what the user must fill in.
 pub const PLACEHOLDER: &str = "REPLACE_ME";
 
-/// The parsed credentials Secret.
-#[derive(Debug, Clone)]
+/// The parsed credentials Secret. Its `Debug` leaves the secret out, and the `clouds.yaml`
+/// text is wiped from memory when dropped.
+#[derive(Clone)]
 pub struct Credentials {
     /// The Secret's name (must equal the values' `cloudCredentialsSecretName`).
     pub secret_name: String,
     /// Its namespace.
     pub namespace: String,
-    /// The `clouds.yaml` text.
-    pub clouds_yaml: String,
+    /// The `clouds.yaml` text (it holds the application credential's secret).
+    pub clouds_yaml: zeroize::Zeroizing<String>,
     /// `clouds.openstack.auth.auth_url`.
     pub auth_url: String,
     /// Fields still holding the template's placeholder (bootstrap refuses these).
     pub placeholders: Vec<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("secret_name", &self.secret_name)
+            .field("namespace", &self.namespace)
+            .field(
+                "clouds_yaml",
+                &format_args!("<redacted, {} bytes>", self.clouds_yaml.len()),
+            )
+            .field("auth_url", &self.auth_url)
+            .field("placeholders", &self.placeholders)
+            .finish()
+    }
 }
 
 fn field(path: &Path, field: &str, problem: impl Into<String>) -> Error {
@@ -175,7 +191,7 @@ impl Credentials {
         Ok(Credentials {
             secret_name: name.into(),
             namespace: namespace.into(),
-            clouds_yaml,
+            clouds_yaml: zeroize::Zeroizing::new(clouds_yaml),
             auth_url,
             placeholders,
         })
@@ -198,6 +214,16 @@ mod tests {
         assert_eq!(c.secret_name, "c");
         assert_eq!(c.auth_url, "https://keystone.example.com:5000/v3");
         assert!(c.placeholders.is_empty());
+    }
+
+    #[test]
+    fn debug_leaves_the_secret_out() {
+        let c = Credentials::parse(GOOD, p()).unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("application_credential_id"), "{shown}");
+        assert!(shown.contains("<redacted, "), "{shown}");
+        assert!(c.clouds_yaml.contains("s3cr3t"));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! say, and the folder renders.
 
 mod credentials;
+mod lock;
 mod values;
 
 use std::path::{Path, PathBuf};
 
 pub use credentials::{Credentials, PLACEHOLDER};
+pub use lock::{LOCK_FILE, RunLock, lock_file, lock_state_dir};
 pub use values::Values;
 
 /// What is wrong with the repository or a cluster's folder.
@@ -62,6 +64,23 @@ pub enum Error {
         field: String,
         /// What is wrong and how to fix it.
         problem: String,
+    },
+    /// Another run holds the lock.
+    #[error("{}: locked by {holder}: one run at a time; wait for it to end, or stop it", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the lock file says.
+        holder: String,
+    },
+    /// The lock file cannot be created or locked.
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        /// The lock file (or the folder that could not be created).
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The cluster's folder does not render.
     #[error("{}: does not render", dir.display())]

@@ -30,7 +30,11 @@ pub struct SealingKey {
     key: rsa::RsaPublicKey,
     not_after: SystemTime,
     subject: String,
+    fingerprint: String,
 }
+
+/// The smallest RSA modulus accepted, in bits: smaller keys are within reach of factoring.
+pub const MIN_RSA_BITS: usize = 2048;
 
 impl fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,6 +68,15 @@ impl SealingKey {
         let cert = cert_pem
             .parse_x509()
             .map_err(|e| bad(format!("the certificate does not parse ({e})")))?;
+        let not_before = cert.validity().not_before;
+        let not_before_time = UNIX_EPOCH
+            + std::time::Duration::from_secs(not_before.timestamp().max(0).unsigned_abs());
+        if now < not_before_time {
+            return Err(Error::CertificateNotYetValid {
+                from: from.to_string(),
+                not_before: not_before.to_string(),
+            });
+        }
         let not_after = cert.validity().not_after;
         let not_after_time = UNIX_EPOCH
             + std::time::Duration::from_secs(not_after.timestamp().max(0).unsigned_abs());
@@ -83,10 +96,18 @@ impl SealingKey {
         }
         let key = rsa::RsaPublicKey::from_public_key_der(spki.raw)
             .map_err(|e| bad(format!("its RSA public key does not parse ({e})")))?;
+        let bits = key.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(Error::CertificateKeyTooSmall {
+                from: from.to_string(),
+                bits,
+            });
+        }
         Ok(SealingKey {
             key,
             not_after: not_after_time,
             subject: cert.subject().to_string(),
+            fingerprint: fingerprint(&cert_pem.contents),
         })
     }
 
@@ -98,6 +119,13 @@ impl SealingKey {
     /// The certificate's subject, e.g. `O=sealed-secret, CN=sealed-secret`.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The SHA-256 fingerprint of the certificate's DER bytes, as `openssl x509 -fingerprint
+    /// -sha256` prints it (upper-case hex pairs joined by `:`), for the user to compare with the
+    /// controller's.
+    pub fn fingerprint_sha256(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Seals `plaintext` under `label` (see [`super::Scope::label`]): kubeseal's byte layout.
@@ -128,6 +156,15 @@ impl SealingKey {
 }
 
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
+
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
 
 fn algorithm_name(oid: &str) -> String {
     match oid {
@@ -224,6 +261,31 @@ pub(crate) mod tests {
         })
     }
 
+    /// A certificate for `key` (any size: the issuer signs it, not `key`).
+    fn self_signed_rsa(key: &rsa::RsaPrivateKey) -> String {
+        struct Public(Vec<u8>);
+        impl rcgen::PublicKeyData for Public {
+            fn der_bytes(&self) -> &[u8] {
+                &self.0
+            }
+            fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+                &rcgen::PKCS_RSA_SHA256
+            }
+        }
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let public = Public(key.to_public_key().to_pkcs1_der().unwrap().into_vec());
+        let issuer_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let issuer = rcgen::Issuer::new(
+            rcgen::CertificateParams::new(vec!["issuer".into()]).unwrap(),
+            issuer_key,
+        );
+        rcgen::CertificateParams::new(vec!["sealed-secret".into()])
+            .unwrap()
+            .signed_by(&public, &issuer)
+            .unwrap()
+            .pem()
+    }
+
     #[test]
     fn round_trips_and_binds_the_label() {
         let (cert, key) = test_keys();
@@ -280,5 +342,41 @@ pub(crate) mod tests {
 
         let e = SealingKey::from_pem(b"hello", "junk").unwrap_err();
         assert!(e.to_string().contains("no PEM `CERTIFICATE` block"), "{e}");
+    }
+
+    #[test]
+    fn rejects_small_rsa_keys_and_certificates_not_yet_valid() {
+        let (cert, _) = test_keys();
+        let key = SealingKey::from_pem(cert.as_bytes(), "c.pem").unwrap();
+        let e = SealingKey::from_pem_at(cert.as_bytes(), "c.pem", UNIX_EPOCH).unwrap_err();
+        assert!(
+            e.to_string().starts_with("certificate c.pem is not valid before "),
+            "{e}"
+        );
+        assert!(key.not_after() > SystemTime::now());
+
+        let small = rsa::RsaPrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 1024)
+            .unwrap();
+        let pem = self_signed_rsa(&small);
+        let e = SealingKey::from_pem(pem.as_bytes(), "small.pem").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "certificate small.pem holds a 1024-bit RSA key: sealed-secrets keys are 4096 bits and at least 2048 are needed; is this the controller's cert.pem?"
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_der() {
+        use sha2::Digest;
+        let (cert, _) = test_keys();
+        let key = SealingKey::from_pem(cert.as_bytes(), "c.pem").unwrap();
+        let der = x509_parser::pem::Pem::iter_from_buffer(cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .contents;
+        let hex: String = Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(key.fingerprint_sha256().replace(':', ""), hex);
+        assert_eq!(key.fingerprint_sha256().len(), 32 * 3 - 1);
     }
 }

@@ -15,7 +15,7 @@ mod crypto;
 mod sealed;
 mod secret;
 
-pub use crypto::{SealingKey, UnsealingKey};
+pub use crypto::{MIN_RSA_BITS, SealingKey, UnsealingKey};
 pub use sealed::{
     MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_yaml, unseal,
 };
@@ -176,6 +176,26 @@ pub enum Error {
         from: String,
         /// Its `notAfter`.
         not_after: String,
+    },
+    /// A certificate is not valid yet (`notBefore` in the future).
+    #[error(
+        "certificate {from} is not valid before {not_before}: check the clock of this host, or that this is the controller's current cert.pem"
+    )]
+    CertificateNotYetValid {
+        /// Where it came from.
+        from: String,
+        /// Its `notBefore`.
+        not_before: String,
+    },
+    /// A certificate's RSA key is shorter than [`MIN_RSA_BITS`].
+    #[error(
+        "certificate {from} holds a {bits}-bit RSA key: sealed-secrets keys are 4096 bits and at least 2048 are needed; is this the controller's cert.pem?"
+    )]
+    CertificateKeyTooSmall {
+        /// Where it came from.
+        from: String,
+        /// The modulus size.
+        bits: usize,
     },
     /// A certificate's key is not RSA.
     #[error(

@@ -408,3 +408,29 @@ async fn rotate_seals_with_the_certificate_of_the_clusters_controller() {
     );
     assert_no_plaintext(&s.bare, "main");
 }
+
+#[test]
+fn a_second_run_on_the_same_cluster_is_refused_naming_the_holder() {
+    let s = Setup::new();
+    let state = s.work.join("clusters").join(CLUSTER).join(".capi-manage");
+    let held = capi_manage::repo::lock_state_dir(&state).unwrap();
+    let before = rev_parse(&s.bare, "main");
+    let holder = format!("locked by process {} (", std::process::id());
+
+    let out = s.rotate(&["--cert", cert()]);
+    assert_one_line_error(&out, &holder);
+    let work = s.work.display().to_string();
+    for command in ["bootstrap", "teardown"] {
+        let out = capi_manage()
+            .args([command, CLUSTER, "--repo", &work, "--yes"])
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, &holder);
+    }
+    assert_eq!(rev_parse(&s.bare, "main"), before);
+    assert!(!s.work.join(format!("clusters/{CLUSTER}/credentials-sealed.yaml")).exists());
+
+    // Freed when the holder ends: the run goes through.
+    drop(held);
+    s.rotate_ok(&["--cert", cert()]);
+}

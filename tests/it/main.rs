@@ -4,6 +4,7 @@
 mod support;
 
 mod bootstrap;
+mod bootstrap_state;
 mod capi;
 mod cli_rotate;
 mod flux;

@@ -521,3 +521,81 @@ fn bad_inputs_fail_with_one_line_errors() {
 
     assert!(!out_file.exists(), "no output file after any failure");
 }
+
+#[test]
+fn certificate_urls_must_be_https_and_every_certificate_is_identified() {
+    // A plain http URL is refused before any request: nothing listens on the port.
+    let out = capi(
+        &["seal", "--cert", "http://127.0.0.1:9/v1/cert.pem"],
+        CREDENTIALS.as_bytes(),
+    );
+    assert_one_line_error(&out, "--insecure-cert-url");
+    let out = capi(
+        &["seal", "--cert", "ftp://127.0.0.1:9/cert.pem", "--insecure-cert-url"],
+        CREDENTIALS.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // The subject and SHA-256 fingerprint of the certificate used are reported.
+    let k = keys();
+    let out = capi(
+        &["seal", "--cert", k.cert.to_str().unwrap()],
+        CREDENTIALS.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let pem = std::fs::read(&k.cert).unwrap();
+    let der = x509_parser::pem::Pem::iter_from_buffer(&pem)
+        .next()
+        .unwrap()
+        .unwrap()
+        .contents;
+    use sha2::Digest;
+    let fingerprint = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        stderr.contains(&format!("SHA-256 fingerprint {fingerprint}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_to_a_fifo_or_device_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let k = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = capi(
+        &[
+            "seal",
+            "--cert",
+            k.cert.to_str().unwrap(),
+            "-o",
+            fifo.to_str().unwrap(),
+        ],
+        CREDENTIALS.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed = reader.join().unwrap();
+    assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO is still a FIFO"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file left behind");
+}
