@@ -110,11 +110,17 @@ mod tests {
 
         std::fs::write(&path, r#"{"version": 9, "done": []}"#).unwrap();
         let e = State::load(&path).unwrap_err().to_string();
-        assert!(e.contains("format 9") && e.contains("newer capi-manage"), "{e}");
+        assert!(
+            e.contains("format 9") && e.contains("newer capi-manage"),
+            "{e}"
+        );
 
         std::fs::write(&path, "{\"done\": [tru").unwrap();
         let e = State::load(&path).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}: not a capi-manage state file", path.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}: not a capi-manage state file", path.display())),
+            "{e}"
+        );
         assert!(e.contains("move it aside"), "{e}");
     }
     use std::os::unix::fs::PermissionsExt;

@@ -75,7 +75,8 @@ impl CertArgs {
         } else if cert.starts_with("https://") || cert.starts_with("http://") {
             capi_manage::kube::fetch_certificate_url(cert, self.insecure_cert_url).await?
         } else {
-            std::fs::read(cert).map_err(|e| anyhow::anyhow!("cannot read --cert file {cert}: {e}"))?
+            std::fs::read(cert)
+                .map_err(|e| anyhow::anyhow!("cannot read --cert file {cert}: {e}"))?
         };
         Ok(Some(capi_manage::seal::SealingKey::from_pem(&pem, cert)?))
     }

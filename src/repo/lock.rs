@@ -98,12 +98,7 @@ fn command_line() -> String {
 /// `process <pid> (<command line>)` from the lock file's text; the printable characters only,
 /// since the file may have been written by anyone who can write the folder.
 fn describe_holder(text: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect()
-    };
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).take(200).collect() };
     let mut lines = text.lines();
     match (lines.next().map(str::trim), lines.next()) {
         (Some(pid), Some(cmd)) if !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) => {
@@ -141,7 +136,10 @@ mod tests {
 
     #[test]
     fn holder_text_is_sanitised() {
-        assert_eq!(describe_holder("12\nrun \u{1b}[2Jx\n"), "process 12 (run [2Jx)");
+        assert_eq!(
+            describe_holder("12\nrun \u{1b}[2Jx\n"),
+            "process 12 (run [2Jx)"
+        );
         assert_eq!(describe_holder("junk"), "another process");
         assert_eq!(describe_holder(""), "another process");
         assert_eq!(describe_holder("7"), "process 7");

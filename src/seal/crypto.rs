@@ -350,13 +350,15 @@ pub(crate) mod tests {
         let key = SealingKey::from_pem(cert.as_bytes(), "c.pem").unwrap();
         let e = SealingKey::from_pem_at(cert.as_bytes(), "c.pem", UNIX_EPOCH).unwrap_err();
         assert!(
-            e.to_string().starts_with("certificate c.pem is not valid before "),
+            e.to_string()
+                .starts_with("certificate c.pem is not valid before "),
             "{e}"
         );
         assert!(key.not_after() > SystemTime::now());
 
-        let small = rsa::RsaPrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 1024)
-            .unwrap();
+        let small =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 1024)
+                .unwrap();
         let pem = self_signed_rsa(&small);
         let e = SealingKey::from_pem(pem.as_bytes(), "small.pem").unwrap_err();
         assert_eq!(
@@ -375,7 +377,10 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap()
             .contents;
-        let hex: String = Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect();
+        let hex: String = Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
         assert_eq!(key.fingerprint_sha256().replace(':', ""), hex);
         assert_eq!(key.fingerprint_sha256().len(), 32 * 3 - 1);
     }

@@ -18,7 +18,10 @@ fn repo(dir: &Path) -> std::path::PathBuf {
         let text = std::fs::read_to_string(prod.join(f)).unwrap();
         let text = text
             .replace("example", "prod")
-            .replace("https://REPLACE_ME:5000/v3", "https://keystone.invalid:5000/v3")
+            .replace(
+                "https://REPLACE_ME:5000/v3",
+                "https://keystone.invalid:5000/v3",
+            )
             .replace("REPLACE_ME", "filled-in");
         std::fs::write(prod.join(f), text).unwrap();
     }
@@ -39,7 +42,13 @@ fn copy(from: &Path, to: &Path) {
 
 fn bootstrap(work: &Path) -> std::process::Output {
     capi_manage()
-        .args(["bootstrap", "prod", "--repo", &work.display().to_string(), "--yes"])
+        .args([
+            "bootstrap",
+            "prod",
+            "--repo",
+            &work.display().to_string(),
+            "--yes",
+        ])
         .output()
         .unwrap()
 }
@@ -68,7 +77,10 @@ async fn a_resumed_bootstrap_refuses_a_kubeconfig_that_reaches_another_cluster()
     )
     .unwrap();
     let out = bootstrap(&work);
-    one_line_error(&out, "reaches a different cluster than the one this bootstrap ran on");
+    one_line_error(
+        &out,
+        "reaches a different cluster than the one this bootstrap ran on",
+    );
     one_line_error(&out, "recorded uid-of-another-cluster");
 }
 
@@ -81,10 +93,16 @@ fn a_resumed_bootstrap_says_what_to_do_with_a_bad_state_file_or_a_lost_kubeconfi
     let state = state_dir.join("state.json");
 
     std::fs::write(&state, "{\"done\": [\"kind-clu").unwrap();
-    one_line_error(&bootstrap(&work), "not a capi-manage state file; move it aside");
+    one_line_error(
+        &bootstrap(&work),
+        "not a capi-manage state file; move it aside",
+    );
 
     std::fs::write(&state, r#"{"version": 99, "done": []}"#).unwrap();
-    one_line_error(&bootstrap(&work), "state format 99 was written by a newer capi-manage");
+    one_line_error(
+        &bootstrap(&work),
+        "state format 99 was written by a newer capi-manage",
+    );
 
     std::fs::write(&state, format!(r#"{{"done": [{BEFORE_TARGET_READY}]}}"#)).unwrap();
     one_line_error(

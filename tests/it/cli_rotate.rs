@@ -428,7 +428,11 @@ fn a_second_run_on_the_same_cluster_is_refused_naming_the_holder() {
         assert_one_line_error(&out, &holder);
     }
     assert_eq!(rev_parse(&s.bare, "main"), before);
-    assert!(!s.work.join(format!("clusters/{CLUSTER}/credentials-sealed.yaml")).exists());
+    assert!(
+        !s.work
+            .join(format!("clusters/{CLUSTER}/credentials-sealed.yaml"))
+            .exists()
+    );
 
     // Freed when the holder ends: the run goes through.
     drop(held);

@@ -531,7 +531,12 @@ fn certificate_urls_must_be_https_and_every_certificate_is_identified() {
     );
     assert_one_line_error(&out, "--insecure-cert-url");
     let out = capi(
-        &["seal", "--cert", "ftp://127.0.0.1:9/cert.pem", "--insecure-cert-url"],
+        &[
+            "seal",
+            "--cert",
+            "ftp://127.0.0.1:9/cert.pem",
+            "--insecure-cert-url",
+        ],
         CREDENTIALS.as_bytes(),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -589,7 +594,11 @@ fn output_to_a_fifo_or_device_is_written_through_not_replaced() {
         ],
         CREDENTIALS.as_bytes(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sealed = reader.join().unwrap();
     assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
     assert!(
