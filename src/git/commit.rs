@@ -332,15 +332,6 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Whether a file of this name could be refused by [`scan_file`]: only those blobs are read.
-fn may_violate(name: &[u8]) -> bool {
-    name == b"kubeconfig"
-        || name.starts_with(b"credentials.")
-        || [&b".yaml"[..], b".yml", b".json", b".kubeconfig"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-}
-
 fn scan_tree(
     repository: &gix::Repository,
     tree: gix::ObjectId,
@@ -363,7 +354,7 @@ fn scan_tree(
             path.extend_from_slice(entry.filename());
             match entry.mode().kind() {
                 EntryKind::Tree => stack.push((path, entry.oid().to_owned())),
-                EntryKind::Blob | EntryKind::BlobExecutable if may_violate(entry.filename()) => {
+                EntryKind::Blob | EntryKind::BlobExecutable | EntryKind::Link => {
                     let blob = repository.find_blob(entry.oid()).map_err(fail)?;
                     let path = path.to_str_lossy().into_owned();
                     if let Some(violation) = scan_file(&path, &blob.data) {

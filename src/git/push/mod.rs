@@ -217,6 +217,22 @@ pub enum PushError {
         /// The server's reason.
         reason: String,
     },
+    /// A commit to push carries a file that must never reach the remote. Nothing was sent.
+    #[error(
+        "refusing to push {remote_ref} to {url}: commit {commit} adds {path}: {violation}; remove it from the unpushed commits (e.g. `git rebase -i`), then push again"
+    )]
+    Refused {
+        /// The remote URL.
+        url: String,
+        /// The remote ref.
+        remote_ref: String,
+        /// The commit (hex) that adds or changes the file.
+        commit: String,
+        /// The file, relative to the repository root.
+        path: String,
+        /// What is wrong with it.
+        violation: super::Violation,
+    },
     /// The server spoke something we do not understand.
     #[error("{url}: protocol error: {detail}")]
     Protocol {
@@ -462,6 +478,19 @@ fn make_pack(
                 remote_ref: remote_ref.into(),
             });
         }
+    }
+    // Every file of every commit the pack carries, not only the final tree: a secret committed
+    // and deleted again would still reach the remote.
+    if let Some(found) = super::scan::history::first_violation(&repository, tip, haves)
+        .map_err(fail("scan the commits to push"))?
+    {
+        return Err(PushError::Refused {
+            url: url.into(),
+            remote_ref: remote_ref.into(),
+            commit: found.commit.to_string(),
+            path: found.path,
+            violation: found.violation,
+        });
     }
     let ids =
         pack::objects_to_send(&repository, tip, haves).map_err(fail("find the objects to send"))?;
