@@ -2,6 +2,7 @@
 
 mod file;
 mod http;
+mod known_hosts;
 mod pack;
 pub(crate) mod protocol;
 pub(crate) mod ssh;
@@ -56,8 +57,9 @@ pub struct SshOptions {
     pub no_agent: bool,
     /// The known_hosts file; `None`: `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
-    /// Trust and record a host key that known_hosts does not list yet (a changed key is still
-    /// refused).
+    /// Trust and record a host key when known_hosts has no entry at all for the host, as
+    /// OpenSSH's `StrictHostKeyChecking=accept-new` does: a host listed with other keys (of any
+    /// algorithm) is refused as changed, a `@revoked` key always.
     pub accept_new_host_key: bool,
 }
 
@@ -157,7 +159,7 @@ pub enum PushError {
     },
     /// The SSH host key differs from the one in known_hosts.
     #[error(
-        "host key of {host} CHANGED ({fingerprint} does not match {known_hosts} line {line}); someone may be intercepting the connection, or the host was reinstalled"
+        "host key of {host} CHANGED ({fingerprint} is not among its keys in {known_hosts}, first listed at line {line}); someone may be intercepting the connection, or the host was reinstalled"
     )]
     HostKeyChanged {
         /// `host` or `[host]:port`.
@@ -167,6 +169,20 @@ pub enum PushError {
         /// The known_hosts file.
         known_hosts: PathBuf,
         /// The line listing the other key.
+        line: usize,
+    },
+    /// The SSH host key is marked `@revoked` in known_hosts.
+    #[error(
+        "host key of {host} is REVOKED ({fingerprint}, {known_hosts} line {line}); refusing to connect"
+    )]
+    HostKeyRevoked {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The presented key's SHA256 fingerprint.
+        fingerprint: String,
+        /// The known_hosts file.
+        known_hosts: PathBuf,
+        /// The `@revoked` line.
         line: usize,
     },
     /// The server refused our credentials.
