@@ -327,13 +327,7 @@ impl Ssh {
     }
 
     fn remote_failure(&self, what: &str) -> PushError {
-        let stderr = String::from_utf8_lossy(&self.stderr);
-        let stderr = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let stderr = stderr_message(&self.stderr);
         PushError::Remote {
             url: self.url.clone(),
             message: if stderr.is_empty() {
@@ -433,6 +427,16 @@ impl Ssh {
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
+}
+
+/// The server's stderr as one line, safe for a terminal.
+fn stderr_message(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(|l| protocol::sanitize(l.trim()))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn shell_quote(s: &str) -> String {
@@ -607,5 +611,13 @@ mod tests {
         assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(known_hosts_host("h", 22), "h");
         assert_eq!(known_hosts_host("h", 2222), "[h]:2222");
+    }
+
+    #[test]
+    fn stderr_is_one_escaped_line() {
+        assert_eq!(
+            stderr_message(b"fatal: '/x' does not appear\x1b[8m hidden\n\n\x1b]2;title\x07\n"),
+            "fatal: '/x' does not appear\\x1b[8m hidden | \\x1b]2;title\\x07"
+        );
     }
 }
