@@ -222,8 +222,10 @@ pub(crate) fn learn(path: &Path, host: &str, key: &PublicKey) -> std::io::Result
 mod tests {
     use super::*;
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
-    const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G2sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const ED2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G2sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
 
     fn key(line: &str) -> PublicKey {
         PublicKey::from_openssh(line).unwrap()
@@ -245,12 +247,12 @@ mod tests {
             Verdict::Revoked { line: 4 }
         );
         // A host known only by an unparseable key line is known: any other key is a change.
-        assert_eq!(
-            check(&entries, "other", &ed),
-            Verdict::Changed { line: 6 }
-        );
+        assert_eq!(check(&entries, "other", &ed), Verdict::Changed { line: 6 });
         // Hashed names (HashKnownHosts): salt and HMAC-SHA1 of the name.
-        assert_eq!(check(&entries, "hashed.example", &ed2), Verdict::Revoked { line: 4 });
+        assert_eq!(
+            check(&entries, "hashed.example", &ed2),
+            Verdict::Revoked { line: 4 }
+        );
         assert!(host_matches(
             "|1|MDEyMzQ1Njc4OWFiY2RlZmdoaWo=|KUUijchiu6PXKh5QH01UYx6Y1v8=",
             "hashed.example"

@@ -333,7 +333,8 @@ impl Remote {
 /// Only the objects the remote lacks are sent: commits not reachable from the refs the remote
 /// advertises, and the trees and blobs not in the trees of the commits at that boundary. A
 /// remote ref that is not an ancestor of ours is refused before anything is sent
-/// ([`PushError::NonFastForward`]).
+/// ([`PushError::NonFastForward`]), and so is a push whose commits add or change a file the
+/// scan refuses, in any commit, even one deleted again later ([`PushError::Refused`]).
 ///
 /// Transports: smart HTTP(S) and SSH talk to the server's `git-receive-pack`, which runs its
 /// hooks. `file://` URLs and local paths are applied in-process instead of spawning

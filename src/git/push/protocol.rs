@@ -259,11 +259,7 @@ pub(crate) fn parse_response(
         let line = String::from_utf8_lossy(text(&data)).into_owned();
         if let Some(rest) = line.strip_prefix("unpack ") {
             let rest = sanitize(rest);
-            report.unpack = Some(if rest == "ok" {
-                Ok(())
-            } else {
-                Err(rest)
-            });
+            report.unpack = Some(if rest == "ok" { Ok(()) } else { Err(rest) });
         } else if let Some(name) = line.strip_prefix("ok ") {
             report.refs.push((name.to_owned(), Ok(())));
         } else if let Some(rest) = line.strip_prefix("ng ") {
@@ -342,10 +338,7 @@ mod tests {
         response.extend(b"0000");
         let mut seen = Vec::new();
         let report = parse_response(&response, true, |m| seen.push(m.to_owned())).unwrap();
-        assert_eq!(
-            seen,
-            ["hook: \\x1b[2J\\x07ok\\x9b31m \\u{202e}txt.exe x"]
-        );
+        assert_eq!(seen, ["hook: \\x1b[2J\\x07ok\\x9b31m \\u{202e}txt.exe x"]);
         assert_eq!(report.messages, seen);
         assert_eq!(report.unpack, Some(Err("\\x1b]0;pwned\\x07".into())));
         assert_eq!(report.refs[0].1, Err("\\x1b[31mdenied".into()));

@@ -112,12 +112,16 @@ static PUTTY_KEY: LazyLock<Regex> =
 static CLIENT_KEY_DATA: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"client-key-data["']?\s*:\s*["']?[A-Za-z0-9+/=]{16,}"#));
 static APP_CREDENTIAL_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r#"(?i)application[_-]credential[_-]secret["']?[ \t]*[:=][ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s,}\]#]*))"#)
+    regex(
+        r#"(?i)application[_-]credential[_-]secret["']?[ \t]*[:=][ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^\s,}\]#]*))"#,
+    )
 });
 static USERS_KEY: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"^(\s*)(?:-\s+)?["']?users["']?\s*:\s*(?:#.*)?$"#));
 static USER_SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r#"^\s*(?:-\s+)?["']?(?:token|password)["']?\s*:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^#\n]*))"#)
+    regex(
+        r#"^\s*(?:-\s+)?["']?(?:token|password)["']?\s*:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^#\n]*))"#,
+    )
 });
 static CLOUDS_KEY: LazyLock<Regex> =
     LazyLock::new(|| regex(r#"(?m)^\s*(?:-\s+)?["']?clouds["']?\s*:"#));
@@ -389,9 +393,10 @@ fn check_object(object: &Value) -> Option<Violation> {
                 }
             }
         }
-        Some("Config") if ["users", "clusters", "contexts"]
-            .iter()
-            .any(|f| object.get(f).is_some()) =>
+        Some("Config")
+            if ["users", "clusters", "contexts"]
+                .iter()
+                .any(|f| object.get(f).is_some()) =>
         {
             return Some(Violation::Kubeconfig);
         }

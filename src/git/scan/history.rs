@@ -39,7 +39,10 @@ pub(crate) fn first_violation(
     let mut commits = Vec::new();
     for info in repo.rev_walk([tip]).with_hidden(hidden).all()? {
         let info = info?;
-        commits.push((info.id, info.parent_ids().map(|p| p.detach()).collect::<Vec<_>>()));
+        commits.push((
+            info.id,
+            info.parent_ids().map(|p| p.detach()).collect::<Vec<_>>(),
+        ));
     }
     // Oldest first: the finding names the commit that introduced the file.
     commits.reverse();
@@ -122,7 +125,9 @@ fn scan_tree(
                     stack.push((path, id, parent_subtrees));
                 }
                 EntryKind::Blob | EntryKind::BlobExecutable | EntryKind::Link => {
-                    if in_parents.iter().any(|(pid, k)| *pid == id && *k != EntryKind::Tree)
+                    if in_parents
+                        .iter()
+                        .any(|(pid, k)| *pid == id && *k != EntryKind::Tree)
                         || !scanned.insert((path.clone(), id))
                     {
                         continue;

@@ -130,9 +130,8 @@ pub fn scan_file(path: &str, content: &[u8]) -> Option<Violation> {
         return Some(v);
     }
     match (class, &text) {
-        (NameClass::Manifest, content::Decoded::Utf8(text)) => {
-            content::structure(text).unwrap_or_else(|reason| Some(Violation::Unparseable { reason }))
-        }
+        (NameClass::Manifest, content::Decoded::Utf8(text)) => content::structure(text)
+            .unwrap_or_else(|reason| Some(Violation::Unparseable { reason })),
         (NameClass::Manifest, other) => Some(Violation::Unparseable {
             reason: other.not_utf8_reason().into(),
         }),

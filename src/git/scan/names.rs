@@ -19,8 +19,26 @@ pub(super) enum NameClass {
 
 /// Suffixes editors, tools and people add to keep a copy; they do not change what a file is.
 const BACKUP_SUFFIXES: &[&str] = &[
-    "~", "#", ".bak", ".backup", ".orig", ".old", ".save", ".saved", ".swp", ".swo", ".tmp",
-    ".temp", ".copy", ".prev", ".new", ".rej", ".dist", ".sample", ".example", ".disabled",
+    "~",
+    "#",
+    ".bak",
+    ".backup",
+    ".orig",
+    ".old",
+    ".save",
+    ".saved",
+    ".swp",
+    ".swo",
+    ".tmp",
+    ".temp",
+    ".copy",
+    ".prev",
+    ".new",
+    ".rej",
+    ".dist",
+    ".sample",
+    ".example",
+    ".disabled",
     ".off",
 ];
 
@@ -139,8 +157,12 @@ mod tests {
             assert_eq!(classify(name), class, "{name}");
         }
         assert!(is_example_credentials("clusters/example/credentials.yaml"));
-        assert!(is_example_credentials("clusters/example/a/credentials.yaml"));
-        assert!(!is_example_credentials("clusters/example/credentials.yaml.bak"));
+        assert!(is_example_credentials(
+            "clusters/example/a/credentials.yaml"
+        ));
+        assert!(!is_example_credentials(
+            "clusters/example/credentials.yaml.bak"
+        ));
         assert!(!is_example_credentials("clusters/prod/credentials.yaml"));
     }
 }

@@ -83,8 +83,7 @@ fn sealed_credentials() -> String {
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 2048)
         .expect("RSA key");
     let pem = key.to_pkcs8_pem(Default::default()).unwrap().to_string();
-    let pair =
-        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let pair = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["sealed-secret".into()])
         .unwrap()
         .self_signed(&pair)
@@ -229,8 +228,8 @@ fn table_of_bypasses_refused_and_real_files_allowed() {
 #[test]
 fn a_yaml_syntax_error_ends_the_scan_at_once() {
     // serde_yaml_ng's document iterator yields the same error forever; the scan must stop.
-    let big_template = "{{- if .Values.x }}\napiVersion: v1\nkind: Secret\ndata: [unclosed\n"
-        .repeat(2000);
+    let big_template =
+        "{{- if .Values.x }}\napiVersion: v1\nkind: Secret\ndata: [unclosed\n".repeat(2000);
     for (path, content) in [
         ("t.yaml", "kind: Config\nfoo: [\n".to_owned()),
         ("charts/x/templates/t.yaml", big_template),
