@@ -247,7 +247,7 @@ pub enum PushError {
         /// The file, relative to the repository root.
         path: String,
         /// What is wrong with it.
-        violation: super::Violation,
+        violation: Box<super::Violation>,
     },
     /// The server spoke something we do not understand.
     #[error("{url}: protocol error: {detail}")]
@@ -506,7 +506,7 @@ fn make_pack(
             remote_ref: remote_ref.into(),
             commit: found.commit.to_string(),
             path: found.path,
-            violation: found.violation,
+            violation: Box::new(found.violation),
         });
     }
     let ids =
