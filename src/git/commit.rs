@@ -1,9 +1,9 @@
-//! Commit exactly the given files on the current branch, after scanning the whole tree.
+//! Commit exactly the given files on the current branch, after scanning each of them.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use gix::bstr::{BStr, BString, ByteSlice};
+use gix::bstr::BStr;
 use gix::objs::tree::EntryKind;
 
 use super::scan::{Violation, scan_file};
@@ -134,9 +134,10 @@ pub enum CommitError {
 
 /// Commits exactly `options.files` on the current branch of the repository containing `repo`.
 ///
-/// Before committing, every file of the resulting tree is checked with
-/// [`scan_file`](super::scan_file): a plaintext Secret, a `credentials.yaml` outside
-/// `clusters/example/` or a kubeconfig refuses the commit, naming the file. When the files
+/// Before committing, every file to commit is checked with [`scan_file`](super::scan_file): a
+/// plaintext Secret, a credentials file, a kubeconfig, a private key (and the rest the scan
+/// refuses) refuses the commit, naming the file. Files committed earlier are left to
+/// [`push()`](super::push), which scans every file of every commit it sends. When the files
 /// already have the committed content, nothing happens ([`CommitOutcome::Unchanged`]). The index
 /// is updated for the committed files so `git status` stays clean.
 pub fn commit(
@@ -252,9 +253,9 @@ pub fn commit(
         });
     }
 
-    // The whole tree, not only our files: a plaintext secret committed earlier must not be
-    // pushed again with our commit.
-    scan_tree(&repository, tree, &root)?;
+    // Files committed earlier are not scanned here: `push` scans every file of every commit
+    // it sends, which is what reaches the remote (a repository may well hold test fixtures
+    // that look like secrets in history the remote already has).
 
     let mut time_buf = gix::date::parse::TimeBuf::default();
     let author_sig = options.author.as_ref().map(|a| gix::actor::Signature {
@@ -330,54 +331,6 @@ fn is_executable(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
-}
-
-/// Whether a file of this name could be refused by [`scan_file`]: only those blobs are read.
-fn may_violate(name: &[u8]) -> bool {
-    name == b"kubeconfig"
-        || name.starts_with(b"credentials.")
-        || [&b".yaml"[..], b".yml", b".json", b".kubeconfig"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-}
-
-fn scan_tree(
-    repository: &gix::Repository,
-    tree: gix::ObjectId,
-    root: &Path,
-) -> Result<(), CommitError> {
-    let fail = |source| CommitError::Repository {
-        path: root.to_owned(),
-        what: "read the tree to scan it",
-        source,
-    };
-    let mut stack: Vec<(BString, gix::ObjectId)> = vec![(BString::default(), tree)];
-    while let Some((prefix, tree_id)) = stack.pop() {
-        let tree = repository.find_tree(tree_id).map_err(fail)?;
-        for entry in tree.iter() {
-            let entry = entry.map_err(|e| fail(gix::Error::from_error(e)))?;
-            let mut path = prefix.clone();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(entry.filename());
-            match entry.mode().kind() {
-                EntryKind::Tree => stack.push((path, entry.oid().to_owned())),
-                EntryKind::Blob | EntryKind::BlobExecutable if may_violate(entry.filename()) => {
-                    let blob = repository.find_blob(entry.oid()).map_err(fail)?;
-                    let path = path.to_str_lossy().into_owned();
-                    if let Some(violation) = scan_file(&path, &blob.data) {
-                        return Err(CommitError::Refused {
-                            file: path,
-                            violation,
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
 }
 
 type Staged = [(String, Option<(gix::ObjectId, EntryKind)>)];

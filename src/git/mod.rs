@@ -3,11 +3,12 @@
 //! Everything runs in-process on gitoxide's plumbing and never spawns a program:
 //! - [`open`] reads the config repository's root, current branch and `origin` URL, and
 //!   [`flux_url`] turns scp-like URLs into the `ssh://` form Flux needs.
-//! - [`commit()`] commits exactly the given files on the current branch after a scan of the whole
-//!   tree that refuses plaintext Secrets, stray `credentials.yaml` and kubeconfigs.
-//! - [`push()`] speaks git's receive-pack protocol (v1) itself: it reads the remote's refs, sends
-//!   a pack of only the objects the remote lacks (built with gix-pack) and the ref update, and
-//!   maps the report to [`PushError`]s. Transports: `file://` and local paths (applied
+//! - [`commit()`] commits exactly the given files on the current branch after [`scan_file`]
+//!   refuses none of them (plaintext Secrets, credentials files, kubeconfigs, private keys, ...).
+//! - [`push()`] speaks git's receive-pack protocol (v1) itself: it reads the remote's refs, scans
+//!   every file each unpushed commit adds or changes (refusing the push, naming commit and path),
+//!   sends a pack of only the objects the remote lacks (built with gix-pack) and the ref update,
+//!   and maps the report to [`PushError`]s; server text is escaped before it is shown. Transports: `file://` and local paths (applied
 //!   in-process, see [`push()`]), smart HTTP(S) (reqwest + rustls) and SSH (russh).
 //! - [`generate_deploy_key`] and [`scan_host_keys`] prepare what Flux's GitRepository needs.
 //!

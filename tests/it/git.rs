@@ -362,39 +362,182 @@ fn tree_scan_blocks_plaintext_secrets_credentials_and_kubeconfigs() {
         assert_eq!(rev_parse(&work, "HEAD").unwrap(), id, "nothing committed");
         std::fs::remove_file(work.join(file)).unwrap();
     }
-    // A plaintext secret committed earlier by someone else blocks our commit too.
+    // A plaintext secret committed earlier by someone else is not our commit's business: the
+    // push scans every commit it sends (push_refuses_a_secret_committed_then_deleted_...).
     write(&work, "old/secret.yaml", cases[0].1);
     git_server::git(&work, &["add", "old/secret.yaml"]);
     git_server::git(&work, &["commit", "-qm", "oops"]);
     write(&work, "clusters/prod/kustomization.yaml", "resources: []\n");
-    let err = git::commit(
+    git::commit(
         &work,
         &CommitOptions::new(["clusters/prod/kustomization.yaml"], "ours"),
         &Silent,
     )
-    .unwrap_err();
-    assert!(err.to_string().contains("old/secret.yaml"), "{err}");
-    // The example cluster's template is allowed.
+    .expect("only the files to commit are scanned");
+    // The example cluster's template is allowed while it holds only placeholders; filled in,
+    // it is refused like any credentials.yaml.
     git_server::git(&work, &["rm", "-q", "old/secret.yaml"]);
     git_server::git(&work, &["commit", "-qm", "fix"]);
-    write(
-        &work,
-        "clusters/example/credentials.yaml",
-        "application_credential_secret: CHANGEME\n",
-    );
-    let ok = git::commit(
-        &work,
-        &CommitOptions::new(
-            [
-                "clusters/example/credentials.yaml",
-                "clusters/prod/kustomization.yaml",
-            ],
-            "ok",
-        ),
-        &Silent,
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters/example/credentials.yaml"),
     )
     .unwrap();
+    let example = "clusters/example/credentials.yaml";
+    write(
+        &work,
+        example,
+        &template.replace(
+            "application_credential_secret: REPLACE_ME",
+            "application_credential_secret: real-secret-value",
+        ),
+    );
+    let err = git::commit(&work, &CommitOptions::new([example], "filled"), &Silent).unwrap_err();
+    assert!(
+        err.to_string().contains(example) && err.to_string().contains("unsealed credentials"),
+        "{err}"
+    );
+    write(&work, example, &template);
+    let ok = git::commit(&work, &CommitOptions::new([example], "ok"), &Silent).unwrap();
     assert!(matches!(ok, CommitOutcome::Committed { .. }));
+}
+
+#[tokio::test]
+async fn push_refuses_a_secret_committed_then_deleted_in_unpushed_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, id) = repo_with_our_commit(tmp.path());
+    let root = tmp.path().join("srv");
+    std::fs::create_dir(&root).unwrap();
+    let remote = git_server::bare_repo(&root, "remote.git");
+    let server = HttpServer::start(&root, None);
+    let options = PushOptions::new(server.url("remote.git"), "main");
+    push(&work, &options).await.unwrap();
+
+    // A plaintext Secret committed, then deleted in a later local commit: the final tree is
+    // clean, but the pack would carry the Secret's blob.
+    write(
+        &work,
+        "clusters/prod/db.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n",
+    );
+    git_server::git(&work, &["add", "clusters/prod/db.yaml"]);
+    git_server::git(&work, &["commit", "-qm", "add db"]);
+    let leaking = rev_parse(&work, "HEAD").unwrap();
+    git_server::git(&work, &["rm", "-q", "clusters/prod/db.yaml"]);
+    git_server::git(&work, &["commit", "-qm", "remove db"]);
+    write(&work, "clusters/prod/kustomization.yaml", "resources: []\n");
+    git::commit(
+        &work,
+        &CommitOptions::new(["clusters/prod/kustomization.yaml"], "ours"),
+        &Silent,
+    )
+    .expect("the final tree is clean");
+
+    let err = push(&work, &options).await.unwrap_err();
+    let text = one_line(&err);
+    let PushError::Refused { commit, path, .. } = &err else {
+        panic!("expected Refused, got {err:?}")
+    };
+    assert_eq!(
+        (commit.as_str(), path.as_str()),
+        (leaking.as_str(), "clusters/prod/db.yaml")
+    );
+    assert!(
+        text.contains(&leaking)
+            && text.contains("clusters/prod/db.yaml")
+            && text.contains("rebase"),
+        "{text}"
+    );
+    assert_eq!(rev_parse(&remote, "main").unwrap(), id, "remote unchanged");
+    let objects = git_server::git(
+        &remote,
+        &["cat-file", "--batch-all-objects", "--batch-check"],
+    );
+    assert_eq!(
+        objects.lines().count(),
+        6,
+        "no object of the refused push arrived: {objects}"
+    );
+    fsck_strict(&remote);
+}
+
+#[tokio::test]
+async fn accept_new_trusts_only_unknown_hosts_and_never_revoked_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (work, id) = repo_with_our_commit(tmp.path());
+    let remote = git_server::bare_repo(tmp.path(), "remote.git");
+    let sshd = Sshd::start(tmp.path());
+    let host = format!("[127.0.0.1]:{}", sshd.port);
+    let mut options = PushOptions::new(sshd.url(&remote), "main");
+    options.ssh = ssh_options(&sshd);
+    options.ssh.accept_new_host_key = true;
+
+    // known_hosts lists the host with a key of an algorithm the server does not offer (as if
+    // the real host had an ECDSA P-384 key): the ed25519 key presented is a substitution.
+    let other = tmp.path().join("p384");
+    let keygen = git_server::require("ssh-keygen");
+    assert!(
+        std::process::Command::new(keygen)
+            .args(["-q", "-N", "", "-t", "ecdsa", "-b", "384", "-f"])
+            .arg(&other)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let p384 = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let substituted = tmp.path().join("known_hosts_other_algorithm");
+    let listed = format!("{host} {}\n", p384.trim());
+    std::fs::write(&substituted, &listed).unwrap();
+    options.ssh.known_hosts = Some(substituted.clone());
+    let err = push(&work, &options).await.unwrap_err();
+    assert!(
+        matches!(err, PushError::HostKeyChanged { line: 1, .. }),
+        "{err:?}"
+    );
+    assert!(one_line(&err).contains("CHANGED"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&substituted).unwrap(),
+        listed,
+        "nothing learned"
+    );
+    assert_eq!(rev_parse(&remote, "main"), None);
+
+    // A revoked key is refused even though known_hosts also lists it for the host.
+    let revoked = tmp.path().join("known_hosts_revoked");
+    let ed25519 = sshd
+        .host_keys
+        .iter()
+        .find(|k| k.starts_with("ssh-ed25519"))
+        .unwrap();
+    std::fs::write(
+        &revoked,
+        format!(
+            "{}@revoked * {ed25519}\n",
+            std::fs::read_to_string(&sshd.known_hosts).unwrap()
+        ),
+    )
+    .unwrap();
+    options.ssh.known_hosts = Some(revoked);
+    let err = push(&work, &options).await.unwrap_err();
+    assert!(matches!(err, PushError::HostKeyRevoked { .. }), "{err:?}");
+    assert!(one_line(&err).contains("REVOKED"), "{err}");
+    assert_eq!(rev_parse(&remote, "main"), None);
+
+    // A host with no entry at all is learned, into a ~/.ssh created private.
+    let fresh = tmp.path().join("home/.ssh/known_hosts");
+    options.ssh.known_hosts = Some(fresh.clone());
+    let outcome = push(&work, &options).await.unwrap();
+    assert_eq!(outcome.new, id);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(fresh.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "~/.ssh mode {mode:o}");
+    assert!(
+        std::fs::read_to_string(&fresh)
+            .unwrap()
+            .starts_with(&format!("{host} "))
+    );
 }
 
 #[test]

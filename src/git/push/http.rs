@@ -145,7 +145,7 @@ impl Http {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        let first = body.lines().next().unwrap_or("").trim().to_owned();
+        let first = first_line(&body);
         Err(match status.as_u16() {
             401 | 403 => PushError::AuthFailed {
                 url: self.display.clone(),
@@ -202,6 +202,11 @@ impl Http {
     }
 }
 
+/// The first line of a server's error body, safe for a terminal.
+fn first_line(body: &str) -> String {
+    protocol::sanitize(body.lines().next().unwrap_or("").trim())
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -219,4 +224,18 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_escaped() {
+        assert_eq!(
+            first_line("\x1b[2JRepository not found\x07\r\nsecond line"),
+            "\\x1b[2JRepository not found\\x07"
+        );
+        assert_eq!(first_line(""), "");
+    }
 }

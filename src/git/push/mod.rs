@@ -2,6 +2,7 @@
 
 mod file;
 mod http;
+mod known_hosts;
 mod pack;
 pub(crate) mod protocol;
 pub(crate) mod ssh;
@@ -56,8 +57,9 @@ pub struct SshOptions {
     pub no_agent: bool,
     /// The known_hosts file; `None`: `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
-    /// Trust and record a host key that known_hosts does not list yet (a changed key is still
-    /// refused).
+    /// Trust and record a host key when known_hosts has no entry at all for the host, as
+    /// OpenSSH's `StrictHostKeyChecking=accept-new` does: a host listed with other keys (of any
+    /// algorithm) is refused as changed, a `@revoked` key always.
     pub accept_new_host_key: bool,
 }
 
@@ -157,7 +159,7 @@ pub enum PushError {
     },
     /// The SSH host key differs from the one in known_hosts.
     #[error(
-        "host key of {host} CHANGED ({fingerprint} does not match {known_hosts} line {line}); someone may be intercepting the connection, or the host was reinstalled"
+        "host key of {host} CHANGED ({fingerprint} is not among its keys in {known_hosts}, first listed at line {line}); someone may be intercepting the connection, or the host was reinstalled"
     )]
     HostKeyChanged {
         /// `host` or `[host]:port`.
@@ -167,6 +169,20 @@ pub enum PushError {
         /// The known_hosts file.
         known_hosts: PathBuf,
         /// The line listing the other key.
+        line: usize,
+    },
+    /// The SSH host key is marked `@revoked` in known_hosts.
+    #[error(
+        "host key of {host} is REVOKED ({fingerprint}, {known_hosts} line {line}); refusing to connect"
+    )]
+    HostKeyRevoked {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The presented key's SHA256 fingerprint.
+        fingerprint: String,
+        /// The known_hosts file.
+        known_hosts: PathBuf,
+        /// The `@revoked` line.
         line: usize,
     },
     /// The server refused our credentials.
@@ -216,6 +232,22 @@ pub enum PushError {
         remote_ref: String,
         /// The server's reason.
         reason: String,
+    },
+    /// A commit to push carries a file that must never reach the remote. Nothing was sent.
+    #[error(
+        "refusing to push {remote_ref} to {url}: commit {commit} adds {path}: {violation}; remove it from the unpushed commits (e.g. `git rebase -i`), then push again"
+    )]
+    Refused {
+        /// The remote URL.
+        url: String,
+        /// The remote ref.
+        remote_ref: String,
+        /// The commit (hex) that adds or changes the file.
+        commit: String,
+        /// The file, relative to the repository root.
+        path: String,
+        /// What is wrong with it.
+        violation: Box<super::Violation>,
     },
     /// The server spoke something we do not understand.
     #[error("{url}: protocol error: {detail}")]
@@ -301,7 +333,8 @@ impl Remote {
 /// Only the objects the remote lacks are sent: commits not reachable from the refs the remote
 /// advertises, and the trees and blobs not in the trees of the commits at that boundary. A
 /// remote ref that is not an ancestor of ours is refused before anything is sent
-/// ([`PushError::NonFastForward`]).
+/// ([`PushError::NonFastForward`]), and so is a push whose commits add or change a file the
+/// scan refuses, in any commit, even one deleted again later ([`PushError::Refused`]).
 ///
 /// Transports: smart HTTP(S) and SSH talk to the server's `git-receive-pack`, which runs its
 /// hooks. `file://` URLs and local paths are applied in-process instead of spawning
@@ -462,6 +495,19 @@ fn make_pack(
                 remote_ref: remote_ref.into(),
             });
         }
+    }
+    // Every file of every commit the pack carries, not only the final tree: a secret committed
+    // and deleted again would still reach the remote.
+    if let Some(found) = super::scan::history::first_violation(&repository, tip, haves)
+        .map_err(fail("scan the commits to push"))?
+    {
+        return Err(PushError::Refused {
+            url: url.into(),
+            remote_ref: remote_ref.into(),
+            commit: found.commit.to_string(),
+            path: found.path,
+            violation: Box::new(found.violation),
+        });
     }
     let ids =
         pack::objects_to_send(&repository, tip, haves).map_err(fail("find the objects to send"))?;

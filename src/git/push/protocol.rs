@@ -65,6 +65,36 @@ impl Advertisement {
     }
 }
 
+/// Server text made safe for a terminal: control characters (C0 but tab, DEL, C1) and
+/// bidirectional overrides become visible escapes (`\x1b`, `\u{202e}`), a tab a space. Applied
+/// to everything a server sends before it goes into an error or an observer event.
+pub(crate) fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(' '),
+            c if c.is_control() => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{n:x}}}"));
+                }
+            }
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`sanitize`] for bytes that should be UTF-8.
+pub(crate) fn sanitize_bytes(bytes: &[u8]) -> String {
+    sanitize(&String::from_utf8_lossy(bytes))
+}
+
 fn text(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
@@ -76,12 +106,12 @@ pub(crate) fn parse_advertisement(lines: &[Vec<u8>]) -> Result<Advertisement, St
         let mut line = text(line);
         if i == 0 {
             if line.starts_with(b"ERR ") {
-                return Err(String::from_utf8_lossy(&line[4..]).into_owned());
+                return Err(sanitize_bytes(&line[4..]));
             }
             if line.starts_with(b"version ") {
                 return Err(format!(
                     "server answered with protocol {}, we speak v1",
-                    String::from_utf8_lossy(line)
+                    sanitize_bytes(line)
                 ));
             }
             if line.contains(&0) {
@@ -204,7 +234,7 @@ pub(crate) fn parse_response(
                     partial.push_str(&String::from_utf8_lossy(d));
                     // Progress uses `\r` to redraw; hook output uses `\n`.
                     while let Some(end) = partial.find(['\n', '\r']) {
-                        let message = partial[..end].trim_end().to_owned();
+                        let message = sanitize(partial[..end].trim_end());
                         partial.drain(..=end);
                         if !message.is_empty() {
                             on_message(&message);
@@ -214,9 +244,10 @@ pub(crate) fn parse_response(
                 }
             }
         }
-        if !partial.trim().is_empty() {
-            on_message(partial.trim());
-            report.messages.push(partial.trim().to_owned());
+        let rest = sanitize(partial.trim());
+        if !rest.is_empty() {
+            on_message(&rest);
+            report.messages.push(rest);
         }
     } else {
         status_bytes = response.to_vec();
@@ -227,18 +258,15 @@ pub(crate) fn parse_response(
         let Line::Data(data) = line else { break };
         let line = String::from_utf8_lossy(text(&data)).into_owned();
         if let Some(rest) = line.strip_prefix("unpack ") {
-            report.unpack = Some(if rest == "ok" {
-                Ok(())
-            } else {
-                Err(rest.to_owned())
-            });
+            let rest = sanitize(rest);
+            report.unpack = Some(if rest == "ok" { Ok(()) } else { Err(rest) });
         } else if let Some(name) = line.strip_prefix("ok ") {
             report.refs.push((name.to_owned(), Ok(())));
         } else if let Some(rest) = line.strip_prefix("ng ") {
             let (name, reason) = rest.split_once(' ').unwrap_or((rest, "rejected"));
-            report.refs.push((name.to_owned(), Err(reason.to_owned())));
+            report.refs.push((name.to_owned(), Err(sanitize(reason))));
         } else if let Some(err) = line.strip_prefix("ERR ") {
-            return Err(err.to_owned());
+            return Err(sanitize(err));
         }
     }
     Ok(report)
@@ -293,6 +321,33 @@ mod tests {
         assert!(text.starts_with("00"), "{text}");
         assert!(text.contains(" refs/heads/main\0report-status agent=capi-manage/"));
         assert!(text.ends_with("0000PACK"));
+    }
+
+    #[test]
+    fn server_text_is_escaped_before_it_reaches_errors_and_events() {
+        // Side-band: an escape sequence (clear screen), a bell, a C1 CSI and a bidi override.
+        let mut band = vec![2u8];
+        band.extend_from_slice("hook: \x1b[2J\x07ok\u{9b}31m \u{202e}txt.exe\tx\n".as_bytes());
+        let mut status = pkt(b"unpack \x1b]0;pwned\x07\n");
+        status.extend(pkt(b"ng refs/heads/main \x1b[31mdenied\n"));
+        status.extend(b"0000");
+        let mut response = pkt(&band);
+        let mut data = vec![1u8];
+        data.extend_from_slice(&status);
+        response.extend(pkt(&data));
+        response.extend(b"0000");
+        let mut seen = Vec::new();
+        let report = parse_response(&response, true, |m| seen.push(m.to_owned())).unwrap();
+        assert_eq!(seen, ["hook: \\x1b[2J\\x07ok\\x9b31m \\u{202e}txt.exe x"]);
+        assert_eq!(report.messages, seen);
+        assert_eq!(report.unpack, Some(Err("\\x1b]0;pwned\\x07".into())));
+        assert_eq!(report.refs[0].1, Err("\\x1b[31mdenied".into()));
+        let err = parse_response(&pkt(b"ERR \x1b[2Jgone\n"), false, |_| {}).unwrap_err();
+        assert_eq!(err, "\\x1b[2Jgone");
+        let err = parse_advertisement(&[b"ERR no \x1b[5mrepo\n".to_vec()]).unwrap_err();
+        assert_eq!(err, "no \\x1b[5mrepo");
+        let all_safe = |s: &str| !s.chars().any(|c| c.is_control() || c == '\u{202e}');
+        assert!(seen.iter().all(|m| all_safe(m)) && all_safe(&err));
     }
 
     #[test]

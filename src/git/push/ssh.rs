@@ -9,6 +9,7 @@ use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 
+use super::known_hosts::{self, Verdict};
 use super::protocol::{self, Advertisement, Command, Line, LineBuffer, Report};
 use super::{PushError, SshOptions};
 use crate::observe::{Observer, ObserverExt};
@@ -110,6 +111,7 @@ fn home() -> Option<PathBuf> {
 enum HostKeyProblem {
     Unknown { fingerprint: String },
     Changed { fingerprint: String, line: usize },
+    Revoked { fingerprint: String, line: usize },
     Unreadable { error: String },
 }
 
@@ -137,50 +139,45 @@ impl client::Handler for Verifier {
             return Ok(false);
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        let known = if self.known_hosts.exists() {
-            russh::keys::check_known_hosts_path(&self.host, self.port, key, &self.known_hosts)
-        } else {
-            Ok(false)
+        let entries = match read_known_hosts(&self.known_hosts) {
+            Ok(entries) => entries,
+            Err(error) => {
+                *self.problem.lock().unwrap() = Some(HostKeyProblem::Unreadable { error });
+                return Ok(false);
+            }
         };
-        match known {
-            Ok(true) => Ok(true),
-            Ok(false) if self.accept_new => {
-                match russh::keys::known_hosts::learn_known_hosts_path(
-                    &self.host,
-                    self.port,
-                    key,
-                    &self.known_hosts,
-                ) {
+        let host = known_hosts_host(&self.host, self.port);
+        let problem = match known_hosts::check(&entries, &host, key) {
+            Verdict::Known => return Ok(true),
+            Verdict::New if self.accept_new => {
+                match known_hosts::learn(&self.known_hosts, &host, key) {
                     Ok(()) => {
                         *self.learned.lock().unwrap() = Some(fingerprint);
-                        Ok(true)
+                        return Ok(true);
                     }
-                    Err(e) => {
-                        *self.problem.lock().unwrap() = Some(HostKeyProblem::Unreadable {
-                            error: format!(
-                                "cannot record the host key in {}: {e}",
-                                self.known_hosts.display()
-                            ),
-                        });
-                        Ok(false)
-                    }
+                    Err(e) => HostKeyProblem::Unreadable {
+                        error: format!(
+                            "cannot record the host key in {}: {e}",
+                            self.known_hosts.display()
+                        ),
+                    },
                 }
             }
-            Ok(false) => {
-                *self.problem.lock().unwrap() = Some(HostKeyProblem::Unknown { fingerprint });
-                Ok(false)
-            }
-            Err(russh::keys::Error::KeyChanged { line }) => {
-                *self.problem.lock().unwrap() = Some(HostKeyProblem::Changed { fingerprint, line });
-                Ok(false)
-            }
-            Err(e) => {
-                *self.problem.lock().unwrap() = Some(HostKeyProblem::Unreadable {
-                    error: format!("cannot read {}: {e}", self.known_hosts.display()),
-                });
-                Ok(false)
-            }
-        }
+            Verdict::New => HostKeyProblem::Unknown { fingerprint },
+            Verdict::Changed { line } => HostKeyProblem::Changed { fingerprint, line },
+            Verdict::Revoked { line } => HostKeyProblem::Revoked { fingerprint, line },
+        };
+        *self.problem.lock().unwrap() = Some(problem);
+        Ok(false)
+    }
+}
+
+/// The known_hosts entries; a missing file has none.
+fn read_known_hosts(path: &Path) -> Result<Vec<known_hosts::Entry>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(known_hosts::parse(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }
 
@@ -231,9 +228,17 @@ impl Ssh {
             learned: learned.clone(),
         };
         let host_field = known_hosts_host(&target.host, target.port);
+        // Offer the algorithms known_hosts has keys of first, as OpenSSH does.
+        let algorithms = read_known_hosts(&known_hosts)
+            .map(|entries| known_hosts::preferred_algorithms(&entries, &host_field))
+            .ok();
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
-            client::connect(config(None), (target.host.as_str(), target.port), verifier),
+            client::connect(
+                config(algorithms),
+                (target.host.as_str(), target.port),
+                verifier,
+            ),
         )
         .await;
         let mut session = match connected {
@@ -248,6 +253,14 @@ impl Ssh {
                         },
                         HostKeyProblem::Changed { fingerprint, line } => {
                             PushError::HostKeyChanged {
+                                host: host_field,
+                                fingerprint,
+                                known_hosts,
+                                line,
+                            }
+                        }
+                        HostKeyProblem::Revoked { fingerprint, line } => {
+                            PushError::HostKeyRevoked {
                                 host: host_field,
                                 fingerprint,
                                 known_hosts,
@@ -314,13 +327,7 @@ impl Ssh {
     }
 
     fn remote_failure(&self, what: &str) -> PushError {
-        let stderr = String::from_utf8_lossy(&self.stderr);
-        let stderr = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let stderr = stderr_message(&self.stderr);
         PushError::Remote {
             url: self.url.clone(),
             message: if stderr.is_empty() {
@@ -420,6 +427,16 @@ impl Ssh {
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
+}
+
+/// The server's stderr as one line, safe for a terminal.
+fn stderr_message(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(|l| protocol::sanitize(l.trim()))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 fn shell_quote(s: &str) -> String {
@@ -594,5 +611,13 @@ mod tests {
         assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(known_hosts_host("h", 22), "h");
         assert_eq!(known_hosts_host("h", 2222), "[h]:2222");
+    }
+
+    #[test]
+    fn stderr_is_one_escaped_line() {
+        assert_eq!(
+            stderr_message(b"fatal: '/x' does not appear\x1b[8m hidden\n\n\x1b]2;title\x07\n"),
+            "fatal: '/x' does not appear\\x1b[8m hidden | \\x1b]2;title\\x07"
+        );
     }
 }
