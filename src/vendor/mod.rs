@@ -1,7 +1,8 @@
 //! Pinned, checksummed component manifests: one set for every use.
 //!
 //! `vendor-manifests/vendor.toml` pins each component (Flux, cert-manager, the Cluster API
-//! providers, sealed-secrets): a version and its upstream release URLs, in install order.
+//! providers, ORC, sealed-secrets): a version and its upstream release URLs, in install order.
+//! Components that are not clusterctl's (Flux, ORC, sealed-secrets) are applied as published.
 //! [`vendor`] downloads the assets (from upstream or a mirror), records their sha256 in
 //! `vendor-manifests/vendor.lock` the first time and refuses any later download that differs,
 //! renders them as `clusterctl init` would install them (variables, target namespace, labels;

@@ -337,6 +337,25 @@ impl Pins {
     }
 }
 
+impl Pins {
+    /// Each component's name and version, in install order: what bootstrap installs on both
+    /// clusters (e.g. `("cluster-api", "v1.13.3")`).
+    pub fn versions(&self) -> Vec<(&str, &str)> {
+        self.components
+            .iter()
+            .map(|c| (c.name.as_str(), c.version.as_str()))
+            .collect()
+    }
+
+    /// The version pinned for the component `name`, if it is pinned.
+    pub fn version_of(&self, name: &str) -> Option<&str> {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.version.as_str())
+    }
+}
+
 /// Where a component's rendered asset goes, relative to `vendor-manifests/`.
 pub(crate) fn rendered_path(pin: &Pin, asset: &Asset) -> PathBuf {
     PathBuf::from(&pin.name).join(asset.file_name())
@@ -375,6 +394,12 @@ assets = [{ url = "https://example.com/bootstrap-components.yaml", sha256 = "000
         };
         assert_eq!(p.manifest_label(), "bootstrap-kubeadm");
         assert!(pins.components[1].assets[0].sha256.is_some());
+        assert_eq!(
+            pins.versions(),
+            [("flux", "v2.9.4"), ("bootstrap-kubeadm", "v1.14.0")]
+        );
+        assert_eq!(pins.version_of("bootstrap-kubeadm"), Some("v1.14.0"));
+        assert_eq!(pins.version_of("cluster-api"), None);
     }
 
     #[test]
@@ -425,10 +450,15 @@ assets = ["https://example.com/infrastructure-components.yaml"]
                 "cluster-api",
                 "bootstrap-kubeadm",
                 "control-plane-kubeadm",
+                "openstack-resource-controller",
                 "infrastructure-openstack",
                 "sealed-secrets"
             ]
         );
+        // ORC is applied as published: no clusterctl processing, and nothing to substitute.
+        let orc = &pins.components[5];
+        assert_eq!(orc.role, Role::Plain);
+        assert_eq!(pins.versions()[5].0, "openstack-resource-controller");
         for c in &pins.components {
             if let Role::Provider(p) = &c.role {
                 assert_eq!(
