@@ -5,7 +5,9 @@
 //! ClusterClasses (recorded in a journal first), copy group by group (create or update, owner
 //! references rewritten to target UIDs, status restored), then unpause on the target. A failure
 //! after pausing unpauses and resumes the source. The journal lets a re-run after a crash finish
-//! the job and undo exactly what this tool paused.
+//! the job and undo exactly what this tool paused. The ORC objects that the cluster needs move
+//! with it, and their source copies are deleted so that ORC never deletes the cloud resource
+//! (see [`super::orc`]).
 
 // Errors name the object they concern; they are built only on failure, so their size costs nothing.
 #![allow(clippy::result_large_err)]
@@ -271,8 +273,9 @@ fn is_capi_group(group: &str) -> bool {
         || group == "addons.stackhpc.com"
 }
 
-/// The kinds whose objects move: CRDs of the Cluster API groups and `addons.stackhpc.com`, CRDs
-/// labelled for clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
+/// The kinds whose objects move: CRDs of the Cluster API groups, `addons.stackhpc.com` and ORC
+/// (`openstack.k-orc.cloud`, of which only what a cluster needs moves), CRDs labelled for
+/// clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
 async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, Error> {
     let crd = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
@@ -298,7 +301,9 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
             l.keys()
                 .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"))
         });
-        if spec["scope"] != "Namespaced" || !(is_capi_group(group) || labelled) {
+        if spec["scope"] != "Namespaced"
+            || !(is_capi_group(group) || group == super::orc::ORC_GROUP || labelled)
+        {
             continue;
         }
         let storage = spec["versions"]
@@ -390,6 +395,14 @@ async fn discover(
                 }
             }
         }
+    }
+    let (objects, stays) = super::orc::partition(objects);
+    for o in stays {
+        resources.remove(o["metadata"]["uid"].as_str().unwrap_or_default());
+        skipped.push(Skipped {
+            object: ObjectRef::of(&o),
+            reason: super::orc::STAYS_REASON.into(),
+        });
     }
     Ok((objects, skipped, resources))
 }
@@ -1325,6 +1338,10 @@ async fn delete_from_source(
         for uid in group {
             let node = graph.node(uid).expect("sequenced");
             let api = api_for(source, &resources[uid], ns);
+            if super::orc::is_orc(&node.object) {
+                delete_orc_copy(&api, &node.reference).await?;
+                continue;
+            }
             let patch =
                 json!({"metadata": {"finalizers": null, "annotations": {DELETE_FOR_MOVE: ""}}});
             match api
@@ -1357,6 +1374,42 @@ async fn delete_from_source(
         format!("deleted {} moved objects from the source", graph.len()),
         None,
     );
+    Ok(())
+}
+
+/// Deletes the source copy of a moved ORC object without ORC's deletion running: guard
+/// finalizer only, delete, then no finalizer (see [`super::orc`]).
+async fn delete_orc_copy(api: &Api<DynamicObject>, object: &ObjectRef) -> Result<(), Error> {
+    let steps: [(&'static str, Option<Value>); 3] = [
+        (
+            "guarding before deletion",
+            Some(json!({"metadata": {
+                "finalizers": [super::orc::MOVE_GUARD_FINALIZER],
+                "annotations": {DELETE_FOR_MOVE: ""}}})),
+        ),
+        ("deleting", None),
+        (
+            "releasing after deletion",
+            Some(json!({"metadata": {"finalizers": null}})),
+        ),
+    ];
+    for (action, patch) in steps {
+        let result = match patch {
+            Some(p) => api
+                .patch(&object.name, &PatchParams::default(), &Patch::Merge(p))
+                .await
+                .map(|_| ()),
+            None => api
+                .delete(&object.name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(obj_err(action, "source", object)(e)),
+        }
+    }
     Ok(())
 }
 

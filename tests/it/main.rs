@@ -5,6 +5,8 @@ mod support;
 
 mod bootstrap;
 mod capi;
+mod capi_orc;
+mod cli_plan;
 mod cli_rotate;
 mod flux;
 mod git;
