@@ -244,7 +244,13 @@ mod tests {
     fn names(v: &[Value]) -> Vec<String> {
         let mut n: Vec<String> = v
             .iter()
-            .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
             .collect();
         n.sort();
         n
@@ -252,9 +258,17 @@ mod tests {
 
     #[test]
     fn reference_fields_name_the_longest_matching_kind() {
-        let kinds: BTreeSet<String> = ["Network", "Group", "ServerGroup", "Subnet", "SecurityGroup", "Image", "User"]
-            .map(String::from)
-            .into();
+        let kinds: BTreeSet<String> = [
+            "Network",
+            "Group",
+            "ServerGroup",
+            "Subnet",
+            "SecurityGroup",
+            "Image",
+            "User",
+        ]
+        .map(String::from)
+        .into();
         let k = |f| referenced_kind(f, &kinds);
         assert_eq!(k("floatingNetworkRef"), Some("Network"));
         assert_eq!(k("serverGroupRef"), Some("ServerGroup"));
@@ -271,13 +285,38 @@ mod tests {
     fn images_referenced_by_capo_move_with_their_orc_dependencies() {
         let objects = vec![
             o("cluster.x-k8s.io/v1beta2", "Cluster", "a", json!({})),
-            o(CAPO, "OpenStackMachineTemplate", "a-md-0", json!({"template": {"spec": {"image": {"imageRef": {"name": "a-image"}}}}})),
-            o(CAPO, "OpenStackCluster", "b", json!({"bastion": {"spec": {"image": {"imageRef": {"name": "b-bastion"}}}}})),
-            o(ORC, "Image", "a-image", json!({"managementPolicy": "managed", "resource": {"projectRef": "p"}})),
-            o(ORC, "Image", "b-bastion", json!({"managementPolicy": "unmanaged", "import": {"filter": {"name": "x"}}})),
+            o(
+                CAPO,
+                "OpenStackMachineTemplate",
+                "a-md-0",
+                json!({"template": {"spec": {"image": {"imageRef": {"name": "a-image"}}}}}),
+            ),
+            o(
+                CAPO,
+                "OpenStackCluster",
+                "b",
+                json!({"bastion": {"spec": {"image": {"imageRef": {"name": "b-bastion"}}}}}),
+            ),
+            o(
+                ORC,
+                "Image",
+                "a-image",
+                json!({"managementPolicy": "managed", "resource": {"projectRef": "p"}}),
+            ),
+            o(
+                ORC,
+                "Image",
+                "b-bastion",
+                json!({"managementPolicy": "unmanaged", "import": {"filter": {"name": "x"}}}),
+            ),
             o(ORC, "Project", "p", json!({})),
             // Referenced by nothing that moves.
-            o(ORC, "Image", "spare", json!({"resource": {"projectRef": "q"}})),
+            o(
+                ORC,
+                "Image",
+                "spare",
+                json!({"resource": {"projectRef": "q"}}),
+            ),
             o(ORC, "Project", "q", json!({})),
             // Referenced by a ConfigMap's data: not a provider's reference.
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "capi-self", "uid": "cm"},
@@ -286,7 +325,15 @@ mod tests {
         let (moves, stays) = partition(objects);
         assert_eq!(
             names(&moves),
-            ["Cluster/a", "ConfigMap/cm", "Image/a-image", "Image/b-bastion", "OpenStackCluster/b", "OpenStackMachineTemplate/a-md-0", "Project/p"]
+            [
+                "Cluster/a",
+                "ConfigMap/cm",
+                "Image/a-image",
+                "Image/b-bastion",
+                "OpenStackCluster/b",
+                "OpenStackMachineTemplate/a-md-0",
+                "Project/p"
+            ]
         );
         assert_eq!(names(&stays), ["Image/spare", "Project/q"]);
     }
@@ -294,9 +341,11 @@ mod tests {
     #[test]
     fn owner_references_and_cluster_labels_tie_too() {
         let mut owned = o(ORC, "Network", "n", json!({}));
-        owned["metadata"]["ownerReferences"] = json!([{"uid": "uid-OpenStackCluster-a", "kind": "OpenStackCluster", "name": "a"}]);
+        owned["metadata"]["ownerReferences"] =
+            json!([{"uid": "uid-OpenStackCluster-a", "kind": "OpenStackCluster", "name": "a"}]);
         let mut subnet = o(ORC, "Subnet", "s", json!({"networkRef": "n2"}));
-        subnet["metadata"]["ownerReferences"] = json!([{"uid": "uid-Network-n", "kind": "Network", "name": "n"}]);
+        subnet["metadata"]["ownerReferences"] =
+            json!([{"uid": "uid-Network-n", "kind": "Network", "name": "n"}]);
         let mut labelled = o(ORC, "Port", "lp", json!({}));
         labelled["metadata"]["labels"] = json!({"cluster.x-k8s.io/cluster-name": "a"});
         let mut other_cluster = o(ORC, "Port", "op", json!({}));
@@ -313,7 +362,14 @@ mod tests {
         let (moves, stays) = partition(objects);
         assert_eq!(
             names(&moves),
-            ["Cluster/a", "Network/n", "Network/n2", "OpenStackCluster/a", "Port/lp", "Subnet/s"]
+            [
+                "Cluster/a",
+                "Network/n",
+                "Network/n2",
+                "OpenStackCluster/a",
+                "Port/lp",
+                "Subnet/s"
+            ]
         );
         assert_eq!(names(&stays), ["Port/op"]);
     }
@@ -323,7 +379,12 @@ mod tests {
         let mut elsewhere = o(ORC, "Image", "img", json!({}));
         elsewhere["metadata"]["namespace"] = json!("other");
         let objects = vec![
-            o(CAPO, "OpenStackMachine", "m", json!({"image": {"imageRef": {"name": "img"}}})),
+            o(
+                CAPO,
+                "OpenStackMachine",
+                "m",
+                json!({"image": {"imageRef": {"name": "img"}}}),
+            ),
             elsewhere,
         ];
         let (moves, stays) = partition(objects);

@@ -176,12 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ => args.target.clone(),
     };
     let cluster = repo.cluster(&name)?;
-    let pins = Pins::read(
-        &repo
-            .root()
-            .join(vendor::VENDOR_DIR)
-            .join(vendor::PINS_FILE),
-    )?;
+    let pins = Pins::read(&repo.root().join(vendor::VENDOR_DIR).join(vendor::PINS_FILE))?;
     let mut out = std::io::stdout().lock();
     out.write_all(report(&repo, &cluster, &pins).as_bytes())?;
     Ok(())

@@ -36,7 +36,8 @@ fn orc_crds() -> Vec<Object> {
         .filter(|o| o.kind() == "CustomResourceDefinition")
         .collect();
     assert!(
-        crds.iter().any(|c| c.name() == "images.openstack.k-orc.cloud"),
+        crds.iter()
+            .any(|c| c.name() == "images.openstack.k-orc.cloud"),
         "{} has ORC's Image CRD",
         file.display()
     );
@@ -231,7 +232,12 @@ async fn orc_images_move_with_their_cluster_and_back_without_deleting_the_cloud_
     let orc_dst = OrcStandIn::start(&dst).await;
     for cluster in ["demo", "other"] {
         cluster_graph(&src, cluster).await;
-        image(&src, &format!("{cluster}-image"), &format!("{cluster}-0a1b")).await;
+        image(
+            &src,
+            &format!("{cluster}-image"),
+            &format!("{cluster}-0a1b"),
+        )
+        .await;
         template_using(&src, cluster, &format!("{cluster}-image")).await;
     }
     // An Image no cluster uses.
@@ -252,18 +258,26 @@ async fn orc_images_move_with_their_cluster_and_back_without_deleting_the_cloud_
         .map(|r| r.name.clone())
         .collect();
     assert_eq!(moved.len(), 2, "{moved:?}");
-    assert!(moved.contains(&"demo-image".to_string()) && moved.contains(&"other-image".to_string()));
+    assert!(
+        moved.contains(&"demo-image".to_string()) && moved.contains(&"other-image".to_string())
+    );
     let stays = planned
         .skipped
         .iter()
         .find(|s| s.object.kind == "Image")
         .expect("the unused Image is reported");
     assert_eq!(stays.object.name, "spare-image");
-    assert!(stays.reason.contains("no moved object needs"), "{}", stays.reason);
+    assert!(
+        stays.reason.contains("no moved object needs"),
+        "{}",
+        stays.reason
+    );
 
     move_all(&src, &dst).await;
     for (n, old) in ["demo-image", "other-image"].iter().zip(&before) {
-        let new = get_image(&dst, n).await.unwrap_or_else(|| panic!("{n} on the target"));
+        let new = get_image(&dst, n)
+            .await
+            .unwrap_or_else(|| panic!("{n} on the target"));
         assert_eq!(new["spec"], old["spec"], "{n}: spec");
         assert_eq!(new["status"], old["status"], "{n}: status restored");
         assert!(
@@ -295,14 +309,18 @@ async fn orc_images_move_with_their_cluster_and_back_without_deleting_the_cloud_
     );
     assert_gone(&src, &["demo-image", "other-image"]).await;
     // The unused Image stayed, untouched, where it was managed.
-    let spare = get_image(&src, "spare-image").await.expect("spare-image stays");
+    let spare = get_image(&src, "spare-image")
+        .await
+        .expect("spare-image stays");
     assert!(spare["metadata"]["deletionTimestamp"].is_null());
     assert!(get_image(&dst, "spare-image").await.is_none());
 
     // And back, as a teardown moves them.
     move_all(&dst, &src).await;
     for (n, old) in ["demo-image", "other-image"].iter().zip(&before) {
-        let back = get_image(&src, n).await.unwrap_or_else(|| panic!("{n} back on the source"));
+        let back = get_image(&src, n)
+            .await
+            .unwrap_or_else(|| panic!("{n} back on the source"));
         assert_eq!(back["spec"], old["spec"], "{n}: spec");
         assert_eq!(back["status"], old["status"], "{n}: status");
     }
@@ -321,10 +339,7 @@ async fn the_stand_in_sees_a_deletion_that_orc_would_carry_out() {
     let orc = OrcStandIn::start(&d).await;
     image(&d, "doomed", "doomed-0a1b").await;
     let images = api(&d, ORC, "Image").await;
-    images
-        .delete("doomed", &Default::default())
-        .await
-        .unwrap();
+    images.delete("doomed", &Default::default()).await.unwrap();
     for _ in 0..50 {
         if !orc.cloud_deletions().is_empty() {
             break;

@@ -624,10 +624,8 @@ fn pins_match_the_charts_tested_dependencies() {
             .unwrap_or_else(|| panic!("{} has no {key}", file.display()))
             .to_string()
     };
-    let pins = vendor::Pins::read(
-        &support::project_root().join("vendor-manifests/vendor.toml"),
-    )
-    .unwrap();
+    let pins =
+        vendor::Pins::read(&support::project_root().join("vendor-manifests/vendor.toml")).unwrap();
     let mut mismatches = Vec::new();
     let mut compare = |what: String, ours: Option<String>, theirs: String| {
         if ours.as_deref() != Some(theirs.as_str()) {
