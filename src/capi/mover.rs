@@ -342,6 +342,9 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
 fn skip_reason(o: &Value) -> Option<&'static str> {
     let md = &o["metadata"];
     if md["deletionTimestamp"].is_string() {
+        if super::orc::is_guarded(o) {
+            return Some(super::orc::GUARDED_REASON);
+        }
         return Some("being deleted");
     }
     match (o["kind"].as_str(), o["type"].as_str(), md["name"].as_str()) {
@@ -582,6 +585,7 @@ pub async fn move_objects(
     // target they are Flux's to create from git.
     if options.delete_source {
         delete_from_source(source, &graph, &seq, &resources, ns, observer).await?;
+        release_guarded(source, target, &report, ns, observer).await?;
     }
     remove_journal(options)?;
     observer.success(
@@ -1408,6 +1412,62 @@ async fn delete_orc_copy(api: &Api<DynamicObject>, object: &ObjectRef) -> Result
             Ok(()) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
             Err(e) => return Err(obj_err(action, "source", object)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Finishes the deletion of ORC source copies that an interrupted earlier move left guarded
+/// (being deleted, held by [`super::orc::MOVE_GUARD_FINALIZER`]): once the copy exists on the
+/// target, every finalizer goes; without a copy the object stays guarded (the cloud resource is
+/// safe) and a warning names it.
+async fn release_guarded(
+    source: &Discovery,
+    target: &Discovery,
+    report: &MoveReport,
+    ns: &str,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    for s in report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == super::orc::GUARDED_REASON)
+    {
+        let gvk = Gvk::from_api_version(&s.object.api_version, &s.object.kind);
+        let mut resolved = Vec::new();
+        for (d, side) in [(source, "source"), (target, "target")] {
+            resolved.push(d.resolve(&gvk).await.map_err(|e| Error::Discovery {
+                side,
+                source: Box::new(e),
+            })?);
+        }
+        let [Some(r), Some(t)] = <[Option<Resource>; 2]>::try_from(resolved).expect("two sides")
+        else {
+            continue;
+        };
+        let on_target = api_for(target, &t, ns)
+            .get_opt(&s.object.name)
+            .await
+            .map_err(obj_err("reading", "target", &s.object))?;
+        if on_target.is_none() {
+            observer.warning(format!(
+                "{} is held for deletion by {} but has no copy on the target: left as it is",
+                s.object,
+                super::orc::MOVE_GUARD_FINALIZER
+            ));
+            continue;
+        }
+        match api_for(source, &r, ns)
+            .patch(
+                &s.object.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(::kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(obj_err("releasing after deletion", "source", &s.object)(e)),
         }
     }
     Ok(())

@@ -43,6 +43,17 @@ pub const ORC_GROUP: &str = "openstack.k-orc.cloud";
 /// waits instead of deleting the OpenStack resource.
 pub const MOVE_GUARD_FINALIZER: &str = "capi-manage/move-guard";
 
+/// Why a source copy that an interrupted earlier move was deleting is not moved again: the
+/// move releases it once its copy is on the target.
+pub const GUARDED_REASON: &str = "being deleted by an earlier move, held by its guard finalizer: released once its copy is on the target";
+
+/// Whether `o` carries [`MOVE_GUARD_FINALIZER`].
+pub fn is_guarded(o: &Value) -> bool {
+    o["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == MOVE_GUARD_FINALIZER))
+}
+
 /// Why an ORC object stays on the source.
 pub const STAYS_REASON: &str = "ORC object that no moved object needs (no imageRef, owner reference, cluster-name label or ORC reference ties it to a cluster): it stays, managed from the source";
 

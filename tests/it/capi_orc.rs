@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ::kube::Api;
 use ::kube::api::{DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use capi_manage::capi::orc::MOVE_GUARD_FINALIZER;
 use capi_manage::capi::{MoveOptions, move_objects, plan};
 use capi_manage::kube::{ApplyOptions, Discovery, apply};
 use capi_manage::manifest::{Object, parse_file};
@@ -328,6 +329,47 @@ async fn orc_images_move_with_their_cluster_and_back_without_deleting_the_cloud_
     assert_eq!(orc_dst.cloud_deletions(), Vec::<String>::new());
     assert_eq!(orc_src.cloud_deletions(), Vec::<String>::new());
     assert_gone(&dst, &["demo-image", "other-image"]).await;
+
+    // A move stopped between deleting a source copy and releasing it leaves the copy held by
+    // the guard finalizer. Two such leftovers on the (now) source side `dst`: one whose copy is
+    // on the target, one without.
+    for name in ["interrupted", "uncopied"] {
+        image(&dst, name, &format!("{name}-0a1b")).await;
+        api(&dst, ORC, "Image")
+            .await
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"finalizers": [MOVE_GUARD_FINALIZER, ORC_FINALIZER]}}),
+                ),
+            )
+            .await
+            .unwrap();
+        api(&dst, ORC, "Image")
+            .await
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    image(&src, "interrupted", "interrupted-0a1b").await;
+    let report = move_all(&dst, &src).await;
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.object.name == "interrupted" && s.reason.contains("earlier move")),
+        "{:?}",
+        report.skipped
+    );
+    assert_gone(&dst, &["interrupted"]).await;
+    let uncopied = get_image(&dst, "uncopied")
+        .await
+        .expect("kept: no copy on the target");
+    assert!(uncopied["metadata"]["deletionTimestamp"].is_string());
+    assert!(get_image(&src, "interrupted").await.is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(orc_dst.cloud_deletions(), Vec::<String>::new());
 }
 
 /// The stand-in does see the dangerous state: deleting an Image the way the CAPI objects'
