@@ -151,6 +151,14 @@ pub fn report(repo: &Repo, c: &Cluster, pins: &Pins) -> String {
         );
     }
     s.push_str(&components(pins));
+    let _ = writeln!(
+        s,
+        "charts (HelmReleases of {}, installed by Flux's helm-controller):",
+        c.dir.display()
+    );
+    for p in vendor::chart_pins(&c.objects) {
+        let _ = writeln!(s, "  {} {} ({})", p.chart, p.version, p.release);
+    }
     // The bootstrap's own steps, with what an earlier run finished.
     let state = capi_manage::bootstrap::State::load(
         &capi_manage::bootstrap::state::state_dir(&c.dir).join("state.json"),

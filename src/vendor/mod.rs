@@ -30,7 +30,7 @@ use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
 pub use download::mirror_url;
-pub use pins::{Asset, Pin, Pins, Provider, ProviderType, Role};
+pub use pins::{Asset, ChartPin, Pin, Pins, Provider, ProviderType, Role, chart_pins};
 pub use transform::{
     CERT_MANAGER_VERSION_ANNOTATION, CLUSTERCTL_CORE_LABEL, CLUSTERCTL_LABEL, PROVIDER_LABEL,
     mirror_image, provider_components, render_objects, rewrite_images,

@@ -33,9 +33,14 @@ fn pinned(text: &str) -> Vec<(String, String)> {
 
 /// The lines of the section that starts with `components`, up to the next unindented line.
 fn components_section(stdout: &str) -> Vec<String> {
+    section(stdout, "components ")
+}
+
+/// The lines of the section whose heading starts with `heading`.
+fn section(stdout: &str, heading: &str) -> Vec<String> {
     stdout
         .lines()
-        .skip_while(|l| !l.starts_with("components "))
+        .skip_while(|l| !l.starts_with(heading))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.trim().to_string())
@@ -59,6 +64,31 @@ fn cli_plan_lists_the_pinned_components_in_install_order() {
             .any(|l| l.starts_with("openstack-resource-controller ")),
         "{want:?}"
     );
+    // The charts: every HelmRelease of the bases, with the version its file pins.
+    let charts = section(&stdout, "charts ");
+    let mut pinned_charts = 0;
+    for base in ["cluster", "addons"] {
+        for e in std::fs::read_dir(root.join("clusters/bases").join(base)).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let v = <serde_json::Value as serde::Deserialize>::deserialize(doc).unwrap();
+                if v["kind"] == "HelmRelease" {
+                    let spec = &v["spec"]["chart"]["spec"];
+                    let line = format!(
+                        "{} {} ",
+                        spec["chart"].as_str().unwrap(),
+                        spec["version"].as_str().unwrap()
+                    );
+                    assert!(
+                        charts.iter().any(|l| l.starts_with(&line)),
+                        "{line:?} not in:\n{stdout}"
+                    );
+                    pinned_charts += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(charts.len(), pinned_charts, "{stdout}");
 
     // Another repository with other pins: plan prints those, not a built-in list.
     let dir = tempfile::tempdir().unwrap();
