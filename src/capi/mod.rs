@@ -5,6 +5,7 @@
 
 pub mod graph;
 pub mod mover;
+pub mod orc;
 pub mod readiness;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};

@@ -5,7 +5,9 @@
 //! ClusterClasses (recorded in a journal first), copy group by group (create or update, owner
 //! references rewritten to target UIDs, status restored), then unpause on the target. A failure
 //! after pausing unpauses and resumes the source. The journal lets a re-run after a crash finish
-//! the job and undo exactly what this tool paused.
+//! the job and undo exactly what this tool paused. The ORC objects that the cluster needs move
+//! with it, and their source copies are deleted so that ORC never deletes the cloud resource
+//! (see [`super::orc`]).
 
 // Errors name the object they concern; they are built only on failure, so their size costs nothing.
 #![allow(clippy::result_large_err)]
@@ -271,8 +273,9 @@ fn is_capi_group(group: &str) -> bool {
         || group == "addons.stackhpc.com"
 }
 
-/// The kinds whose objects move: CRDs of the Cluster API groups and `addons.stackhpc.com`, CRDs
-/// labelled for clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
+/// The kinds whose objects move: CRDs of the Cluster API groups, `addons.stackhpc.com` and ORC
+/// (`openstack.k-orc.cloud`, of which only what a cluster needs moves), CRDs labelled for
+/// clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
 async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, Error> {
     let crd = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
@@ -298,7 +301,9 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
             l.keys()
                 .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"))
         });
-        if spec["scope"] != "Namespaced" || !(is_capi_group(group) || labelled) {
+        if spec["scope"] != "Namespaced"
+            || !(is_capi_group(group) || group == super::orc::ORC_GROUP || labelled)
+        {
             continue;
         }
         let storage = spec["versions"]
@@ -337,6 +342,9 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
 fn skip_reason(o: &Value) -> Option<&'static str> {
     let md = &o["metadata"];
     if md["deletionTimestamp"].is_string() {
+        if super::orc::is_guarded(o) {
+            return Some(super::orc::GUARDED_REASON);
+        }
         return Some("being deleted");
     }
     match (o["kind"].as_str(), o["type"].as_str(), md["name"].as_str()) {
@@ -390,6 +398,14 @@ async fn discover(
                 }
             }
         }
+    }
+    let (objects, stays) = super::orc::partition(objects);
+    for o in stays {
+        resources.remove(o["metadata"]["uid"].as_str().unwrap_or_default());
+        skipped.push(Skipped {
+            object: ObjectRef::of(&o),
+            reason: super::orc::STAYS_REASON.into(),
+        });
     }
     Ok((objects, skipped, resources))
 }
@@ -569,6 +585,7 @@ pub async fn move_objects(
     // target they are Flux's to create from git.
     if options.delete_source {
         delete_from_source(source, &graph, &seq, &resources, ns, observer).await?;
+        release_guarded(source, target, &report, ns, observer).await?;
     }
     remove_journal(options)?;
     observer.success(
@@ -1325,6 +1342,10 @@ async fn delete_from_source(
         for uid in group {
             let node = graph.node(uid).expect("sequenced");
             let api = api_for(source, &resources[uid], ns);
+            if super::orc::is_orc(&node.object) {
+                delete_orc_copy(&api, &node.reference).await?;
+                continue;
+            }
             let patch =
                 json!({"metadata": {"finalizers": null, "annotations": {DELETE_FOR_MOVE: ""}}});
             match api
@@ -1357,6 +1378,98 @@ async fn delete_from_source(
         format!("deleted {} moved objects from the source", graph.len()),
         None,
     );
+    Ok(())
+}
+
+/// Deletes the source copy of a moved ORC object without ORC's deletion running: guard
+/// finalizer only, delete, then no finalizer (see [`super::orc`]).
+async fn delete_orc_copy(api: &Api<DynamicObject>, object: &ObjectRef) -> Result<(), Error> {
+    let steps: [(&'static str, Option<Value>); 3] = [
+        (
+            "guarding before deletion",
+            Some(json!({"metadata": {
+                "finalizers": [super::orc::MOVE_GUARD_FINALIZER],
+                "annotations": {DELETE_FOR_MOVE: ""}}})),
+        ),
+        ("deleting", None),
+        (
+            "releasing after deletion",
+            Some(json!({"metadata": {"finalizers": null}})),
+        ),
+    ];
+    for (action, patch) in steps {
+        let result = match patch {
+            Some(p) => api
+                .patch(&object.name, &PatchParams::default(), &Patch::Merge(p))
+                .await
+                .map(|_| ()),
+            None => api
+                .delete(&object.name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(obj_err(action, "source", object)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Finishes the deletion of ORC source copies that an interrupted earlier move left guarded
+/// (being deleted, held by [`super::orc::MOVE_GUARD_FINALIZER`]): once the copy exists on the
+/// target, every finalizer goes; without a copy the object stays guarded (the cloud resource is
+/// safe) and a warning names it.
+async fn release_guarded(
+    source: &Discovery,
+    target: &Discovery,
+    report: &MoveReport,
+    ns: &str,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    for s in report
+        .skipped
+        .iter()
+        .filter(|s| s.reason == super::orc::GUARDED_REASON)
+    {
+        let gvk = Gvk::from_api_version(&s.object.api_version, &s.object.kind);
+        let mut resolved = Vec::new();
+        for (d, side) in [(source, "source"), (target, "target")] {
+            resolved.push(d.resolve(&gvk).await.map_err(|e| Error::Discovery {
+                side,
+                source: Box::new(e),
+            })?);
+        }
+        let [Some(r), Some(t)] = <[Option<Resource>; 2]>::try_from(resolved).expect("two sides")
+        else {
+            continue;
+        };
+        let on_target = api_for(target, &t, ns)
+            .get_opt(&s.object.name)
+            .await
+            .map_err(obj_err("reading", "target", &s.object))?;
+        if on_target.is_none() {
+            observer.warning(format!(
+                "{} is held for deletion by {} but has no copy on the target: left as it is",
+                s.object,
+                super::orc::MOVE_GUARD_FINALIZER
+            ));
+            continue;
+        }
+        match api_for(source, &r, ns)
+            .patch(
+                &s.object.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(::kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(obj_err("releasing after deletion", "source", &s.object)(e)),
+        }
+    }
     Ok(())
 }
 

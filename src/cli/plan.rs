@@ -3,6 +3,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use capi_manage::repo::{Cluster, PLACEHOLDER, Repo};
+use capi_manage::vendor::{self, Pins};
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +79,22 @@ fn origin_url(root: &Path) -> Option<String> {
     None
 }
 
-pub fn report(repo: &Repo, c: &Cluster) -> String {
+/// The components bootstrap installs on both clusters, one line each, from the pins.
+fn components(pins: &Pins) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "components ({}/{}, installed in this order on kind and on the new cluster):",
+        vendor::VENDOR_DIR,
+        vendor::PINS_FILE
+    );
+    for (name, version) in pins.versions() {
+        let _ = writeln!(s, "  {name} {version}");
+    }
+    s
+}
+
+pub fn report(repo: &Repo, c: &Cluster, pins: &Pins) -> String {
     let mut s = String::new();
     let v = &c.values;
     let cp = v.chart.get("controlPlane");
@@ -134,6 +150,15 @@ pub fn report(repo: &Repo, c: &Cluster) -> String {
             c.credentials.placeholders.join(", ")
         );
     }
+    s.push_str(&components(pins));
+    let _ = writeln!(
+        s,
+        "charts (HelmReleases of {}, installed by Flux's helm-controller):",
+        c.dir.display()
+    );
+    for p in vendor::chart_pins(&c.objects) {
+        let _ = writeln!(s, "  {} {} ({})", p.chart, p.version, p.release);
+    }
     // The bootstrap's own steps, with what an earlier run finished.
     let state = capi_manage::bootstrap::State::load(
         &capi_manage::bootstrap::state::state_dir(&c.dir).join("state.json"),
@@ -159,7 +184,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ => args.target.clone(),
     };
     let cluster = repo.cluster(&name)?;
+    let pins = Pins::read(&repo.root().join(vendor::VENDOR_DIR).join(vendor::PINS_FILE))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(report(&repo, &cluster).as_bytes())?;
+    out.write_all(report(&repo, &cluster, &pins).as_bytes())?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Pinned, checksummed component manifests: one set for every use.
 //!
 //! `vendor-manifests/vendor.toml` pins each component (Flux, cert-manager, the Cluster API
-//! providers, sealed-secrets): a version and its upstream release URLs, in install order.
+//! providers, ORC, sealed-secrets): a version and its upstream release URLs, in install order.
+//! Components that are not clusterctl's (Flux, ORC, sealed-secrets) are applied as published.
 //! [`vendor`] downloads the assets (from upstream or a mirror), records their sha256 in
 //! `vendor-manifests/vendor.lock` the first time and refuses any later download that differs,
 //! renders them as `clusterctl init` would install them (variables, target namespace, labels;
@@ -29,7 +30,7 @@ use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
 pub use download::mirror_url;
-pub use pins::{Asset, Pin, Pins, Provider, ProviderType, Role};
+pub use pins::{Asset, ChartPin, Pin, Pins, Provider, ProviderType, Role, chart_pins};
 pub use transform::{
     CERT_MANAGER_VERSION_ANNOTATION, CLUSTERCTL_CORE_LABEL, CLUSTERCTL_LABEL, PROVIDER_LABEL,
     mirror_image, provider_components, render_objects, rewrite_images,

@@ -337,6 +337,58 @@ impl Pins {
     }
 }
 
+impl Pins {
+    /// Each component's name and version, in install order: what bootstrap installs on both
+    /// clusters (e.g. `("cluster-api", "v1.13.3")`).
+    pub fn versions(&self) -> Vec<(&str, &str)> {
+        self.components
+            .iter()
+            .map(|c| (c.name.as_str(), c.version.as_str()))
+            .collect()
+    }
+
+    /// The version pinned for the component `name`, if it is pinned.
+    pub fn version_of(&self, name: &str) -> Option<&str> {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.version.as_str())
+    }
+}
+
+/// A Helm chart that a cluster's folder pins: its Flux HelmRelease and the chart's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartPin {
+    /// `namespace/name` of the HelmRelease.
+    pub release: String,
+    /// The chart's name.
+    pub chart: String,
+    /// The pinned version (`spec.chart.spec.version`), or `*` when none is set.
+    pub version: String,
+}
+
+/// The charts pinned by the HelmReleases among `objects` (a cluster's rendered folder), in
+/// order: the other half of what a bootstrap installs, through Flux.
+pub fn chart_pins(objects: &[crate::manifest::Object]) -> Vec<ChartPin> {
+    objects
+        .iter()
+        .filter(|o| {
+            o.kind() == "HelmRelease"
+                && o.value["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("helm.toolkit.fluxcd.io/"))
+        })
+        .map(|o| {
+            let spec = &o.value["spec"]["chart"]["spec"];
+            ChartPin {
+                release: format!("{}/{}", o.namespace().unwrap_or_default(), o.name()),
+                chart: spec["chart"].as_str().unwrap_or_default().to_string(),
+                version: spec["version"].as_str().unwrap_or("*").to_string(),
+            }
+        })
+        .collect()
+}
+
 /// Where a component's rendered asset goes, relative to `vendor-manifests/`.
 pub(crate) fn rendered_path(pin: &Pin, asset: &Asset) -> PathBuf {
     PathBuf::from(&pin.name).join(asset.file_name())
@@ -375,6 +427,32 @@ assets = [{ url = "https://example.com/bootstrap-components.yaml", sha256 = "000
         };
         assert_eq!(p.manifest_label(), "bootstrap-kubeadm");
         assert!(pins.components[1].assets[0].sha256.is_some());
+        assert_eq!(
+            pins.versions(),
+            [("flux", "v2.9.4"), ("bootstrap-kubeadm", "v1.14.0")]
+        );
+        assert_eq!(pins.version_of("bootstrap-kubeadm"), Some("v1.14.0"));
+        assert_eq!(pins.version_of("cluster-api"), None);
+    }
+
+    #[test]
+    fn charts_of_the_flux_helm_releases() {
+        let objects = crate::manifest::parse_str(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: c, namespace: ns}\nspec: {chart: {spec: {chart: openstack-cluster, version: 0.27.0}}}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: d, namespace: ns}\nspec: {chart: {spec: {chart: floating}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: HelmRelease}\n",
+            None,
+        )
+        .unwrap();
+        let pins = chart_pins(&objects);
+        assert_eq!(pins.len(), 2);
+        assert_eq!(
+            (
+                pins[0].release.as_str(),
+                pins[0].chart.as_str(),
+                pins[0].version.as_str()
+            ),
+            ("ns/c", "openstack-cluster", "0.27.0")
+        );
+        assert_eq!(pins[1].version, "*");
     }
 
     #[test]
@@ -425,10 +503,15 @@ assets = ["https://example.com/infrastructure-components.yaml"]
                 "cluster-api",
                 "bootstrap-kubeadm",
                 "control-plane-kubeadm",
+                "openstack-resource-controller",
                 "infrastructure-openstack",
                 "sealed-secrets"
             ]
         );
+        // ORC is applied as published: no clusterctl processing, and nothing to substitute.
+        let orc = &pins.components[5];
+        assert_eq!(orc.role, Role::Plain);
+        assert_eq!(pins.versions()[5].0, "openstack-resource-controller");
         for c in &pins.components {
             if let Role::Provider(p) = &c.role {
                 assert_eq!(

@@ -6,6 +6,8 @@ mod support;
 mod bootstrap;
 mod bootstrap_state;
 mod capi;
+mod capi_orc;
+mod cli_plan;
 mod cli_rotate;
 mod flux;
 mod git;

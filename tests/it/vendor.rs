@@ -20,7 +20,7 @@ use crate::support;
 use crate::support::release_mirror::{GH, Mirror, release_files};
 
 const CORE_PATH: &str =
-    "/github.com/kubernetes-sigs/cluster-api/releases/download/v1.14.0/core-components.yaml";
+    "/github.com/kubernetes-sigs/cluster-api/releases/download/v1.13.3/core-components.yaml";
 
 /// A repository holding the committed vendor.toml.
 fn repo() -> tempfile::TempDir {
@@ -325,7 +325,7 @@ async fn providers_render_as_clusterctl_generates_them() {
             "cluster-api",
             "CoreProvider",
             "--core",
-            "v1.14.0",
+            "v1.13.3",
             "core-components.yaml",
         ),
         (
@@ -333,7 +333,7 @@ async fn providers_render_as_clusterctl_generates_them() {
             "kubeadm",
             "BootstrapProvider",
             "--bootstrap",
-            "v1.14.0",
+            "v1.13.3",
             "bootstrap-components.yaml",
         ),
         (
@@ -341,7 +341,7 @@ async fn providers_render_as_clusterctl_generates_them() {
             "kubeadm",
             "ControlPlaneProvider",
             "--control-plane",
-            "v1.14.0",
+            "v1.13.3",
             "control-plane-components.yaml",
         ),
         (
@@ -349,7 +349,7 @@ async fn providers_render_as_clusterctl_generates_them() {
             "openstack",
             "InfrastructureProvider",
             "--infrastructure",
-            "v0.14.7",
+            "v0.14.6",
             "infrastructure-components.yaml",
         ),
     ];
@@ -445,7 +445,7 @@ async fn providers_render_as_clusterctl_generates_them() {
         );
         assert_eq!(
             o.annotation("cert-manager.clusterctl.cluster.x-k8s.io/version"),
-            Some("v1.21.1")
+            Some("v1.20.3")
         );
     }
     // Flux and sealed-secrets are not clusterctl's: no labels added.
@@ -496,9 +496,9 @@ async fn image_registry_variables_and_retries() {
         assert!(i.starts_with("registry.mirror.internal:5000/"), "{i}");
     }
     for expected in [
-        "registry.mirror.internal:5000/cluster-api/cluster-api-controller:v1.14.0",
-        "registry.mirror.internal:5000/capi-openstack/capi-openstack-controller:v0.14.7",
-        "registry.mirror.internal:5000/jetstack/cert-manager-webhook:v1.21.1",
+        "registry.mirror.internal:5000/cluster-api/cluster-api-controller:v1.13.3",
+        "registry.mirror.internal:5000/capi-openstack/capi-openstack-controller:v0.14.6",
+        "registry.mirror.internal:5000/jetstack/cert-manager-webhook:v1.20.3",
         "registry.mirror.internal:5000/bitnami/sealed-secrets-controller:0.36.6",
         // Flux's fixture images name no registry: Docker Hub's path is kept.
         "registry.mirror.internal:5000/fluxcd/source-controller",
@@ -609,4 +609,87 @@ fn cli_vendors_verifies_and_refuses() {
         "{stderr}"
     );
     assert!(last.contains(&sha256(&served[CORE_PATH])), "{stderr}");
+}
+
+/// The pins are the set the openstack-cluster chart release is tested with upstream: every
+/// version that the chart repository's `dependencies.json` names and that capi-manage installs
+/// (vendor.toml) or deploys (the HelmReleases of clusters/bases) must equal it.
+#[test]
+fn pins_match_the_charts_tested_dependencies() {
+    let file = support::fixtures().join("charts/capi-helm-charts/dependencies.json");
+    let deps: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let dep = |key: &str| {
+        deps[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} has no {key}", file.display()))
+            .to_string()
+    };
+    let pins =
+        vendor::Pins::read(&support::project_root().join("vendor-manifests/vendor.toml")).unwrap();
+    let mut mismatches = Vec::new();
+    let mut compare = |what: String, ours: Option<String>, theirs: String| {
+        if ours.as_deref() != Some(theirs.as_str()) {
+            mismatches.push(format!("{what}: pinned {ours:?}, tested upstream {theirs}"));
+        }
+    };
+    for (component, key) in [
+        ("cert-manager", "cert-manager"),
+        ("cluster-api", "cluster-api"),
+        ("bootstrap-kubeadm", "cluster-api"),
+        ("control-plane-kubeadm", "cluster-api"),
+        (
+            "openstack-resource-controller",
+            "openstack-resource-controller",
+        ),
+        ("infrastructure-openstack", "cluster-api-provider-openstack"),
+    ] {
+        compare(
+            format!("vendor.toml {component}"),
+            pins.version_of(component).map(str::to_string),
+            dep(key),
+        );
+    }
+    // The chart versions, as the bases render (each HelmRelease's spec.chart.spec).
+    let mut charts = BTreeMap::new();
+    for base in ["cluster", "addons"] {
+        let dir = support::project_root().join("clusters/bases").join(base);
+        for o in capi_manage::render::render(&dir).unwrap() {
+            if o.kind() == "HelmRelease" {
+                let spec = &o.value["spec"]["chart"]["spec"];
+                charts.insert(
+                    spec["chart"].as_str().unwrap().to_string(),
+                    spec["version"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    for (chart, key) in [
+        ("cluster-api-addon-provider", "addon-provider"),
+        (
+            "cluster-api-janitor-openstack",
+            "cluster-api-janitor-openstack",
+        ),
+    ] {
+        compare(
+            format!("clusters/bases HelmRelease of {chart}"),
+            charts.get(chart).cloned(),
+            dep(key),
+        );
+    }
+    // dependencies.json belongs to one release of the chart repository: the fixtures' README
+    // names its tag, which is the openstack-cluster chart version to deploy.
+    let readme = std::fs::read_to_string(support::fixtures().join("README.md")).unwrap();
+    let release = readme
+        .lines()
+        .find(|l| l.starts_with("| charts/capi-helm-charts/ |"))
+        .and_then(|l| l.split('|').nth(3))
+        .and_then(|tag| tag.split_whitespace().next())
+        .expect("the fixtures' README names the chart release")
+        .to_string();
+    compare(
+        "clusters/bases HelmRelease of openstack-cluster".into(),
+        charts.get("openstack-cluster").cloned(),
+        release,
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
