@@ -28,7 +28,8 @@ pub const DEFAULT_NAMESPACE: &str = "capi-self";
 pub enum Step {
     /// Create (or reuse) the ephemeral kind cluster.
     KindCluster,
-    /// Install Flux, cert-manager, Cluster API, CAPO and sealed-secrets on it.
+    /// Install the vendored components (Flux, cert-manager, Cluster API, ORC, CAPO and
+    /// sealed-secrets) on it.
     KindComponents,
     /// Apply the credentials and the rendered `clusters/<name>` to it.
     ApplyCluster,
@@ -99,9 +100,7 @@ impl Step {
     pub fn describe(self) -> &'static str {
         match self {
             Step::KindCluster => "create the kind cluster",
-            Step::KindComponents => {
-                "install Flux, cert-manager, Cluster API and sealed-secrets on kind"
-            }
+            Step::KindComponents => "install the vendored components (vendor-manifests/) on kind",
             Step::ApplyCluster => "apply the cluster's config and credentials to kind",
             Step::ClusterReady => "wait for the cluster to be ready",
             Step::Kubeconfig => "write the cluster's kubeconfig",

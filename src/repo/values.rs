@@ -167,7 +167,7 @@ mod tests {
         let v = Values::parse(&example(), Path::new("values.yaml")).unwrap();
         assert_eq!(v.cloud_credentials_secret_name, "example-cloud-credentials");
         assert_eq!(v.namespace, "capi-self");
-        assert_eq!(v.kubernetes_version, "1.31.4");
+        assert_eq!(v.kubernetes_version, "1.33.1");
     }
 
     #[test]
@@ -175,7 +175,7 @@ mod tests {
         let p = Path::new("clusters/x/values.yaml");
         let cases = [
             (
-                example().replace("kubernetesVersion: 1.31.4", "kubernetesVersion: latest"),
+                example().replace("kubernetesVersion: 1.33.1", "kubernetesVersion: latest"),
                 "kubernetesVersion",
             ),
             (

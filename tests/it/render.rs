@@ -308,7 +308,7 @@ fn cli_plan_checks_the_example_offline_and_lists_the_steps() {
     assert_eq!(code, 0, "{stderr}");
     for want in [
         "ConfigMap capi-self/example-values",
-        "Kubernetes 1.31.4",
+        "Kubernetes 1.33.1",
         "Secret capi-self/example-cloud-credentials",
         "REPLACE_ME",
         "bootstrap steps:",
