@@ -132,6 +132,30 @@ pub enum Error {
         #[source]
         source: crate::manifest::Error,
     },
+    /// A backup file holds an object restore cannot use.
+    #[error("backup file {}: {problem}", path.display())]
+    BackupObject {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        problem: String,
+    },
+    /// A backup directory that exists already holds files.
+    #[error(
+        "{}: exists and is not empty; back up into a new or empty folder (a backup holds Secrets and is made private)", path.display()
+    )]
+    DirectoryNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Source and target are the same cluster.
+    #[error(
+        "the source and target are the same cluster (kube-system uid {uid}): check --from-kubeconfig/--to-kubeconfig and their contexts"
+    )]
+    SameCluster {
+        /// The uid of their kube-system Namespace.
+        uid: String,
+    },
     /// A backup directory holds no objects.
     #[error("{}: no backup files (`<Kind>_<namespace>_<name>.yaml`) to restore", path.display())]
     EmptyBackup {
@@ -228,13 +252,25 @@ pub struct Journal {
 
 impl Journal {
     fn load(path: &Path) -> Result<Option<Journal>, Error> {
+        let invalid = |e: String| Error::Journal {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        };
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Journal {
-                    path: path.to_path_buf(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                }),
+            Ok(bytes) => {
+                let journal: Journal =
+                    serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+                // Every paused entry names an object as `Kind/name`.
+                if let Some(bad) = journal.paused.iter().find(|k| {
+                    !k.split_once('/')
+                        .is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty())
+                }) {
+                    return Err(invalid(format!(
+                        "field `paused`: entry {bad:?} is not `Kind/name`; fix or remove the entry (or move the file aside and unpause the Clusters by hand)"
+                    )));
+                }
+                Ok(Some(journal))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::Journal {
                 path: path.to_path_buf(),
@@ -552,6 +588,7 @@ pub async fn move_objects(
         resources,
     } = prepare(source, options, observer).await?;
 
+    refuse_same_cluster(source, target).await?;
     preflight(target, resources.values()).await?;
     // As clusterctl move: the namespace is created on the target when missing.
     ensure_namespace(target, ns).await?;
@@ -651,6 +688,25 @@ async fn preflight<'a>(
     }
 }
 
+/// Refuses a move whose source and target are one cluster (the same `kube-system` Namespace
+/// uid): copying onto itself and deleting the "source" would delete the cluster's objects.
+async fn refuse_same_cluster(source: &Discovery, target: &Discovery) -> Result<(), Error> {
+    async fn uid(d: &Discovery, side: &'static str) -> Result<String, Error> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(d.client().clone());
+        let ns = api.get("kube-system").await.map_err(|e| Error::List {
+            side,
+            what: "Namespace kube-system".into(),
+            source: RequestError::from(e),
+        })?;
+        Ok(ns.metadata.uid.unwrap_or_default())
+    }
+    let (s, t) = (uid(source, "source").await?, uid(target, "target").await?);
+    if !s.is_empty() && s == t {
+        return Err(Error::SameCluster { uid: s });
+    }
+    Ok(())
+}
+
 /// `Kind/name` of a Cluster or ClusterClass of `cluster.x-k8s.io`, the objects that pause.
 fn pausable_key(reference: &ObjectRef) -> Option<String> {
     let kind = reference.kind.as_str();
@@ -689,7 +745,9 @@ async fn unpause_target(
     ns: &str,
 ) -> Result<(), Error> {
     for key in journal.paused.clone() {
-        let (kind, name) = key.split_once('/').expect("Kind/name");
+        let Some((kind, name)) = key.split_once('/') else {
+            continue; // checked when the journal was loaded
+        };
         if let Some(node) = graph
             .nodes()
             .find(|n| n.reference.kind == kind && n.reference.name == name)
@@ -779,11 +837,31 @@ pub async fn backup(
         seq,
         resources,
     } = prepare(source, options, observer).await?;
-    private_dir(directory).map_err(|source| Error::Directory {
-        path: directory.to_path_buf(),
-        what: "create the backup directory (mode 0700)",
-        source,
-    })?;
+    match std::fs::read_dir(directory) {
+        Ok(mut entries) => {
+            // Never chmod a folder that exists (it could be /tmp or a home): use it only when
+            // it is empty.
+            if entries.next().is_some() {
+                return Err(Error::DirectoryNotEmpty {
+                    path: directory.to_path_buf(),
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            private_dir(directory).map_err(|source| Error::Directory {
+                path: directory.to_path_buf(),
+                what: "create the backup directory (mode 0700)",
+                source,
+            })?;
+        }
+        Err(source) => {
+            return Err(Error::Directory {
+                path: directory.to_path_buf(),
+                what: "read the backup directory",
+                source,
+            });
+        }
+    }
     wait_unblocked(source, &graph, &resources, options, observer, cancel).await?;
     pause_source(source, &graph, &resources, &mut journal, options, observer).await?;
     let written = write_backup(
@@ -877,12 +955,39 @@ fn read_backup(directory: &Path) -> Result<Vec<Value>, Error> {
         });
     }
     let mut out = Vec::new();
+    // Which file holds each uid: the graph is rebuilt from uids, so two objects with one uid
+    // (or none) would silently become one.
+    let mut files_of_uid: BTreeMap<String, PathBuf> = BTreeMap::new();
     for f in files {
         let objects = crate::manifest::parse_file(&f).map_err(|source| Error::BackupFile {
             path: f.clone(),
             source,
         })?;
-        out.extend(objects.into_iter().map(|o| o.value));
+        for o in objects {
+            if let Err(e) = serde_json::from_value::<DynamicObject>(o.value.clone()) {
+                return Err(Error::BackupObject {
+                    path: f.clone(),
+                    problem: format!("does not fit a Kubernetes object's metadata ({e})"),
+                });
+            }
+            let uid = o.value["metadata"]["uid"].as_str().unwrap_or_default();
+            if uid.is_empty() {
+                return Err(Error::BackupObject {
+                    path: f.clone(),
+                    problem: "field `metadata.uid` is missing: restore rebuilds the graph from uids; take the backup again with `move --to-directory`".into(),
+                });
+            }
+            if let Some(first) = files_of_uid.insert(uid.to_string(), f.clone()) {
+                return Err(Error::BackupObject {
+                    path: f.clone(),
+                    problem: format!(
+                        "field `metadata.uid` {uid} is also the uid of the object in {}: one of the two files does not belong to this backup",
+                        first.display()
+                    ),
+                });
+            }
+            out.push(o.value);
+        }
     }
     Ok(out)
 }
@@ -1185,7 +1290,9 @@ async fn restore_source(
 ) -> Result<(), Error> {
     let ns = options.namespace.as_str();
     for key in journal.paused.clone() {
-        let (kind, name) = key.split_once('/').expect("Kind/name");
+        let Some((kind, name)) = key.split_once('/') else {
+            continue; // checked when the journal was loaded
+        };
         if let Some(n) = graph
             .nodes()
             .find(|n| n.reference.kind == kind && n.reference.name == name)
@@ -1476,6 +1583,74 @@ async fn release_guarded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn backup_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    const CLUSTER_A: &str = "apiVersion: cluster.x-k8s.io/v1beta2\nkind: Cluster\nmetadata:\n  name: a\n  namespace: n\n  uid: u-1\n";
+
+    #[test]
+    fn backups_with_missing_duplicate_uids_or_bad_metadata_are_refused_naming_the_files() {
+        let other = CLUSTER_A.replace("name: a", "name: b");
+        let dir = backup_dir(&[
+            ("Cluster_n_a.yaml", CLUSTER_A),
+            ("Cluster_n_b.yaml", &other),
+        ]);
+        let e = read_backup(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("Cluster_n_b.yaml") && e.contains("Cluster_n_a.yaml"),
+            "{e}"
+        );
+        assert!(e.contains("metadata.uid"), "{e}");
+
+        let no_uid = CLUSTER_A.replace("  uid: u-1\n", "");
+        let dir = backup_dir(&[("Cluster_n_a.yaml", &no_uid)]);
+        let e = read_backup(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("Cluster_n_a.yaml: field `metadata.uid` is missing"),
+            "{e}"
+        );
+
+        let bad_meta = CLUSTER_A.replace("  uid: u-1\n", "  uid: u-1\n  labels: [1, 2]\n");
+        let dir = backup_dir(&[("Cluster_n_a.yaml", &bad_meta)]);
+        let e = read_backup(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("does not fit a Kubernetes object's metadata"),
+            "{e}"
+        );
+
+        let dir = backup_dir(&[("Cluster_n_a.yaml", CLUSTER_A)]);
+        assert_eq!(read_backup(dir.path()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_journal_with_a_malformed_paused_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.json");
+        for bad in ["Cluster", "/a", "Cluster/"] {
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"namespace": "n", "paused": ["{bad}"], "suspended": [], "copied": {{}}}}"#
+                ),
+            )
+            .unwrap();
+            let e = Journal::load(&path).unwrap_err();
+            let text = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+            assert!(text.contains("is not `Kind/name`"), "{text}");
+        }
+        std::fs::write(
+            &path,
+            r#"{"namespace": "n", "paused": ["Cluster/a"], "suspended": [], "copied": {}}"#,
+        )
+        .unwrap();
+        assert!(Journal::load(&path).unwrap().is_some());
+    }
 
     #[test]
     fn copies_drop_server_fields_and_rewrite_or_drop_owner_refs() {

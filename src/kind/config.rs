@@ -460,10 +460,19 @@ pub(crate) fn template_cni(manifest: &str, control_plane_endpoint: &str) -> Resu
         let is_daemonset = value["kind"].as_str() == Some("DaemonSet")
             && value["apiVersion"].as_str() == Some("apps/v1");
         if is_daemonset {
-            let container = &mut value["spec"]["template"]["spec"]["containers"][0];
-            if !container.is_mapping() {
-                return Err("CNI DaemonSet has no container to patch".into());
-            }
+            let Some(container) = value
+                .get_mut("spec")
+                .and_then(|v| v.get_mut("template"))
+                .and_then(|v| v.get_mut("spec"))
+                .and_then(|v| v.get_mut("containers"))
+                .and_then(|v| v.get_mut(0))
+                .filter(|c| c.is_mapping())
+            else {
+                return Err(
+                    "CNI DaemonSet: field spec.template.spec.containers has no container to patch"
+                        .into(),
+                );
+            };
             if !container["env"].is_sequence() {
                 container["env"] = Value::Sequence(Vec::new());
             }
@@ -748,6 +757,22 @@ spec:
         assert_eq!(env[1]["value"], "kind-control-plane:6443");
         // Manifests that ask for nothing pass through untouched.
         assert_eq!(template_cni("a: b\n", "x").unwrap(), "a: b\n");
+    }
+
+    #[test]
+    fn a_cni_daemonset_without_containers_is_an_error_not_a_panic() {
+        for spec in [
+            "spec:\n  template:\n    spec:\n      containers: []\n",
+            "spec:\n  template:\n    spec: {}\n",
+            "spec: 3\n",
+            "spec:\n  template:\n    spec:\n      containers: [1]\n",
+        ] {
+            let manifest = format!(
+                "# would you kindly patch this file\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: kindnet\n{spec}"
+            );
+            let e = template_cni(&manifest, "x:6443").unwrap_err();
+            assert!(e.contains("spec.template.spec.containers"), "{e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod bootstrap;
 mod bootstrap_state;
 mod capi;
 mod capi_orc;
+mod capi_safety;
 mod cli_plan;
 mod cli_rotate;
 mod flux;
