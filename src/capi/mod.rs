@@ -10,6 +10,6 @@ pub mod readiness;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
 pub use mover::{
-    Error, Journal, MoveOptions, MoveReport, STATE_DIR, Skipped, backup, backup_file_name,
-    journal_path, move_objects, plan, restore,
+    Error, Journal, MoveOptions, MoveReport, PAUSED_BY_MOVE, STATE_DIR, Skipped, backup,
+    backup_file_name, journal_path, move_objects, plan, restore,
 };

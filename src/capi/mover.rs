@@ -36,6 +36,10 @@ pub const BLOCK_MOVE: &str = "clusterctl.cluster.x-k8s.io/block-move";
 pub const DELETE_FOR_MOVE: &str = "clusterctl.cluster.x-k8s.io/delete-for-move";
 /// Annotation that pauses a ClusterClass.
 pub const PAUSED: &str = "cluster.x-k8s.io/paused";
+/// Annotation this tool puts on what it pauses for a move, holding the move's run id: a later
+/// run recognises its own pause by it even when the journal is lost, and never mistakes it for
+/// a pause the user asked for.
+pub const PAUSED_BY_MOVE: &str = "capi-manage.io/paused-by-move";
 
 /// What went wrong moving.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +252,9 @@ pub struct Journal {
     pub suspended: BTreeSet<String>,
     /// Source UID -> target UID of objects already copied.
     pub copied: BTreeMap<String, String>,
+    /// The id of the move run that wrote this journal (the value of [`PAUSED_BY_MOVE`]).
+    #[serde(default)]
+    pub run: String,
 }
 
 impl Journal {
@@ -638,7 +645,18 @@ fn load_journal(options: &MoveOptions) -> Result<Journal, Error> {
         None => Journal::default(),
     };
     journal.namespace = options.namespace.clone();
+    if journal.run.is_empty() {
+        journal.run = run_id();
+    }
     Ok(journal)
+}
+
+/// A fresh run id: the time and the process, enough to tell two runs apart in an annotation.
+fn run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", now.as_secs(), std::process::id())
 }
 
 /// The operation is complete: the journal has nothing left to resume.
@@ -717,6 +735,14 @@ fn pausable_key(reference: &ObjectRef) -> Option<String> {
 /// Sets (`true`) or clears the pause of a Cluster (`spec.paused`) or ClusterClass (annotation)
 /// in an object body.
 fn set_paused(body: &mut Value, kind: &str, paused: bool) {
+    if !paused && let Some(a) = body["metadata"]["annotations"].as_object_mut() {
+        a.remove(PAUSED_BY_MOVE);
+        if a.is_empty() {
+            body["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
+        }
+    }
     if kind == "Cluster" {
         if paused {
             body["spec"]["paused"] = json!(true);
@@ -1206,15 +1232,19 @@ async fn pause_source(
         } else {
             n.object["metadata"]["annotations"][PAUSED].is_string()
         };
-        if already && !journal.paused.contains(&key) {
+        // Paused by an earlier move run (its journal gone, or the run finished without deleting
+        // the source): ours to unpause, on the target too.
+        let ours = n.object["metadata"]["annotations"][PAUSED_BY_MOVE].is_string();
+        if already && !ours && !journal.paused.contains(&key) {
             continue; // paused by someone else: it moves paused and stays paused
         }
         journal.paused.insert(key);
         save(journal, options)?;
+        let mark = json!({"annotations": {PAUSED_BY_MOVE: journal.run}});
         let patch = if kind == "Cluster" {
-            json!({"spec": {"paused": true}})
+            json!({"spec": {"paused": true}, "metadata": mark})
         } else {
-            json!({"metadata": {"annotations": {PAUSED: ""}}})
+            json!({"metadata": {"annotations": {PAUSED: "", PAUSED_BY_MOVE: journal.run}}})
         };
         api_for(source, &resources[&n.uid], ns)
             .patch(
@@ -1263,9 +1293,9 @@ async fn unpause(
     kind: &str,
 ) -> Result<(), ::kube::Error> {
     let patch = if kind == "Cluster" {
-        json!({"spec": {"paused": null}})
+        json!({"spec": {"paused": null}, "metadata": {"annotations": {PAUSED_BY_MOVE: null}}})
     } else {
-        json!({"metadata": {"annotations": {PAUSED: null}}})
+        json!({"metadata": {"annotations": {PAUSED: null, PAUSED_BY_MOVE: null}}})
     };
     match api
         .patch(

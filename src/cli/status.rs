@@ -59,6 +59,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for p in &r.parts {
         println!("  {p}");
     }
+    if let Some(res) = discovery
+        .resolve(&Gvk::from_api_version(
+            "cluster.x-k8s.io/v1beta2",
+            "Cluster",
+        ))
+        .await?
+    {
+        let api: ::kube::Api<::kube::api::DynamicObject> =
+            ::kube::Api::namespaced_with(client.clone(), &args.namespace, &res.api);
+        if let Some(c) = api.get_opt(&args.cluster).await?
+            && c.data["spec"]["paused"] == true
+        {
+            let by_move = c
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(capi_manage::capi::PAUSED_BY_MOVE));
+            eprintln!(
+                "warning: Cluster {}/{} is paused (spec.paused): its controllers do nothing{}",
+                args.namespace,
+                args.cluster,
+                match by_move {
+                    Some(run) => format!(
+                        "; a move (run {run}) paused it: re-run that move to finish it, or remove spec.paused"
+                    ),
+                    None => "; remove spec.paused when the pause is over".to_string(),
+                }
+            );
+        }
+    }
     for (api_version, kind) in [
         ("source.toolkit.fluxcd.io/v1", "GitRepository"),
         ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),

@@ -34,3 +34,36 @@ async fn a_move_onto_the_same_cluster_is_refused_and_a_backup_never_takes_over_a
     let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777, "the folder's permissions are untouched");
 }
+
+#[tokio::test]
+async fn a_second_run_of_a_finished_move_leaves_no_cluster_paused_on_the_target() {
+    use crate::support::capi::{CAPI, api, cluster_graph, management_cluster};
+    let ((_src_cp, src), (_dst_cp, dst)) = tokio::join!(management_cluster(), management_cluster());
+    cluster_graph(&src, "c1").await;
+    let cancel = CancellationToken::new();
+    // No journal, no deletion: the source stays paused after the move.
+    let options = MoveOptions::new(crate::support::capi::NS);
+    move_objects(&src, &dst, &options, &Silent, &cancel)
+        .await
+        .unwrap();
+    let paused = |o: &::kube::api::DynamicObject| o.data["spec"]["paused"] == true;
+    let marked = |o: &::kube::api::DynamicObject| {
+        o.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(capi_manage::capi::PAUSED_BY_MOVE))
+    };
+    let source_cluster = api(&src, CAPI, "Cluster").await.get("c1").await.unwrap();
+    assert!(paused(&source_cluster) && marked(&source_cluster));
+
+    // The same move again, unchanged: the source's pause is recognised as the tool's own.
+    move_objects(&src, &dst, &options, &Silent, &cancel)
+        .await
+        .unwrap();
+    let target_cluster = api(&dst, CAPI, "Cluster").await.get("c1").await.unwrap();
+    assert!(
+        !paused(&target_cluster),
+        "the target's Cluster is left unpaused"
+    );
+    assert!(!marked(&target_cluster), "and carries no pause mark");
+}
