@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prerequisites of the move and vendor tests: clusterctl, the peer they are compared with, built
-# from its Go module (scripts/test-binaries). Idempotent.
+# Prerequisites of the move, vendor and webhook tests, built from their Go modules
+# (scripts/test-binaries): clusterctl, the peer the move is compared with, and the Cluster API
+# core, kubeadm bootstrap, kubeadm control plane and CAPO managers, whose webhooks the tests run.
+# Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-scripts/test-binaries clusterctl
+scripts/test-binaries clusterctl capi-manager capi-kubeadm-bootstrap-manager capi-kubeadm-control-plane-manager capo-manager

@@ -13,3 +13,4 @@ mod kube;
 mod render;
 mod seal;
 mod vendor;
+mod webhooks;
