@@ -7,13 +7,10 @@ use std::time::{Duration, Instant};
 use ::kube::api::{DynamicObject, PostParams};
 use capi_manage::kube::Discovery;
 use capi_manage::manifest::Object;
-use capi_manage::observe::Silent;
-use capi_manage::vendor::{self, VendorOptions};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::capi::{api_in, apply_all};
-use crate::support::release_mirror::{Mirror, release_files, vendor_toml};
+use crate::support::release_mirror::release_components;
 use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, error_chain};
 
@@ -24,28 +21,7 @@ const NS: &str = "webhooks";
 async fn cluster() -> (ControlPlane, Webhooks, Discovery) {
     let cp = ControlPlane::start().await;
     let webhooks = Webhooks::start(&cp).await;
-    let mirror = Mirror::start(release_files());
-    let repo = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(repo.path().join("vendor-manifests")).unwrap();
-    std::fs::write(
-        repo.path().join("vendor-manifests/vendor.toml"),
-        vendor_toml(),
-    )
-    .unwrap();
-    let options = VendorOptions {
-        mirror: Some(mirror.base.clone()),
-        ..VendorOptions::default()
-    };
-    vendor::vendor(repo.path(), &options, &Silent, &CancellationToken::new())
-        .await
-        .unwrap();
-    let vendored = vendor::load(repo.path()).unwrap();
-    let mut objects: Vec<Object> = vendored
-        .components
-        .into_iter()
-        .filter(|c| !["flux", "sealed-secrets"].contains(&c.name.as_str()))
-        .flat_map(|c| c.objects)
-        .collect();
+    let mut objects = release_components().await;
     objects.push(Object::new(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
     ));

@@ -81,7 +81,8 @@ fn service_range() -> ServiceRange {
 
 /// A running control plane. Dropping it stops every process and deletes its directory.
 pub struct ControlPlane {
-    // Processes before the directory: they are dropped (killed) first.
+    // Attached helpers first (they use the apiserver), then the processes, then the directory.
+    attached: Vec<Box<dyn std::any::Any + Send>>,
     processes: Vec<Process>,
     port: u16,
     kubeconfig: PathBuf,
@@ -260,6 +261,7 @@ impl ControlPlane {
         let kubeconfig = d.join("admin.kubeconfig");
         write(&kubeconfig, &kubeconfig_yaml(&server, &pki));
         let mut cp = ControlPlane {
+            attached: Vec::new(),
             processes,
             port,
             kubeconfig,
@@ -392,6 +394,11 @@ impl ControlPlane {
     /// `https://127.0.0.1:PORT`.
     pub fn server_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Keeps `helper` (e.g. the webhooks) alive as long as the control plane, stopped before it.
+    pub fn attach(&mut self, helper: impl std::any::Any + Send) {
+        self.attached.push(Box::new(helper));
     }
 
     /// The Services' ClusterIP range (`127.A.B.0/24`), this control plane's own.

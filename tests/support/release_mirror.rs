@@ -448,3 +448,43 @@ pub fn vendor_toml() -> String {
         https(capo_path()),
     )
 }
+
+/// The objects of cert-manager (the stand-in), Cluster API (core, kubeadm bootstrap and control
+/// plane), ORC and CAPO as capi-manage installs them: vendored from the mirror with
+/// [`vendor_toml`] (clusterctl's processing included), once per test process.
+pub async fn release_components() -> Vec<capi_manage::manifest::Object> {
+    static VENDORED: tokio::sync::OnceCell<Vec<capi_manage::manifest::Object>> =
+        tokio::sync::OnceCell::const_new();
+    VENDORED
+        .get_or_init(|| async {
+            let mirror = Mirror::start(release_files());
+            let repo = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(repo.path().join("vendor-manifests")).unwrap();
+            std::fs::write(
+                repo.path().join("vendor-manifests/vendor.toml"),
+                vendor_toml(),
+            )
+            .unwrap();
+            let options = capi_manage::vendor::VendorOptions {
+                mirror: Some(mirror.base.clone()),
+                ..Default::default()
+            };
+            capi_manage::vendor::vendor(
+                repo.path(),
+                &options,
+                &capi_manage::observe::Silent,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .expect("vendor the release files from the mirror");
+            capi_manage::vendor::load(repo.path())
+                .expect("load the vendored release files")
+                .components
+                .into_iter()
+                .filter(|c| !["flux", "sealed-secrets"].contains(&c.name.as_str()))
+                .flat_map(|c| c.objects)
+                .collect()
+        })
+        .await
+        .clone()
+}
