@@ -198,13 +198,27 @@ async fn v1beta1_objects_are_converted_defaulted_and_validated_by_the_real_webho
         "{message}"
     );
 
-    // The reconcilers stayed idle: nothing wrote a status.
-    assert!(
-        cluster
-            .get("status")
-            .is_none_or(|s| s.get("conditions").is_none()),
-        "{cluster:#}"
-    );
+    // The reconcilers stayed idle: seconds later, no controller wrote a phase or conditions.
+    for (av, kind, name) in [
+        ("cluster.x-k8s.io/v1beta2", "Cluster", "demo"),
+        (
+            "controlplane.cluster.x-k8s.io/v1beta2",
+            "KubeadmControlPlane",
+            "demo-control-plane",
+        ),
+        (
+            "infrastructure.cluster.x-k8s.io/v1beta1",
+            "OpenStackCluster",
+            "demo",
+        ),
+    ] {
+        let o = get(&d, av, kind, name).await;
+        let status = &o["status"];
+        assert!(
+            status.get("conditions").is_none() && status.get("phase").is_none(),
+            "{kind} {name} was reconciled: {o:#}"
+        );
+    }
     for (name, ready, rss) in webhooks.report() {
         assert!(ready.is_some() && rss.is_some(), "{name}");
     }

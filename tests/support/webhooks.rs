@@ -34,9 +34,8 @@ use ::kube::core::{ApiResource, GroupVersionKind};
 use base64::Engine;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{ControlPlane, free_port, test_bin};
@@ -155,6 +154,7 @@ pub struct Webhooks {
 /// The test CA: its PEM and an issuer for serving certificates.
 struct Ca {
     pem: String,
+    der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -173,6 +173,7 @@ fn new_ca() -> Ca {
     let cert = params.self_signed(&key).unwrap();
     Ca {
         pem: cert.pem(),
+        der: cert.der().to_vec(),
         issuer: Issuer::new(params, key),
     }
 }
@@ -277,16 +278,6 @@ impl Webhooks {
             })
             .collect::<Vec<_>>()
             .join("\n")
-    }
-
-    /// The last `lines` lines of a provider's current manager log.
-    pub fn log_tail(&self, provider: &str, lines: usize) -> String {
-        let status = self.status();
-        status
-            .get(provider)
-            .and_then(|s| s.log.clone())
-            .map(|l| log_tail(&l, lines))
-            .unwrap_or_default()
     }
 
     /// Per provider: the time its manager took to answer, and its resident memory now (KiB).
@@ -410,7 +401,7 @@ impl Run {
         let injected = self.inject(&namespaces).await?;
         for p in PROVIDERS {
             let ns = self.shared.status.lock().unwrap()[p.name].namespace.clone();
-            let ok = ns.is_some_and(|ns| !injected.iter().any(|(n, _)| *n == ns));
+            let ok = ns.is_some_and(|ns| injected.get(&ns) == Some(&true));
             self.set(p.name, |s| s.injected = ok);
         }
         Ok(())
@@ -444,7 +435,11 @@ impl Run {
                 }
             }
         }
-        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let crds = dynamic(
+            &self.client,
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+        );
         for crd in p.crds {
             if crds.get_metadata_opt(crd).await?.is_none() {
                 return Ok(());
@@ -601,7 +596,7 @@ impl Run {
         let host = format!("{}.{ns}.svc", p.service);
         let url = format!("https://{host}:{}/", relay.addr.port());
         // The DNS name resolves to the relay, as kube-apiserver resolves the Service.
-        let client = prober(&self.ca.pem, &host, relay.addr);
+        let client = prober(&self.ca.der, &host, relay.addr);
         let started = manager.started;
         match client
             .get(&url)
@@ -620,41 +615,39 @@ impl Run {
         }
     }
 
-    /// Plays cert-manager's cainjector for the providers' namespaces. Returns the objects that
-    /// still lack the CA (namespace, identity).
+    /// Plays cert-manager's cainjector for the providers' namespaces. Returns, per namespace,
+    /// whether annotated objects were seen and all of them carry the CA.
     async fn inject(
         &mut self,
         namespaces: &[String],
-    ) -> Result<Vec<(String, String)>, ::kube::Error> {
+    ) -> Result<HashMap<String, bool>, ::kube::Error> {
         let want = base64::engine::general_purpose::STANDARD.encode(&self.ca.pem);
         let ours = |annotations: Option<&BTreeMap<String, String>>| -> Option<String> {
-            let from = annotations?.get(INJECT)?;
-            let ns = from.split('/').next()?;
+            let ns = annotations?.get(INJECT)?.split('/').next()?;
             namespaces.iter().any(|n| n == ns).then(|| ns.to_string())
         };
-        let mut missing = Vec::new();
+        let mut done: HashMap<String, bool> = HashMap::new();
+        let mut note = |ns: String, ok: bool| *done.entry(ns).or_insert(true) &= ok;
         for kind in [
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
         ] {
-            let gvk = GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
-            let api: Api<DynamicObject> =
-                Api::all_with(self.client.clone(), &ApiResource::from_gvk(&gvk));
+            let api = dynamic(&self.client, "admissionregistration.k8s.io", kind);
             for o in api.list(&ListParams::default()).await?.items {
                 let Some(ns) = ours(o.metadata.annotations.as_ref()) else {
                     continue;
                 };
-                let name = o.metadata.name.clone().unwrap_or_default();
                 let mut webhooks = o.data["webhooks"].as_array().cloned().unwrap_or_default();
-                let mut changed = false;
-                for w in &mut webhooks {
-                    if w["clientConfig"]["caBundle"].as_str() != Some(want.as_str()) {
-                        w["clientConfig"]["caBundle"] = json!(want);
-                        changed = true;
-                    }
-                }
-                if !changed {
+                let stale: Vec<&mut Value> = webhooks
+                    .iter_mut()
+                    .filter(|w| w["clientConfig"]["caBundle"].as_str() != Some(want.as_str()))
+                    .collect();
+                if stale.is_empty() {
+                    note(ns, true);
                     continue;
+                }
+                for w in stale {
+                    w["clientConfig"]["caBundle"] = json!(want);
                 }
                 // A merge patch replaces the list; the resourceVersion makes it fail rather than
                 // overwrite a concurrent change (the next round tries again).
@@ -662,30 +655,18 @@ impl Run {
                     "metadata": {"resourceVersion": o.metadata.resource_version},
                     "webhooks": webhooks,
                 });
-                if api
-                    .patch(
-                        &name,
-                        &PatchParams {
-                            field_manager: Some(MANAGER.into()),
-                            ..PatchParams::default()
-                        },
-                        &Patch::Merge(&patch),
-                    )
+                let name = o.metadata.name.unwrap_or_default();
+                let ok = api
+                    .patch(&name, &params(), &Patch::Merge(&patch))
                     .await
-                    .is_err()
-                {
-                    missing.push((ns, format!("{kind} {name}")));
-                }
+                    .is_ok();
+                note(ns, ok);
             }
         }
-        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let crd_api: Api<DynamicObject> = Api::all_with(
-            self.client.clone(),
-            &ApiResource::from_gvk(&GroupVersionKind::gvk(
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-            )),
+        let crds = dynamic(
+            &self.client,
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
         );
         for m in crds.list_metadata(&ListParams::default()).await?.items {
             let Some(ns) = ours(m.metadata.annotations.as_ref()) else {
@@ -694,37 +675,44 @@ impl Run {
             let name = m.metadata.name.clone().unwrap_or_default();
             let rv = m.metadata.resource_version.clone().unwrap_or_default();
             if self.verified_crds.get(&name) == Some(&rv) {
+                note(ns, true);
                 continue;
             }
-            let crd = crd_api.get(&name).await?;
+            let crd = crds.get(&name).await?;
             let conversion = &crd.data["spec"]["conversion"];
             if conversion["strategy"].as_str() != Some("Webhook")
                 || conversion["webhook"]["clientConfig"]["caBundle"].as_str() == Some(&want)
             {
                 self.verified_crds.insert(name, rv);
+                note(ns, true);
                 continue;
             }
             let patch =
                 json!({"spec": {"conversion": {"webhook": {"clientConfig": {"caBundle": want}}}}});
-            match crd_api
-                .patch(
-                    &name,
-                    &PatchParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..PatchParams::default()
-                    },
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
+            match crds.patch(&name, &params(), &Patch::Merge(&patch)).await {
                 Ok(after) => {
                     let rv = after.metadata.resource_version.unwrap_or_default();
                     self.verified_crds.insert(name, rv);
+                    note(ns, true);
                 }
-                Err(_) => missing.push((ns, format!("CustomResourceDefinition {name}"))),
+                Err(_) => note(ns, false),
             }
         }
-        Ok(missing)
+        Ok(done)
+    }
+}
+
+/// The cluster-scoped API of `kind` in `group`/v1.
+fn dynamic(client: &::kube::Client, group: &str, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, "v1", kind);
+    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+}
+
+/// Patches as the test's cainjector.
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
     }
 }
 
@@ -782,10 +770,9 @@ fn spawn(mut cmd: Command, log: &Path) -> Child {
 }
 
 /// A TLS client trusting only the test CA, resolving `host` to `addr`.
-fn prober(ca_pem: &str, host: &str, addr: SocketAddr) -> reqwest::Client {
+fn prober(ca_der: &[u8], host: &str, addr: SocketAddr) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
-    let der = pem_to_der(ca_pem);
-    roots.add(der.into()).unwrap();
+    roots.add(ca_der.to_vec().into()).unwrap();
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -798,12 +785,5 @@ fn prober(ca_pem: &str, host: &str, addr: SocketAddr) -> reqwest::Client {
         .no_proxy()
         .resolve(host, addr)
         .build()
-        .unwrap()
-}
-
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
         .unwrap()
 }
