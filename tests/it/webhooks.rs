@@ -60,7 +60,8 @@ fn kcp(name: &str, replicas: i64) -> Value {
         "metadata": {"name": name, "namespace": NS},
         "spec": {
             "replicas": replicas,
-            "version": "v1.33.4",
+            // Without the "v": KubeadmControlPlane's defaulting webhook adds it.
+            "version": "1.33.4",
             "machineTemplate": {"infrastructureRef": {
                 "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
                 "kind": "OpenStackMachineTemplate", "name": format!("{name}-machines")}},
@@ -150,6 +151,8 @@ async fn v1beta1_objects_are_converted_defaulted_and_validated_by_the_real_webho
         json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "OpenStackMachineTemplate", "name": "demo-control-plane-machines"}),
         "{stored:#}"
     );
+    // Defaulted by the mutating webhook (no CRD default can prefix a string).
+    assert_eq!(stored["spec"]["version"], "v1.33.4", "{stored:#}");
     assert_eq!(
         stored["spec"]["kubeadmConfigSpec"]["clusterConfiguration"]["apiServer"]["extraArgs"],
         json!([{"name": "cloud-provider", "value": "external"}]),
