@@ -298,3 +298,61 @@ async fn a_wrong_ca_bundle_is_replaced_and_a_killed_manager_answers_again() {
     drop(webhooks);
     drop(cp);
 }
+
+#[test]
+fn the_mirror_serves_the_releases_as_their_makefiles_build_them() {
+    use crate::support::release_mirror::{capi_path, capo_path, orc_path};
+    let files = crate::support::release_mirror::release_files();
+    let capo_image = "registry.k8s.io/capi-openstack/capi-openstack-controller:v0.14.6";
+    for (path, image) in [
+        (
+            capi_path("core-components.yaml"),
+            "registry.k8s.io/cluster-api/cluster-api-controller:v1.13.3".to_string(),
+        ),
+        (
+            capi_path("bootstrap-components.yaml"),
+            "registry.k8s.io/cluster-api/kubeadm-bootstrap-controller:v1.13.3".to_string(),
+        ),
+        (
+            capi_path("control-plane-components.yaml"),
+            "registry.k8s.io/cluster-api/kubeadm-control-plane-controller:v1.13.3".to_string(),
+        ),
+        (capo_path(), capo_image.to_string()),
+    ] {
+        let objects =
+            capi_manage::manifest::parse_str(std::str::from_utf8(&files[&path]).unwrap(), None)
+                .unwrap();
+        let deployments: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.kind() == "Deployment")
+            .collect();
+        assert_eq!(deployments.len(), 1, "{path}");
+        let container = &deployments[0].value["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], image.as_str(), "{path}");
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent", "{path}");
+        // Conversion webhooks and CA injection come with the release.
+        let converted = objects
+            .iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition")
+            .filter(|o| o.value["spec"]["conversion"]["strategy"] == "Webhook")
+            .count();
+        assert!(converted > 0, "{path}: no conversion webhook");
+        for o in objects.iter().filter(|o| {
+            o.kind().ends_with("WebhookConfiguration")
+                || o.value["spec"]["conversion"]["strategy"] == "Webhook"
+        }) {
+            assert!(
+                o.value["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].is_string(),
+                "{path}: {o}"
+            );
+        }
+        // clusterctl's variables are left for clusterctl's processing.
+        assert!(
+            std::str::from_utf8(&files[&path]).unwrap().contains("${"),
+            "{path}"
+        );
+    }
+    let orc = crate::support::fixtures()
+        .join("releases/openstack-resource-controller-v2.6.0/dist/install.yaml");
+    assert_eq!(files[&orc_path()], std::fs::read(orc).unwrap());
+}
