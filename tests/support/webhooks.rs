@@ -360,9 +360,14 @@ impl Run {
                     s.problem = Some(format!("round failed: {e}"));
                 }
             }
+            // Quick rounds while something is missing, calmer ones once all answer (the CA is
+            // still re-injected within a second of a re-apply).
+            let settled =
+                (self.shared.status.lock().unwrap().values()).all(|s| s.answers && s.injected);
+            let pause = Duration::from_millis(if settled { 1000 } else { 300 });
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
         self.relays.clear();
