@@ -1,4 +1,7 @@
-//! `capi_manage::capi` moves between two real kube-apiservers with the CAPI/CAPO/Flux CRDs.
+//! `capi_manage::capi` moves between real kube-apiservers holding the real release components of
+//! Cluster API, ORC and CAPO (built from upstream's release sources, installed through
+//! capi-manage's vendor and apply) with their webhooks served by the real managers, plus the
+//! Flux and sealed-secrets CRDs.
 
 use std::collections::BTreeMap;
 

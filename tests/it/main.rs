@@ -17,3 +17,4 @@ mod kube;
 mod render;
 mod seal;
 mod vendor;
+mod webhooks;

@@ -430,7 +430,7 @@ async fn providers_render_as_clusterctl_generates_them() {
     let deploy = core.iter().find(|o| o.kind() == "Deployment").unwrap();
     let args = deploy.value["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(
-        args.contains("MachinePool=true,ClusterResourceSet=true,ClusterTopology=false"),
+        args.contains("MachinePool=true,ClusterTopology=false"),
         "{args}"
     );
     assert!(!args.contains("${"), "{args}");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ::kube::api::{Api, DynamicObject, Patch};
 use capi_manage::kube::{ApplyOptions, Discovery, apply};
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ControlPlane;
+use super::release_mirror::{CAPI_VERSION, CAPO_VERSION, release_components};
+use super::webhooks::Webhooks;
 
 /// The namespace the cluster graphs live in.
 pub const NS: &str = "capi-self";
@@ -56,83 +59,87 @@ pub async fn apply_all(d: &Discovery, objects: &[Object]) {
     .unwrap();
 }
 
-/// A management cluster with the upstream CRDs and the namespace.
+/// The Flux and sealed-secrets CRDs of ../shared/fixtures/upstream: the kinds the cluster graph
+/// holds besides Cluster API's and CAPO's.
+fn flux_and_sealed_secrets_crds() -> Vec<Object> {
+    upstream_crds()
+        .into_iter()
+        .filter(|crd| {
+            let group = crd.value["spec"]["group"].as_str().unwrap_or_default();
+            group.ends_with(".toolkit.fluxcd.io") || group == "bitnami.com"
+        })
+        .collect()
+}
+
+/// A management cluster as capi-manage installs it: the real release components of Cluster API
+/// (v1.13.3), ORC and CAPO (v0.14.6) from the test mirror, with clusterctl's processing and
+/// cert-manager's stand-in, their webhooks served by the real managers (kept alive with the
+/// control plane), the Flux and sealed-secrets CRDs, and the namespace.
 pub async fn management_cluster() -> (ControlPlane, Discovery) {
-    let cp = ControlPlane::start().await;
+    with_release_components(&[]).await
+}
+
+async fn with_release_components(extra: &[Object]) -> (ControlPlane, Discovery) {
+    let mut cp = ControlPlane::start().await;
+    let webhooks = Webhooks::start(&cp).await;
     let d = Discovery::new(cp.client().await);
-    let mut bundle = upstream_crds();
+    let mut bundle = flux_and_sealed_secrets_crds();
+    bundle.extend(release_components().await);
+    bundle.extend(extra.iter().cloned());
     bundle.push(Object::new(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
     ));
     apply_all(&d, &bundle).await;
+    webhooks.wait_ready(Duration::from_secs(180)).await;
+    cp.attach(webhooks);
     (cp, d)
 }
 
-/// A management cluster as `clusterctl init` leaves it, for clusterctl move: the CRDs carry
-/// clusterctl's labels (`clusterctl.cluster.x-k8s.io`, `cluster.x-k8s.io/provider`), and the
-/// provider inventory exists — the `providers.clusterctl.cluster.x-k8s.io` CRD (written here
+/// A management cluster as `clusterctl init` leaves it, for clusterctl move: the release
+/// components as [`management_cluster`] installs them (clusterctl's labels
+/// `clusterctl.cluster.x-k8s.io` and `cluster.x-k8s.io/provider` on every provider object), and
+/// the provider inventory — the `providers.clusterctl.cluster.x-k8s.io` CRD (written here
 /// minimally: clusterctl only lists and reads these objects, it needs no schema) and one
-/// Provider per installed provider.
+/// Provider per installed provider, at the installed version.
 pub async fn clusterctl_management_cluster() -> (ControlPlane, Discovery) {
-    let cp = ControlPlane::start().await;
-    let d = Discovery::new(cp.client().await);
-    let mut bundle = upstream_crds();
-    for crd in &mut bundle {
-        let group = crd.value["spec"]["group"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let provider = match group.as_str() {
-            "cluster.x-k8s.io"
-            | "addons.cluster.x-k8s.io"
-            | "ipam.cluster.x-k8s.io"
-            | "runtime.cluster.x-k8s.io" => "cluster-api",
-            "bootstrap.cluster.x-k8s.io" => "bootstrap-kubeadm",
-            "controlplane.cluster.x-k8s.io" => "control-plane-kubeadm",
-            "infrastructure.cluster.x-k8s.io" => "infrastructure-openstack",
-            _ => continue,
-        };
-        crd.value["metadata"]["labels"] =
-            json!({"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": provider});
-    }
-    bundle.push(Object::new(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    let inventory_crd = Object::new(
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "providers.clusterctl.cluster.x-k8s.io", "labels": {"clusterctl.cluster.x-k8s.io/core": "inventory"}},
         "spec": {"group": "clusterctl.cluster.x-k8s.io", "scope": "Namespaced",
                  "names": {"kind": "Provider", "listKind": "ProviderList", "plural": "providers", "singular": "provider"},
                  "versions": [{"name": "v1alpha3", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})));
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    );
+    let (cp, d) = with_release_components(&[inventory_crd]).await;
     let providers = [
-        ("capi-system", "cluster-api", "CoreProvider"),
+        ("capi-system", "cluster-api", "CoreProvider", CAPI_VERSION),
         (
             "capi-kubeadm-bootstrap-system",
             "bootstrap-kubeadm",
             "BootstrapProvider",
+            CAPI_VERSION,
         ),
         (
             "capi-kubeadm-control-plane-system",
             "control-plane-kubeadm",
             "ControlPlaneProvider",
+            CAPI_VERSION,
         ),
         (
             "capo-system",
             "infrastructure-openstack",
             "InfrastructureProvider",
+            CAPO_VERSION,
         ),
     ];
-    for ns in providers.iter().map(|p| p.0).chain([NS]) {
-        bundle.push(Object::new(
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        ));
-    }
-    apply_all(&d, &bundle).await;
     let inventory: Vec<Object> = providers
         .iter()
-        .map(|(ns, name, ty)| {
+        .map(|(ns, name, ty, version)| {
             let provider_name = name.rsplit_once('-').map_or(*name, |(_, n)| n);
             let provider_name = if *name == "cluster-api" { "cluster-api" } else { provider_name };
             Object::new(json!({"apiVersion": "clusterctl.cluster.x-k8s.io/v1alpha3", "kind": "Provider",
                 "metadata": {"name": name, "namespace": ns, "labels": {"clusterctl.cluster.x-k8s.io": "", "cluster.x-k8s.io/provider": name}},
-                "providerName": provider_name, "type": ty, "version": "v1.14.0"}))
+                "providerName": provider_name, "type": ty, "version": version}))
         })
         .collect();
     apply_all(&d, &inventory).await;

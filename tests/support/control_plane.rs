@@ -3,6 +3,12 @@
 //! on free loopback ports, with generated certificates, RBAC, and an admin kubeconfig file the
 //! code under test loads exactly like a user's.
 //!
+//! Services get ClusterIPs in a loopback /24 of their own (`127.A.B.0/24`, unique per control
+//! plane across the processes of this machine): kube-apiserver resolves a webhook's or conversion
+//! webhook's `clientConfig.service` to the Service's ClusterIP, so a listener of the test on that
+//! address (see `webhooks.rs`) receives the calls without rewriting the upstream manifests.
+//! Binding a Service's port (443 for webhooks) needs root or CAP_NET_BIND_SERVICE.
+//!
 //! One per test, not one per binary: tests create cluster-scoped objects (CRDs, namespaces) and
 //! the move tests need two independent clusters, so sharing would couple tests. Start-up takes a
 //! few seconds; everything is killed and removed on drop, also when the test panics.
@@ -38,9 +44,45 @@ impl Options {
     }
 }
 
+/// A loopback /24 for a control plane's Services, reserved for this control plane's lifetime:
+/// the reservation is a listener on the range's network address (`127.A.B.0`) at a fixed port
+/// below the ephemeral range, so another control plane (of this process or another one on this
+/// machine) that picks the same range finds it taken and picks the next one.
+struct ServiceRange {
+    cidr: String,
+    /// The first address: the `kubernetes` Service's ClusterIP.
+    first: std::net::Ipv4Addr,
+    _reservation: std::net::TcpListener,
+}
+
+/// Port of the range reservations (below Linux's ephemeral range, so `free_port` never gives it).
+const RANGE_RESERVATION_PORT: u16 = 20999;
+
+fn service_range() -> ServiceRange {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // 127.64.0.0 - 127.253.255.0: 190 * 256 ranges, none touching 127.0.0.0/16.
+    const RANGES: u32 = 190 * 256;
+    let start = std::process::id().wrapping_mul(2_654_435_761) % RANGES;
+    for _ in 0..RANGES {
+        let n = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % RANGES;
+        let (a, b) = (64 + (n / 256) as u8, (n % 256) as u8);
+        let network = std::net::Ipv4Addr::new(127, a, b, 0);
+        if let Ok(listener) = std::net::TcpListener::bind((network, RANGE_RESERVATION_PORT)) {
+            return ServiceRange {
+                cidr: format!("{network}/24"),
+                first: std::net::Ipv4Addr::new(127, a, b, 1),
+                _reservation: listener,
+            };
+        }
+    }
+    panic!("no free loopback /24 for a control plane's Services");
+}
+
 /// A running control plane. Dropping it stops every process and deletes its directory.
 pub struct ControlPlane {
-    // Processes before the directory: they are dropped (killed) first.
+    // Attached helpers first (they use the apiserver), then the processes, then the directory.
+    attached: Vec<Box<dyn std::any::Any + Send>>,
     processes: Vec<Process>,
     port: u16,
     kubeconfig: PathBuf,
@@ -48,6 +90,7 @@ pub struct ControlPlane {
     token: String,
     /// kube-apiserver's arguments, to start it again after [`ControlPlane::kill_apiserver`].
     apiserver_args: Vec<String>,
+    services: ServiceRange,
     dir: tempfile::TempDir,
 }
 
@@ -67,7 +110,7 @@ fn write(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
-fn pki(dir: &Path) -> Pki {
+fn pki(dir: &Path, kubernetes_ip: std::net::Ipv4Addr) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params
@@ -86,7 +129,7 @@ fn pki(dir: &Path) -> Pki {
     let mut serving = CertificateParams::new(vec![
         "127.0.0.1".to_string(),
         "localhost".to_string(),
-        "10.96.0.1".to_string(),
+        kubernetes_ip.to_string(),
         "kubernetes".to_string(),
         "kubernetes.default".to_string(),
         "kubernetes.default.svc".to_string(),
@@ -153,7 +196,8 @@ impl ControlPlane {
             .unwrap();
         let d_buf = dir.path().to_path_buf();
         let d = d_buf.as_path();
-        let pki = pki(d);
+        let services = service_range();
+        let pki = pki(d, services.first);
         let token = format!(
             "admin-{}",
             std::process::id() as u64 * 1_000_003 + free_port() as u64
@@ -195,7 +239,7 @@ impl ControlPlane {
                 "--service-account-signing-key-file={}",
                 pki.sa_key.display()
             ),
-            "--service-cluster-ip-range=10.96.0.0/16",
+            &format!("--service-cluster-ip-range={}", services.cidr),
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
@@ -217,12 +261,14 @@ impl ControlPlane {
         let kubeconfig = d.join("admin.kubeconfig");
         write(&kubeconfig, &kubeconfig_yaml(&server, &pki));
         let mut cp = ControlPlane {
+            attached: Vec::new(),
             processes,
             port,
             kubeconfig,
             ca_pem: pki.ca_pem.clone(),
             token,
             apiserver_args,
+            services,
             dir,
         };
         cp.wait_ready().await;
@@ -348,6 +394,16 @@ impl ControlPlane {
     /// `https://127.0.0.1:PORT`.
     pub fn server_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Keeps `helper` (e.g. the webhooks) alive as long as the control plane, stopped before it.
+    pub fn attach(&mut self, helper: impl std::any::Any + Send) {
+        self.attached.push(Box::new(helper));
+    }
+
+    /// The Services' ClusterIP range (`127.A.B.0/24`), this control plane's own.
+    pub fn service_cidr(&self) -> &str {
+        &self.services.cidr
     }
 
     /// The apiserver's port.

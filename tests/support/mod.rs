@@ -10,6 +10,7 @@ pub mod infra;
 mod process;
 pub mod release_mirror;
 pub mod sealed_secrets;
+pub mod webhooks;
 
 #[allow(unused_imports)]
 pub use control_plane::{ControlPlane, Options};

@@ -1,13 +1,22 @@
-//! A mirror of release assets on loopback: a tiny HTTP server, and release-like files built from
-//! the upstream fixtures, served at `/<host>/<path>` of their real release URLs (the layout
-//! `capi-manage vendor --mirror` reads). cert-manager is a small stand-in: a Namespace, two CRDs
-//! written here and its three Deployments.
+//! A mirror of release assets on loopback: a tiny HTTP server, and the release files, served at
+//! `/<host>/<path>` of their real release URLs (the layout `capi-manage vendor --mirror` reads).
+//!
+//! Cluster API's and CAPO's component files are built from their release sources in
+//! `../shared/fixtures/upstream/releases/` by the real kustomize, the way their release Makefiles
+//! build them: the release image and `IfNotPresent` written into `config/default`'s image and
+//! pull-policy patches (`manifest-modification`), then `kustomize build config/default` (CAPO's
+//! release adds an overlay setting the image and the pull policy once more). ORC's file is its
+//! release `install.yaml`, unchanged. Flux and sealed-secrets are assembled from their upstream
+//! CRDs and controller manifests. cert-manager is a small stand-in: a Namespace, its Certificate
+//! and Issuer CRDs (written here, schemaless) and its three Deployments.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 // ---------------------------------------------------------------- the mirror
 
@@ -112,7 +121,18 @@ fn serve(stream: TcpStream, files: &Mutex<HashMap<String, Vec<u8>>>, fail: bool)
     let _ = out.read(&mut [0u8; 1]);
 }
 
-// ---------------------------------------------------------------- release-like files
+// ---------------------------------------------------------------- release files
+
+/// Cluster API's release version the mirror serves.
+pub const CAPI_VERSION: &str = "v1.13.3";
+/// CAPO's release version the mirror serves.
+pub const CAPO_VERSION: &str = "v0.14.6";
+/// ORC's release version the mirror serves.
+pub const ORC_VERSION: &str = "v2.6.0";
+/// cert-manager's version (the stand-in's image tags).
+pub const CERT_MANAGER_VERSION: &str = "v1.20.3";
+
+pub const GH: &str = "/github.com";
 
 pub fn fixture(rel: &str) -> String {
     let p = super::fixtures().join(rel);
@@ -147,8 +167,7 @@ pub fn namespace(name: &str) -> String {
     )
 }
 
-/// A controller's ServiceAccount and Deployment as providers publish them, with clusterctl
-/// variables in its args (the pods need the ServiceAccount to be admitted).
+/// A controller's ServiceAccount and Deployment (the pods need the ServiceAccount to be admitted).
 pub fn deployment(name: &str, ns: &str, image: &str, args: &[&str]) -> String {
     let args: String = args
         .iter()
@@ -159,50 +178,161 @@ pub fn deployment(name: &str, ns: &str, image: &str, args: &[&str]) -> String {
     )
 }
 
-/// The RBAC, webhook Service, serving Certificate and webhook configuration a provider ships.
-pub fn provider_plumbing(prefix: &str, ns: &str) -> Vec<String> {
-    vec![
-        format!(
-            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {prefix}-manager\n  namespace: {ns}\n"
-        ),
-        format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {prefix}-manager-role\nrules:\n- apiGroups: [\"\"]\n  resources: [\"secrets\"]\n  verbs: [\"get\"]\n"
-        ),
-        format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {prefix}-manager-rolebinding\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {prefix}-manager-role\nsubjects:\n- kind: ServiceAccount\n  name: {prefix}-manager\n  namespace: {ns}\n"
-        ),
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {prefix}-webhook-service\n  namespace: {ns}\nspec:\n  ports:\n  - port: 443\n    targetPort: 9443\n  selector:\n    app: {prefix}\n"
-        ),
-        format!(
-            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: {prefix}-serving-cert\n  namespace: {ns}\nspec:\n  dnsNames:\n  - {prefix}-webhook-service.{ns}.svc\n  - {prefix}-webhook-service.{ns}.svc.cluster.local\n  issuerRef:\n    kind: Issuer\n    name: {prefix}-selfsigned-issuer\n  secretName: {prefix}-webhook-service-cert\n"
-        ),
-        format!(
-            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {prefix}-validating-webhook-configuration\n  annotations:\n    cert-manager.io/inject-ca-from: {ns}/{prefix}-serving-cert\nwebhooks:\n- admissionReviewVersions: [\"v1\"]\n  clientConfig:\n    service:\n      name: {prefix}-webhook-service\n      namespace: {ns}\n      path: /validate\n  failurePolicy: Fail\n  name: validation.{prefix}.x-k8s.io\n  sideEffects: None\n"
-        ),
-    ]
+/// The mirror path of a Cluster API release asset.
+pub fn capi_path(file: &str) -> String {
+    format!("{GH}/kubernetes-sigs/cluster-api/releases/download/{CAPI_VERSION}/{file}")
 }
 
-pub fn provider_file(
-    ns: &str,
-    prefix: &str,
-    crds: Vec<String>,
-    image: &str,
-    args: &[&str],
-) -> String {
-    let mut docs = vec![namespace(ns)];
-    docs.extend(crds);
-    docs.extend(provider_plumbing(prefix, ns));
-    docs.push(deployment(
-        &format!("{prefix}-controller-manager"),
-        ns,
-        image,
-        args,
-    ));
-    join(&docs)
+/// The mirror path of CAPO's infrastructure components.
+pub fn capo_path() -> String {
+    format!(
+        "{GH}/kubernetes-sigs/cluster-api-provider-openstack/releases/download/{CAPO_VERSION}/infrastructure-components.yaml"
+    )
 }
 
-pub const GH: &str = "/github.com";
+/// The mirror path of ORC's install manifest.
+pub fn orc_path() -> String {
+    format!("{GH}/k-orc/openstack-resource-controller/releases/download/{ORC_VERSION}/install.yaml")
+}
+
+/// The mirror path of cert-manager's manifest.
+pub fn cert_manager_path() -> String {
+    format!(
+        "{GH}/cert-manager/cert-manager/releases/download/{CERT_MANAGER_VERSION}/cert-manager.yaml"
+    )
+}
+
+/// `sed 's@<key>: .*@<key>: <value>@'` over a file, as the release Makefiles' `set-manifest-image`
+/// and `set-manifest-pull-policy` do: the first `<key>: ` of each line and what follows.
+fn set_field(path: &Path, key: &str, value: &str) {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let needle = format!("{key}: ");
+    let mut hits = 0;
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.find(&needle) {
+            Some(i) => {
+                hits += 1;
+                out.push_str(&format!("{}{needle}{value}\n", &line[..i]));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    assert!(hits > 0, "no `{needle}` in {}", path.display());
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
+            // Fixtures may be read-only; the copy is edited.
+            let mut perms = std::fs::metadata(&dst).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&dst, perms).unwrap();
+        }
+    }
+}
+
+fn kustomize_build(dir: &Path) -> String {
+    let out = Command::new(super::test_bin("kustomize"))
+        .arg("build")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run kustomize build {}: {e}", dir.display()));
+    assert!(
+        out.status.success(),
+        "kustomize build {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("kustomize prints UTF-8")
+}
+
+/// `config/default` of a release source with the release image and pull policy set, built.
+fn build_default(config: &Path, image: &str) -> String {
+    let default = config.join("default");
+    set_field(&default.join("manager_image_patch.yaml"), "image", image);
+    set_field(
+        &default.join("manager_pull_policy.yaml"),
+        "imagePullPolicy",
+        "IfNotPresent",
+    );
+    kustomize_build(&default)
+}
+
+/// Cluster API's core, bootstrap and control-plane components and CAPO's infrastructure
+/// components, by mirror path: built once per test process (kustomize takes seconds).
+pub fn built_release_files() -> &'static HashMap<String, Vec<u8>> {
+    static BUILT: OnceLock<HashMap<String, Vec<u8>>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let work = tempfile::Builder::new()
+            .prefix("capi-manage-releases-")
+            .tempdir()
+            .unwrap();
+        let releases = super::fixtures().join("releases");
+
+        let capi = work.path().join("cluster-api");
+        copy_tree(&releases.join(format!("cluster-api-{CAPI_VERSION}")), &capi);
+        let capi_image = |name: &str| format!("registry.k8s.io/cluster-api/{name}:{CAPI_VERSION}");
+        let core = build_default(&capi.join("config"), &capi_image("cluster-api-controller"));
+        let bootstrap = build_default(
+            &capi.join("bootstrap/kubeadm/config"),
+            &capi_image("kubeadm-bootstrap-controller"),
+        );
+        let control_plane = build_default(
+            &capi.join("controlplane/kubeadm/config"),
+            &capi_image("kubeadm-control-plane-controller"),
+        );
+
+        // CAPO's release: the same edits, then an overlay over the built file that maps the
+        // development image to the release image and sets the pull policy on the manager.
+        let capo = work.path().join("capo");
+        copy_tree(
+            &releases.join(format!("cluster-api-provider-openstack-{CAPO_VERSION}")),
+            &capo,
+        );
+        let capo_image = "registry.k8s.io/capi-openstack/capi-openstack-controller";
+        let source = build_default(&capo.join("config"), &format!("{capo_image}:{CAPO_VERSION}"));
+        let overlay = work.path().join("capo-release");
+        std::fs::create_dir_all(&overlay).unwrap();
+        std::fs::write(overlay.join("source-manifest.yaml"), source).unwrap();
+        std::fs::write(
+            overlay.join("pull-policy-patch.yaml"),
+            "- op: replace\n  path: /spec/template/spec/containers/0/imagePullPolicy\n  value: IfNotPresent\n",
+        )
+        .unwrap();
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- source-manifest.yaml\nimages:\n- name: gcr.io/k8s-staging-capi-openstack/capi-openstack-controller\n  newName: {capo_image}\n  newTag: {CAPO_VERSION}\npatches:\n- path: pull-policy-patch.yaml\n  target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: capo-controller-manager\n    namespace: capo-system\n"
+            ),
+        )
+        .unwrap();
+        let infrastructure = kustomize_build(&overlay);
+
+        [
+            (capi_path("core-components.yaml"), core),
+            (capi_path("bootstrap-components.yaml"), bootstrap),
+            (capi_path("control-plane-components.yaml"), control_plane),
+            (capo_path(), infrastructure),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect()
+    })
+}
 
 /// The served files, by mirror path (`/<host>/<path>` of the real release URLs).
 pub fn release_files() -> HashMap<String, Vec<u8>> {
@@ -227,11 +357,14 @@ pub fn release_files() -> HashMap<String, Vec<u8>> {
         ));
     }
 
+    // The providers' files hold Certificates and Issuers: the stand-in keeps their CRDs.
     let cm_crd = |plural: &str, kind: &str| {
         format!(
             "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.cert-manager.io\n  labels:\n    app: cert-manager\nspec:\n  group: cert-manager.io\n  names:\n    kind: {kind}\n    plural: {plural}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
         )
     };
+    let cm_image =
+        |name: &str| format!("quay.io/jetstack/cert-manager-{name}:{CERT_MANAGER_VERSION}");
     let cert_manager = join(&[
         namespace("cert-manager"),
         cm_crd("certificates", "Certificate"),
@@ -239,71 +372,23 @@ pub fn release_files() -> HashMap<String, Vec<u8>> {
         deployment(
             "cert-manager",
             "cert-manager",
-            "quay.io/jetstack/cert-manager-controller:v1.21.1",
+            &cm_image("controller"),
             &["--v=2"],
         ),
         deployment(
             "cert-manager-cainjector",
             "cert-manager",
-            "quay.io/jetstack/cert-manager-cainjector:v1.21.1",
+            &cm_image("cainjector"),
             &["--v=2"],
         ),
         deployment(
             "cert-manager-webhook",
             "cert-manager",
-            "quay.io/jetstack/cert-manager-webhook:v1.21.1",
+            &cm_image("webhook"),
             &["--v=2"],
         ),
     ]);
 
-    let core = provider_file(
-        "capi-system",
-        "capi",
-        fixtures_matching("cluster-api", |n| {
-            ["cluster.x-k8s.io_", "addons.", "ipam.", "runtime."]
-                .iter()
-                .any(|p| n.starts_with(p))
-        }),
-        "registry.k8s.io/cluster-api/cluster-api-controller:v1.14.0",
-        &[
-            "--leader-elect",
-            "--diagnostics-address=${CAPI_DIAGNOSTICS_ADDRESS:=:8443}",
-            "--insecure-diagnostics=${CAPI_INSECURE_DIAGNOSTICS:=false}",
-            "--feature-gates=MachinePool=${EXP_MACHINE_POOL:=true},ClusterResourceSet=${EXP_CLUSTER_RESOURCE_SET:=true},ClusterTopology=${CLUSTER_TOPOLOGY:=false},RuntimeSDK=${EXP_RUNTIME_SDK:=false}",
-        ],
-    );
-    let bootstrap = provider_file(
-        "capi-kubeadm-bootstrap-system",
-        "capi-kubeadm-bootstrap",
-        fixtures_matching("cluster-api", |n| n.starts_with("bootstrap.")),
-        "registry.k8s.io/cluster-api/kubeadm-bootstrap-controller:v1.14.0",
-        &[
-            "--leader-elect",
-            "--feature-gates=MachinePool=${EXP_MACHINE_POOL:=true},KubeadmBootstrapFormatIgnition=${EXP_KUBEADM_BOOTSTRAP_FORMAT_IGNITION:=false}",
-            "--bootstrap-token-ttl=${KUBEADM_BOOTSTRAP_TOKEN_TTL:=15m}",
-        ],
-    );
-    let control_plane = provider_file(
-        "capi-kubeadm-control-plane-system",
-        "capi-kubeadm-control-plane",
-        fixtures_matching("cluster-api", |n| n.starts_with("controlplane.")),
-        "registry.k8s.io/cluster-api/kubeadm-control-plane-controller:v1.14.0",
-        &[
-            "--leader-elect",
-            "--feature-gates=ClusterTopology=${CLUSTER_TOPOLOGY:=false},KubeadmBootstrapFormatIgnition=${EXP_KUBEADM_BOOTSTRAP_FORMAT_IGNITION:=false}",
-        ],
-    );
-    let capo = provider_file(
-        "capo-system",
-        "capo",
-        fixtures_matching("openstack", |_| true),
-        "registry.k8s.io/capi-openstack/capi-openstack-controller:v0.14.7",
-        &[
-            "--leader-elect",
-            "--v=2",
-            "--diagnostics-address=${CAPO_DIAGNOSTICS_ADDRESS:=:8443}",
-        ],
-    );
     let mut sealed = vec![fixture("sealed-secrets/bitnami.com_sealedsecrets.yaml")];
     sealed.push(deployment(
         "sealed-secrets-controller",
@@ -315,17 +400,91 @@ pub fn release_files() -> HashMap<String, Vec<u8>> {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: sealed-secrets-controller\n  namespace: kube-system\nspec:\n  ports:\n  - name: http\n    port: 8080\n    targetPort: 8080\n  selector:\n    name: sealed-secrets-controller\n".to_string(),
     );
 
-    let capi = format!("{GH}/kubernetes-sigs/cluster-api/releases/download/v1.14.0");
-    [
-        (format!("{GH}/fluxcd/flux2/releases/download/v2.9.4/install.yaml"), join(&flux)),
-        (format!("{GH}/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.yaml"), cert_manager),
-        (format!("{capi}/core-components.yaml"), core),
-        (format!("{capi}/bootstrap-components.yaml"), bootstrap),
-        (format!("{capi}/control-plane-components.yaml"), control_plane),
-        (format!("{GH}/kubernetes-sigs/cluster-api-provider-openstack/releases/download/v0.14.7/infrastructure-components.yaml"), capo),
-        (format!("{GH}/bitnami-labs/sealed-secrets/releases/download/v0.36.6/controller.yaml"), join(&sealed)),
+    let orc = std::fs::read(super::fixtures().join(format!(
+        "releases/openstack-resource-controller-{ORC_VERSION}/dist/install.yaml"
+    )))
+    .expect("read ORC's release install.yaml");
+
+    let mut files: HashMap<String, Vec<u8>> = [
+        (
+            format!("{GH}/fluxcd/flux2/releases/download/v2.9.4/install.yaml"),
+            join(&flux),
+        ),
+        (cert_manager_path(), cert_manager),
+        (
+            format!("{GH}/bitnami-labs/sealed-secrets/releases/download/v0.36.6/controller.yaml"),
+            join(&sealed),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.into_bytes()))
-    .collect()
+    .collect();
+    files.insert(orc_path(), orc);
+    files.extend(
+        built_release_files()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    files
+}
+
+/// A `vendor-manifests/vendor.toml` pinning exactly what the mirror serves, in install order.
+pub fn vendor_toml() -> String {
+    let https = |path: String| format!("https:/{path}");
+    format!(
+        "[[component]]\nname = \"flux\"\nversion = \"v2.9.4\"\nassets = [\"https://github.com/fluxcd/flux2/releases/download/v2.9.4/install.yaml\"]\n\n\
+         [[component]]\nname = \"cert-manager\"\nversion = \"{CERT_MANAGER_VERSION}\"\nclusterctl = \"cert-manager\"\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"cluster-api\"\nversion = \"{CAPI_VERSION}\"\nprovider = {{ name = \"cluster-api\", type = \"CoreProvider\" }}\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"bootstrap-kubeadm\"\nversion = \"{CAPI_VERSION}\"\nprovider = {{ name = \"kubeadm\", type = \"BootstrapProvider\" }}\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"control-plane-kubeadm\"\nversion = \"{CAPI_VERSION}\"\nprovider = {{ name = \"kubeadm\", type = \"ControlPlaneProvider\" }}\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"orc\"\nversion = \"{ORC_VERSION}\"\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"infrastructure-openstack\"\nversion = \"{CAPO_VERSION}\"\nprovider = {{ name = \"openstack\", type = \"InfrastructureProvider\" }}\nassets = [\"{}\"]\n\n\
+         [[component]]\nname = \"sealed-secrets\"\nversion = \"v0.36.6\"\nassets = [\"https://github.com/bitnami-labs/sealed-secrets/releases/download/v0.36.6/controller.yaml\"]\n",
+        https(cert_manager_path()),
+        https(capi_path("core-components.yaml")),
+        https(capi_path("bootstrap-components.yaml")),
+        https(capi_path("control-plane-components.yaml")),
+        https(orc_path()),
+        https(capo_path()),
+    )
+}
+
+/// The objects of cert-manager (the stand-in), Cluster API (core, kubeadm bootstrap and control
+/// plane), ORC and CAPO as capi-manage installs them: vendored from the mirror with
+/// [`vendor_toml`] (clusterctl's processing included), once per test process.
+pub async fn release_components() -> Vec<capi_manage::manifest::Object> {
+    static VENDORED: tokio::sync::OnceCell<Vec<capi_manage::manifest::Object>> =
+        tokio::sync::OnceCell::const_new();
+    VENDORED
+        .get_or_init(|| async {
+            let mirror = Mirror::start(release_files());
+            let repo = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(repo.path().join("vendor-manifests")).unwrap();
+            std::fs::write(
+                repo.path().join("vendor-manifests/vendor.toml"),
+                vendor_toml(),
+            )
+            .unwrap();
+            let options = capi_manage::vendor::VendorOptions {
+                mirror: Some(mirror.base.clone()),
+                ..Default::default()
+            };
+            capi_manage::vendor::vendor(
+                repo.path(),
+                &options,
+                &capi_manage::observe::Silent,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .expect("vendor the release files from the mirror");
+            capi_manage::vendor::load(repo.path())
+                .expect("load the vendored release files")
+                .components
+                .into_iter()
+                .filter(|c| !["flux", "sealed-secrets"].contains(&c.name.as_str()))
+                .flat_map(|c| c.objects)
+                .collect()
+        })
+        .await
+        .clone()
 }
