@@ -80,7 +80,7 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
 
     // First run: every asset downloaded, its sha256 recorded, its file written.
     let first = run(root, &options(&mirror)).await.unwrap();
-    assert_eq!(first.assets.len(), 7);
+    assert_eq!(first.assets.len(), 8);
     let lock: toml::Table = toml::from_str(
         &std::fs::read_to_string(root.join("vendor-manifests/vendor.lock")).unwrap(),
     )
@@ -126,6 +126,7 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
             "cluster-api",
             "bootstrap-kubeadm",
             "control-plane-kubeadm",
+            "openstack-resource-controller",
             "infrastructure-openstack",
             "sealed-secrets"
         ]
@@ -220,7 +221,7 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(listed[0], "flux/install.yaml");
-    assert_eq!(listed[6], "sealed-secrets/controller.yaml");
+    assert_eq!(listed[7], "sealed-secrets/controller.yaml");
 
     // One changed byte in a rendered file: load refuses, naming the file.
     let file =
@@ -239,13 +240,14 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
     assert!(line.contains(&sha256(&bytes)), "{line}");
 }
 
-fn names_in_order() -> [&'static str; 7] {
+fn names_in_order() -> [&'static str; 8] {
     [
         "flux",
         "cert-manager",
         "cluster-api",
         "bootstrap-kubeadm",
         "control-plane-kubeadm",
+        "openstack-resource-controller",
         "infrastructure-openstack",
         "sealed-secrets",
     ]
@@ -448,8 +450,12 @@ async fn providers_render_as_clusterctl_generates_them() {
             Some("v1.20.3")
         );
     }
-    // Flux and sealed-secrets are not clusterctl's: no labels added.
-    for c in [&vendored.components[0], &vendored.components[6]] {
+    // Flux, ORC and sealed-secrets are not clusterctl's: no labels added.
+    for c in [
+        &vendored.components[0],
+        &vendored.components[5],
+        &vendored.components[7],
+    ] {
         assert!(
             c.objects
                 .iter()
@@ -541,7 +547,7 @@ async fn image_registry_variables_and_retries() {
     vendor::vendor(repo.path(), &opts, &observer, &CancellationToken::new())
         .await
         .unwrap();
-    assert_eq!(mirror.requests.load(Ordering::Relaxed) - before, 9);
+    assert_eq!(mirror.requests.load(Ordering::Relaxed) - before, 10);
     let warnings = warnings.into_inner().unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("HTTP 503"), "{warnings:?}");
@@ -578,7 +584,7 @@ fn cli_vendors_verifies_and_refuses() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.lines().count(), 7, "{stdout}");
+    assert_eq!(stdout.lines().count(), 8, "{stdout}");
     assert!(
         stdout
             .lines()
