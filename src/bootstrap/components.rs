@@ -43,10 +43,12 @@ pub(super) fn push_url(o: &Options) -> Result<(String, String), BoxError> {
 
 /// The URL Flux clones.
 pub(super) fn flux_url(o: &Options) -> Result<String, BoxError> {
-    match &o.git.flux_url {
-        Some(u) => Ok(u.clone()),
-        None => Ok(crate::git::flux_url(&push_url(o)?.0)?),
-    }
+    // Never a credential in the GitRepository: Flux's go in its source Secret.
+    let url = match &o.git.flux_url {
+        Some(u) => u.clone(),
+        None => crate::git::flux_url(&push_url(o)?.0)?,
+    };
+    Ok(crate::git::split_credentials(&url).0)
 }
 
 /// Commits the sealed credentials and the kustomization listing them, and pushes the branch.
@@ -78,7 +80,9 @@ pub(super) async fn commit_and_push(
         }
     }
     let mut po = PushOptions::new(url, &branch);
-    po.http_credentials = o.git.http_credentials.clone();
+    if let Some(c) = &o.git.http_credentials {
+        po.http_credentials = Some(c.clone());
+    }
     po.ssh = o.git.ssh.clone();
     let pushed = crate::git::push(&o.root, &po, observer, cancel).await?;
     Ok(Pushed {
@@ -202,7 +206,18 @@ pub(super) async fn sync_options(
             identity_pub: public.trim().to_string(),
             known_hosts: keys.known_hosts(),
         }
-    } else if let Some(c) = &o.git.http_credentials {
+    } else if let Some(c) = o
+        .git
+        .flux_http_credentials
+        .as_ref()
+        .or(o.git.http_credentials.as_ref())
+    {
+        if o.git.flux_http_credentials.is_none() {
+            observer.warning(
+                "Flux gets the push credentials, which can write to the repository: give it a read-only token of its own"
+                    .to_string(),
+            );
+        }
         SourceAuth::Https {
             username: Some(c.username.clone()),
             password: Some(c.password.clone()),

@@ -198,8 +198,11 @@ pub struct GitOptions {
     pub message: Option<String>,
     /// The author; `None`: from git config.
     pub author: Option<Author>,
-    /// HTTP(S) credentials, used for the push and given to Flux.
+    /// HTTP(S) credentials for the push; given to Flux too when `flux_http_credentials` is
+    /// `None` (a warning says so: Flux only needs to read).
     pub http_credentials: Option<HttpCredentials>,
+    /// HTTP(S) credentials for Flux's source Secret, e.g. a read-only token.
+    pub flux_http_credentials: Option<HttpCredentials>,
     /// SSH keys and host verification for the push.
     pub ssh: SshOptions,
 }

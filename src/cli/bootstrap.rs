@@ -48,15 +48,12 @@ pub struct Args {
     /// The URL Flux clones (default: the push URL; scp-like forms become ssh://).
     #[arg(long, value_name = "URL")]
     pub flux_url: Option<String>,
-    /// Access token for HTTP(S) remotes (also given to Flux).
-    #[arg(long, env = "CAPI_MANAGE_GIT_TOKEN", hide_env_values = true)]
-    pub git_token: Option<String>,
-    /// User name for HTTP(S) remotes with --git-password.
-    #[arg(long, env = "CAPI_MANAGE_GIT_USERNAME", requires = "git_password")]
-    pub git_username: Option<String>,
-    /// Password for HTTP(S) remotes.
-    #[arg(long, env = "CAPI_MANAGE_GIT_PASSWORD", hide_env_values = true)]
-    pub git_password: Option<String>,
+    /// Read the access token for HTTP(S) remotes from the first line of standard input.
+    /// Tokens are never flag values (they would show in the process list and shell history):
+    /// else $CAPI_MANAGE_GIT_TOKEN, or $CAPI_MANAGE_GIT_USERNAME with $CAPI_MANAGE_GIT_PASSWORD.
+    /// Flux gets $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's.
+    #[arg(long)]
+    pub git_token_stdin: bool,
     /// SSH private key for the push (repeatable; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa
     /// and the ssh-agent).
     #[arg(long = "ssh-identity", value_name = "FILE")]
@@ -116,14 +113,9 @@ impl Args {
                 email: email.clone(),
             });
         }
-        o.git.http_credentials = match (&self.git_token, &self.git_username, &self.git_password) {
-            (Some(t), _, _) => Some(HttpCredentials::token(t)),
-            (None, Some(u), Some(p)) => Some(HttpCredentials {
-                username: u.clone(),
-                password: p.clone(),
-            }),
-            _ => None,
-        };
+        o.git.http_credentials = git_credentials(self.git_token_stdin)?;
+        o.git.flux_http_credentials =
+            env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
         let mut ssh = SshOptions::default();
         ssh.identity_files = self.ssh_identity.clone();
         ssh.known_hosts = self.known_hosts.clone();
@@ -263,4 +255,37 @@ pub fn run_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
         println!("{}", path.display());
     }
     Ok(())
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The push's HTTP(S) credentials: a token from standard input (--git-token-stdin) or the
+/// environment, or a user name and password from the environment.
+fn git_credentials(token_stdin: bool) -> anyhow::Result<Option<HttpCredentials>> {
+    if token_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| anyhow::anyhow!("--git-token-stdin: cannot read standard input: {e}"))?;
+        let token = line.trim();
+        if token.is_empty() {
+            anyhow::bail!("--git-token-stdin: standard input holds no token");
+        }
+        return Ok(Some(HttpCredentials::token(token)));
+    }
+    if let Some(t) = env_value("CAPI_MANAGE_GIT_TOKEN") {
+        return Ok(Some(HttpCredentials::token(t)));
+    }
+    match (
+        env_value("CAPI_MANAGE_GIT_USERNAME"),
+        env_value("CAPI_MANAGE_GIT_PASSWORD"),
+    ) {
+        (Some(username), Some(password)) => Ok(Some(HttpCredentials { username, password })),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "set both $CAPI_MANAGE_GIT_USERNAME and $CAPI_MANAGE_GIT_PASSWORD, or $CAPI_MANAGE_GIT_TOKEN, or neither"
+        ),
+    }
 }

@@ -141,7 +141,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let http_credentials = http_credentials()?;
+    // Credentials in the URL leave it here, once: nothing after this prints them.
+    let (url, url_credentials) = git::split_credentials(&url);
+    let http_credentials = http_credentials()?.or(url_credentials);
 
     let (key, key_from) = sealing_key(&args, &dir, observer).await?;
     let sealed = seal(&secret, &key, &SealOptions::default())?;
@@ -193,7 +195,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     };
 
     let mut push = PushOptions::new(&url, &branch);
-    push.http_credentials = http_credentials;
+    if http_credentials.is_some() {
+        push.http_credentials = http_credentials;
+    }
     push.ssh = ssh_options(&args);
     let cancel = CancellationToken::new();
     let c = cancel.clone();

@@ -28,7 +28,9 @@ pub use keys::{
     DeployKey, HostKeyScanError, HostKeyScanOptions, HostKeys, KeyError, generate_deploy_key,
     known_hosts_host, scan_host_keys,
 };
-pub use push::{HttpCredentials, PushError, PushOptions, PushOutcome, SshOptions, push};
+pub use push::{
+    HttpCredentials, PushError, PushOptions, PushOutcome, SshOptions, push, split_credentials,
+};
 pub use repo::{OpenError, RepoFacts, UrlError, flux_url, open};
 pub use scan::{Violation, scan_file};
 

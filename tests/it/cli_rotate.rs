@@ -438,3 +438,39 @@ fn a_second_run_on_the_same_cluster_is_refused_naming_the_holder() {
     drop(held);
     s.rotate_ok(&["--cert", cert()]);
 }
+
+#[test]
+fn credentials_in_the_remote_url_are_used_and_never_printed() {
+    let s = Setup::new();
+    const TOKEN: &str = "tok-9f8e7d6c5b4a";
+    let server = git_server::HttpServer::start(s.dir.path(), Some(("deployer", TOKEN)));
+    let url = server
+        .url("server.git")
+        .replacen("http://", &format!("http://deployer:{TOKEN}@"), 1);
+    let before = rev_parse(&s.bare, "main");
+    let out = s.rotate(&["--cert", cert(), "--remote-url", &url]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert_ne!(
+        rev_parse(&s.bare, "main"),
+        before,
+        "pushed with the URL's credentials"
+    );
+    assert!(!printed.contains(TOKEN), "the token was printed: {printed}");
+    assert!(printed.contains(&server.url("server.git")), "{printed}");
+
+    // A wrong token fails, and the message names the URL without it either.
+    let wrong = url.replace(TOKEN, "tok-wrong-0000");
+    let out = s.rotate(&["--cert", cert(), "--remote-url", &wrong]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(!printed.contains("tok-wrong-0000"), "{printed}");
+}

@@ -80,17 +80,69 @@ pub struct PushOptions {
 }
 
 impl PushOptions {
-    /// Push local `branch` to the same branch at `url`.
+    /// Push local `branch` to the same branch at `url`. Credentials in an HTTP(S) URL's userinfo
+    /// (`https://user:TOKEN@host/...`) are taken out of it into [`PushOptions::http_credentials`]
+    /// here, once: the URL the push carries, reports and prints holds no secret.
     pub fn new(url: impl Into<String>, branch: &str) -> Self {
         let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+        let (url, http_credentials) = split_credentials(&url.into());
         PushOptions {
-            url: url.into(),
+            url,
             local_ref: format!("refs/heads/{branch}"),
             remote_ref: format!("refs/heads/{branch}"),
-            http_credentials: None,
+            http_credentials,
             ssh: SshOptions::default(),
         }
     }
+}
+
+/// An HTTP(S) URL without its userinfo, and the credentials the userinfo held (user name and
+/// password, percent-decoded; a lone user name is taken as a token). Other URLs are returned
+/// unchanged: an SSH URL's user name is no secret.
+pub fn split_credentials(url: &str) -> (String, Option<HttpCredentials>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return (url.to_string(), None);
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_string(), None);
+    };
+    let credentials = match userinfo.split_once(':') {
+        Some((user, password)) => HttpCredentials {
+            username: percent_decode(user),
+            password: percent_decode(password),
+        },
+        None => HttpCredentials::token(percent_decode(userinfo)),
+    };
+    (format!("{scheme}://{host}{path}"), Some(credentials))
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What [`push()`] did.
@@ -565,5 +617,32 @@ fn check_report(report: &Report, url: &str, remote_ref: &str) -> Result<(), Push
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_http_urls_once_and_only_http_urls() {
+        let (url, c) = split_credentials("https://me:t%40ken@git.example.com:8443/org/repo.git");
+        assert_eq!(url, "https://git.example.com:8443/org/repo.git");
+        let c = c.unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("me", "t@ken"));
+        let (url, c) = split_credentials("http://ghp_TOKEN@127.0.0.1:9/r.git");
+        assert_eq!(url, "http://127.0.0.1:9/r.git");
+        assert_eq!(c.unwrap().password, "ghp_TOKEN");
+        for kept in [
+            "ssh://git@host/r.git",
+            "git@host:r.git",
+            "/srv/r.git",
+            "https://host/a@b",
+        ] {
+            assert_eq!(split_credentials(kept), (kept.to_string(), None), "{kept}");
+        }
+        let o = PushOptions::new("https://u:secret@h/r.git", "main");
+        assert_eq!(o.url, "https://h/r.git");
+        assert!(!format!("{o:?}").contains("secret"));
     }
 }
