@@ -195,12 +195,30 @@ pub(super) async fn sync_options(
     so.auth = if url.starts_with("ssh://") {
         let (private, public) = load_or_generate_key(o)?;
         let (host, port) = ssh_host_port(&url).ok_or_else(|| other(format!("{url}: no host")))?;
-        let keys = crate::git::scan_host_keys(
-            &crate::git::HostKeyScanOptions::new(host, port),
+        let scanned = crate::git::scan_host_keys(
+            &crate::git::HostKeyScanOptions::new(host.clone(), port),
             observer,
             cancel,
         )
         .await?;
+        // The scan proves nothing: Flux trusts only the keys the push's known_hosts lists (for
+        // Flux's host, which may differ from the push's).
+        let known_hosts = o.git.ssh.known_hosts.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(".ssh/known_hosts")
+        });
+        let keys = scanned.verified_by(&known_hosts, &host, port)?;
+        if keys.lines.len() < scanned.lines.len() {
+            observer.warning(format!(
+                "{} of the {} host keys {host} offers are not in {}: Flux is given only the {} that are",
+                scanned.lines.len() - keys.lines.len(),
+                scanned.lines.len(),
+                known_hosts.display(),
+                keys.lines.len()
+            ));
+        }
         SourceAuth::Ssh {
             identity: private.to_string(),
             identity_pub: public.trim().to_string(),

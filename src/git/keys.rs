@@ -94,6 +94,58 @@ impl HostKeys {
     pub fn known_hosts(&self) -> String {
         self.lines.iter().map(|l| format!("{l}\n")).collect()
     }
+
+    /// Only the scanned keys that `known_hosts` (the file that verified the push) lists for
+    /// `host` on `port`: a scan is unauthenticated, so a key is handed on only with that file's
+    /// word for it. None left is an error showing the offered fingerprints.
+    pub fn verified_by(
+        &self,
+        known_hosts: &std::path::Path,
+        host: &str,
+        port: u16,
+    ) -> Result<HostKeys, HostKeyScanError> {
+        let host_field = known_hosts_host(host, port);
+        let text = match std::fs::read_to_string(known_hosts) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(HostKeyScanError::KnownHosts {
+                    known_hosts: known_hosts.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let entries = super::push::known_hosts::parse(&text);
+        let mut kept = HostKeys {
+            lines: Vec::new(),
+            fingerprints: Vec::new(),
+        };
+        for (line, fingerprint) in self.lines.iter().zip(&self.fingerprints) {
+            let key = line
+                .split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let Ok(key) = russh::keys::PublicKey::from_openssh(&key) else {
+                continue;
+            };
+            if super::push::known_hosts::check(&entries, &host_field, &key)
+                == super::push::known_hosts::Verdict::Known
+            {
+                kept.lines.push(line.clone());
+                kept.fingerprints.push(fingerprint.clone());
+            }
+        }
+        if kept.lines.is_empty() {
+            return Err(HostKeyScanError::NoneKnown {
+                host: host_field,
+                known_hosts: known_hosts.to_path_buf(),
+                fingerprints: self.fingerprints.clone(),
+            });
+        }
+        Ok(kept)
+    }
 }
 
 /// Why the host key scan failed.
@@ -114,6 +166,27 @@ pub enum HostKeyScanError {
     NoKeys {
         /// `host` or `[host]:port`.
         host: String,
+    },
+    /// None of the scanned keys is in the known_hosts file that vouches for the host.
+    #[error(
+        "none of the host keys {host} offers ({}) is listed for it in {}: add the host's key there (checked against the fingerprints its operator publishes), or let a first push to it record the key (accept-new)", fingerprints.join(", "), known_hosts.display()
+    )]
+    NoneKnown {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// The known_hosts file read.
+        known_hosts: std::path::PathBuf,
+        /// SHA256 fingerprints of the keys the host offered.
+        fingerprints: Vec<String>,
+    },
+    /// The known_hosts file cannot be read.
+    #[error("cannot read {}", known_hosts.display())]
+    KnownHosts {
+        /// The file.
+        known_hosts: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The cancellation token fired.
     #[error("host key scan of {host} cancelled")]

@@ -680,3 +680,53 @@ fn deploy_keys_are_valid_openssh_keys() {
         git::generate_deploy_key("flux-prod").unwrap().public_line
     );
 }
+
+#[tokio::test]
+async fn flux_gets_only_the_scanned_host_keys_known_hosts_vouches_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(tmp.path());
+    let scanned = git::scan_host_keys(
+        &HostKeyScanOptions::new("127.0.0.1", sshd.port),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scanned.lines.len(), 3);
+    let host = format!("[127.0.0.1]:{}", sshd.port);
+
+    // known_hosts lists one of the host's keys: only that one is handed on.
+    let known_hosts = tmp.path().join("known_hosts");
+    let ed25519 = sshd
+        .host_keys
+        .iter()
+        .find(|k| k.starts_with("ssh-ed25519"))
+        .unwrap();
+    std::fs::write(&known_hosts, format!("{host} {ed25519}\n")).unwrap();
+    let kept = scanned
+        .verified_by(&known_hosts, "127.0.0.1", sshd.port)
+        .unwrap();
+    assert_eq!(kept.lines.len(), 1);
+    assert!(kept.lines[0].contains("ssh-ed25519"), "{:?}", kept.lines);
+
+    // A substituted host (known_hosts lists another key) or an unknown one: nothing, an error
+    // that shows the offered fingerprints.
+    let other = ssh_key::PrivateKey::random(
+        &mut ssh_key::rand_core::UnwrapErr(getrandom::SysRng),
+        ssh_key::Algorithm::Ed25519,
+    )
+    .unwrap();
+    std::fs::write(
+        &known_hosts,
+        format!("{host} {}\n", other.public_key().to_openssh().unwrap()),
+    )
+    .unwrap();
+    for file in [known_hosts.clone(), tmp.path().join("missing")] {
+        let e = scanned
+            .verified_by(&file, "127.0.0.1", sshd.port)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&scanned.fingerprints[0]), "{e}");
+        assert!(e.contains("accept-new"), "{e}");
+    }
+}

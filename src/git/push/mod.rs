@@ -2,7 +2,7 @@
 
 mod file;
 mod http;
-mod known_hosts;
+pub(crate) mod known_hosts;
 mod pack;
 pub(crate) mod protocol;
 pub(crate) mod ssh;
