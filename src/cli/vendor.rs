@@ -13,6 +13,10 @@ pub struct Args {
     /// https://HOST/PATH is fetched as <URL>/HOST/PATH.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+    /// With --mirror: accept assets that have no sha256 in vendor.toml and no vendor.lock entry
+    /// yet, recording the mirror's bytes as the truth. Without it such assets are refused.
+    #[arg(long, requires = "mirror")]
+    pub trust_mirror: bool,
     /// Point every container image at this registry, keeping repository paths and tags
     /// (registry.k8s.io/cluster-api/x:v1 becomes <REGISTRY>/cluster-api/x:v1).
     #[arg(long, value_name = "REGISTRY")]
@@ -70,6 +74,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         image_registry: args.image_registry,
         variables: args.vars.into_iter().collect::<BTreeMap<_, _>>(),
         use_env: true,
+        trust_mirror_for_new_assets: args.trust_mirror,
     };
     let cancel = CancellationToken::new();
     {

@@ -35,6 +35,10 @@ pub(crate) enum Failure {
     Status(u16),
     /// The request or the body failed (after retries).
     Transport(Box<dyn std::error::Error + Send + Sync>),
+    /// The body is larger than the caller allows.
+    TooLarge {
+        limit: u64,
+    },
     Cancelled,
 }
 
@@ -71,6 +75,7 @@ impl Downloader {
         &self,
         url: &str,
         what: &str,
+        limit: u64,
         observer: &dyn Observer,
         cancel: &CancellationToken,
     ) -> Result<Vec<u8>, Failure> {
@@ -80,13 +85,13 @@ impl Downloader {
             let result = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(Failure::Cancelled),
-                r = self.once(url, what, observer) => r,
+                r = self.once(url, what, limit, observer) => r,
             };
             let retry = match &result {
                 Ok(_) => false,
                 Err(Failure::Status(s)) => *s == 408 || *s == 429 || *s >= 500,
                 Err(Failure::Transport(_)) => true,
-                Err(Failure::Cancelled) => false,
+                Err(Failure::Cancelled) | Err(Failure::TooLarge { .. }) => false,
             };
             if !retry || attempt >= ATTEMPTS {
                 return result;
@@ -115,6 +120,7 @@ impl Downloader {
         &self,
         url: &str,
         what: &str,
+        limit: u64,
         observer: &dyn Observer,
     ) -> Result<Vec<u8>, Failure> {
         let mut response = self
@@ -128,6 +134,9 @@ impl Downloader {
             return Err(Failure::Status(status.as_u16()));
         }
         let total = response.content_length();
+        if total.is_some_and(|t| t > limit) {
+            return Err(Failure::TooLarge { limit });
+        }
         let mut body = Vec::with_capacity(total.unwrap_or(0).min(64 << 20) as usize);
         let mut reported = 0u64;
         while let Some(chunk) = response
@@ -135,6 +144,9 @@ impl Downloader {
             .await
             .map_err(|e| Failure::Transport(Box::new(e)))?
         {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Failure::TooLarge { limit });
+            }
             body.extend_from_slice(&chunk);
             let done = body.len() as u64;
             if done - reported >= PROGRESS_STEP && Some(done) != total {

@@ -143,6 +143,28 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An asset would be fetched through a mirror with nothing to check its bytes against.
+    #[error(
+        "{component}: {url} has no sha256 in vendor.toml and no entry in vendor.lock, so the mirror's copy cannot be checked; add the release's sha256 to the asset in vendor.toml, vendor it once from upstream, or trust the mirror explicitly"
+    )]
+    MirrorUnpinned {
+        /// The component.
+        component: String,
+        /// The upstream URL.
+        url: String,
+    },
+    /// A download exceeded its size bound.
+    #[error("{component}: {from} sent more than {limit} bytes for {url}; refused")]
+    TooLarge {
+        /// The component.
+        component: String,
+        /// The upstream URL.
+        url: String,
+        /// Where it was fetched from.
+        from: String,
+        /// The bound: the locked size plus a margin, or the default cap.
+        limit: u64,
+    },
     /// The server refused a download.
     #[error("{component}: {from} answered HTTP {status} for {url}")]
     HttpStatus {
@@ -254,7 +276,17 @@ pub struct VendorOptions {
     pub variables: BTreeMap<String, String>,
     /// Also look variables up in the process environment, as clusterctl does.
     pub use_env: bool,
+    /// With `mirror`: accept an asset that has neither a `sha256` pin in vendor.toml nor a lock
+    /// entry, recording what the mirror serves. Off, such an asset is refused: the first
+    /// download through a mirror would otherwise take the mirror's word for the bytes.
+    pub trust_mirror_for_new_assets: bool,
 }
+
+/// The most an asset with no recorded size may be.
+pub const MAX_ASSET_BYTES: u64 = 64 << 20;
+/// How much larger than its recorded size an asset may arrive before the download stops (it is
+/// refused by its checksum anyway; the bound keeps a hostile server from filling memory).
+pub const ASSET_SIZE_MARGIN: u64 = 64 << 10;
 
 /// What [`vendor`] did with one asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,10 +461,24 @@ pub async fn vendor(
                 Some(m) => mirror_url(m, &asset.url),
                 None => asset.url.clone(),
             };
+            let locked = old_lock
+                .as_ref()
+                .and_then(|l| l.asset(&pin.name, &asset.url));
+            if options.mirror.is_some()
+                && asset.sha256.is_none()
+                && locked.is_none()
+                && !options.trust_mirror_for_new_assets
+            {
+                return Err(Error::MirrorUnpinned {
+                    component: pin.name.clone(),
+                    url: asset.url.clone(),
+                });
+            }
+            let limit = locked.map_or(MAX_ASSET_BYTES, |a| a.bytes + ASSET_SIZE_MARGIN);
             let what = format!("{} {}", pin.name, asset.file_name());
             observer.action(format!("downloading {what} from {from}"));
             let bytes = downloader
-                .get(&from, &what, observer, cancel)
+                .get(&from, &what, limit, observer, cancel)
                 .await
                 .map_err(|f| match f {
                     download::Failure::Cancelled => Error::Cancelled,
@@ -441,6 +487,12 @@ pub async fn vendor(
                         url: asset.url.clone(),
                         from: from.clone(),
                         status,
+                    },
+                    download::Failure::TooLarge { limit } => Error::TooLarge {
+                        component: pin.name.clone(),
+                        url: asset.url.clone(),
+                        from: from.clone(),
+                        limit,
                     },
                     download::Failure::Transport(source) => Error::Download {
                         component: pin.name.clone(),

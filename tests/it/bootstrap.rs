@@ -660,6 +660,7 @@ async fn vendor_into(work: &Path) {
     capi_manage::vendor::vendor(
         work,
         &capi_manage::vendor::VendorOptions {
+            trust_mirror_for_new_assets: true,
             mirror: Some(mirror.base.clone()),
             ..Default::default()
         },

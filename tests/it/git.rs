@@ -730,3 +730,29 @@ async fn flux_gets_only_the_scanned_host_keys_known_hosts_vouches_for() {
         assert!(e.contains("accept-new"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn a_server_that_accepts_and_never_answers_times_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = repo_with_our_commit(tmp.path());
+    // Accepts connections, reads, never writes a byte.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let mut options = PushOptions::new(format!("http://127.0.0.1:{port}/config.git"), "main");
+    options.read_timeout = std::time::Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let err = push(&repo, &options).await.unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let chain = crate::support::error_chain(&err);
+    assert!(chain.contains(&format!("127.0.0.1:{port}")), "{chain}");
+}

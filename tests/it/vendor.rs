@@ -36,6 +36,7 @@ fn repo() -> tempfile::TempDir {
 
 fn options(mirror: &Mirror) -> VendorOptions {
     VendorOptions {
+        trust_mirror_for_new_assets: true,
         mirror: Some(mirror.base.clone()),
         ..VendorOptions::default()
     }
@@ -573,10 +574,29 @@ fn cli_vendors_verifies_and_refuses() {
     let repo = repo();
     let vendor_cmd = || {
         let mut c = support::capi_manage();
-        c.args(["vendor", "--mirror", &mirror.base, "--repo"])
-            .arg(repo.path());
+        c.args([
+            "vendor",
+            "--mirror",
+            &mirror.base,
+            "--trust-mirror",
+            "--repo",
+        ])
+        .arg(repo.path());
         c
     };
+    // Without --trust-mirror, an asset with neither a pin nor a lock entry is refused.
+    let out = support::capi_manage()
+        .args(["vendor", "--mirror", &mirror.base, "--repo"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no sha256 in vendor.toml and no entry in vendor.lock"),
+        "{stderr}"
+    );
+    assert!(!repo.path().join("vendor-manifests/vendor.lock").exists());
     let out = vendor_cmd().output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -698,4 +718,19 @@ fn pins_match_the_charts_tested_dependencies() {
         release,
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[tokio::test]
+async fn a_download_larger_than_its_locked_size_is_cut_off() {
+    let served = release_files();
+    let mirror = Mirror::start(served.clone());
+    let repo = repo();
+    run(repo.path(), &options(&mirror)).await.unwrap();
+    // The mirror now serves far more than the lock recorded for the core components.
+    let mut huge = mirror.get(CORE_PATH);
+    huge.extend(std::iter::repeat_n(b'#', 1 << 20));
+    mirror.set(CORE_PATH, huge);
+    let e = run(repo.path(), &options(&mirror)).await.unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("sent more than"), "{e}");
 }

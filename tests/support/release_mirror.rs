@@ -466,6 +466,7 @@ pub async fn release_components() -> Vec<capi_manage::manifest::Object> {
             )
             .unwrap();
             let options = capi_manage::vendor::VendorOptions {
+                trust_mirror_for_new_assets: true,
                 mirror: Some(mirror.base.clone()),
                 ..Default::default()
             };

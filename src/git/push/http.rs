@@ -16,7 +16,14 @@ pub(crate) struct Http {
     credentials: Option<HttpCredentials>,
 }
 
-fn client(display: &str) -> Result<reqwest::Client, PushError> {
+/// How long connecting may take, and how long the server may stay silent while answering.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub connect: std::time::Duration,
+    pub read: std::time::Duration,
+}
+
+fn client(display: &str, timeouts: Timeouts) -> Result<reqwest::Client, PushError> {
     let connect = |source: Box<dyn std::error::Error + Send + Sync>| PushError::Connect {
         url: display.into(),
         source,
@@ -38,6 +45,24 @@ fn client(display: &str) -> Result<reqwest::Client, PushError> {
     .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
+        // Redirects are followed within the same scheme strength: never from https to http,
+        // where the credentials and the pack would travel in the clear.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade = attempt.url().scheme() == "http"
+                && attempt.previous().iter().any(|u| u.scheme() == "https");
+            if downgrade {
+                let to = attempt.url().to_string();
+                attempt.error(format!(
+                    "refused a redirect from https to {to} (plain http)"
+                ))
+            } else if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else {
+                attempt.follow()
+            }
+        }))
         .user_agent(concat!(
             "git/2.0 (capi-manage/",
             env!("CARGO_PKG_VERSION"),
@@ -51,6 +76,7 @@ impl Http {
     pub(crate) async fn connect(
         url: &str,
         credentials: Option<HttpCredentials>,
+        timeouts: Timeouts,
     ) -> Result<(Http, Advertisement), PushError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| PushError::InvalidUrl {
             url: url.into(),
@@ -65,7 +91,7 @@ impl Http {
         let _ = clean.set_password(None);
         let base = clean.as_str().trim_end_matches('/').to_owned();
         let http = Http {
-            client: client(&base)?,
+            client: client(&base, timeouts)?,
             display: base.clone(),
             base,
             credentials: credentials.or(from_url),

@@ -77,6 +77,10 @@ pub struct PushOptions {
     pub http_credentials: Option<HttpCredentials>,
     /// SSH keys and host verification.
     pub ssh: SshOptions,
+    /// HTTP(S): how long connecting may take.
+    pub connect_timeout: std::time::Duration,
+    /// HTTP(S): how long the server may send nothing while it answers.
+    pub read_timeout: std::time::Duration,
 }
 
 impl PushOptions {
@@ -92,6 +96,8 @@ impl PushOptions {
             remote_ref: format!("refs/heads/{branch}"),
             http_credentials,
             ssh: SshOptions::default(),
+            connect_timeout: std::time::Duration::from_secs(30),
+            read_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -332,7 +338,12 @@ impl Remote {
     ) -> Result<(Remote, Advertisement), PushError> {
         let url = options.url.as_str();
         if url.starts_with("http://") || url.starts_with("https://") {
-            let (remote, adv) = http::Http::connect(url, options.http_credentials.clone()).await?;
+            let timeouts = http::Timeouts {
+                connect: options.connect_timeout,
+                read: options.read_timeout,
+            };
+            let (remote, adv) =
+                http::Http::connect(url, options.http_credentials.clone(), timeouts).await?;
             return Ok((Remote::Http(remote), adv));
         }
         if let Some(target) = ssh::Target::parse(url) {

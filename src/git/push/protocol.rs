@@ -15,38 +15,51 @@ pub(crate) enum Line {
     ResponseEnd,
 }
 
-/// Splits pkt-lines off the front of a buffer that grows as bytes arrive.
+/// Splits pkt-lines off the front of a buffer that grows as bytes arrive. Lines are taken
+/// from a moving start, so reading a buffer of n bytes costs O(n), not a copy per line.
 #[derive(Debug, Default)]
 pub(crate) struct LineBuffer {
     buf: Vec<u8>,
+    start: usize,
 }
 
 impl LineBuffer {
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        // Drop what was read once it is at least half the buffer: amortised O(1) per byte.
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete line, `Ok(None)` if more bytes are needed.
     pub(crate) fn next_line(&mut self) -> Result<Option<Line>, String> {
-        let (line, consumed) = match decode::streaming(&self.buf).map_err(|e| e.to_string())? {
-            decode::Stream::Incomplete { .. } => return Ok(None),
-            decode::Stream::Complete {
-                line,
-                bytes_consumed,
-            } => (
-                match line {
-                    PacketLineRef::Data(d) => Line::Data(d.to_vec()),
-                    PacketLineRef::Flush => Line::Flush,
-                    PacketLineRef::Delimiter => Line::Delimiter,
-                    PacketLineRef::ResponseEnd => Line::ResponseEnd,
-                },
-                bytes_consumed,
-            ),
-        };
-        self.buf.drain(..consumed);
+        let (line, consumed) =
+            match decode::streaming(&self.buf[self.start..]).map_err(|e| e.to_string())? {
+                decode::Stream::Incomplete { .. } => return Ok(None),
+                decode::Stream::Complete {
+                    line,
+                    bytes_consumed,
+                } => (
+                    match line {
+                        PacketLineRef::Data(d) => Line::Data(d.to_vec()),
+                        PacketLineRef::Flush => Line::Flush,
+                        PacketLineRef::Delimiter => Line::Delimiter,
+                        PacketLineRef::ResponseEnd => Line::ResponseEnd,
+                    },
+                    bytes_consumed,
+                ),
+            };
+        self.start += consumed;
         Ok(Some(line))
     }
 }
+
+/// At most this many lines of server output (progress, hook output) are kept and shown.
+pub(crate) const MAX_SERVER_LINES: usize = 1_000;
+/// A longer line of server output is cut to this many characters.
+pub(crate) const MAX_SERVER_LINE_CHARS: usize = 1_000;
 
 /// What the remote's receive-pack advertised.
 #[derive(Debug, Clone, Default)]
@@ -221,6 +234,23 @@ pub(crate) fn parse_response(
         let mut lines = LineBuffer::default();
         lines.extend(response);
         let mut partial = String::new();
+        let mut left_out = 0usize;
+        let mut keep = |message: &str, report: &mut Report| {
+            if message.is_empty() {
+                return;
+            }
+            if report.messages.len() >= MAX_SERVER_LINES {
+                left_out += 1;
+                return;
+            }
+            let mut message = sanitize(message);
+            if let Some((cut, _)) = message.char_indices().nth(MAX_SERVER_LINE_CHARS) {
+                message.truncate(cut);
+                message.push_str(" [cut]");
+            }
+            on_message(&message);
+            report.messages.push(message);
+        };
         while let Some(line) = lines.next_line()? {
             let Line::Data(data) = line else {
                 break;
@@ -232,22 +262,28 @@ pub(crate) fn parse_response(
                 BandRef::Data(d) => status_bytes.extend_from_slice(d),
                 BandRef::Progress(d) | BandRef::Error(d) => {
                     partial.push_str(&String::from_utf8_lossy(d));
-                    // Progress uses `\r` to redraw; hook output uses `\n`.
-                    while let Some(end) = partial.find(['\n', '\r']) {
-                        let message = sanitize(partial[..end].trim_end());
-                        partial.drain(..=end);
-                        if !message.is_empty() {
-                            on_message(&message);
-                            report.messages.push(message);
-                        }
+                    // Progress uses `\r` to redraw; hook output uses `\n`. One pass over the
+                    // new text, then one cut of what was consumed.
+                    let mut from = 0;
+                    while let Some(rel) = partial[from..].find(['\n', '\r']) {
+                        let end = from + rel;
+                        keep(partial[from..end].trim_end(), &mut report);
+                        from = end + 1;
+                    }
+                    partial.drain(..from);
+                    if partial.len() > 4 * MAX_SERVER_LINE_CHARS {
+                        // A "line" that never ends: keep its start only.
+                        keep(&partial.clone(), &mut report);
+                        partial.clear();
                     }
                 }
             }
         }
-        let rest = sanitize(partial.trim());
-        if !rest.is_empty() {
-            on_message(&rest);
-            report.messages.push(rest);
+        keep(partial.trim(), &mut report);
+        if left_out > 0 {
+            let note = format!("({left_out} more lines of server output left out)");
+            on_message(&note);
+            report.messages.push(note);
         }
     } else {
         status_bytes = response.to_vec();
@@ -348,6 +384,61 @@ mod tests {
         assert_eq!(err, "no \\x1b[5mrepo");
         let all_safe = |s: &str| !s.chars().any(|c| c.is_control() || c == '\u{202e}');
         assert!(seen.iter().all(|m| all_safe(m)) && all_safe(&err));
+    }
+
+    #[test]
+    fn a_flood_of_server_output_is_read_in_linear_time_and_capped() {
+        // 200,000 side-band progress lines in one response, then the report.
+        let mut response = Vec::new();
+        for i in 0..200_000 {
+            let mut band = vec![2u8];
+            band.extend_from_slice(format!("remote: line {i}\n").as_bytes());
+            response.extend_from_slice(&pkt(&band));
+        }
+        let mut status = pkt(b"unpack ok\n");
+        status.extend_from_slice(&pkt(b"ok refs/heads/main\n"));
+        status.extend_from_slice(b"0000");
+        let mut band = vec![1u8];
+        band.extend_from_slice(&status);
+        response.extend_from_slice(&pkt(&band));
+        response.extend_from_slice(b"0000");
+        let started = std::time::Instant::now();
+        let mut shown = 0;
+        let report = parse_response(&response, true, |_| shown += 1).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(report.refs.len(), 1);
+        assert_eq!(report.messages.len(), MAX_SERVER_LINES + 1);
+        assert_eq!(shown, MAX_SERVER_LINES + 1);
+        assert!(
+            report
+                .messages
+                .last()
+                .unwrap()
+                .contains("199000 more lines"),
+            "{:?}",
+            report.messages.last()
+        );
+        // A single endless line is cut.
+        let mut band = vec![2u8];
+        band.extend(std::iter::repeat_n(b'x', 60_000));
+        let mut response = Vec::new();
+        for chunk in band[1..].chunks(60_000) {
+            let mut b = vec![2u8];
+            b.extend_from_slice(chunk);
+            response.extend_from_slice(&pkt(&b));
+        }
+        response.extend_from_slice(b"0000");
+        let report = parse_response(&response, true, |_| {}).unwrap();
+        assert!(
+            report
+                .messages
+                .iter()
+                .all(|m| m.chars().count() <= MAX_SERVER_LINE_CHARS + 6)
+        );
     }
 
     #[test]
