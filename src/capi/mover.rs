@@ -802,43 +802,12 @@ pub fn backup_file_name(reference: &ObjectRef) -> String {
 
 /// Creates `dir` (and missing parents) and makes it private (0700).
 pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    crate::fs::private_dir(dir)
 }
 
-/// Writes `bytes` to `path` through a private (0600) temporary file renamed over it: readers see
-/// the old or the new content, and at no moment anyone but the owner can read it.
+/// Writes `bytes` to `path` whole, readable by the owner only ([`crate::fs::write_atomic`]).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut open = std::fs::OpenOptions::new();
-    open.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        open.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = open.open(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fs::write_atomic(path, bytes, crate::fs::Access::Private)
 }
 
 /// Backs up every Cluster API object of `options.namespace` on `source` into `directory`, as
