@@ -294,7 +294,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: std::fs::read(new_cp.kubeconfig_path()).unwrap(),
-            workers: 2,
+            legacy_chart: true,
         },
     );
 
@@ -410,7 +410,8 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         cluster.data["spec"].get("paused").is_none(),
         "unpaused by removing the field"
     );
-    assert_eq!(names(&new_d, capi, "Machine").await.len(), 2);
+    // One control-plane Machine and the MachineDeployment's two workers.
+    assert_eq!(names(&new_d, capi, "Machine").await.len(), 3);
     assert_eq!(
         names(&new_d, capi, "MachineDeployment").await,
         names(&kind_d, capi, "MachineDeployment").await
@@ -578,7 +579,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: Vec::new(),
-            workers: 2,
+            legacy_chart: true,
         },
     );
     let mut td_args = args("teardown");

@@ -5,6 +5,7 @@ mod support;
 
 mod bootstrap;
 mod capi;
+mod chart;
 mod cli_rotate;
 mod flux;
 mod git;
