@@ -370,14 +370,18 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
         });
     }
 
-    let selector = ListParams::default().labels(&format!("{CLUSTER_NAME_LABEL}={}", c.name));
+    // By `spec.clusterName`, not by label: the chart labels neither its MachineDeployments nor
+    // its addons with the cluster's name (only Cluster API's defaulting webhook adds it to
+    // MachineDeployments).
+    let of_cluster = |o: &DynamicObject| o.data["spec"]["clusterName"] == c.name.as_str();
+    let all = ListParams::default();
     if let Some(api) = api(discovery, MACHINE_DEPLOYMENT, &c.namespace).await? {
         let mds = api
-            .list(&selector)
+            .list(&all)
             .await
             .map_err(RequestError::from)
             .map_err(read(format!("MachineDeployments of {what}")))?;
-        for md in &mds.items {
+        for md in mds.items.iter().filter(|o| of_cluster(o)) {
             let (ok, line) = machine_deployment_ready(&dynamic(md));
             ready &= ok;
             parts.push(format!(
@@ -395,11 +399,11 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
         .await?
         {
             let items = api
-                .list(&selector)
+                .list(&all)
                 .await
                 .map_err(RequestError::from)
                 .map_err(read(format!("addon {kind}s of {what}")))?;
-            for a in &items.items {
+            for a in items.items.iter().filter(|o| of_cluster(o)) {
                 let phase = a.data["status"]["phase"].as_str().unwrap_or("Pending");
                 ready &= phase == "Deployed";
                 parts.push(format!(

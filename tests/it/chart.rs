@@ -29,10 +29,21 @@ pub type ClusterApi = Box<dyn std::any::Any + Send>;
 /// The Cluster API, CAPO and ORC APIs on `cp`: the CRDs, and what serves them. Until the real
 /// webhooks run in tests, the fixture CRDs (Cluster API v1.14.0, CAPO v0.14.7), which serve
 /// `v1beta1` and `v1beta2` with no conversion webhook (strategy None), and ORC v2.6.0's CRDs
-/// from its release. With the webhooks harness, this becomes its start on `cp`.
+/// from its release. Without conversion an object is pruned to the storage version's schema,
+/// so `v1beta1` (what the chart writes) is made the storage version here; read as `v1beta2`
+/// such objects keep their `v1beta1` shape. With the webhooks harness, this becomes its start
+/// on `cp`.
 pub async fn cluster_api(cp: &ControlPlane, d: &Discovery) -> ClusterApi {
     let _ = cp;
     let mut crds = upstream_crds();
+    for crd in &mut crds {
+        let versions = crd.value["spec"]["versions"].as_array_mut().unwrap();
+        if versions.iter().any(|v| v["name"] == "v1beta1") && versions.len() > 1 {
+            for v in versions {
+                v["storage"] = json!(v["name"] == "v1beta1");
+            }
+        }
+    }
     let orc = fixtures().join("releases/openstack-resource-controller-v2.6.0/dist/install.yaml");
     crds.extend(
         capi_manage::manifest::parse_file(&orc)

@@ -15,13 +15,20 @@
 //!   "new cluster", and one Machine per replica) and what the MachineDeployment and MachineSet
 //!   controllers create (a MachineSet, its Machines); for every Machine, its OpenStackMachine and
 //!   KubeadmConfig (owned by the Machine, as they are once the Machine controller adopts them)
-//!   and the bootstrap data Secret; then the status the controllers report (v1beta2);
+//!   and the bootstrap data Secret; then the status the controllers report;
 //! - plays cert-manager's cainjector: fills in the `caBundle` of webhook configurations (no
 //!   cert-manager pod runs on a kwok node).
 //!
 //! Names, labels and owner references follow Cluster API v1.13: Machines of a control plane
 //! are `<kcp>-<random>`, MachineSets `<md>-<random>`, their Machines `<ms>-<random>`; infra
 //! machines and bootstrap configs are named after their Machine.
+//!
+//! It speaks `v1beta1` to Cluster API, as the chart does: specs it copies (a MachineDeployment's
+//! template into its MachineSet, a KubeadmControlPlane's `kubeadmConfigSpec` into a
+//! KubeadmConfig) keep the shape they were written in, and its status carries both the v1beta1
+//! fields and, under `status.v1beta2`, what the controllers report in v1beta2 (which the
+//! conversion webhook turns into the v1beta2 status). So it is right with the real conversion
+//! webhook and also on CRDs that serve both versions without one (strategy None).
 
 use std::time::Duration;
 
@@ -32,6 +39,19 @@ use capi_manage::kube::Discovery;
 use capi_manage::manifest::Gvk;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+/// `Some` value, or a logged step that could not be done (retried on the next round).
+macro_rules! need {
+    ($e:expr, $($what:tt)*) => {
+        match $e {
+            Some(v) => v,
+            None => {
+                eprintln!("stand-in: cannot {}", format!($($what)*));
+                return None;
+            }
+        }
+    };
+}
 
 /// What the stand-in plays.
 #[derive(Clone)]
@@ -105,10 +125,10 @@ pub(super) async fn api(
     })
 }
 
-pub(super) const CAPI: &str = "cluster.x-k8s.io/v1beta2";
+pub(super) const CAPI: &str = "cluster.x-k8s.io/v1beta1";
 pub(super) const CAPO: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
-pub(super) const KCP: &str = "controlplane.cluster.x-k8s.io/v1beta2";
-pub(super) const CABPK: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
+pub(super) const KCP: &str = "controlplane.cluster.x-k8s.io/v1beta1";
+pub(super) const CABPK: &str = "bootstrap.cluster.x-k8s.io/v1beta1";
 const CLUSTER_NAME: &str = "cluster.x-k8s.io/cluster-name";
 const ADDONS: &str = "addons.stackhpc.com";
 
@@ -182,9 +202,18 @@ pub(super) async fn set_status(a: &Api<DynamicObject>, o: &DynamicObject, status
     }
 }
 
+/// A v1beta2 condition (metav1.Condition), True.
 pub(super) fn condition(ty: &str, generation: i64, reason: &str) -> Value {
     json!({"type": ty, "status": "True", "reason": reason, "message": "", "observedGeneration": generation,
            "lastTransitionTime": "2026-01-01T00:00:00Z"})
+}
+
+/// v1beta1 conditions (Cluster API's own type), True.
+fn v1beta1_conditions(types: &[&str]) -> Value {
+    types
+        .iter()
+        .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+        .collect()
 }
 
 /// Five characters as `k8s.io/apimachinery/pkg/util/rand.String` draws them.
@@ -320,6 +349,7 @@ async fn reconcile_cluster(
                     )
                     .await;
             }
+            let osc = oscs.get(osc.metadata.name.as_deref()?).await.ok()?;
             let g = osc.metadata.generation.unwrap_or(1);
             set_status(&oscs, &osc, json!({"ready": true, "initialization": {"provisioned": true},
                 "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
@@ -352,7 +382,10 @@ async fn reconcile_cluster(
 
     // The MachineDeployment and MachineSet controllers.
     let mds = api(d, CAPI, "MachineDeployment", Some(ns)).await?;
-    for md in list(&mds, &format!("{CLUSTER_NAME}={name}")).await {
+    for md in list(&mds, "").await {
+        if md.data["spec"]["clusterName"] != name.as_str() {
+            continue;
+        }
         let _ = machine_deployment(d, ns, &name, &mds, &md).await;
     }
 
@@ -361,17 +394,20 @@ async fn reconcile_cluster(
         condition("InfrastructureReady", g, "Ready"),
         condition("ControlPlaneInitialized", g, "Initialized"),
     ];
+    let mut old = vec!["InfrastructureReady", "ControlPlaneInitialized"];
     if cp_ready {
         conditions.push(condition("ControlPlaneAvailable", g, "Available"));
         conditions.push(condition("Available", g, "Available"));
+        old.extend(["ControlPlaneReady", "Ready"]);
     }
     let current = clusters.get(&name).await.ok()?;
     set_status(
         clusters,
         &current,
         json!({"observedGeneration": g, "phase": "Provisioned",
-            "initialization": {"infrastructureProvisioned": true, "controlPlaneInitialized": true},
-            "conditions": conditions}),
+            "infrastructureReady": true, "controlPlaneReady": cp_ready,
+            "conditions": v1beta1_conditions(&old),
+            "v1beta2": {"conditions": conditions}}),
     )
     .await;
     Some(())
@@ -401,7 +437,7 @@ async fn control_plane(
             cluster,
         );
         s["metadata"]["ownerReferences"] = json!([owner]);
-        create(d, ns, s).await?;
+        need!(create(d, ns, s).await, "create {cluster}-{suffix}");
     }
     let mut kc = secret(
         &format!("{cluster}-kubeconfig"),
@@ -410,7 +446,7 @@ async fn control_plane(
         cluster,
     );
     kc["metadata"]["ownerReferences"] = json!([owner]);
-    create(d, ns, kc).await?;
+    need!(create(d, ns, kc).await, "create {cluster}-kubeconfig");
 
     let replicas = kcp.data["spec"]["replicas"].as_i64().unwrap_or(1);
     let version = kcp.data["spec"]["version"].clone();
@@ -419,33 +455,30 @@ async fn control_plane(
         "{CLUSTER_NAME}={cluster},cluster.x-k8s.io/control-plane-name={kcp_name}"
     );
     let mut have = list(&machines, &selector).await.len() as i64;
-    let infra_tmpl = kcp.data["spec"]["machineTemplate"]["spec"]["infrastructureRef"].clone();
     while have < replicas {
         let labels = json!({CLUSTER_NAME: cluster, "cluster.x-k8s.io/control-plane": "",
                             "cluster.x-k8s.io/control-plane-name": kcp_name});
         let name = format!("{kcp_name}-{}", random_suffix());
-        let init = have == 0;
+        new_machine(d, ns, cluster, &name, labels, owner.clone(), &version).await?;
+        have += 1;
+    }
+    // The first Machine initialises the control plane, the others join it.
+    let mut cp_machines = list(&machines, &selector).await;
+    cp_machines.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+    let infra_tmpl = kcp.data["spec"]["machineTemplate"]["infrastructureRef"].clone();
+    for (i, m) in cp_machines.iter().enumerate() {
         let mut config = kcp.data["spec"]["kubeadmConfigSpec"].clone();
-        if let Some(m) = config.as_object_mut() {
-            if init {
-                m.remove("joinConfiguration");
-            } else {
-                m.remove("initConfiguration");
+        if let Some(c) = config.as_object_mut() {
+            c.remove(if i == 0 { "joinConfiguration" } else { "initConfiguration" });
+            if i > 0 {
+                c.remove("clusterConfiguration");
             }
         }
-        machine(
-            d,
-            ns,
-            cluster,
-            &name,
-            labels,
-            owner.clone(),
-            &version,
-            &infra_tmpl,
-            config,
-        )
-        .await?;
-        have += 1;
+        need!(
+            machine_parts(d, ns, cluster, m, &infra_tmpl, config).await,
+            "complete control-plane Machine {:?}",
+            m.metadata.name
+        );
     }
     let g = kcp.metadata.generation.unwrap_or(1);
     let current = kcps.get(&kcp_name).await.ok()?;
@@ -453,19 +486,21 @@ async fn control_plane(
         kcps,
         &current,
         json!({"observedGeneration": g, "selector": selector, "replicas": replicas,
-            "readyReplicas": replicas, "availableReplicas": replicas, "upToDateReplicas": replicas,
-            "version": version, "initialization": {"controlPlaneInitialized": true},
-            "conditions": [condition("Available", g, "Available"),
-                           condition("Initialized", g, "Initialized")]}),
+            "readyReplicas": replicas, "updatedReplicas": replicas, "unavailableReplicas": 0,
+            "version": version, "initialized": true, "ready": true,
+            "conditions": v1beta1_conditions(&["Ready", "Available", "MachinesReady", "MachinesCreated"]),
+            "v1beta2": {"readyReplicas": replicas, "availableReplicas": replicas, "upToDateReplicas": replicas,
+                "conditions": [condition("Available", g, "Available"),
+                               condition("Initialized", g, "Initialized")]}}),
     )
     .await;
     Some(true)
 }
 
-/// One Machine with its OpenStackMachine, KubeadmConfig and bootstrap data Secret, as they are
-/// once the Machine controller has adopted them and the node has joined.
-#[allow(clippy::too_many_arguments)]
-async fn machine(
+/// A Machine as its owner (KubeadmControlPlane or MachineSet) creates it, with what the
+/// Machine controller later copies into its spec (the infra machine's providerID, the bootstrap
+/// data secret's name).
+async fn new_machine(
     d: &Discovery,
     ns: &str,
     cluster: &str,
@@ -473,9 +508,7 @@ async fn machine(
     labels: Value,
     owner: Value,
     version: &Value,
-    infra_template: &Value,
-    bootstrap_spec: Value,
-) -> Option<()> {
+) -> Option<DynamicObject> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).unwrap();
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -488,36 +521,55 @@ async fn machine(
         &hex[16..20],
         &hex[20..]
     );
-    let provider_id = format!("openstack:///{server_id}");
-    let m = create(d, ns, json!({"apiVersion": CAPI, "kind": "Machine",
+    create(d, ns, json!({"apiVersion": CAPI, "kind": "Machine",
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
-        "spec": {"clusterName": cluster, "version": version, "providerID": provider_id,
-            "infrastructureRef": {"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "OpenStackMachine", "name": name},
-            "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfig", "name": name},
-                          "dataSecretName": name}}})).await?;
-    let by_machine = controller_ref(CAPI, "Machine", &m);
-    // The infra machine is the template's spec (CAPI clones `spec.template.spec`).
-    let tmpl_name = infra_template["name"].as_str()?;
-    let templates = api(d, CAPO, "OpenStackMachineTemplate", Some(ns)).await?;
-    let tmpl = templates.get(tmpl_name).await.ok()?;
-    let mut infra_spec = tmpl.data["spec"]["template"]["spec"].clone();
-    infra_spec["providerID"] = json!(provider_id);
-    let mut infra_labels = labels_of(&m);
-    infra_labels.insert(
-        "cluster.x-k8s.io/cluster-name".into(),
-        json!(cluster),
-    );
-    let osm = create(d, ns, json!({"apiVersion": CAPO, "kind": "OpenStackMachine",
-        "metadata": {"name": name, "labels": infra_labels, "ownerReferences": [by_machine],
-            "annotations": {"cluster.x-k8s.io/cloned-from-name": tmpl_name,
-                            "cluster.x-k8s.io/cloned-from-groupkind": "OpenStackMachineTemplate.infrastructure.cluster.x-k8s.io"}},
-        "spec": infra_spec})).await?;
+        "spec": {"clusterName": cluster, "version": version, "providerID": format!("openstack:///{server_id}"),
+            "infrastructureRef": {"apiVersion": CAPO, "kind": "OpenStackMachine", "name": name, "namespace": ns},
+            "bootstrap": {"configRef": {"apiVersion": CABPK, "kind": "KubeadmConfig", "name": name, "namespace": ns},
+                          "dataSecretName": name}}})).await
+}
+
+/// A Machine's OpenStackMachine (cloned from `infra_template`'s `spec.template.spec`),
+/// KubeadmConfig (`bootstrap_spec`) and bootstrap data Secret, owned as they are once the
+/// Machine controller has adopted them, and the statuses once the node has joined.
+async fn machine_parts(
+    d: &Discovery,
+    ns: &str,
+    cluster: &str,
+    m: &DynamicObject,
+    infra_template: &Value,
+    bootstrap_spec: Value,
+) -> Option<()> {
+    let name = m.metadata.name.as_deref()?;
+    let provider_id = need!(m.data["spec"]["providerID"].as_str(), "read providerID of {name}");
+    let by_machine = controller_ref(CAPI, "Machine", m);
     let osms = api(d, CAPO, "OpenStackMachine", Some(ns)).await?;
-    set_status(&osms, &osm, json!({"ready": true, "instanceID": server_id, "initialization": {"provisioned": true},
+    let osm = match osms.get_opt(name).await.ok()? {
+        Some(osm) => osm,
+        None => {
+            let tmpl_name = need!(infra_template["name"].as_str(), "read template of {name}");
+            let templates = api(d, CAPO, "OpenStackMachineTemplate", Some(ns)).await?;
+            let tmpl = need!(templates.get(tmpl_name).await.ok(), "read {tmpl_name}");
+            let mut spec = tmpl.data["spec"]["template"]["spec"].clone();
+            spec["providerID"] = json!(provider_id);
+            create(d, ns, json!({"apiVersion": CAPO, "kind": "OpenStackMachine",
+                "metadata": {"name": name, "labels": labels_of(m), "ownerReferences": [by_machine],
+                    "annotations": {"cluster.x-k8s.io/cloned-from-name": tmpl_name,
+                                    "cluster.x-k8s.io/cloned-from-groupkind": "OpenStackMachineTemplate.infrastructure.cluster.x-k8s.io"}},
+                "spec": spec})).await?
+        }
+    };
+    let server_id = provider_id.trim_start_matches("openstack:///");
+    set_status(&osms, &osm, json!({"ready": true, "instanceID": server_id, "instanceState": "ACTIVE",
+        "initialization": {"provisioned": true},
         "addresses": [{"type": "InternalIP", "address": "10.0.0.10"}]})).await;
-    let kc = create(d, ns, json!({"apiVersion": CABPK, "kind": "KubeadmConfig",
-        "metadata": {"name": name, "labels": labels_of(&m), "ownerReferences": [by_machine]},
-        "spec": bootstrap_spec})).await?;
+    let kcs = api(d, CABPK, "KubeadmConfig", Some(ns)).await?;
+    let kc = match kcs.get_opt(name).await.ok()? {
+        Some(kc) => kc,
+        None => create(d, ns, json!({"apiVersion": CABPK, "kind": "KubeadmConfig",
+            "metadata": {"name": name, "labels": labels_of(m), "ownerReferences": [by_machine]},
+            "spec": bootstrap_spec})).await?,
+    };
     let mut data = secret(
         name,
         "cluster.x-k8s.io/secret",
@@ -527,17 +579,18 @@ async fn machine(
     data["metadata"]["ownerReferences"] = json!([{"apiVersion": CABPK, "kind": "KubeadmConfig",
         "name": name, "uid": kc.metadata.uid, "controller": true}]);
     create(d, ns, data).await?;
-    let kcs = api(d, CABPK, "KubeadmConfig", Some(ns)).await?;
-    set_status(&kcs, &kc, json!({"dataSecretName": name, "initialization": {"dataSecretCreated": true},
-        "observedGeneration": kc.metadata.generation.unwrap_or(1),
-        "conditions": [condition("Ready", kc.metadata.generation.unwrap_or(1), "Ready")]})).await;
+    let kg = kc.metadata.generation.unwrap_or(1);
+    set_status(&kcs, &kc, json!({"dataSecretName": name, "ready": true, "observedGeneration": kg,
+        "conditions": v1beta1_conditions(&["Ready", "DataSecretAvailable"]),
+        "v1beta2": {"conditions": [condition("Ready", kg, "Ready"), condition("DataSecretAvailable", kg, "Available")]}})).await;
     let machines = api(d, CAPI, "Machine", Some(ns)).await?;
     let g = m.metadata.generation.unwrap_or(1);
-    set_status(&machines, &m, json!({"phase": "Running", "observedGeneration": g,
-        "nodeRef": {"name": name},
-        "initialization": {"infrastructureProvisioned": true, "bootstrapDataSecretCreated": true},
-        "conditions": [condition("Ready", g, "Ready"), condition("Available", g, "Available"),
-                       condition("NodeHealthy", g, "NodeHealthy")]})).await;
+    set_status(&machines, m, json!({"phase": "Running", "observedGeneration": g,
+        "nodeRef": {"apiVersion": "v1", "kind": "Node", "name": name},
+        "bootstrapReady": true, "infrastructureReady": true,
+        "conditions": v1beta1_conditions(&["Ready", "BootstrapReady", "InfrastructureReady", "NodeHealthy"]),
+        "v1beta2": {"conditions": [condition("Ready", g, "Ready"), condition("Available", g, "Available"),
+                                   condition("NodeHealthy", g, "NodeHealthy")]}})).await;
     Some(())
 }
 
@@ -608,30 +661,30 @@ async fn machine_deployment(
         labels["cluster.x-k8s.io/deployment-name"] = json!(md_name);
         labels[CLUSTER_NAME] = json!(cluster);
         let name = format!("{ms_name}-{}", random_suffix());
-        let cfg_tmpl = spec["bootstrap"]["configRef"]["name"].as_str()?;
-        let kcts = api(d, CABPK, "KubeadmConfigTemplate", Some(ns)).await?;
-        let bootstrap = kcts.get(cfg_tmpl).await.ok()?.data["spec"]["template"]["spec"].clone();
-        machine(
-            d,
-            ns,
-            cluster,
-            &name,
-            labels,
-            controller_ref(CAPI, "MachineSet", &ms),
-            &spec["version"],
-            &spec["infrastructureRef"],
-            bootstrap,
-        )
-        .await?;
+        let owner = controller_ref(CAPI, "MachineSet", &ms);
+        new_machine(d, ns, cluster, &name, labels, owner, &spec["version"]).await?;
         have += 1;
+    }
+    let cfg_tmpl = spec["bootstrap"]["configRef"]["name"].as_str()?;
+    let kcts = api(d, CABPK, "KubeadmConfigTemplate", Some(ns)).await?;
+    let bootstrap = kcts.get(cfg_tmpl).await.ok()?.data["spec"]["template"]["spec"].clone();
+    for m in list(&machines, &format!("cluster.x-k8s.io/set-name={ms_name}")).await {
+        machine_parts(d, ns, cluster, &m, &spec["infrastructureRef"], bootstrap.clone()).await?;
     }
     let status = |g: i64| {
         json!({"observedGeneration": g, "replicas": replicas, "readyReplicas": replicas,
-            "availableReplicas": replicas, "upToDateReplicas": replicas,
+            "availableReplicas": replicas, "updatedReplicas": replicas,
             "selector": format!("cluster.x-k8s.io/deployment-name={md_name}"),
-            "conditions": [condition("Available", g, "Available")]})
+            "conditions": v1beta1_conditions(&["Ready", "Available"]),
+            "v1beta2": {"readyReplicas": replicas, "availableReplicas": replicas, "upToDateReplicas": replicas,
+                "conditions": [condition("Available", g, "Available")]}})
     };
-    set_status(&sets, &ms, status(ms.metadata.generation.unwrap_or(1))).await;
+    let mut ms_status = status(ms.metadata.generation.unwrap_or(1));
+    ms_status["fullyLabeledReplicas"] = json!(replicas);
+    if let Some(m) = ms_status.as_object_mut() {
+        m.remove("updatedReplicas");
+    }
+    set_status(&sets, &ms, ms_status).await;
     let current = mds.get(&md_name).await.ok()?;
     let mut s = status(current.metadata.generation.unwrap_or(1));
     s["phase"] = json!("Running");
@@ -694,11 +747,11 @@ mod legacy {
         }
         let (name, cp_name) = (o.cluster.as_str(), format!("{}-control-plane", o.cluster));
         let labels = json!({CLUSTER_NAME: name, "app.kubernetes.io/managed-by": "Helm"});
-        let iref = |kind: &str, n: &str| json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": kind, "name": n});
+        let iref = |kind: &str, n: &str| json!({"apiVersion": CAPO, "kind": kind, "name": n});
         let cluster = create(d, ns, json!({"apiVersion": CAPI, "kind": "Cluster",
             "metadata": {"name": name, "labels": labels, "annotations": {"meta.helm.sh/release-name": name}},
             "spec": {"clusterNetwork": {"pods": {"cidrBlocks": ["172.16.0.0/13"]}},
-                     "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": cp_name},
+                     "controlPlaneRef": {"apiVersion": KCP, "kind": "KubeadmControlPlane", "name": cp_name},
                      "infrastructureRef": iref("OpenStackCluster", name)}})).await?;
         let owner = json!([controller_ref(CAPI, "Cluster", &cluster)]);
         let image = json!({"filter": {"name": "ubuntu-jammy-kube-v1.31.4"}});
@@ -711,8 +764,8 @@ mod legacy {
             "spec": {"template": {"spec": {"flavor": "m1.medium", "image": image}}}})).await?;
         create(d, ns, json!({"apiVersion": KCP, "kind": "KubeadmControlPlane",
             "metadata": {"name": cp_name, "labels": labels, "ownerReferences": owner},
-            "spec": {"replicas": 1, "version": "v1.31.4",
-                     "machineTemplate": {"spec": {"infrastructureRef": iref("OpenStackMachineTemplate", &cpt)}}}})).await?;
+            "spec": {"replicas": 1, "version": "v1.31.4", "kubeadmConfigSpec": {},
+                     "machineTemplate": {"infrastructureRef": iref("OpenStackMachineTemplate", &cpt)}}})).await?;
         let (md_name, mdt) = (format!("{name}-md-0"), format!("{name}-md-0-1"));
         create(d, ns, json!({"apiVersion": CAPO, "kind": "OpenStackMachineTemplate",
             "metadata": {"name": mdt, "labels": labels, "ownerReferences": owner},
@@ -728,7 +781,7 @@ mod legacy {
                      "template": {"metadata": {"labels": tlabels},
                         "spec": {"clusterName": name, "version": "v1.31.4",
                                  "infrastructureRef": iref("OpenStackMachineTemplate", &mdt),
-                                 "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfigTemplate", "name": mdt}}}}}})).await?;
+                                 "bootstrap": {"configRef": {"apiVersion": CABPK, "kind": "KubeadmConfigTemplate", "name": mdt}}}}}})).await?;
         let mut release = secret(
             &format!("sh.helm.release.v1.{name}.v1"),
             "helm.sh/release.v1",
