@@ -209,7 +209,10 @@ pub fn helm_release_rejection(hr: &Value) -> Option<Rejection> {
         conditions.iter().find(|c| {
             c["type"] == *ty
                 && c["status"] == "False"
-                && matches!(c["reason"].as_str(), Some("InstallFailed" | "UpgradeFailed"))
+                && matches!(
+                    c["reason"].as_str(),
+                    Some("InstallFailed" | "UpgradeFailed")
+                )
         })
     })?;
     let observed = failed["observedGeneration"]
@@ -221,7 +224,8 @@ pub fn helm_release_rejection(hr: &Value) -> Option<Rejection> {
         return None;
     }
     let message = failed["message"].as_str().unwrap_or_default();
-    let refused = (message.contains("admission webhook \"") && message.contains("denied the request"))
+    let refused = (message.contains("admission webhook \"")
+        && message.contains("denied the request"))
         || message.contains(" is invalid: ");
     if !refused {
         return None;
@@ -235,7 +239,10 @@ pub fn helm_release_rejection(hr: &Value) -> Option<Rejection> {
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        name: hr["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        name: hr["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         failures,
         message: message.split_whitespace().collect::<Vec<_>>().join(" "),
     })
@@ -550,7 +557,13 @@ mod tests {
         assert!(!helm_release_ready(&json!({"metadata": {}})));
     }
 
-    fn failed_release(ty: &str, reason: &str, message: &str, generation: i64, observed: i64) -> Value {
+    fn failed_release(
+        ty: &str,
+        reason: &str,
+        message: &str,
+        generation: i64,
+        observed: i64,
+    ) -> Value {
         json!({"metadata": {"name": "cluster", "namespace": "capi-self", "generation": generation},
                "status": {"installFailures": 2, "upgradeFailures": 1, "conditions": [
                    {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Running 'install' action"},
@@ -566,9 +579,15 @@ mod tests {
     fn a_release_refused_by_the_api_server_is_a_rejection_for_its_generation() {
         let r = helm_release_rejection(&failed_release("Released", "InstallFailed", DENIED, 3, 3))
             .expect("a webhook denial is a rejection");
-        assert_eq!((r.namespace.as_str(), r.name.as_str()), ("capi-self", "cluster"));
+        assert_eq!(
+            (r.namespace.as_str(), r.name.as_str()),
+            ("capi-self", "cluster")
+        );
         assert_eq!(r.failures, 3, "install and upgrade failures");
-        assert!(r.message.contains("cannot be an even number when etcd is stacked"));
+        assert!(
+            r.message
+                .contains("cannot be an even number when etcd is stacked")
+        );
         assert!(!r.message.contains('\n'));
         let line = ReadinessError::Rejected {
             namespace: "capi-self".into(),
@@ -577,25 +596,56 @@ mod tests {
         }
         .to_string();
         assert!(line.starts_with("cluster capi-self/example: HelmRelease capi-self/cluster was refused by the API server: Helm install failed"), "{line}");
-        assert!(line.contains("\"example-control-plane\""), "names the object: {line}");
+        assert!(
+            line.contains("\"example-control-plane\""),
+            "names the object: {line}"
+        );
 
         // Ready carries it when Released is not reported; upgrades count too.
-        assert!(helm_release_rejection(&failed_release("Ready", "UpgradeFailed", DENIED, 3, 3)).is_some());
+        assert!(
+            helm_release_rejection(&failed_release("Ready", "UpgradeFailed", DENIED, 3, 3))
+                .is_some()
+        );
         // Schema validation refusals are rejections as well.
         let invalid = "Helm upgrade failed: Cluster.cluster.x-k8s.io \"x\" is invalid: spec.clusterNetwork: Invalid value";
-        assert!(helm_release_rejection(&failed_release("Released", "UpgradeFailed", invalid, 1, 1)).is_some());
+        assert!(
+            helm_release_rejection(&failed_release("Released", "UpgradeFailed", invalid, 1, 1))
+                .is_some()
+        );
     }
 
     #[test]
     fn other_failures_and_stale_generations_are_not_rejections() {
         let unreachable = "Helm install failed: failed calling webhook \"default.kubeadmcontrolplane.controlplane.cluster.x-k8s.io\": \
             Post \"https://capi-kubeadm-control-plane-webhook-service.capi-kubeadm-control-plane-system.svc:443\": connection refused";
-        assert_eq!(helm_release_rejection(&failed_release("Released", "InstallFailed", unreachable, 1, 1)), None);
+        assert_eq!(
+            helm_release_rejection(&failed_release(
+                "Released",
+                "InstallFailed",
+                unreachable,
+                1,
+                1
+            )),
+            None
+        );
         let no_kind = "Helm install failed: resource mapping not found for name: \"x\": no matches for kind \"HelmRelease\"";
-        assert_eq!(helm_release_rejection(&failed_release("Released", "InstallFailed", no_kind, 1, 1)), None);
-        assert_eq!(helm_release_rejection(&failed_release("Released", "InstallFailed", DENIED, 4, 3)), None, "older generation");
-        assert_eq!(helm_release_rejection(&failed_release("Released", "ArtifactFailed", DENIED, 1, 1)), None);
-        assert_eq!(helm_release_rejection(&json!({"metadata": {"generation": 1}})), None);
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "InstallFailed", no_kind, 1, 1)),
+            None
+        );
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "InstallFailed", DENIED, 4, 3)),
+            None,
+            "older generation"
+        );
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "ArtifactFailed", DENIED, 1, 1)),
+            None
+        );
+        assert_eq!(
+            helm_release_rejection(&json!({"metadata": {"generation": 1}})),
+            None
+        );
         let mut succeeded = failed_release("Released", "InstallFailed", DENIED, 1, 1);
         succeeded["status"]["conditions"][1]["status"] = json!("True");
         assert_eq!(helm_release_rejection(&succeeded), None);
@@ -611,10 +661,22 @@ mod tests {
         };
         let key = ("capi-self".to_string(), "cluster".to_string());
         let empty = std::collections::HashMap::new();
-        assert_eq!(fresh_rejection(&[r(1)], &empty), Some(&r(1)), "first attempt during the wait");
+        assert_eq!(
+            fresh_rejection(&[r(1)], &empty),
+            Some(&r(1)),
+            "first attempt during the wait"
+        );
         let seen = std::collections::HashMap::from([(key, 4)]);
-        assert_eq!(fresh_rejection(&[r(4)], &seen), None, "stale: there before the wait");
-        assert_eq!(fresh_rejection(&[r(5)], &seen), Some(&r(5)), "retried and refused again");
+        assert_eq!(
+            fresh_rejection(&[r(4)], &seen),
+            None,
+            "stale: there before the wait"
+        );
+        assert_eq!(
+            fresh_rejection(&[r(5)], &seen),
+            Some(&r(5)),
+            "retried and refused again"
+        );
         assert_eq!(fresh_rejection(&[], &seen), None);
     }
 

@@ -156,7 +156,11 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
             eprintln!("note: clusters/bases pins {chart} {pinned}; testing the fixtures' {served}");
         }
     }
-    assert_eq!(versions.len(), 3, "the cluster's chart, add-on provider and janitor");
+    assert_eq!(
+        versions.len(),
+        3,
+        "the cluster's chart, add-on provider and janitor"
+    );
     let release = objects
         .iter()
         .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
@@ -251,8 +255,7 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
     .await
     .unwrap();
     assert_eq!(
-        kcp.data["spec"]["replicas"],
-        values["controlPlane"]["machineCount"],
+        kcp.data["spec"]["replicas"], values["controlPlane"]["machineCount"],
         "the example's control plane"
     );
 
@@ -270,7 +273,10 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
     for m in &machines {
         let name = m.metadata.name.as_deref().unwrap();
         for (api_version, kind) in [
-            ("infrastructure.cluster.x-k8s.io/v1beta1", "OpenStackMachine"),
+            (
+                "infrastructure.cluster.x-k8s.io/v1beta1",
+                "OpenStackMachine",
+            ),
             ("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig"),
         ] {
             let o: DynamicObject = api_in(&d, api_version, kind, NS)

@@ -124,10 +124,7 @@ impl FluxControllers {
             self.kustomize.log_tail(lines)
         );
         if let Some(h) = &self.helm {
-            s.push_str(&format!(
-                "\n--- helm-controller ---\n{}",
-                h.log_tail(lines)
-            ));
+            s.push_str(&format!("\n--- helm-controller ---\n{}", h.log_tail(lines)));
         }
         s
     }

@@ -250,7 +250,14 @@ fn lock_digest(requested: &[Value], locked: &[(String, String, String)]) -> Stri
         .collect();
     let lock: Vec<String> = locked
         .iter()
-        .map(|(n, v, r)| format!("{{\"name\":{},\"version\":{},\"repository\":{}}}", json!(n), json!(v), json!(r)))
+        .map(|(n, v, r)| {
+            format!(
+                "{{\"name\":{},\"version\":{},\"repository\":{}}}",
+                json!(n),
+                json!(v),
+                json!(r)
+            )
+        })
         .collect();
     let data = format!("[[{}],[{}]]", req.join(","), lock.join(","));
     format!("sha256:{}", sha256_hex(data.as_bytes()))

@@ -90,9 +90,7 @@ impl Infra {
             let mut built = false;
             while !c.is_cancelled() {
                 if o.legacy_chart && !built {
-                    built = legacy::build_if_released(&first, &o)
-                        .await
-                        .unwrap_or(false);
+                    built = legacy::build_if_released(&first, &o).await.unwrap_or(false);
                 }
                 for d in std::iter::once(&first).chain(others.iter()) {
                     if o.legacy_chart {
@@ -141,13 +139,7 @@ pub(super) fn controller_ref(api_version: &str, kind: &str, o: &DynamicObject) -
 /// Creates `v` in `ns` (an existing object is returned as it is).
 pub(super) async fn create(d: &Discovery, ns: &str, mut v: Value) -> Option<DynamicObject> {
     v["metadata"]["namespace"] = json!(ns);
-    let a = api(
-        d,
-        v["apiVersion"].as_str()?,
-        v["kind"].as_str()?,
-        Some(ns),
-    )
-    .await?;
+    let a = api(d, v["apiVersion"].as_str()?, v["kind"].as_str()?, Some(ns)).await?;
     let obj: DynamicObject = serde_json::from_value(v).ok()?;
     match a.create(&PostParams::default(), &obj).await {
         Ok(c) => Some(c),
@@ -246,7 +238,12 @@ async fn addon_provider(d: &Discovery) -> Option<()> {
     )
     .await
     .iter()
-    .any(|dep| dep.data["status"]["availableReplicas"].as_i64().unwrap_or(0) > 0);
+    .any(|dep| {
+        dep.data["status"]["availableReplicas"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0
+    });
     if !running {
         return Some(());
     }
@@ -340,7 +337,10 @@ async fn reconcile_cluster(
         let oscs = api(d, CAPO, "OpenStackCluster", Some(ns)).await?;
         if let Some(osc) = oscs.get_opt(infra_ref["name"].as_str()?).await.ok()? {
             // Set once, when the load balancer is made; a moved cluster keeps its own.
-            if osc.data["spec"]["controlPlaneEndpoint"]["host"].as_str().is_none_or(str::is_empty) {
+            if osc.data["spec"]["controlPlaneEndpoint"]["host"]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
                 let _ = oscs
                     .patch(
                         osc.metadata.name.as_deref()?,
@@ -376,7 +376,9 @@ async fn reconcile_cluster(
     if cp_ref["kind"] == "KubeadmControlPlane" {
         let kcps = api(d, KCP, "KubeadmControlPlane", Some(ns)).await?;
         if let Some(kcp) = kcps.get_opt(cp_ref["name"].as_str()?).await.ok()? {
-            cp_ready = control_plane(d, o, &name, &kcps, &kcp).await.unwrap_or(false);
+            cp_ready = control_plane(d, o, &name, &kcps, &kcp)
+                .await
+                .unwrap_or(false);
         }
     }
 
@@ -451,9 +453,8 @@ async fn control_plane(
     let replicas = kcp.data["spec"]["replicas"].as_i64().unwrap_or(1);
     let version = kcp.data["spec"]["version"].clone();
     let machines = api(d, CAPI, "Machine", Some(ns)).await?;
-    let selector = format!(
-        "{CLUSTER_NAME}={cluster},cluster.x-k8s.io/control-plane-name={kcp_name}"
-    );
+    let selector =
+        format!("{CLUSTER_NAME}={cluster},cluster.x-k8s.io/control-plane-name={kcp_name}");
     let mut have = list(&machines, &selector).await.len() as i64;
     while have < replicas {
         let labels = json!({CLUSTER_NAME: cluster, "cluster.x-k8s.io/control-plane": "",
@@ -464,12 +465,27 @@ async fn control_plane(
     }
     // The first Machine initialises the control plane, the others join it.
     let mut cp_machines = list(&machines, &selector).await;
-    cp_machines.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
-    let infra_tmpl = kcp.data["spec"]["machineTemplate"]["infrastructureRef"].clone();
+    cp_machines.sort_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .cmp(&b.metadata.creation_timestamp)
+    });
+    // v1beta1 `machineTemplate.infrastructureRef`; an object written as v1beta2 and read back
+    // without conversion keeps `machineTemplate.spec.infrastructureRef`.
+    let mt = &kcp.data["spec"]["machineTemplate"];
+    let infra_tmpl = if mt["infrastructureRef"].is_object() {
+        mt["infrastructureRef"].clone()
+    } else {
+        mt["spec"]["infrastructureRef"].clone()
+    };
     for (i, m) in cp_machines.iter().enumerate() {
         let mut config = kcp.data["spec"]["kubeadmConfigSpec"].clone();
         if let Some(c) = config.as_object_mut() {
-            c.remove(if i == 0 { "joinConfiguration" } else { "initConfiguration" });
+            c.remove(if i == 0 {
+                "joinConfiguration"
+            } else {
+                "initConfiguration"
+            });
             if i > 0 {
                 c.remove("clusterConfiguration");
             }
@@ -541,7 +557,10 @@ async fn machine_parts(
     bootstrap_spec: Value,
 ) -> Option<()> {
     let name = m.metadata.name.as_deref()?;
-    let provider_id = need!(m.data["spec"]["providerID"].as_str(), "read providerID of {name}");
+    let provider_id = need!(
+        m.data["spec"]["providerID"].as_str(),
+        "read providerID of {name}"
+    );
     let by_machine = controller_ref(CAPI, "Machine", m);
     let osms = api(d, CAPO, "OpenStackMachine", Some(ns)).await?;
     let osm = match osms.get_opt(name).await.ok()? {
@@ -560,20 +579,35 @@ async fn machine_parts(
         }
     };
     let server_id = provider_id.trim_start_matches("openstack:///");
-    set_status(&osms, &osm, json!({"ready": true, "instanceID": server_id, "instanceState": "ACTIVE",
+    set_status(
+        &osms,
+        &osm,
+        json!({"ready": true, "instanceID": server_id, "instanceState": "ACTIVE",
         "initialization": {"provisioned": true},
-        "addresses": [{"type": "InternalIP", "address": "10.0.0.10"}]})).await;
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.10"}]}),
+    )
+    .await;
     let kcs = api(d, CABPK, "KubeadmConfig", Some(ns)).await?;
     let kc = match kcs.get_opt(name).await.ok()? {
         Some(kc) => kc,
-        None => create(d, ns, json!({"apiVersion": CABPK, "kind": "KubeadmConfig",
+        None => {
+            create(
+                d,
+                ns,
+                json!({"apiVersion": CABPK, "kind": "KubeadmConfig",
             "metadata": {"name": name, "labels": labels_of(m), "ownerReferences": [by_machine]},
-            "spec": bootstrap_spec})).await?,
+            "spec": bootstrap_spec}),
+            )
+            .await?
+        }
     };
     let mut data = secret(
         name,
         "cluster.x-k8s.io/secret",
-        &[("value", b"## stand-in cloud-config\n"), ("format", b"cloud-config")],
+        &[
+            ("value", b"## stand-in cloud-config\n"),
+            ("format", b"cloud-config"),
+        ],
         cluster,
     );
     data["metadata"]["ownerReferences"] = json!([{"apiVersion": CABPK, "kind": "KubeadmConfig",
@@ -623,10 +657,13 @@ async fn machine_deployment(
             .flatten()
             .any(|r| Some(&r.uid) == md.metadata.uid.as_ref())
     };
-    let ms = match list(&sets, &format!("cluster.x-k8s.io/deployment-name={md_name}"))
-        .await
-        .into_iter()
-        .find(owned)
+    let ms = match list(
+        &sets,
+        &format!("cluster.x-k8s.io/deployment-name={md_name}"),
+    )
+    .await
+    .into_iter()
+    .find(owned)
     {
         Some(ms) => ms,
         None => {
@@ -669,7 +706,15 @@ async fn machine_deployment(
     let kcts = api(d, CABPK, "KubeadmConfigTemplate", Some(ns)).await?;
     let bootstrap = kcts.get(cfg_tmpl).await.ok()?.data["spec"]["template"]["spec"].clone();
     for m in list(&machines, &format!("cluster.x-k8s.io/set-name={ms_name}")).await {
-        machine_parts(d, ns, cluster, &m, &spec["infrastructureRef"], bootstrap.clone()).await?;
+        machine_parts(
+            d,
+            ns,
+            cluster,
+            &m,
+            &spec["infrastructureRef"],
+            bootstrap.clone(),
+        )
+        .await?;
     }
     let status = |g: i64| {
         json!({"observedGeneration": g, "replicas": replicas, "readyReplicas": replicas,
@@ -730,6 +775,12 @@ async fn inject_ca(d: &Discovery) -> Option<()> {
 mod legacy {
     use super::*;
 
+    // As the stand-in wrote them before helm-controller: v1beta2, which the end-to-end test's
+    // CRDs store without conversion.
+    const CAPI: &str = "cluster.x-k8s.io/v1beta2";
+    const KCP: &str = "controlplane.cluster.x-k8s.io/v1beta2";
+    const CABPK: &str = "bootstrap.cluster.x-k8s.io/v1beta2";
+
     /// Creates the chart's CAPI objects once the cluster's HelmRelease exists; true when done.
     pub(super) async fn build_if_released(d: &Discovery, o: &InfraOptions) -> Option<bool> {
         let ns = o.namespace.as_str();
@@ -747,11 +798,11 @@ mod legacy {
         }
         let (name, cp_name) = (o.cluster.as_str(), format!("{}-control-plane", o.cluster));
         let labels = json!({CLUSTER_NAME: name, "app.kubernetes.io/managed-by": "Helm"});
-        let iref = |kind: &str, n: &str| json!({"apiVersion": CAPO, "kind": kind, "name": n});
+        let iref = |kind: &str, n: &str| json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": kind, "name": n});
         let cluster = create(d, ns, json!({"apiVersion": CAPI, "kind": "Cluster",
             "metadata": {"name": name, "labels": labels, "annotations": {"meta.helm.sh/release-name": name}},
             "spec": {"clusterNetwork": {"pods": {"cidrBlocks": ["172.16.0.0/13"]}},
-                     "controlPlaneRef": {"apiVersion": KCP, "kind": "KubeadmControlPlane", "name": cp_name},
+                     "controlPlaneRef": {"apiGroup": "controlplane.cluster.x-k8s.io", "kind": "KubeadmControlPlane", "name": cp_name},
                      "infrastructureRef": iref("OpenStackCluster", name)}})).await?;
         let owner = json!([controller_ref(CAPI, "Cluster", &cluster)]);
         let image = json!({"filter": {"name": "ubuntu-jammy-kube-v1.31.4"}});
@@ -759,17 +810,27 @@ mod legacy {
             "metadata": {"name": name, "labels": labels, "ownerReferences": owner},
             "spec": {"identityRef": {"cloudName": "openstack", "name": format!("{name}-cloud-credentials")}}})).await?;
         let cpt = format!("{cp_name}-1");
-        create(d, ns, json!({"apiVersion": CAPO, "kind": "OpenStackMachineTemplate",
+        create(
+            d,
+            ns,
+            json!({"apiVersion": CAPO, "kind": "OpenStackMachineTemplate",
             "metadata": {"name": cpt, "labels": labels, "ownerReferences": owner},
-            "spec": {"template": {"spec": {"flavor": "m1.medium", "image": image}}}})).await?;
+            "spec": {"template": {"spec": {"flavor": "m1.medium", "image": image}}}}),
+        )
+        .await?;
         create(d, ns, json!({"apiVersion": KCP, "kind": "KubeadmControlPlane",
             "metadata": {"name": cp_name, "labels": labels, "ownerReferences": owner},
-            "spec": {"replicas": 1, "version": "v1.31.4", "kubeadmConfigSpec": {},
-                     "machineTemplate": {"infrastructureRef": iref("OpenStackMachineTemplate", &cpt)}}})).await?;
+            "spec": {"replicas": 1, "version": "v1.31.4",
+                     "machineTemplate": {"spec": {"infrastructureRef": iref("OpenStackMachineTemplate", &cpt)}}}})).await?;
         let (md_name, mdt) = (format!("{name}-md-0"), format!("{name}-md-0-1"));
-        create(d, ns, json!({"apiVersion": CAPO, "kind": "OpenStackMachineTemplate",
+        create(
+            d,
+            ns,
+            json!({"apiVersion": CAPO, "kind": "OpenStackMachineTemplate",
             "metadata": {"name": mdt, "labels": labels, "ownerReferences": owner},
-            "spec": {"template": {"spec": {"flavor": "m1.large", "image": image}}}})).await?;
+            "spec": {"template": {"spec": {"flavor": "m1.large", "image": image}}}}),
+        )
+        .await?;
         create(d, ns, json!({"apiVersion": CABPK, "kind": "KubeadmConfigTemplate",
             "metadata": {"name": mdt, "labels": labels, "ownerReferences": owner},
             "spec": {"template": {"spec": {"joinConfiguration": {"nodeRegistration": {"name": "{{ local_hostname }}"}}}}}})).await?;
@@ -781,7 +842,7 @@ mod legacy {
                      "template": {"metadata": {"labels": tlabels},
                         "spec": {"clusterName": name, "version": "v1.31.4",
                                  "infrastructureRef": iref("OpenStackMachineTemplate", &mdt),
-                                 "bootstrap": {"configRef": {"apiVersion": CABPK, "kind": "KubeadmConfigTemplate", "name": mdt}}}}}})).await?;
+                                 "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "KubeadmConfigTemplate", "name": mdt}}}}}})).await?;
         let mut release = secret(
             &format!("sh.helm.release.v1.{name}.v1"),
             "helm.sh/release.v1",
@@ -799,13 +860,20 @@ mod legacy {
         let hr = "helm.toolkit.fluxcd.io/v2";
         for h in list(&api(d, hr, "HelmRelease", None).await?, "").await {
             let v = serde_json::to_value(&h).unwrap();
-            if capi_manage::capi::readiness::helm_release_ready(&v) || h.data["spec"]["suspend"] == true {
+            if capi_manage::capi::readiness::helm_release_ready(&v)
+                || h.data["spec"]["suspend"] == true
+            {
                 continue;
             }
             let g = h.metadata.generation.unwrap_or(1);
             let na = api(d, hr, "HelmRelease", h.metadata.namespace.as_deref()).await?;
-            set_status(&na, &h, json!({"observedGeneration": g,
-                "conditions": [condition("Ready", g, "InstallSucceeded")]})).await;
+            set_status(
+                &na,
+                &h,
+                json!({"observedGeneration": g,
+                "conditions": [condition("Ready", g, "InstallSucceeded")]}),
+            )
+            .await;
         }
         Some(())
     }
