@@ -410,8 +410,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         cluster.data["spec"].get("paused").is_none(),
         "unpaused by removing the field"
     );
-    // One control-plane Machine and the MachineDeployment's two workers.
-    assert_eq!(names(&new_d, capi, "Machine").await.len(), 3);
+    assert_eq!(names(&new_d, capi, "Machine").await.len(), 2);
     assert_eq!(
         names(&new_d, capi, "MachineDeployment").await,
         names(&kind_d, capi, "MachineDeployment").await
