@@ -50,9 +50,45 @@ pub enum ReadinessError {
         /// What was still missing when we gave up.
         last: String,
     },
+    /// helm-controller's attempt to install or upgrade a release of the cluster failed because
+    /// the API server refused one of the chart's objects (an admission webhook denied it, or it
+    /// is invalid): the same chart and values fail again on every retry.
+    #[error("cluster {namespace}/{name}: {rejection}")]
+    Rejected {
+        /// The cluster's namespace.
+        namespace: String,
+        /// The cluster.
+        name: String,
+        /// The release and the API server's own message.
+        rejection: Rejection,
+    },
     /// Cancelled.
     #[error("cancelled while waiting for the cluster")]
     Cancelled,
+}
+
+/// A Flux HelmRelease whose latest install or upgrade the API server refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The HelmRelease's namespace.
+    pub namespace: String,
+    /// The HelmRelease's name.
+    pub name: String,
+    /// Failed install and upgrade attempts counted by helm-controller so far.
+    pub failures: i64,
+    /// helm-controller's message (it carries the API server's, which names the object), on
+    /// one line.
+    pub message: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HelmRelease {}/{} was refused by the API server: {}",
+            self.namespace, self.name, self.message
+        )
+    }
 }
 
 /// Where a cluster is and which releases build it.
@@ -91,6 +127,8 @@ pub struct Readiness {
     pub ready: bool,
     /// One part per object: `Cluster prod: Available=True`, `MachineDeployment md-0: 1/2 ready`.
     pub parts: Vec<String>,
+    /// Releases whose latest attempt the API server refused (see [`helm_release_rejection`]).
+    pub rejected: Vec<Rejection>,
 }
 
 impl Readiness {
@@ -157,6 +195,76 @@ pub fn helm_release_ready(hr: &Value) -> bool {
         }
 }
 
+/// Whether helm-controller's latest install or upgrade of `hr` (a Flux HelmRelease, v2) failed
+/// because the API server refused an object of the chart: the `Released` condition (or `Ready`,
+/// which helm-controller summarises from it) is False with reason `InstallFailed` or
+/// `UpgradeFailed` for the current generation, and its message carries the API server's
+/// refusal, `admission webhook "…" denied the request` or `… is invalid: …`. Other failures
+/// (a webhook not reachable yet, a timeout, a kind not served yet) may pass on a retry and are
+/// not rejections. The counter is `status.installFailures + status.upgradeFailures`.
+pub fn helm_release_rejection(hr: &Value) -> Option<Rejection> {
+    let generation = hr["metadata"]["generation"].as_i64();
+    let conditions = hr["status"]["conditions"].as_array()?;
+    let failed = ["Released", "Ready"].iter().find_map(|ty| {
+        conditions.iter().find(|c| {
+            c["type"] == *ty
+                && c["status"] == "False"
+                && matches!(
+                    c["reason"].as_str(),
+                    Some("InstallFailed" | "UpgradeFailed")
+                )
+        })
+    })?;
+    let observed = failed["observedGeneration"]
+        .as_i64()
+        .or(hr["status"]["observedGeneration"].as_i64());
+    if let (Some(g), Some(o)) = (generation, observed)
+        && o < g
+    {
+        return None;
+    }
+    let message = failed["message"].as_str().unwrap_or_default();
+    let refused = (message.contains("admission webhook \"")
+        && message.contains("denied the request"))
+        || message.contains(" is invalid: ");
+    if !refused {
+        return None;
+    }
+    let failures = ["installFailures", "upgradeFailures"]
+        .iter()
+        .filter_map(|k| hr["status"][k].as_i64())
+        .sum();
+    Some(Rejection {
+        namespace: hr["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        name: hr["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        failures,
+        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// The rejection that ends a wait: one reported for an attempt made during the wait, i.e. with
+/// more failures than the release had at the wait's first look (`baseline`, by release). A
+/// rejection already there at the first look may be stale (values fixed since, and
+/// helm-controller not retried yet): it is waited out until the next attempt reports again.
+pub fn fresh_rejection<'a>(
+    rejected: &'a [Rejection],
+    baseline: &std::collections::HashMap<(String, String), i64>,
+) -> Option<&'a Rejection> {
+    rejected.iter().find(|r| {
+        let before = baseline
+            .get(&(r.namespace.clone(), r.name.clone()))
+            .copied()
+            .unwrap_or(0);
+        r.failures > before
+    })
+}
+
 async fn api(
     discovery: &Discovery,
     gvks: &[(&str, &str)],
@@ -197,6 +305,7 @@ const ADDON_KINDS: &[&str] = &["HelmRelease", "Manifests"];
 pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, ReadinessError> {
     let read = |what: String| move |source| ReadinessError::Read { what, source };
     let mut parts = Vec::new();
+    let mut rejected = Vec::new();
     let mut ready = true;
 
     for (ns, name) in &c.helm_releases {
@@ -215,7 +324,14 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
             Some(hr) if helm_release_ready(&dynamic(&hr)) => parts.push(format!("{what}: Ready")),
             Some(hr) => {
                 ready = false;
-                parts.push(format!("{what}: {}", or_none(summary(&hr))));
+                let v = dynamic(&hr);
+                match helm_release_rejection(&v) {
+                    Some(r) => {
+                        parts.push(format!("{what}: refused: {}", r.message));
+                        rejected.push(r);
+                    }
+                    None => parts.push(format!("{what}: {}", or_none(summary(&hr)))),
+                }
             }
             None => {
                 ready = false;
@@ -254,17 +370,25 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
         }
     }
     if cluster.is_none() {
-        return Ok(Readiness { ready, parts });
+        return Ok(Readiness {
+            ready,
+            parts,
+            rejected,
+        });
     }
 
-    let selector = ListParams::default().labels(&format!("{CLUSTER_NAME_LABEL}={}", c.name));
+    // By `spec.clusterName`, not by label: the chart labels neither its MachineDeployments nor
+    // its addons with the cluster's name (only Cluster API's defaulting webhook adds it to
+    // MachineDeployments).
+    let of_cluster = |o: &DynamicObject| o.data["spec"]["clusterName"] == c.name.as_str();
+    let all = ListParams::default();
     if let Some(api) = api(discovery, MACHINE_DEPLOYMENT, &c.namespace).await? {
         let mds = api
-            .list(&selector)
+            .list(&all)
             .await
             .map_err(RequestError::from)
             .map_err(read(format!("MachineDeployments of {what}")))?;
-        for md in &mds.items {
+        for md in mds.items.iter().filter(|o| of_cluster(o)) {
             let (ok, line) = machine_deployment_ready(&dynamic(md));
             ready &= ok;
             parts.push(format!(
@@ -282,11 +406,11 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
         .await?
         {
             let items = api
-                .list(&selector)
+                .list(&all)
                 .await
                 .map_err(RequestError::from)
                 .map_err(read(format!("addon {kind}s of {what}")))?;
-            for a in &items.items {
+            for a in items.items.iter().filter(|o| of_cluster(o)) {
                 let phase = a.data["status"]["phase"].as_str().unwrap_or("Pending");
                 ready &= phase == "Deployed";
                 parts.push(format!(
@@ -296,7 +420,11 @@ pub async fn check(discovery: &Discovery, c: &ClusterRef) -> Result<Readiness, R
             }
         }
     }
-    Ok(Readiness { ready, parts })
+    Ok(Readiness {
+        ready,
+        parts,
+        rejected,
+    })
 }
 
 fn or_none(s: String) -> String {
@@ -308,6 +436,10 @@ fn or_none(s: String) -> String {
 }
 
 /// Waits until [`check`] reports the cluster ready, reporting each change of the summary.
+/// Fails at once, with the API server's message, when an attempt of helm-controller made
+/// during the wait was refused by the API server ([`fresh_rejection`]): with the cluster's
+/// `retries: -1` helm-controller would retry forever, and the same objects are refused each
+/// time, so waiting for the timeout only hides the cause.
 pub async fn wait_ready(
     discovery: &Discovery,
     c: &ClusterRef,
@@ -318,15 +450,36 @@ pub async fn wait_ready(
     let start = Instant::now();
     let mut last = String::new();
     let mut delay = Duration::from_millis(200);
+    let mut baseline: Option<std::collections::HashMap<(String, String), i64>> = None;
     loop {
         let r = match check(discovery, c).await {
             Ok(r) => r,
             Err(ReadinessError::Read { source, .. }) if source.is_transient() => Readiness {
                 ready: false,
                 parts: vec![format!("API error: {source}")],
+                rejected: Vec::new(),
             },
             Err(e) => return Err(e),
         };
+        match &baseline {
+            None => {
+                baseline = Some(
+                    r.rejected
+                        .iter()
+                        .map(|x| ((x.namespace.clone(), x.name.clone()), x.failures))
+                        .collect(),
+                )
+            }
+            Some(b) => {
+                if let Some(x) = fresh_rejection(&r.rejected, b) {
+                    return Err(ReadinessError::Rejected {
+                        namespace: c.namespace.clone(),
+                        name: c.name.clone(),
+                        rejection: x.clone(),
+                    });
+                }
+            }
+        }
         if r.ready {
             observer.success(
                 format!("cluster {}/{} ready", c.namespace, c.name),
@@ -402,6 +555,129 @@ mod tests {
         assert!(!helm_release_ready(&hr("False", 2, 2, false)));
         assert!(!helm_release_ready(&hr("True", 2, 2, true)));
         assert!(!helm_release_ready(&json!({"metadata": {}})));
+    }
+
+    fn failed_release(
+        ty: &str,
+        reason: &str,
+        message: &str,
+        generation: i64,
+        observed: i64,
+    ) -> Value {
+        json!({"metadata": {"name": "cluster", "namespace": "capi-self", "generation": generation},
+               "status": {"installFailures": 2, "upgradeFailures": 1, "conditions": [
+                   {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "Running 'install' action"},
+                   {"type": ty, "status": "False", "reason": reason, "message": message, "observedGeneration": observed}]}})
+    }
+
+    const DENIED: &str = "Helm install failed for release capi-self/example with chart openstack-cluster@0.27.0: \
+        failed to create resource: admission webhook \"validation.kubeadmcontrolplane.controlplane.cluster.x-k8s.io\" \
+        denied the request: KubeadmControlPlane.controlplane.cluster.x-k8s.io \"example-control-plane\" is invalid: \
+        spec.replicas: Forbidden: cannot be an even number when etcd is stacked";
+
+    #[test]
+    fn a_release_refused_by_the_api_server_is_a_rejection_for_its_generation() {
+        let r = helm_release_rejection(&failed_release("Released", "InstallFailed", DENIED, 3, 3))
+            .expect("a webhook denial is a rejection");
+        assert_eq!(
+            (r.namespace.as_str(), r.name.as_str()),
+            ("capi-self", "cluster")
+        );
+        assert_eq!(r.failures, 3, "install and upgrade failures");
+        assert!(
+            r.message
+                .contains("cannot be an even number when etcd is stacked")
+        );
+        assert!(!r.message.contains('\n'));
+        let line = ReadinessError::Rejected {
+            namespace: "capi-self".into(),
+            name: "example".into(),
+            rejection: r,
+        }
+        .to_string();
+        assert!(line.starts_with("cluster capi-self/example: HelmRelease capi-self/cluster was refused by the API server: Helm install failed"), "{line}");
+        assert!(
+            line.contains("\"example-control-plane\""),
+            "names the object: {line}"
+        );
+
+        // Ready carries it when Released is not reported; upgrades count too.
+        assert!(
+            helm_release_rejection(&failed_release("Ready", "UpgradeFailed", DENIED, 3, 3))
+                .is_some()
+        );
+        // Schema validation refusals are rejections as well.
+        let invalid = "Helm upgrade failed: Cluster.cluster.x-k8s.io \"x\" is invalid: spec.clusterNetwork: Invalid value";
+        assert!(
+            helm_release_rejection(&failed_release("Released", "UpgradeFailed", invalid, 1, 1))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn other_failures_and_stale_generations_are_not_rejections() {
+        let unreachable = "Helm install failed: failed calling webhook \"default.kubeadmcontrolplane.controlplane.cluster.x-k8s.io\": \
+            Post \"https://capi-kubeadm-control-plane-webhook-service.capi-kubeadm-control-plane-system.svc:443\": connection refused";
+        assert_eq!(
+            helm_release_rejection(&failed_release(
+                "Released",
+                "InstallFailed",
+                unreachable,
+                1,
+                1
+            )),
+            None
+        );
+        let no_kind = "Helm install failed: resource mapping not found for name: \"x\": no matches for kind \"HelmRelease\"";
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "InstallFailed", no_kind, 1, 1)),
+            None
+        );
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "InstallFailed", DENIED, 4, 3)),
+            None,
+            "older generation"
+        );
+        assert_eq!(
+            helm_release_rejection(&failed_release("Released", "ArtifactFailed", DENIED, 1, 1)),
+            None
+        );
+        assert_eq!(
+            helm_release_rejection(&json!({"metadata": {"generation": 1}})),
+            None
+        );
+        let mut succeeded = failed_release("Released", "InstallFailed", DENIED, 1, 1);
+        succeeded["status"]["conditions"][1]["status"] = json!("True");
+        assert_eq!(helm_release_rejection(&succeeded), None);
+    }
+
+    #[test]
+    fn only_a_rejection_of_an_attempt_made_during_the_wait_ends_it() {
+        let r = |failures| Rejection {
+            namespace: "capi-self".into(),
+            name: "cluster".into(),
+            failures,
+            message: "denied".into(),
+        };
+        let key = ("capi-self".to_string(), "cluster".to_string());
+        let empty = std::collections::HashMap::new();
+        assert_eq!(
+            fresh_rejection(&[r(1)], &empty),
+            Some(&r(1)),
+            "first attempt during the wait"
+        );
+        let seen = std::collections::HashMap::from([(key, 4)]);
+        assert_eq!(
+            fresh_rejection(&[r(4)], &seen),
+            None,
+            "stale: there before the wait"
+        );
+        assert_eq!(
+            fresh_rejection(&[r(5)], &seen),
+            Some(&r(5)),
+            "retried and refused again"
+        );
+        assert_eq!(fresh_rejection(&[], &seen), None);
     }
 
     #[test]

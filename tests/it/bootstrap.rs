@@ -294,7 +294,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: std::fs::read(new_cp.kubeconfig_path()).unwrap(),
-            workers: 2,
+            legacy_chart: true,
         },
     );
 
@@ -578,7 +578,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: Vec::new(),
-            workers: 2,
+            legacy_chart: true,
         },
     );
     let mut td_args = args("teardown");

@@ -8,6 +8,7 @@ mod bootstrap_state;
 mod capi;
 mod capi_orc;
 mod capi_safety;
+mod chart;
 mod cli_plan;
 mod cli_rotate;
 mod flux;

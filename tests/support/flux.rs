@@ -1,8 +1,8 @@
-//! The real Flux controllers (source-controller and kustomize-controller, built from their Go
-//! modules by `scripts/test-binaries`) running out of cluster against a test control plane:
-//! admin kubeconfig, no leader election, every listener on its own loopback port, and
-//! source-controller's artifact server advertised on 127.0.0.1 so kustomize-controller fetches
-//! from it directly.
+//! The real Flux controllers (source-controller, kustomize-controller and, on request,
+//! helm-controller, built from their Go modules by `scripts/test-binaries`) running out of
+//! cluster against a test control plane: admin kubeconfig, no leader election, every listener
+//! on its own loopback port, and source-controller's artifact server advertised on 127.0.0.1 so
+//! kustomize-controller and helm-controller fetch from it directly.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use super::{ControlPlane, Process, free_port, test_bin};
 
-/// Both controllers; killed on drop.
+/// The controllers; killed on drop.
 pub struct FluxControllers {
     source: Process,
     kustomize: Process,
+    /// helm-controller, with [`FluxControllers::start_with_helm`].
+    helm: Option<Process>,
     /// source-controller's artifact server port on 127.0.0.1.
     pub storage_port: u16,
     dir: tempfile::TempDir,
@@ -46,6 +48,16 @@ impl FluxControllers {
     /// Starts source-controller and kustomize-controller against `cp`. The Flux CRDs must be
     /// installed first (the controllers exit when their kinds are not served).
     pub fn start(cp: &ControlPlane) -> FluxControllers {
+        Self::start_controllers(cp, false)
+    }
+
+    /// Also starts helm-controller: HelmReleases are installed from the HelmCharts that
+    /// source-controller builds out of HelmRepositories.
+    pub fn start_with_helm(cp: &ControlPlane) -> FluxControllers {
+        Self::start_controllers(cp, true)
+    }
+
+    fn start_controllers(cp: &ControlPlane, with_helm: bool) -> FluxControllers {
         let dir = tempfile::Builder::new()
             .prefix("capi-manage-flux-")
             .tempdir()
@@ -70,9 +82,19 @@ impl FluxControllers {
             dir.path(),
             &["--requeue-dependency=2s".to_string()],
         );
+        // A HelmRelease waiting for another is retried after this (default 30s).
+        let helm = with_helm.then(|| {
+            controller(
+                "helm-controller",
+                cp,
+                dir.path(),
+                &["--requeue-dependency=2s".to_string()],
+            )
+        });
         let mut c = FluxControllers {
             source,
             kustomize,
+            helm,
             storage_port,
             dir,
         };
@@ -89,15 +111,22 @@ impl FluxControllers {
     pub fn assert_running(&mut self) {
         self.source.assert_running();
         self.kustomize.assert_running();
+        if let Some(h) = &mut self.helm {
+            h.assert_running();
+        }
     }
 
-    /// The last lines of both logs, for failure messages.
+    /// The last lines of every log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
-        format!(
+        let mut s = format!(
             "--- source-controller ---\n{}\n--- kustomize-controller ---\n{}",
             self.source.log_tail(lines),
             self.kustomize.log_tail(lines)
-        )
+        );
+        if let Some(h) = &self.helm {
+            s.push_str(&format!("\n--- helm-controller ---\n{}", h.log_tail(lines)));
+        }
+        s
     }
 
     /// Where the logs and storage are.

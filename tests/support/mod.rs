@@ -6,6 +6,7 @@ pub mod control_plane;
 pub mod docker;
 pub mod flux;
 pub mod git_server;
+pub mod helm_repo;
 pub mod infra;
 mod process;
 pub mod release_mirror;

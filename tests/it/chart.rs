@@ -1,0 +1,294 @@
+//! The real openstack-cluster chart, rendered and installed by the real helm-controller: the
+//! cluster `clusters/example` as capi-manage renders it, with its HelmRepositories pointed at a
+//! loopback Helm repository serving the charts' releases, on a control plane with the Flux,
+//! Cluster API, CAPO and ORC APIs. The stand-in plays only OpenStack, the add-on provider and
+//! the CAPI/CAPO controllers' results.
+
+use std::time::Duration;
+
+use capi_manage::capi::readiness::{self, ClusterRef};
+use capi_manage::kube::Discovery;
+use capi_manage::manifest::Object;
+use capi_manage::observe::Silent;
+use kube::api::{DynamicObject, ListParams};
+use regex::Regex;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::capi::{api_in, apply_all, upstream_crds};
+use crate::support::flux::FluxControllers;
+use crate::support::helm_repo::HelmRepo;
+use crate::support::infra::{Infra, InfraOptions};
+use crate::support::{ControlPlane, Options, fixtures, project_root};
+
+const NS: &str = "capi-self";
+
+/// Keeps whatever serves the Cluster API of a control plane alive.
+pub type ClusterApi = Box<dyn std::any::Any + Send>;
+
+/// The Cluster API, CAPO and ORC APIs on `cp`: the CRDs, and what serves them. Until the real
+/// webhooks run in tests, the fixture CRDs (Cluster API v1.14.0, CAPO v0.14.7), which serve
+/// `v1beta1` and `v1beta2` with no conversion webhook (strategy None), and ORC v2.6.0's CRDs
+/// from its release. Without conversion an object is pruned to the storage version's schema,
+/// so `v1beta1` (what the chart writes) is made the storage version here; read as `v1beta2`
+/// such objects keep their `v1beta1` shape. With the webhooks harness, this becomes its start
+/// on `cp`.
+pub async fn cluster_api(cp: &ControlPlane, d: &Discovery) -> ClusterApi {
+    let _ = cp;
+    let mut crds = upstream_crds();
+    for crd in &mut crds {
+        let versions = crd.value["spec"]["versions"].as_array_mut().unwrap();
+        if versions.iter().any(|v| v["name"] == "v1beta1") && versions.len() > 1 {
+            for v in versions {
+                v["storage"] = json!(v["name"] == "v1beta1");
+            }
+        }
+    }
+    let orc = fixtures().join("releases/openstack-resource-controller-v2.6.0/dist/install.yaml");
+    crds.extend(
+        capi_manage::manifest::parse_file(&orc)
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition"),
+    );
+    apply_all(d, &crds).await;
+    Box::new(())
+}
+
+/// `clusters/example` as capi-manage renders it, with every HelmRepository pointed at `repo`
+/// and every HelmRelease at a chart version `repo` serves. Returns the objects and, per chart,
+/// the version `clusters/bases` pins and the one served.
+pub fn example_for(repo: &HelmRepo) -> (Vec<Object>, Vec<(String, String, String)>) {
+    let mut objects =
+        capi_manage::render::render(&project_root().join("clusters/example")).unwrap();
+    let mut versions = Vec::new();
+    for o in &mut objects {
+        match o.kind() {
+            "HelmRepository" => o.value["spec"]["url"] = json!(repo.url),
+            "HelmRelease" if o.api_version().starts_with("helm.toolkit.fluxcd.io/") => {
+                let spec = &mut o.value["spec"]["chart"]["spec"];
+                let chart = spec["chart"].as_str().unwrap().to_string();
+                let pinned = spec["version"].as_str().unwrap().to_string();
+                let served = repo
+                    .version(&chart)
+                    .unwrap_or_else(|| panic!("the fixtures have no chart {chart}"))
+                    .to_string();
+                // The fixtures hold one release per chart: a pin that differs (clusters/bases
+                // before it moves to the fixtures' releases) is tested at the served release.
+                spec["version"] = json!(served);
+                versions.push((chart, pinned, served));
+            }
+            _ => {}
+        }
+    }
+    (objects, versions)
+}
+
+/// The CAPI and CAPO objects upstream's snapshot (`tests/__snapshot__/snapshot_base_test.yaml
+/// .snap`, release `RELEASE-NAME`, node group `group-1`) holds, as (kind, name pattern) for
+/// release `release` and node group `group`: template names end in a hash of their spec.
+fn snapshot_names(release: &str, group: &str) -> Vec<(String, Regex)> {
+    let snap = fixtures().join(
+        "charts/capi-helm-charts/charts/openstack-cluster/tests/__snapshot__/snapshot_base_test.yaml.snap",
+    );
+    let text = std::fs::read_to_string(&snap).unwrap();
+    let tests: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
+    let hash = Regex::new("-[0-9a-f]{8}$").unwrap();
+    let mut out = Vec::new();
+    for (_, docs) in tests {
+        for (_, doc) in docs.as_mapping().unwrap() {
+            let o: Value = serde_yaml_ng::from_str(doc.as_str().unwrap()).unwrap();
+            let group_of = o["apiVersion"].as_str().unwrap_or_default();
+            if !group_of.contains("cluster.x-k8s.io/") {
+                continue;
+            }
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .replace("RELEASE-NAME", release)
+                .replace("group-1", group);
+            let pattern = if hash.is_match(&name) {
+                format!("^{}-[0-9a-f]{{8}}$", regex::escape(&name[..name.len() - 9]))
+            } else {
+                format!("^{}$", regex::escape(&name))
+            };
+            out.push((
+                o["kind"].as_str().unwrap().to_string(),
+                Regex::new(&pattern).unwrap(),
+            ));
+        }
+    }
+    assert!(out.len() >= 8, "CAPI objects in {}", snap.display());
+    out
+}
+
+async fn names(d: &Discovery, api_version: &str, kind: &str) -> Vec<String> {
+    api_in(d, api_version, kind, NS)
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect()
+}
+
+fn api_version_of(kind: &str) -> &'static str {
+    match kind {
+        "KubeadmControlPlane" => "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmConfigTemplate" | "KubeadmConfig" => "bootstrap.cluster.x-k8s.io/v1beta2",
+        k if k.starts_with("OpenStack") => "infrastructure.cluster.x-k8s.io/v1beta1",
+        _ => "cluster.x-k8s.io/v1beta2",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_controller_installs_the_real_charts_with_the_example_values() {
+    let cp = ControlPlane::start_with(Options::kwok()).await;
+    let d = Discovery::new(cp.client().await);
+    let _capi = cluster_api(&cp, &d).await;
+    let mut flux = FluxControllers::start_with_helm(&cp);
+    let repo = HelmRepo::serve_fixtures();
+    let (objects, versions) = example_for(&repo);
+    for (chart, pinned, served) in &versions {
+        if pinned != served {
+            eprintln!("note: clusters/bases pins {chart} {pinned}; testing the fixtures' {served}");
+        }
+    }
+    assert_eq!(
+        versions.len(),
+        3,
+        "the cluster's chart, add-on provider and janitor"
+    );
+    let release = objects
+        .iter()
+        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
+        .map(|o| o.value["spec"]["releaseName"].as_str().unwrap().to_string())
+        .unwrap();
+    let values: Value = {
+        let cm = objects.iter().find(|o| o.kind() == "ConfigMap").unwrap();
+        serde_yaml_ng::from_str(cm.value["data"]["values.yaml"].as_str().unwrap()).unwrap()
+    };
+    let _infra = Infra::start(
+        d.clone(),
+        vec![],
+        InfraOptions {
+            namespace: NS.into(),
+            cluster: release.clone(),
+            kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
+            legacy_chart: false,
+        },
+    );
+    apply_all(&d, &objects).await;
+
+    let cluster = ClusterRef {
+        namespace: NS.into(),
+        name: release.clone(),
+        helm_releases: readiness::helm_releases(&objects),
+    };
+    let waited = readiness::wait_ready(
+        &d,
+        &cluster,
+        Duration::from_secs(300),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await;
+    flux.assert_running();
+    if let Err(e) = waited {
+        panic!(
+            "{}\n{}",
+            crate::support::error_chain(&e),
+            flux.log_tails(40)
+        );
+    }
+    assert!(repo.requests() >= 4, "index and the three charts fetched");
+
+    // helm-controller made the release: Helm's storage, at the served chart version.
+    let hr = api_in(&d, "helm.toolkit.fluxcd.io/v2", "HelmRelease", NS)
+        .await
+        .get("cluster")
+        .await
+        .unwrap();
+    let history = &hr.data["status"]["history"][0];
+    assert_eq!(history["chartName"], "openstack-cluster");
+    assert_eq!(history["chartVersion"], "0.27.0");
+    assert_eq!(history["appVersion"], "89334f5");
+    assert_eq!(history["status"], "deployed");
+    let storage = names(&d, "v1", "Secret").await;
+    assert!(
+        storage.contains(&format!("sh.helm.release.v1.{release}.v1")),
+        "{storage:?}"
+    );
+
+    // The CAPI and CAPO objects are the chart's, with the names its snapshots predict.
+    let group = values["nodeGroups"][0]["name"].as_str().unwrap();
+    for (kind, pattern) in snapshot_names(&release, group) {
+        let found: Vec<String> = names(&d, api_version_of(&kind), &kind)
+            .await
+            .into_iter()
+            .filter(|n| pattern.is_match(n))
+            .collect();
+        assert_eq!(found.len(), 1, "{kind} matching {pattern}: {found:?}");
+        let o = api_in(&d, api_version_of(&kind), &kind, NS)
+            .await
+            .get(&found[0])
+            .await
+            .unwrap();
+        let annotations = o.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations.get("meta.helm.sh/release-name"),
+            Some(&release),
+            "{kind} {} installed by Helm",
+            found[0]
+        );
+    }
+    let kcp = api_in(
+        &d,
+        "controlplane.cluster.x-k8s.io/v1beta2",
+        "KubeadmControlPlane",
+        NS,
+    )
+    .await
+    .get(&format!("{release}-control-plane"))
+    .await
+    .unwrap();
+    assert_eq!(
+        kcp.data["spec"]["replicas"], values["controlPlane"]["machineCount"],
+        "the example's control plane"
+    );
+
+    // The stand-in's part: the Machines the controllers would make, each with its
+    // OpenStackMachine and KubeadmConfig owned by it.
+    let workers = values["nodeGroups"][0]["machineCount"].as_i64().unwrap();
+    let cp_machines = values["controlPlane"]["machineCount"].as_i64().unwrap();
+    let machines = api_in(&d, "cluster.x-k8s.io/v1beta2", "Machine", NS)
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(machines.len() as i64, workers + cp_machines);
+    for m in &machines {
+        let name = m.metadata.name.as_deref().unwrap();
+        for (api_version, kind) in [
+            (
+                "infrastructure.cluster.x-k8s.io/v1beta1",
+                "OpenStackMachine",
+            ),
+            ("bootstrap.cluster.x-k8s.io/v1beta2", "KubeadmConfig"),
+        ] {
+            let o: DynamicObject = api_in(&d, api_version, kind, NS)
+                .await
+                .get(name)
+                .await
+                .unwrap();
+            let owner = &o.metadata.owner_references.unwrap()[0];
+            assert_eq!(
+                (owner.kind.as_str(), Some(&owner.uid)),
+                ("Machine", m.metadata.uid.as_ref())
+            );
+        }
+    }
+}
