@@ -1,8 +1,8 @@
 //! The real openstack-cluster chart, rendered and installed by the real helm-controller: the
 //! cluster `clusters/example` as capi-manage renders it, with its HelmRepositories pointed at a
-//! loopback Helm repository serving the charts' releases, on a control plane with the Flux,
-//! Cluster API, CAPO and ORC APIs. The stand-in plays only OpenStack, the add-on provider and
-//! the CAPI/CAPO controllers' results.
+//! loopback Helm repository serving the charts' releases, on a control plane with the real
+//! Flux, Cluster API, CAPO and ORC releases and the real Cluster API and CAPO webhooks. The
+//! stand-in plays only OpenStack, the add-on provider and the CAPI/CAPO controllers' results.
 
 use std::time::Duration;
 
@@ -15,10 +15,12 @@ use regex::Regex;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::capi::{api_in, apply_all, upstream_crds};
+use crate::support::capi::{api_in, apply_all, flux_and_sealed_secrets_crds};
 use crate::support::flux::FluxControllers;
 use crate::support::helm_repo::HelmRepo;
 use crate::support::infra::{Infra, InfraOptions};
+use crate::support::release_mirror::release_components;
+use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, Options, fixtures, project_root};
 
 const NS: &str = "capi-self";
@@ -26,33 +28,17 @@ const NS: &str = "capi-self";
 /// Keeps whatever serves the Cluster API of a control plane alive.
 pub type ClusterApi = Box<dyn std::any::Any + Send>;
 
-/// The Cluster API, CAPO and ORC APIs on `cp`: the CRDs, and what serves them. Until the real
-/// webhooks run in tests, the fixture CRDs (Cluster API v1.14.0, CAPO v0.14.7), which serve
-/// `v1beta1` and `v1beta2` with no conversion webhook (strategy None), and ORC v2.6.0's CRDs
-/// from its release. Without conversion an object is pruned to the storage version's schema,
-/// so `v1beta1` (what the chart writes) is made the storage version here; read as `v1beta2`
-/// such objects keep their `v1beta1` shape. With the webhooks harness, this becomes its start
-/// on `cp`.
+/// The Cluster API, CAPO and ORC APIs on `cp` as the real releases install them (the test
+/// mirror's files, vendored by capi-manage), served by the real managers' webhooks: the chart's
+/// `v1beta1` objects are converted by Cluster API's own conversion webhook and checked by its
+/// defaulting and validating webhooks.
 pub async fn cluster_api(cp: &ControlPlane, d: &Discovery) -> ClusterApi {
-    let _ = cp;
-    let mut crds = upstream_crds();
-    for crd in &mut crds {
-        let versions = crd.value["spec"]["versions"].as_array_mut().unwrap();
-        if versions.iter().any(|v| v["name"] == "v1beta1") && versions.len() > 1 {
-            for v in versions {
-                v["storage"] = json!(v["name"] == "v1beta1");
-            }
-        }
-    }
-    let orc = fixtures().join("releases/openstack-resource-controller-v2.6.0/dist/install.yaml");
-    crds.extend(
-        capi_manage::manifest::parse_file(&orc)
-            .unwrap()
-            .into_iter()
-            .filter(|o| o.kind() == "CustomResourceDefinition"),
-    );
-    apply_all(d, &crds).await;
-    Box::new(())
+    let webhooks = Webhooks::start(cp).await;
+    let mut bundle = flux_and_sealed_secrets_crds();
+    bundle.extend(release_components().await);
+    apply_all(d, &bundle).await;
+    webhooks.wait_ready(Duration::from_secs(180)).await;
+    Box::new(webhooks)
 }
 
 /// `clusters/example` as capi-manage renders it, with every HelmRepository pointed at `repo`
@@ -291,4 +277,72 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
             );
         }
     }
+}
+
+/// Must-show of the fidelity issue: values the real webhooks refuse (two control-plane
+/// machines: KubeadmControlPlane refuses an even count with stacked etcd) end the cluster-ready
+/// wait at helm-controller's first refused install, with the webhook's own message naming the
+/// object, long before the wait's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_the_real_webhooks_refuse_fail_the_wait_with_their_message() {
+    let cp = ControlPlane::start_with(Options::kwok()).await;
+    let d = Discovery::new(cp.client().await);
+    let _capi = cluster_api(&cp, &d).await;
+    let mut flux = FluxControllers::start_with_helm(&cp);
+    let repo = HelmRepo::serve_fixtures();
+    let (mut objects, _) = example_for(&repo);
+    let cm = objects
+        .iter_mut()
+        .find(|o| o.kind() == "ConfigMap")
+        .unwrap();
+    let mut values: Value =
+        serde_yaml_ng::from_str(cm.value["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    values["controlPlane"]["machineCount"] = json!(2);
+    cm.value["data"]["values.yaml"] = json!(serde_yaml_ng::to_string(&values).unwrap());
+    let release = objects
+        .iter()
+        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
+        .map(|o| o.value["spec"]["releaseName"].as_str().unwrap().to_string())
+        .unwrap();
+    // The add-on provider's part (its CRDs, which the chart's addons need).
+    let _infra = Infra::start(
+        d.clone(),
+        vec![],
+        InfraOptions {
+            namespace: NS.into(),
+            cluster: release.clone(),
+            kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
+            legacy_chart: false,
+        },
+    );
+    apply_all(&d, &objects).await;
+
+    let cluster = ClusterRef {
+        namespace: NS.into(),
+        name: release.clone(),
+        helm_releases: readiness::helm_releases(&objects),
+    };
+    let timeout = Duration::from_secs(300);
+    let started = std::time::Instant::now();
+    let e = readiness::wait_ready(&d, &cluster, timeout, &Silent, &CancellationToken::new())
+        .await
+        .expect_err("the refused release fails the wait");
+    flux.assert_running();
+    let line = e.to_string();
+    assert!(
+        matches!(e, readiness::ReadinessError::Rejected { .. }),
+        "{line}\n{}",
+        flux.log_tails(20)
+    );
+    assert!(
+        line.contains("cannot be an even number when etcd is stacked"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("{release}-control-plane")), "{line}");
+    assert!(line.contains("HelmRelease capi-self/cluster"), "{line}");
+    assert!(started.elapsed() < timeout / 2, "{:?}", started.elapsed());
+    eprintln!(
+        "refused after {:.1}s: {line}",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -61,7 +61,7 @@ pub async fn apply_all(d: &Discovery, objects: &[Object]) {
 
 /// The Flux and sealed-secrets CRDs of ../shared/fixtures/upstream: the kinds the cluster graph
 /// holds besides Cluster API's and CAPO's.
-fn flux_and_sealed_secrets_crds() -> Vec<Object> {
+pub fn flux_and_sealed_secrets_crds() -> Vec<Object> {
     upstream_crds()
         .into_iter()
         .filter(|crd| {
