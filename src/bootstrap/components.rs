@@ -369,3 +369,74 @@ mod tests {
         assert_eq!(ssh_host_port("https://example.com/x"), None);
     }
 }
+
+/// What the move needs on the new cluster besides the vendored components: the kinds of the
+/// add-on provider (`addons.stackhpc.com`, whose objects the chart makes and the move carries),
+/// which the provider registers when it starts. So the cluster's own controllers (the rendered
+/// objects outside the cluster's namespace: the add-on provider's and janitor's
+/// HelmRepositories and HelmReleases) are applied on the new cluster as on kind, and every kind
+/// the move will carry is awaited there (Flux applies the same objects from git later).
+pub(super) async fn cluster_controllers(
+    kind: &Discovery,
+    target: &Discovery,
+    objects: &[crate::manifest::Object],
+    o: &Options,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), BoxError> {
+    let controllers: Vec<crate::manifest::Object> = objects
+        .iter()
+        .filter(|x| x.kind() != "SealedSecret")
+        .filter(|x| match x.namespace() {
+            Some(ns) => ns != o.namespace,
+            None => x.kind() == "Namespace" && x.name() != o.namespace,
+        })
+        .cloned()
+        .collect();
+    if !controllers.is_empty() {
+        crate::kube::apply(
+            target,
+            &controllers,
+            &crate::kube::ApplyOptions::default(),
+            observer,
+            cancel,
+        )
+        .await?;
+    }
+    let plan = crate::capi::plan(kind, &o.namespace).await?;
+    let mut needed: Vec<crate::manifest::Gvk> = Vec::new();
+    for r in plan.moved() {
+        let gvk = crate::manifest::Gvk::from_api_version(&r.api_version, &r.kind);
+        if !needed.contains(&gvk) {
+            needed.push(gvk);
+        }
+    }
+    let deadline = std::time::Instant::now() + o.timeouts.components;
+    loop {
+        let mut missing = Vec::new();
+        for gvk in &needed {
+            target.invalidate(&gvk.api_version()).await;
+            if target.resolve(gvk).await?.is_none() {
+                missing.push(format!("{} ({})", gvk.kind, gvk.api_version()));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Box::new(Error::TargetLacksKinds {
+                missing,
+                timeout: o.timeouts.components,
+            }));
+        }
+        observer.waiting(
+            "the new cluster to serve the kinds the move carries",
+            Some(missing.join(", ")),
+        );
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Box::new(Error::Cancelled { step: "target-components" })),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+    }
+}

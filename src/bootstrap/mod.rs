@@ -403,6 +403,16 @@ pub enum Error {
         /// The public key file.
         path: PathBuf,
     },
+    /// The new cluster still does not serve kinds that the move carries.
+    #[error(
+        "the new cluster does not serve {} after {}s: the controllers that register them (the add-on provider's HelmRelease) did not start there", .missing.join(", "), .timeout.as_secs()
+    )]
+    TargetLacksKinds {
+        /// The kinds, `Kind (group/version)`.
+        missing: Vec<String>,
+        /// How long they were awaited.
+        timeout: Duration,
+    },
     /// The kubeconfig is gone after the cluster moved off kind.
     #[error(
         "{path} is missing, and the cluster already moved off the kind cluster it was read from: restore the file (the cluster's <name>-kubeconfig Secret holds it)"

@@ -222,7 +222,11 @@ async fn run_step(ctx: &mut Ctx<'_>, step: Step) -> Result<(), BoxError> {
         }
         Step::TargetComponents => {
             let target = ctx.target().await?;
-            components::install(&target, o, ctx.observer, ctx.cancel).await
+            components::install(&target, o, ctx.observer, ctx.cancel).await?;
+            let kind = ctx.kind().await?;
+            let objects = rendered_objects(o)?;
+            components::cluster_controllers(&kind, &target, &objects, o, ctx.observer, ctx.cancel)
+                .await
         }
         Step::Move => {
             let kind = ctx.kind().await?;

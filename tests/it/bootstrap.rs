@@ -2,10 +2,14 @@
 //!
 //! Real: dockerd (the kind node container, a stand-in image: see tests/support/docker.rs), two
 //! kube-apiservers with kube-controller-manager and a kwok node (the kind cluster and the "new
-//! cluster"), the sealed-secrets controller and Flux's source- and kustomize-controllers on the
-//! new cluster, OpenSSH's sshd serving the config repository, and git checking it. Stood in:
-//! OpenStack with the CAPI/CAPO controllers and the openstack-cluster chart
-//! (tests/support/infra.rs).
+//! cluster"), the real release components vendored from the test mirror (Cluster API v1.13.3,
+//! CAPO v0.14.6, ORC v2.6.0, Flux, sealed-secrets), the real Cluster API and CAPO webhooks
+//! (conversion, defaulting, validation) serving both clusters, Flux's source- and
+//! helm-controller on both clusters installing the real openstack-cluster chart (and the add-on
+//! provider and janitor charts) from a loopback Helm repository, kustomize-controller and the
+//! sealed-secrets controller on the new cluster, OpenSSH's sshd serving the config repository,
+//! and git checking it. Stood in (tests/support/infra.rs): OpenStack, and what the Cluster API,
+//! CAPO, ORC and add-on provider controllers would make of the chart's objects.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,9 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::capi::{api_in, apply_all};
 use crate::support::docker::{self as sd, StandIn};
+use crate::support::flux::FluxControllers;
 use crate::support::git_server::{self, Sshd, git};
+use crate::support::helm_repo::HelmRepo;
 use crate::support::infra::{Infra, InfraOptions};
 use crate::support::release_mirror::{Mirror, release_files};
+use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
 
 const CLUSTER: &str = "e2e";
@@ -32,10 +39,15 @@ const NS: &str = "capi-self";
 
 /// Copies the project's `clusters/bases` and `clusters/example` (as `clusters/<name>`, with
 /// credentials filled in) into a fresh work repository.
-fn config_repo(dir: &Path, origin: &str) -> PathBuf {
+fn config_repo(dir: &Path, origin: &str, charts: &str) -> PathBuf {
     let work = git_server::work_repo(dir, "config");
     let src = project_root().join("clusters");
-    copy_dir(&src.join("bases"), &work.join("clusters/bases"), &|t| t);
+    // Every HelmRepository points at the loopback chart repository.
+    let url = regex::Regex::new(r"(?m)^  url: https://\S+$").unwrap();
+    copy_dir(&src.join("bases"), &work.join("clusters/bases"), &|t| {
+        url.replace_all(&t, format!("  url: {charts}").as_str())
+            .into_owned()
+    });
     copy_dir(&src.join("example"), &work.join("clusters/example"), &|t| t);
     copy_dir(
         &src.join("example"),
@@ -56,10 +68,36 @@ fn config_repo(dir: &Path, origin: &str) -> PathBuf {
                 )
         },
     );
+    // The machine image as an ORC Image of the cluster (imported by name), as a user adds one:
+    // it must move with the cluster.
+    let cluster_dir = work.join(format!("clusters/{CLUSTER}"));
+    std::fs::write(
+        cluster_dir.join("machine-image.yaml"),
+        format!(
+            "apiVersion: openstack.k-orc.cloud/v1alpha1\nkind: Image\nmetadata:\n  name: {ORC_IMAGE}\n  namespace: {NS}\n  labels:\n    cluster.x-k8s.io/cluster-name: {CLUSTER}\nspec:\n  managementPolicy: unmanaged\n  import:\n    filter:\n      name: ubuntu-jammy-kube-v1.33.1\n  cloudCredentialsRef:\n    secretName: {CLUSTER}-cloud-credentials\n    cloudName: openstack\n"
+        ),
+    )
+    .unwrap();
+    let k = cluster_dir.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&k).unwrap();
+    std::fs::write(
+        &k,
+        text.replacen(
+            "- values.yaml\n",
+            "- values.yaml\n- machine-image.yaml\n",
+            1,
+        ),
+    )
+    .unwrap();
     std::fs::copy(project_root().join(".gitignore"), work.join(".gitignore")).unwrap();
     git(&work, &["remote", "add", "origin", origin]);
     work
 }
+
+const ORC_IMAGE: &str = "e2e-machine-image";
+/// The id the stand-in for ORC gives the imported image: found on the new cluster only if the
+/// move carried the Image's status (Flux's apply from git carries no status).
+const ORC_IMAGE_ID: &str = "0b3e5a9c-e2e0-4c1a-9d2f-5f1e2d3c4b5a";
 
 fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
     std::fs::create_dir_all(to).unwrap();
@@ -254,11 +292,16 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
 
-    // The kind cluster's API server, and the new cluster.
-    let (kind_cp, new_cp) = tokio::join!(
+    // The kind cluster's API server, and the new cluster; each served by the real Cluster API
+    // and CAPO webhooks once capi-manage has installed the components there.
+    let (mut kind_cp, mut new_cp) = tokio::join!(
         ControlPlane::start_with(Options::kwok()),
         ControlPlane::start_with(Options::kwok())
     );
+    let (kind_webhooks, new_webhooks) =
+        tokio::join!(Webhooks::start(&kind_cp), Webhooks::start(&new_cp));
+    kind_cp.attach(kind_webhooks);
+    new_cp.attach(new_webhooks);
     let stand_in = sd::build_stand_in(
         &docker,
         &StandIn {
@@ -284,9 +327,16 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     ));
     apply_all(&new_d, &pre).await;
     let _sealer = crate::support::sealed_secrets::start_controller(&new_cp, SEALED_NS).await;
-    let _flux = start_flux(&new_cp).await;
+    let _flux = FluxControllers::start_with_helm(&new_cp);
+    // The kind cluster runs Flux's source- and helm-controller too (the vendored install's
+    // Deployments do not run on a kwok node): they install the chart there.
+    let mut kind_pre = fixture_dir("flux");
+    kind_pre.retain(|o| o.kind() == "CustomResourceDefinition" || o.kind() == "Namespace");
+    apply_all(&kind_d, &kind_pre).await;
+    let _kind_flux = FluxControllers::start_with_helm(&kind_cp);
+    let charts = HelmRepo::serve_fixtures();
 
-    // The stand-in for OpenStack, the CAPI controllers and the chart.
+    // The stand-in for OpenStack and the controllers' results.
     let _infra = Infra::start(
         kind_d.clone(),
         vec![new_d.clone()],
@@ -294,14 +344,14 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: std::fs::read(new_cp.kubeconfig_path()).unwrap(),
-            legacy_chart: true,
         },
     );
+    let _orc = OrcStandIn::start(kind_d.clone());
 
     // The config repository, served over SSH.
     let sshd = Sshd::start(dir);
     let bare = git_server::bare_repo(dir, "config.git");
-    let work = config_repo(dir, &sshd.url(&bare));
+    let work = config_repo(dir, &sshd.url(&bare), &charts.url);
     vendor_into(&work).await;
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "initial config"]);
@@ -410,7 +460,31 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         cluster.data["spec"].get("paused").is_none(),
         "unpaused by removing the field"
     );
-    assert_eq!(names(&new_d, capi, "Machine").await.len(), 2);
+    // The chart wrote v1beta1; read as v1beta2 through Cluster API's conversion webhook.
+    assert_eq!(
+        cluster.data["spec"]["controlPlaneRef"]["apiGroup"], "controlplane.cluster.x-k8s.io",
+        "v1beta2's reference shape: {}",
+        cluster.data["spec"]
+    );
+    // Three control-plane Machines and the MachineDeployment's two workers (the example).
+    assert_eq!(names(&new_d, capi, "Machine").await.len(), 5);
+    // The cluster's ORC Image moved with it, status and all.
+    let image = api_in(&new_d, "openstack.k-orc.cloud/v1alpha1", "Image", NS)
+        .await
+        .get(ORC_IMAGE)
+        .await
+        .unwrap();
+    let on_kind = api_in(&kind_d, "openstack.k-orc.cloud/v1alpha1", "Image", NS)
+        .await
+        .get_opt(ORC_IMAGE)
+        .await
+        .unwrap();
+    assert_eq!(
+        image.data["status"]["id"], ORC_IMAGE_ID,
+        "new cluster: {:?}; kind: {:?}",
+        image.data,
+        on_kind.map(|i| i.data)
+    );
     assert_eq!(
         names(&new_d, capi, "MachineDeployment").await,
         names(&kind_d, capi, "MachineDeployment").await
@@ -558,7 +632,9 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     drop(relay);
 
     // Teardown: a fresh kind cluster (its own API server), the cluster moved back and deleted.
-    let td_cp = ControlPlane::start_with(Options::kwok()).await;
+    let mut td_cp = ControlPlane::start_with(Options::kwok()).await;
+    let td_webhooks = Webhooks::start(&td_cp).await;
+    td_cp.attach(td_webhooks);
     let td_image = sd::build_stand_in(
         &docker,
         &StandIn {
@@ -578,7 +654,6 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             namespace: NS.into(),
             cluster: CLUSTER.into(),
             kubeconfig: Vec::new(),
-            legacy_chart: true,
         },
     );
     let mut td_args = args("teardown");
@@ -671,8 +746,39 @@ async fn vendor_into(work: &Path) {
     .expect("vendor from the mirror");
 }
 
-async fn start_flux(cp: &ControlPlane) -> crate::support::flux::FluxControllers {
-    crate::support::flux::FluxControllers::start(cp)
+/// Plays ORC's result for the cluster's Image on the kind cluster: ORC would import the image
+/// by name and record its id and availability.
+struct OrcStandIn(tokio::task::JoinHandle<()>);
+
+impl OrcStandIn {
+    fn start(kind: Discovery) -> OrcStandIn {
+        OrcStandIn(tokio::spawn(async move {
+            loop {
+                let images = api_in(&kind, "openstack.k-orc.cloud/v1alpha1", "Image", NS).await;
+                if let Ok(Some(image)) = images.get_opt(ORC_IMAGE).await
+                    && image.data["status"]["id"] != ORC_IMAGE_ID
+                {
+                    let status = json!({"status": {"id": ORC_IMAGE_ID, "conditions": [
+                        {"type": "Available", "status": "True", "reason": "Success", "message": "OpenStack resource is available", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": image.metadata.generation},
+                        {"type": "Progressing", "status": "False", "reason": "Success", "message": "OpenStack resource is up to date", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": image.metadata.generation}]}});
+                    let _ = images
+                        .patch_status(
+                            ORC_IMAGE,
+                            &::kube::api::PatchParams::default(),
+                            &::kube::api::Patch::Merge(status),
+                        )
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }))
+    }
+}
+
+impl Drop for OrcStandIn {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[test]

@@ -163,7 +163,6 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
             namespace: NS.into(),
             cluster: release.clone(),
             kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
-            legacy_chart: false,
         },
     );
     apply_all(&d, &objects).await;
@@ -312,7 +311,6 @@ async fn values_the_real_webhooks_refuse_fail_the_wait_with_their_message() {
             namespace: NS.into(),
             cluster: release.clone(),
             kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
-            legacy_chart: false,
         },
     );
     apply_all(&d, &objects).await;
