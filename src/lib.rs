@@ -22,16 +22,26 @@
 //! - [`vendor`]: pinned, checksummed component manifests (download, verify, render, load).
 #![deny(missing_docs)]
 
+#[cfg(feature = "bootstrap")]
 pub mod bootstrap;
+#[cfg(feature = "capi")]
 pub mod capi;
+#[cfg(feature = "flux")]
 pub mod flux;
 pub mod fs;
+#[cfg(feature = "git")]
 pub mod git;
+#[cfg(feature = "kind")]
 pub mod kind;
+#[cfg(feature = "kube")]
 pub mod kube;
 pub mod manifest;
 pub mod observe;
+#[cfg(feature = "render")]
 pub mod render;
+#[cfg(feature = "repo")]
 pub mod repo;
+#[cfg(feature = "seal")]
 pub mod seal;
+#[cfg(feature = "vendor")]
 pub mod vendor;

@@ -95,6 +95,8 @@ pub enum NodePrivileges {
     /// `NET_ADMIN`). A real kindest/node image does not boot this way: it exists so that tests
     /// can run a stand-in node on hosts where `--privileged` is refused (a capability bounding set
     /// without `CAP_SYS_RESOURCE`, as in some CI sandboxes). Every other setting stays kind's.
+    /// Only with the `test-support` feature.
+    #[cfg(any(test, feature = "test-support"))]
     TestOnlyCapabilities(Vec<String>),
 }
 
