@@ -351,6 +351,7 @@ pub enum CreateError {
 /// stopped), the wait for systemd, `/kind/kubeadm.conf`, `kubeadm init`, the control-plane taint
 /// removed, the CNI and storage manifests, the node Ready, and admin.conf rewritten for the host.
 /// On a failure inside the node the cluster is kept, and the error says how to delete it.
+#[tracing::instrument(name = "kind_create", level = "info", skip_all, fields(cluster = %options.name))]
 pub async fn create(
     options: &CreateOptions,
     observer: &dyn Observer,

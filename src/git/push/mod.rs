@@ -404,6 +404,12 @@ impl Remote {
 /// `git-receive-pack`: the pack is indexed into the remote's object database with gix-pack and
 /// the ref updated with a compare-and-swap transaction. **Server-side hooks do not run for
 /// local remotes**, and a remote branch checked out in a non-bare repository is refused.
+#[tracing::instrument(
+    name = "push",
+    level = "info",
+    skip_all,
+    fields(url = %split_credentials(&options.url).0, remote_ref = %options.remote_ref)
+)]
 pub async fn push(
     repo: &Path,
     options: &PushOptions,
