@@ -351,6 +351,17 @@ pub enum CreateError {
 /// stopped), the wait for systemd, `/kind/kubeadm.conf`, `kubeadm init`, the control-plane taint
 /// removed, the CNI and storage manifests, the node Ready, and admin.conf rewritten for the host.
 /// On a failure inside the node the cluster is kept, and the error says how to delete it.
+///
+/// # Errors
+///
+/// [`CreateError::InvalidName`] before anything is done; [`CreateError::Docker`] when the
+/// engine cannot be reached or refuses a request; [`CreateError::Pull`] when the image cannot
+/// be pulled; [`CreateError::PortInUse`] or [`CreateError::NoFreePort`] for the API server
+/// port; [`CreateError::NameTaken`] or [`CreateError::NoPublishedPort`] when an existing
+/// container is not a usable node of this cluster; [`CreateError::Boot`],
+/// [`CreateError::Version`], [`CreateError::Step`], [`CreateError::Cni`],
+/// [`CreateError::NotReady`] or [`CreateError::Kubeconfig`] when the node does not come up;
+/// [`CreateError::Cancelled`] when `cancel` fired.
 #[tracing::instrument(name = "kind_create", level = "info", skip_all, fields(cluster = %options.name))]
 pub async fn create(
     options: &CreateOptions,
