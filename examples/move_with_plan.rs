@@ -81,4 +81,3 @@ async fn run(
     println!("moved {} objects", report.moved().count());
     Ok(())
 }
-

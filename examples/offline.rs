@@ -55,7 +55,10 @@ fn run(dir: &Path, secret: &Path, cert: Option<&Path>) -> Result<(), Box<dyn std
         Some(path) => (std::fs::read(path)?, path.display().to_string()),
         None => {
             eprintln!("no certificate given: sealing with a throwaway one (nothing can unseal it)");
-            (throwaway_certificate().into_bytes(), "a throwaway certificate".into())
+            (
+                throwaway_certificate().into_bytes(),
+                "a throwaway certificate".into(),
+            )
         }
     };
     let key = seal::SealingKey::from_pem(&pem, &from)?;
