@@ -552,6 +552,18 @@ fn context<'a>(
 }
 
 /// Runs `capi-manage bootstrap`: every [`Step`] not yet done, in order.
+///
+/// # Errors
+///
+/// Before anything is created: [`Error::Repo`] when the repository or the cluster folder is
+/// unusable (the credentials still hold the placeholder, for one) or another run holds the
+/// lock, and [`Error::State`], [`Error::StateCorrupt`] or [`Error::StateFormat`] for the state
+/// file; [`Error::KubeconfigGone`] when the cluster has moved and its kubeconfig is missing.
+/// While running: [`Error::Step`] names the step that failed and carries the cause as its
+/// source (the module's error, or [`Error::DeployKeyNotAdded`] when the confirmation said no,
+/// or [`Error::OtherCluster`] when a kubeconfig reaches another cluster than the recorded one);
+/// [`Error::Cancelled`] when `cancel` fired. Every step done is recorded first: a rerun
+/// resumes.
 pub async fn bootstrap(
     o: &Options,
     observer: &dyn Observer,
@@ -594,6 +606,13 @@ pub async fn bootstrap(
 
 /// Runs `capi-manage teardown`: moves the cluster back to a kind cluster, deletes it there and
 /// deletes the kind cluster.
+///
+/// # Errors
+///
+/// [`Error::Repo`] when another run holds the lock; [`Error::NoKubeconfig`] when the cluster's
+/// kubeconfig is missing; the state file errors as for [`bootstrap`]; [`Error::Step`] for a
+/// failed step (its module's error as the source) and [`Error::Cancelled`] when `cancel`
+/// fired. What was done is recorded: a rerun resumes.
 pub async fn teardown(
     o: &Options,
     observer: &dyn Observer,

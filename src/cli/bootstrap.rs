@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use capi_manage::bootstrap::{self, DeployKeyNotice, Options};
 use capi_manage::git::{Author, HttpCredentials, SshOptions};
+#[cfg(feature = "test-support")]
 use capi_manage::kind::NodePrivileges;
 use capi_manage::repo::Repo;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +81,8 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub timeout: u64,
     /// TEST ONLY: run the kind node unprivileged with these capabilities (a real kindest/node
-    /// does not boot this way).
+    /// does not boot this way). Only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
     #[arg(long, hide = true, value_delimiter = ',')]
     pub test_only_node_capabilities: Vec<String>,
 }
@@ -100,6 +102,7 @@ impl Args {
             o.kind.image = i.clone();
         }
         o.kind.docker_host = self.docker_host.clone();
+        #[cfg(feature = "test-support")]
         if !self.test_only_node_capabilities.is_empty() {
             o.kind.privileges =
                 NodePrivileges::TestOnlyCapabilities(self.test_only_node_capabilities.clone());

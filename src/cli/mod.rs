@@ -147,8 +147,16 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // The library's spans (apply, push, kind create) are logged as they close, with their
+    // fields and duration, from -v on.
+    let spans = if verbose == 0 {
+        tracing_subscriber::fmt::format::FmtSpan::NONE
+    } else {
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr)
         .try_init();
 }

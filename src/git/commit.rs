@@ -140,6 +140,14 @@ pub enum CommitError {
 /// [`push()`](super::push), which scans every file of every commit it sends. When the files
 /// already have the committed content, nothing happens ([`CommitOutcome::Unchanged`]). The index
 /// is updated for the committed files so `git status` stays clean.
+///
+/// # Errors
+///
+/// [`CommitError::NotARepository`], [`CommitError::DetachedHead`] or
+/// [`CommitError::OutsideRepository`] when there is nothing to commit on or a file lies
+/// outside the repository; [`CommitError::ReadFile`] for an unreadable file;
+/// [`CommitError::Refused`] when the scan refuses a file; [`CommitError::NoIdentity`] without
+/// an author; [`CommitError::Repository`] when gix fails to write.
 pub fn commit(
     repo: &Path,
     options: &CommitOptions,

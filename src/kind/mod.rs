@@ -95,6 +95,8 @@ pub enum NodePrivileges {
     /// `NET_ADMIN`). A real kindest/node image does not boot this way: it exists so that tests
     /// can run a stand-in node on hosts where `--privileged` is refused (a capability bounding set
     /// without `CAP_SYS_RESOURCE`, as in some CI sandboxes). Every other setting stays kind's.
+    /// Only with the `test-support` feature.
+    #[cfg(any(test, feature = "test-support"))]
     TestOnlyCapabilities(Vec<String>),
 }
 
@@ -349,6 +351,18 @@ pub enum CreateError {
 /// stopped), the wait for systemd, `/kind/kubeadm.conf`, `kubeadm init`, the control-plane taint
 /// removed, the CNI and storage manifests, the node Ready, and admin.conf rewritten for the host.
 /// On a failure inside the node the cluster is kept, and the error says how to delete it.
+///
+/// # Errors
+///
+/// [`CreateError::InvalidName`] before anything is done; [`CreateError::Docker`] when the
+/// engine cannot be reached or refuses a request; [`CreateError::Pull`] when the image cannot
+/// be pulled; [`CreateError::PortInUse`] or [`CreateError::NoFreePort`] for the API server
+/// port; [`CreateError::NameTaken`] or [`CreateError::NoPublishedPort`] when an existing
+/// container is not a usable node of this cluster; [`CreateError::Boot`],
+/// [`CreateError::Version`], [`CreateError::Step`], [`CreateError::Cni`],
+/// [`CreateError::NotReady`] or [`CreateError::Kubeconfig`] when the node does not come up;
+/// [`CreateError::Cancelled`] when `cancel` fired.
+#[tracing::instrument(name = "kind_create", level = "info", skip_all, fields(cluster = %options.name))]
 pub async fn create(
     options: &CreateOptions,
     observer: &dyn Observer,

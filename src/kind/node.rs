@@ -200,6 +200,7 @@ pub(crate) fn container_body(
     tmpfs.insert("/run".to_string(), String::new());
     let (privileged, cap_add) = match &options.privileges {
         NodePrivileges::Privileged => (true, None),
+        #[cfg(any(test, feature = "test-support"))]
         NodePrivileges::TestOnlyCapabilities(caps) => (false, Some(caps.clone())),
     };
     let mut endpoints = HashMap::new();

@@ -65,6 +65,7 @@ pub struct ApplyReport {
 /// at a time. Throttling, server and connection errors are retried with backoff; the server's
 /// refusals (validation, admission) are not, and name the object and its source file.
 /// Applying the same bundle again changes nothing on the server.
+#[tracing::instrument(name = "apply", level = "info", skip_all, fields(objects = objects.len()))]
 pub async fn apply(
     discovery: &Discovery,
     objects: &[Object],

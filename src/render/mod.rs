@@ -127,6 +127,14 @@ pub struct Options {
 
 /// Renders the kustomization in `dir` like `kustomize build dir` (kustomize v5 semantics, legacy
 /// output order unless the kustomization sets `sortOptions`).
+///
+/// # Errors
+///
+/// [`Error::NoKustomization`] when `dir` (or a folder it includes) has no kustomization file,
+/// [`Error::Read`], [`Error::Yaml`] or [`Error::Manifest`] for unreadable input,
+/// [`Error::Invalid`] or [`Error::Unsupported`] for a field kustomize would refuse or that is
+/// not implemented, [`Error::Cycle`] for folders that include each other and
+/// [`Error::JsonPatch`] for a patch that does not apply. Each names the file.
 pub fn render(dir: &Path) -> Result<Vec<Object>, Error> {
     build::build(dir, &Options::default())
 }

@@ -1,8 +1,8 @@
 //! Sealing Secrets for bitnami sealed-secrets, natively and interchangeably with kubeseal.
 //!
 //! Pure and synchronous: certificates and manifests come in as bytes and objects, SealedSecrets
-//! go out as objects. Fetching the controller's certificate is [`crate::kube::fetch_certificate`]'s
-//! job.
+//! go out as objects. Fetching the controller's certificate is `kube::fetch_certificate`'s job
+//! (feature `kube`): this module needs neither a client nor an async runtime.
 //!
 //! - [`SealingKey`]: the controller's public key, from its certificate (RSA, not expired).
 //! - [`Secret`]: a Secret to seal, its values held in buffers wiped on drop.

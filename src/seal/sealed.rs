@@ -44,6 +44,13 @@ pub struct SealOptions {
 /// `stringData`) in `spec.encryptedData`; the Secret's own metadata (without server-owned
 /// fields, owner references and last-applied copies), `type` and `immutable` in `spec.template`.
 /// Keys are sorted at every level, as kubeseal's YAML encoder sorts them.
+///
+/// # Errors
+///
+/// [`Error::InvalidField`] when the Secret has no name, [`Error::NoNamespace`] when its scope
+/// binds a namespace and it has none, [`Error::EmptyData`] when it has no values,
+/// [`Error::Random`] or [`Error::Encrypt`] when encryption fails. Each names the Secret and
+/// its file.
 pub fn seal(secret: &Secret, key: &SealingKey, options: &SealOptions) -> Result<Object, Error> {
     let name = options.name.as_deref().unwrap_or(secret.name()).to_string();
     if name.is_empty() {

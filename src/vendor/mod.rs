@@ -416,6 +416,16 @@ struct Prepared {
 /// Everything is downloaded and checked before anything is written: a download that differs
 /// from its recorded sha256, a missing variable or a cancellation leaves `vendor-manifests`
 /// as it was. Re-running with the same pins and options changes nothing.
+///
+/// # Errors
+///
+/// [`Error::PinsToml`], [`Error::Pin`], [`Error::LockToml`] or [`Error::Lock`] for unusable
+/// pins or lock; [`Error::Client`], [`Error::Download`], [`Error::HttpStatus`] or
+/// [`Error::TooLarge`] for a failed download; [`Error::Checksum`] or [`Error::Tampered`] when
+/// the bytes differ from the pin or the lock; [`Error::MirrorUnpinned`] for a mirrored asset
+/// with nothing to check it against; [`Error::Manifest`], [`Error::Variable`] or
+/// [`Error::Provider`] when rendering fails; [`Error::Read`] or [`Error::Write`] for files;
+/// [`Error::Cancelled`] when `cancel` fired. Nothing is written on any of them.
 pub async fn vendor(
     root: &Path,
     options: &VendorOptions,

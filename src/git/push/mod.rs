@@ -404,6 +404,24 @@ impl Remote {
 /// `git-receive-pack`: the pack is indexed into the remote's object database with gix-pack and
 /// the ref updated with a compare-and-swap transaction. **Server-side hooks do not run for
 /// local remotes**, and a remote branch checked out in a non-bare repository is refused.
+///
+/// # Errors
+///
+/// [`PushError::InvalidUrl`] for a URL it cannot push to; [`PushError::Local`] when the local
+/// repository or ref cannot be read; [`PushError::Connect`] when the server is unreachable;
+/// [`PushError::UnknownHostKey`], [`PushError::HostKeyChanged`] or
+/// [`PushError::HostKeyRevoked`] when the SSH host key does not verify;
+/// [`PushError::AuthFailed`] when the credentials are refused; [`PushError::Remote`] when the
+/// server cannot serve the repository; [`PushError::NonFastForward`] or
+/// [`PushError::Refused`] before anything is sent (see above); [`PushError::HookRejected`] or
+/// [`PushError::Rejected`] when the server refuses the update; [`PushError::Protocol`] for
+/// answers it does not understand; [`PushError::Cancelled`] when `cancel` fired.
+#[tracing::instrument(
+    name = "push",
+    level = "info",
+    skip_all,
+    fields(url = %split_credentials(&options.url).0, remote_ref = %options.remote_ref)
+)]
 pub async fn push(
     repo: &Path,
     options: &PushOptions,

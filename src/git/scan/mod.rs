@@ -12,6 +12,7 @@ mod content;
 pub(crate) mod history;
 mod names;
 #[cfg(test)]
+#[cfg(all(feature = "seal", feature = "repo"))]
 mod tests;
 
 use std::fmt;
