@@ -370,15 +370,16 @@ mod tests {
     }
 }
 
-/// What the move needs on the new cluster besides the vendored components: the kinds of the
+/// What a move from `from` needs on `to` besides the vendored components: the kinds of the
 /// add-on provider (`addons.stackhpc.com`, whose objects the chart makes and the move carries),
 /// which the provider registers when it starts. So the cluster's own controllers (the rendered
 /// objects outside the cluster's namespace: the add-on provider's and janitor's
-/// HelmRepositories and HelmReleases) are applied on the new cluster as on kind, and every kind
-/// the move will carry is awaited there (Flux applies the same objects from git later).
+/// HelmRepositories and HelmReleases) are applied on `to`, and every kind the move will carry
+/// is awaited there. Bootstrap does this on the new cluster (Flux applies the same objects from
+/// git later), teardown on the kind cluster the cluster moves back to.
 pub(super) async fn cluster_controllers(
-    kind: &Discovery,
-    target: &Discovery,
+    from: &Discovery,
+    to: &Discovery,
     objects: &[crate::manifest::Object],
     o: &Options,
     observer: &dyn Observer,
@@ -395,7 +396,7 @@ pub(super) async fn cluster_controllers(
         .collect();
     if !controllers.is_empty() {
         crate::kube::apply(
-            target,
+            to,
             &controllers,
             &crate::kube::ApplyOptions::default(),
             observer,
@@ -403,7 +404,7 @@ pub(super) async fn cluster_controllers(
         )
         .await?;
     }
-    let plan = crate::capi::plan(kind, &o.namespace).await?;
+    let plan = crate::capi::plan(from, &o.namespace).await?;
     let mut needed: Vec<crate::manifest::Gvk> = Vec::new();
     for r in plan.moved() {
         let gvk = crate::manifest::Gvk::from_api_version(&r.api_version, &r.kind);
@@ -415,8 +416,8 @@ pub(super) async fn cluster_controllers(
     loop {
         let mut missing = Vec::new();
         for gvk in &needed {
-            target.invalidate(&gvk.api_version()).await;
-            if target.resolve(gvk).await?.is_none() {
+            to.invalidate(&gvk.api_version()).await;
+            if to.resolve(gvk).await?.is_none() {
                 missing.push(format!("{} ({})", gvk.kind, gvk.api_version()));
             }
         }

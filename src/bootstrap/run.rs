@@ -656,7 +656,11 @@ async fn run_teardown_step(ctx: &mut Ctx<'_>, step: TeardownStep) -> Result<(), 
         TeardownStep::KindCluster => ctx.create_kind().await,
         TeardownStep::KindComponents => {
             let kind = ctx.kind().await?;
-            components::install(&kind, o, ctx.observer, ctx.cancel).await
+            components::install(&kind, o, ctx.observer, ctx.cancel).await?;
+            let target = ctx.target().await?;
+            let objects = rendered_objects(o)?;
+            components::cluster_controllers(&target, &kind, &objects, o, ctx.observer, ctx.cancel)
+                .await
         }
         TeardownStep::SuspendFlux => {
             let target = ctx.target().await?;

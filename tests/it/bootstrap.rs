@@ -480,7 +480,8 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         .await
         .unwrap();
     assert_eq!(
-        image.data["status"]["id"], ORC_IMAGE_ID,
+        image.data["status"]["id"],
+        ORC_IMAGE_ID,
         "new cluster: {:?}; kind: {:?}",
         image.data,
         on_kind.map(|i| i.data)
@@ -646,6 +647,9 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     .await;
     let _td_relay = RelayWhenNetwork::start(td_image.relay_port, td_cp.port());
     let td_d = Discovery::new(td_cp.client().await);
+    // helm-controller installs the cluster's add-on provider there too, before the move back.
+    apply_all(&td_d, &kind_pre).await;
+    let _td_flux = FluxControllers::start_with_helm(&td_cp);
     // The stand-in fills webhook CA bundles and readiness on the new kind cluster too.
     let _td_infra = Infra::start(
         td_d.clone(),
@@ -754,7 +758,17 @@ impl OrcStandIn {
     fn start(kind: Discovery) -> OrcStandIn {
         OrcStandIn(tokio::spawn(async move {
             loop {
-                let images = api_in(&kind, "openstack.k-orc.cloud/v1alpha1", "Image", NS).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                // ORC's CRDs arrive with the components capi-manage installs.
+                let gvk = capi_manage::manifest::Gvk::from_api_version(
+                    "openstack.k-orc.cloud/v1alpha1",
+                    "Image",
+                );
+                let Ok(Some(r)) = kind.resolve(&gvk).await else {
+                    continue;
+                };
+                let images: Api<::kube::api::DynamicObject> =
+                    Api::namespaced_with(kind.client().clone(), NS, &r.api);
                 if let Ok(Some(image)) = images.get_opt(ORC_IMAGE).await
                     && image.data["status"]["id"] != ORC_IMAGE_ID
                 {
@@ -769,7 +783,6 @@ impl OrcStandIn {
                         )
                         .await;
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }))
     }
