@@ -348,28 +348,6 @@ fn is_not_found(e: &crate::flux::Error) -> bool {
     false
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ssh_urls_give_host_and_port() {
-        assert_eq!(
-            ssh_host_port("ssh://git@example.com/org/repo.git"),
-            Some(("example.com".into(), 22))
-        );
-        assert_eq!(
-            ssh_host_port("ssh://u@127.0.0.1:2222/srv/config.git"),
-            Some(("127.0.0.1".into(), 2222))
-        );
-        assert_eq!(
-            ssh_host_port("ssh://[::1]:2200/x"),
-            Some(("::1".into(), 2200))
-        );
-        assert_eq!(ssh_host_port("https://example.com/x"), None);
-    }
-}
-
 /// What a move from `from` needs on `to` besides the vendored components: the kinds of the
 /// add-on provider (`addons.stackhpc.com`, whose objects the chart makes and the move carries),
 /// which the provider registers when it starts. So the cluster's own controllers (the rendered
@@ -439,5 +417,27 @@ pub(super) async fn cluster_controllers(
             _ = cancel.cancelled() => return Err(Box::new(Error::Cancelled { step: "target-components" })),
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_urls_give_host_and_port() {
+        assert_eq!(
+            ssh_host_port("ssh://git@example.com/org/repo.git"),
+            Some(("example.com".into(), 22))
+        );
+        assert_eq!(
+            ssh_host_port("ssh://u@127.0.0.1:2222/srv/config.git"),
+            Some(("127.0.0.1".into(), 2222))
+        );
+        assert_eq!(
+            ssh_host_port("ssh://[::1]:2200/x"),
+            Some(("::1".into(), 2200))
+        );
+        assert_eq!(ssh_host_port("https://example.com/x"), None);
     }
 }
