@@ -108,6 +108,29 @@ fn snapshot_names(release: &str, group: &str) -> Vec<(String, Regex)> {
     out
 }
 
+/// The release name of the cluster's HelmRelease (`clusters/<name>` patches it).
+fn release_of(objects: &[Object]) -> String {
+    objects
+        .iter()
+        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
+        .map(|o| o.value["spec"]["releaseName"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// The stand-in for OpenStack and the controllers' results (the add-on provider's CRDs among
+/// them, which the chart's addons need), on `cp` alone.
+fn stand_in(cp: &ControlPlane, d: &Discovery, release: &str) -> Infra {
+    Infra::start(
+        d.clone(),
+        vec![],
+        InfraOptions {
+            namespace: NS.into(),
+            cluster: release.to_string(),
+            kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
+        },
+    )
+}
+
 async fn names(d: &Discovery, api_version: &str, kind: &str) -> Vec<String> {
     api_in(d, api_version, kind, NS)
         .await
@@ -147,24 +170,12 @@ async fn helm_controller_installs_the_real_charts_with_the_example_values() {
         3,
         "the cluster's chart, add-on provider and janitor"
     );
-    let release = objects
-        .iter()
-        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
-        .map(|o| o.value["spec"]["releaseName"].as_str().unwrap().to_string())
-        .unwrap();
+    let release = release_of(&objects);
     let values: Value = {
         let cm = objects.iter().find(|o| o.kind() == "ConfigMap").unwrap();
         serde_yaml_ng::from_str(cm.value["data"]["values.yaml"].as_str().unwrap()).unwrap()
     };
-    let _infra = Infra::start(
-        d.clone(),
-        vec![],
-        InfraOptions {
-            namespace: NS.into(),
-            cluster: release.clone(),
-            kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
-        },
-    );
+    let _infra = stand_in(&cp, &d, &release);
     apply_all(&d, &objects).await;
 
     let cluster = ClusterRef {
@@ -298,21 +309,8 @@ async fn values_the_real_webhooks_refuse_fail_the_wait_with_their_message() {
         serde_yaml_ng::from_str(cm.value["data"]["values.yaml"].as_str().unwrap()).unwrap();
     values["controlPlane"]["machineCount"] = json!(2);
     cm.value["data"]["values.yaml"] = json!(serde_yaml_ng::to_string(&values).unwrap());
-    let release = objects
-        .iter()
-        .find(|o| o.kind() == "HelmRelease" && o.name() == "cluster")
-        .map(|o| o.value["spec"]["releaseName"].as_str().unwrap().to_string())
-        .unwrap();
-    // The add-on provider's part (its CRDs, which the chart's addons need).
-    let _infra = Infra::start(
-        d.clone(),
-        vec![],
-        InfraOptions {
-            namespace: NS.into(),
-            cluster: release.clone(),
-            kubeconfig: std::fs::read(cp.kubeconfig_path()).unwrap(),
-        },
-    );
+    let release = release_of(&objects);
+    let _infra = stand_in(&cp, &d, &release);
     apply_all(&d, &objects).await;
 
     let cluster = ClusterRef {

@@ -572,17 +572,22 @@ fn commit_without_changes_is_a_no_op_and_facts_are_read() {
     assert!(err.to_string().contains("detached"), "{err}");
 }
 
-#[tokio::test]
-async fn scanned_host_keys_satisfy_openssh_strict_checking() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start(tmp.path());
-    let keys = git::scan_host_keys(
+/// Every host key the test sshd offers, as `scan_host_keys` finds them.
+async fn scan(sshd: &Sshd) -> git::HostKeys {
+    git::scan_host_keys(
         &HostKeyScanOptions::new("127.0.0.1", sshd.port),
         &Silent,
         &CancellationToken::new(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn scanned_host_keys_satisfy_openssh_strict_checking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(tmp.path());
+    let keys = scan(&sshd).await;
     // Every key the server has, not only the negotiated one.
     let mut want: Vec<String> = sshd
         .host_keys
@@ -685,13 +690,7 @@ fn deploy_keys_are_valid_openssh_keys() {
 async fn flux_gets_only_the_scanned_host_keys_known_hosts_vouches_for() {
     let tmp = tempfile::tempdir().unwrap();
     let sshd = Sshd::start(tmp.path());
-    let scanned = git::scan_host_keys(
-        &HostKeyScanOptions::new("127.0.0.1", sshd.port),
-        &Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let scanned = scan(&sshd).await;
     assert_eq!(scanned.lines.len(), 3);
     let host = format!("[127.0.0.1]:{}", sshd.port);
 

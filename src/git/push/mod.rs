@@ -3,7 +3,7 @@
 mod file;
 mod http;
 pub(crate) mod known_hosts;
-mod pack;
+pub(crate) mod pack;
 pub(crate) mod protocol;
 pub(crate) mod ssh;
 

@@ -30,6 +30,18 @@ pub(crate) fn is_ancestor(
     Ok(false)
 }
 
+/// The haves that are commits in `repo`: what a walk of the new commits hides.
+pub(crate) fn hidden_commits(repo: &gix::Repository, haves: &[ObjectId]) -> Vec<ObjectId> {
+    haves
+        .iter()
+        .copied()
+        .filter(|id| {
+            repo.find_header(*id)
+                .is_ok_and(|h| h.kind() == gix::object::Kind::Commit)
+        })
+        .collect()
+}
+
 /// Objects reachable from `tip` but not from any of `haves` (those we have locally).
 ///
 /// Commits come from a revision walk that hides everything reachable from the haves. For trees
@@ -41,14 +53,7 @@ pub(crate) fn objects_to_send(
     tip: ObjectId,
     haves: &[ObjectId],
 ) -> Result<Vec<ObjectId>, gix::Error> {
-    let hidden: Vec<ObjectId> = haves
-        .iter()
-        .copied()
-        .filter(|id| {
-            repo.find_header(*id)
-                .is_ok_and(|h| h.kind() == gix::object::Kind::Commit)
-        })
-        .collect();
+    let hidden = hidden_commits(repo, haves);
     let mut commits = Vec::new();
     let mut new_set = HashSet::new();
     let mut boundary = HashSet::new();

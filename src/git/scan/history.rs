@@ -28,14 +28,7 @@ pub(crate) fn first_violation(
     tip: ObjectId,
     haves: &[ObjectId],
 ) -> Result<Option<Finding>, gix::Error> {
-    let hidden: Vec<ObjectId> = haves
-        .iter()
-        .copied()
-        .filter(|id| {
-            repo.find_header(*id)
-                .is_ok_and(|h| h.kind() == gix::object::Kind::Commit)
-        })
-        .collect();
+    let hidden = crate::git::push::pack::hidden_commits(repo, haves);
     let mut commits = Vec::new();
     for info in repo.rev_walk([tip]).with_hidden(hidden).all()? {
         let info = info?;
