@@ -83,8 +83,13 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         Some(j) => {
             let mut name = j.file_name().unwrap_or_default().to_os_string();
             name.push(".lock");
-            if let Some(parent) = j.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
+            // A missing folder is created private (it will hold the journal); an existing one
+            // is left as it is.
+            if let Some(parent) = j
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            {
+                capi_manage::fs::private_dir(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
             }
             Some(capi_manage::repo::lock_file(&j.with_file_name(name))?)
