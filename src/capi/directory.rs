@@ -1,6 +1,9 @@
 //! Backup of a namespace's Cluster API objects into a directory, and restore from one, as
 //! `clusterctl move --to-directory` and `--from-directory` do.
 
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -9,9 +9,17 @@ use serde_json::{Value, json};
 
 use super::error::Error;
 use super::graph::ObjectRef;
-use super::mover::Skipped;
 use crate::kube::{Discovery, RequestError, Resource};
 use crate::manifest::Gvk;
+
+/// An object that stays behind, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The object.
+    pub object: ObjectRef,
+    /// Why it is not moved.
+    pub reason: String,
+}
 
 /// A kind to move and how to reach it.
 #[derive(Debug, Clone)]

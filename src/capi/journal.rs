@@ -1,6 +1,9 @@
 //! The move journal: what a move changed on the source, so that a re-run after a crash can
 //! finish the job and undo exactly what this tool paused.
 
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

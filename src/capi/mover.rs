@@ -10,8 +10,11 @@
 //! (see [`super::orc`]).
 //!
 //! The work is split as clusterctl splits it: discovery, pure transforms (the copy, the pause),
-//! the journal, the [`Mover`] that does the steps (here and in the pause module), and backup
+//! the journal, the `Mover` that does the steps (here and in the pause module), and backup
 //! and restore through a directory.
+
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +34,7 @@ use crate::manifest::Gvk;
 use crate::observe::{Observer, ObserverExt};
 
 pub use super::directory::{backup, backup_file_name, restore};
+pub use super::discovery::Skipped;
 pub use super::error::Error;
 pub use super::journal::{Journal, STATE_DIR, journal_path};
 pub use super::transform::{BLOCK_MOVE, DELETE_FOR_MOVE, PAUSED, PAUSED_BY_MOVE};
@@ -67,15 +71,6 @@ impl MoveOptions {
             ..MoveOptions::new(namespace)
         }
     }
-}
-
-/// An object that stays behind, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The object.
-    pub object: ObjectRef,
-    /// Why it is not moved.
-    pub reason: String,
 }
 
 /// What a move did (or, for [`plan`], would do).
