@@ -1,0 +1,295 @@
+//! Discovery: which kinds and objects of a namespace move, which stay (and why), and whether a
+//! target serves the kinds to create there.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ::kube::Api;
+use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::{Value, json};
+
+use super::error::Error;
+use super::graph::ObjectRef;
+use crate::kube::{Discovery, RequestError, Resource};
+use crate::manifest::Gvk;
+
+/// An object that stays behind, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The object.
+    pub object: ObjectRef,
+    /// Why it is not moved.
+    pub reason: String,
+}
+
+/// A kind to move and how to reach it.
+#[derive(Debug, Clone)]
+struct Kind {
+    resource: Resource,
+}
+
+fn is_capi_group(group: &str) -> bool {
+    group == "cluster.x-k8s.io"
+        || group.ends_with(".cluster.x-k8s.io")
+        || group == "addons.stackhpc.com"
+}
+
+/// The kinds whose objects move: CRDs of the Cluster API groups, `addons.stackhpc.com` and ORC
+/// (`openstack.k-orc.cloud`, of which only what a cluster needs moves), CRDs labelled for
+/// clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
+async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, Error> {
+    let crd = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(discovery.client().clone(), &crd);
+    let crds = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::List {
+            side,
+            what: "CustomResourceDefinitions".into(),
+            source: e.into(),
+        })?;
+    let mut gvks: Vec<Gvk> = vec![
+        Gvk::from_api_version("v1", "Secret"),
+        Gvk::from_api_version("v1", "ConfigMap"),
+    ];
+    for c in crds.items {
+        let spec = &c.data["spec"];
+        let group = spec["group"].as_str().unwrap_or_default();
+        let labelled = c.metadata.labels.as_ref().is_some_and(|l| {
+            l.keys()
+                .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"))
+        });
+        if spec["scope"] != "Namespaced"
+            || !(is_capi_group(group) || group == super::orc::ORC_GROUP || labelled)
+        {
+            continue;
+        }
+        let storage = spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["storage"] == true);
+        if let (Some(v), Some(kind)) = (
+            storage.and_then(|v| v["name"].as_str()),
+            spec["names"]["kind"].as_str(),
+        ) {
+            gvks.push(Gvk {
+                group: group.into(),
+                version: v.into(),
+                kind: kind.into(),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for gvk in gvks {
+        if let Some(resource) =
+            discovery
+                .resolve(&gvk)
+                .await
+                .map_err(|source| Error::Discovery {
+                    side,
+                    source: Box::new(source),
+                })?
+        {
+            out.push(Kind { resource });
+        }
+    }
+    Ok(out)
+}
+
+fn skip_reason(o: &Value) -> Option<&'static str> {
+    let md = &o["metadata"];
+    if md["deletionTimestamp"].is_string() {
+        if super::orc::is_guarded(o) {
+            return Some(super::orc::GUARDED_REASON);
+        }
+        return Some("being deleted");
+    }
+    match (o["kind"].as_str(), o["type"].as_str(), md["name"].as_str()) {
+        (Some("Secret"), Some("kubernetes.io/service-account-token"), _) => {
+            Some("service-account token: the target issues its own")
+        }
+        (Some("ConfigMap"), _, Some("kube-root-ca.crt")) => {
+            Some("created by Kubernetes in every namespace")
+        }
+        _ => None,
+    }
+}
+
+/// Everything in the namespace, split into what moves and what stays (with reasons).
+pub(super) async fn discover(
+    discovery: &Discovery,
+    namespace: &str,
+) -> Result<(Vec<Value>, Vec<Skipped>, BTreeMap<String, Resource>), Error> {
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    let mut resources = BTreeMap::new();
+    for k in kinds(discovery, "source").await? {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(discovery.client().clone(), namespace, &k.resource.api);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| Error::List {
+                side: "source",
+                what: format!("{} in {namespace}", k.resource.api.kind),
+                source: e.into(),
+            })?;
+        for item in list.items {
+            let mut v = serde_json::to_value(&item).expect("objects serialise");
+            v["apiVersion"] = json!(k.resource.api.api_version);
+            v["kind"] = json!(k.resource.api.kind);
+            match skip_reason(&v) {
+                Some(reason) => skipped.push(Skipped {
+                    object: ObjectRef::of(&v),
+                    reason: reason.into(),
+                }),
+                None => {
+                    resources.insert(
+                        v["metadata"]["uid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        k.resource.clone(),
+                    );
+                    objects.push(v);
+                }
+            }
+        }
+    }
+    let (objects, stays) = super::orc::partition(objects);
+    for o in stays {
+        resources.remove(o["metadata"]["uid"].as_str().unwrap_or_default());
+        skipped.push(Skipped {
+            object: ObjectRef::of(&o),
+            reason: super::orc::STAYS_REASON.into(),
+        });
+    }
+    Ok((objects, skipped, resources))
+}
+
+/// The target serves every kind we are about to create.
+pub(super) async fn preflight<'a>(
+    target: &Discovery,
+    resources: impl IntoIterator<Item = &'a Resource>,
+) -> Result<(), Error> {
+    let mut missing = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for r in resources {
+        if !seen.insert((r.api.api_version.clone(), r.api.kind.clone())) {
+            continue;
+        }
+        let gvk = Gvk::from_api_version(&r.api.api_version, &r.api.kind);
+        if target
+            .resolve(&gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                side: "target",
+                source: Box::new(source),
+            })?
+            .is_none()
+        {
+            missing.insert(format!("{} ({})", r.api.kind, r.api.api_version));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Preflight {
+            missing: missing.into_iter().collect(),
+        })
+    }
+}
+
+/// Refuses a move whose source and target are one cluster (the same `kube-system` Namespace
+/// uid): copying onto itself and deleting the "source" would delete the cluster's objects.
+pub(super) async fn refuse_same_cluster(
+    source: &Discovery,
+    target: &Discovery,
+) -> Result<(), Error> {
+    async fn uid(d: &Discovery, side: &'static str) -> Result<String, Error> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(d.client().clone());
+        let ns = api.get("kube-system").await.map_err(|e| Error::List {
+            side,
+            what: "Namespace kube-system".into(),
+            source: RequestError::from(e),
+        })?;
+        Ok(ns.metadata.uid.unwrap_or_default())
+    }
+    let (s, t) = (uid(source, "source").await?, uid(target, "target").await?);
+    if !s.is_empty() && s == t {
+        return Err(Error::SameCluster { uid: s });
+    }
+    Ok(())
+}
+
+/// The target's resources of backed-up `objects`, by source UID; [`Error::Preflight`] names
+/// every kind the target does not serve.
+pub(super) async fn resolve_on_target(
+    target: &Discovery,
+    objects: &[Value],
+) -> Result<BTreeMap<String, Resource>, Error> {
+    let mut resources = BTreeMap::new();
+    let mut missing = BTreeSet::new();
+    for o in objects {
+        let reference = ObjectRef::of(o);
+        let gvk = Gvk::from_api_version(&reference.api_version, &reference.kind);
+        match target
+            .resolve(&gvk)
+            .await
+            .map_err(|source| Error::Discovery {
+                side: "target",
+                source: Box::new(source),
+            })? {
+            Some(r) => {
+                resources.insert(
+                    o["metadata"]["uid"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r,
+                );
+            }
+            None => {
+                missing.insert(format!("{} ({})", reference.kind, reference.api_version));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Preflight {
+            missing: missing.into_iter().collect(),
+        });
+    }
+    Ok(resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_account_tokens_and_root_ca_stay() {
+        let token = json!({"kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {"name": "t"}});
+        assert!(skip_reason(&token).is_some());
+        assert!(
+            skip_reason(&json!({"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}}))
+                .is_some()
+        );
+        assert!(skip_reason(&json!({"kind": "Secret", "type": "helm.sh/release.v1", "metadata": {"name": "sh.helm.release.v1.x.v1"}})).is_none());
+    }
+
+    #[test]
+    fn capi_groups_are_recognised() {
+        for g in [
+            "cluster.x-k8s.io",
+            "infrastructure.cluster.x-k8s.io",
+            "addons.stackhpc.com",
+        ] {
+            assert!(is_capi_group(g), "{g}");
+        }
+        assert!(!is_capi_group("helm.toolkit.fluxcd.io"));
+        assert!(!is_capi_group("notcluster.x-k8s.io.example.com"));
+    }
+}
