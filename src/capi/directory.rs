@@ -37,6 +37,12 @@ pub fn backup_file_name(reference: &ObjectRef) -> String {
 /// the files hold the objects as they were before this pause (a Cluster paused by someone else
 /// stays paused in the files). UIDs and owner references are kept: [`restore`] rebuilds the
 /// graph from them.
+///
+/// # Errors
+///
+/// [`Error::DirectoryNotEmpty`] for an existing folder that holds files,
+/// [`Error::Directory`] when a file cannot be written, [`Error::Rolledback`] when reading failed
+/// (the source was resumed), and [`Error::Cancelled`].
 pub async fn backup(
     source: &Discovery,
     directory: &Path,
@@ -191,6 +197,12 @@ fn read_backup(directory: &Path) -> Result<Vec<Value>, Error> {
 /// target's UIDs and their status restored. Clusters and ClusterClasses are created paused and
 /// unpaused at the end, unless they were paused in the backup. Re-runs (with the journal) update
 /// what is already there.
+///
+/// # Errors
+///
+/// [`Error::EmptyBackup`], [`Error::BackupFile`] and [`Error::BackupObject`] for a directory or
+/// file restore cannot use (naming the file and field), [`Error::Preflight`] when the target
+/// lacks kinds, and the errors of writing to the target.
 pub async fn restore(
     target: &Discovery,
     directory: &Path,

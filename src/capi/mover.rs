@@ -385,6 +385,15 @@ impl<'a> Mover<'a> {
 }
 
 /// Moves every Cluster API object of `options.namespace` from `source` to `target`.
+///
+/// # Errors
+///
+/// [`Error::SameCluster`] when both sides are one cluster, [`Error::Preflight`] when the target
+/// lacks kinds the move carries (nothing changed yet), [`Error::Blocked`] when a `block-move`
+/// annotation outlives its timeout, [`Error::Rolledback`] when a copy failed (the source was
+/// unpaused and resumed; rerun to finish), [`Error::Journal`] when the journal cannot be read or
+/// written, and [`Error::Cancelled`].
+#[tracing::instrument(name = "move", level = "info", skip_all, fields(namespace = %options.namespace))]
 pub async fn move_objects(
     source: &Discovery,
     target: &Discovery,
