@@ -129,11 +129,6 @@ pub enum Command {
 #[error("{0}")]
 pub struct Interrupted(pub String);
 
-/// The operation is planned but not built yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`capi-manage {0}` is not implemented yet")]
-pub struct NotImplemented(pub &'static str);
-
 pub fn parse() -> Cli {
     Cli::parse()
 }
@@ -177,12 +172,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "capi-manage",
-                &mut std::io::stdout(),
-            );
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "capi-manage", &mut script);
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&script)?;
+            stdout.flush()?;
             Ok(())
         }
     }
@@ -197,21 +192,56 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<NotImplemented>().is_some() {
-        3
-    } else if e.downcast_ref::<Interrupted>().is_some()
-        || e.chain().any(|c| {
-            matches!(
-                c.downcast_ref::<capi_manage::kube::Error>(),
-                Some(capi_manage::kube::Error::Cancelled)
-            ) || matches!(
-                c.downcast_ref::<capi_manage::vendor::Error>(),
-                Some(capi_manage::vendor::Error::Cancelled)
-            )
-        })
-    {
+    if e.downcast_ref::<Interrupted>().is_some() || e.chain().any(is_cancelled) {
         130
+    } else if is_broken_pipe(e) {
+        // The reader went away (`capi-manage render x | head`): not a failure.
+        0
     } else {
         1
     }
+}
+
+/// Whether the reader of standard output went away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Whether an error of the chain is a library operation's cancellation (Ctrl-C).
+fn is_cancelled(c: &(dyn std::error::Error + 'static)) -> bool {
+    use capi_manage::{bootstrap, capi, flux, git, kind, kube, vendor};
+    matches!(
+        c.downcast_ref::<kube::Error>(),
+        Some(kube::Error::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<vendor::Error>(),
+        Some(vendor::Error::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<capi::Error>(),
+        Some(capi::Error::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<capi::readiness::ReadinessError>(),
+        Some(capi::readiness::ReadinessError::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<flux::Error>(),
+        Some(flux::Error::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<kind::CreateError>(),
+        Some(kind::CreateError::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<kind::LoadError>(),
+        Some(kind::LoadError::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<git::PushError>(),
+        Some(git::PushError::Cancelled { .. })
+    ) || matches!(
+        c.downcast_ref::<git::HostKeyScanError>(),
+        Some(git::HostKeyScanError::Cancelled { .. })
+    ) || matches!(
+        c.downcast_ref::<bootstrap::Error>(),
+        Some(bootstrap::Error::Cancelled { .. })
+    )
 }

@@ -9,6 +9,7 @@ mod capi;
 mod capi_orc;
 mod capi_safety;
 mod chart;
+mod cli_exit;
 mod cli_plan;
 mod cli_rotate;
 mod flux;
