@@ -41,7 +41,10 @@ fn main() -> ExitCode {
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let code = cli::exit_code(&e);
-            eprintln!("error: {}", cli::one_line(&e));
+            match cli::hint(&e) {
+                Some(hint) => eprintln!("error: {}; {hint}", cli::one_line(&e)),
+                None => eprintln!("error: {}", cli::one_line(&e)),
+            }
             ExitCode::from(code)
         }
     }

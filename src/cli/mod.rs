@@ -202,6 +202,20 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// The flag that fixes an error whose library message describes only the input.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use capi_manage::kind;
+    e.chain()
+        .any(|c| {
+            c.downcast_ref::<kind::UnknownVersion>().is_some()
+                || matches!(
+                    c.downcast_ref::<kind::CreateError>(),
+                    Some(kind::CreateError::Pull { .. })
+                )
+        })
+        .then_some("pass --node-image IMAGE")
+}
+
 /// Whether the reader of standard output went away.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -45,7 +45,7 @@ pub const DEFAULT_CLUSTER_NAME: &str = "kind";
 /// No image is pinned for the Kubernetes version asked for.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "no kindest/node image is pinned for Kubernetes {version}: choose one of {known}, or name an image explicitly (--kind-image)"
+    "no kindest/node image is pinned for Kubernetes {version}: choose one of {known}, or name a node image explicitly"
 )]
 pub struct UnknownVersion {
     /// The version asked for.
@@ -54,7 +54,7 @@ pub struct UnknownVersion {
     pub known: String,
 }
 
-/// The node image to run: an explicit image (e.g. `--kind-image`) wins; otherwise the image
+/// The node image to run: an explicit image wins; otherwise the image
 /// pinned for a Kubernetes version (e.g. `KIND_CLUSTER_VERSION`: `1.34`, `v1.34.0`); otherwise
 /// the image of [`DEFAULT_KUBERNETES_VERSION`].
 pub fn resolve_node_image(
@@ -236,7 +236,7 @@ pub enum CreateError {
     },
     /// The node image is missing and could not be pulled.
     #[error(
-        "cannot pull node image {image} after {attempts} attempts (air-gapped? `docker load` the image and name it by tag with --kind-image)"
+        "cannot pull node image {image} after {attempts} attempts (air-gapped? `docker load` the image and name it by tag as the node image)"
     )]
     Pull {
         /// The image.
@@ -857,7 +857,7 @@ mod tests {
         let e = resolve_node_image(Some(" "), Some("1.19.1")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no kindest/node image is pinned for Kubernetes 1.19.1: choose one of 1.35.0, 1.34.0, 1.33.4, 1.32.8, 1.31.12, or name an image explicitly (--kind-image)"
+            "no kindest/node image is pinned for Kubernetes 1.19.1: choose one of 1.35.0, 1.34.0, 1.33.4, 1.32.8, 1.31.12, or name a node image explicitly"
         );
     }
 

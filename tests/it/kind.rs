@@ -922,7 +922,7 @@ async fn a_missing_image_is_pulled_with_retries_then_a_one_line_error() {
     assert_eq!(
         one_line(&err),
         format!(
-            "cannot pull node image {image} after 2 attempts (air-gapped? `docker load` the image and name it by tag with --kind-image)"
+            "cannot pull node image {image} after 2 attempts (air-gapped? `docker load` the image and name it by tag as the node image)"
         )
     );
     let events = recorder.lines();
