@@ -414,7 +414,7 @@ pub(super) async fn cluster_controllers(
         );
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => return Err(Box::new(Error::Cancelled { step: "target-components" })),
+            _ = cancel.cancelled() => return Err(Box::new(crate::kube::Error::Cancelled)),
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
         }
     }
