@@ -19,7 +19,8 @@
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
 //! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
 //!   suspend and resume.
-//! - [`vendor`]: pinned, checksummed component manifests (download, verify, render, load).
+//! - [`components`]: pinned, checksummed component manifests (download, verify, render, load;
+//!   the `vendor` command and `vendor-manifests/`).
 //!
 //! # Features
 //!
@@ -84,6 +85,8 @@
 pub mod bootstrap;
 #[cfg(feature = "capi")]
 pub mod capi;
+#[cfg(feature = "components")]
+pub mod components;
 #[cfg(feature = "flux")]
 pub mod flux;
 pub mod fs;
@@ -101,5 +104,3 @@ pub mod render;
 pub mod repo;
 #[cfg(feature = "seal")]
 pub mod seal;
-#[cfg(feature = "vendor")]
-pub mod vendor;

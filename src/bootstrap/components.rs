@@ -165,7 +165,7 @@ pub(super) async fn install(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), BoxError> {
-    let vendored = crate::vendor::load(&o.root)?;
+    let vendored = crate::components::load(&o.root)?;
     let units: Vec<Unit> = vendored
         .components
         .into_iter()

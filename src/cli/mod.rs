@@ -226,13 +226,13 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Whether an error of the chain is a library operation's cancellation (Ctrl-C).
 fn is_cancelled(c: &(dyn std::error::Error + 'static)) -> bool {
-    use capi_manage::{bootstrap, capi, flux, git, kind, kube, vendor};
+    use capi_manage::{bootstrap, capi, components, flux, git, kind, kube};
     matches!(
         c.downcast_ref::<kube::Error>(),
         Some(kube::Error::Cancelled)
     ) || matches!(
-        c.downcast_ref::<vendor::Error>(),
-        Some(vendor::Error::Cancelled)
+        c.downcast_ref::<components::Error>(),
+        Some(components::Error::Cancelled)
     ) || matches!(
         c.downcast_ref::<capi::Error>(),
         Some(capi::Error::Cancelled)

@@ -2,8 +2,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
+use capi_manage::components::{self, Pins};
 use capi_manage::repo::{Cluster, PLACEHOLDER, Repo};
-use capi_manage::vendor::{self, Pins};
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -85,8 +85,8 @@ fn components(pins: &Pins) -> String {
     let _ = writeln!(
         s,
         "components ({}/{}, installed in this order on kind and on the new cluster):",
-        vendor::VENDOR_DIR,
-        vendor::PINS_FILE
+        components::VENDOR_DIR,
+        components::PINS_FILE
     );
     for (name, version) in pins.versions() {
         let _ = writeln!(s, "  {name} {version}");
@@ -156,7 +156,7 @@ pub fn report(repo: &Repo, c: &Cluster, pins: &Pins) -> String {
         "charts (HelmReleases of {}, installed by Flux's helm-controller):",
         c.dir.display()
     );
-    for p in vendor::chart_pins(&c.objects) {
+    for p in components::chart_pins(&c.objects) {
         let _ = writeln!(s, "  {} {} ({})", p.chart, p.version, p.release);
     }
     // The bootstrap's own steps, with what an earlier run finished.
@@ -184,7 +184,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ => args.target.clone(),
     };
     let cluster = repo.cluster(&name)?;
-    let pins = Pins::read(&repo.root().join(vendor::VENDOR_DIR).join(vendor::PINS_FILE))?;
+    let pins = Pins::read(
+        &repo
+            .root()
+            .join(components::VENDOR_DIR)
+            .join(components::PINS_FILE),
+    )?;
     let mut out = std::io::stdout().lock();
     out.write_all(report(&repo, &cluster, &pins).as_bytes())?;
     Ok(())

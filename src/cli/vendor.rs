@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use capi_manage::vendor::{ChecksumStatus, FileStatus, PINS_FILE, VENDOR_DIR, VendorOptions};
+use capi_manage::components::{ChecksumStatus, FileStatus, PINS_FILE, VENDOR_DIR, VendorOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::Terminal;
@@ -85,7 +85,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             }
         });
     }
-    let report = capi_manage::vendor::vendor(&root, &options, observer, &cancel).await?;
+    let report = capi_manage::components::vendor(&root, &options, observer, &cancel).await?;
     let mut out = String::new();
     for a in &report.assets {
         let checksum = match a.checksum {

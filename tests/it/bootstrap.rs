@@ -736,9 +736,9 @@ async fn vendor_into(work: &Path) {
     )
     .unwrap();
     let mirror = Mirror::start(release_files());
-    capi_manage::vendor::vendor(
+    capi_manage::components::vendor(
         work,
-        &capi_manage::vendor::VendorOptions {
+        &capi_manage::components::VendorOptions {
             trust_mirror_for_new_assets: true,
             mirror: Some(mirror.base.clone()),
             ..Default::default()

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
+use capi_manage::components::{self, ChecksumStatus, Error, FileStatus, VendorOptions};
 use capi_manage::manifest::{Object, parse_str};
 use capi_manage::observe::{Event, Silent};
-use capi_manage::vendor::{self, ChecksumStatus, Error, FileStatus, VendorOptions};
 use serde_json::Value;
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +66,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
-async fn run(root: &Path, options: &VendorOptions) -> Result<vendor::VendorReport, Error> {
-    vendor::vendor(root, options, &Silent, &CancellationToken::new()).await
+async fn run(root: &Path, options: &VendorOptions) -> Result<components::VendorReport, Error> {
+    components::vendor(root, options, &Silent, &CancellationToken::new()).await
 }
 
 // ---------------------------------------------------------------- tests
@@ -171,7 +171,7 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
     assert_eq!(snapshot(&root.join("vendor-manifests")), before);
 
     // load: verified components in install order, the objects the files hold.
-    let vendored = vendor::load(root).unwrap();
+    let vendored = components::load(root).unwrap();
     let names: Vec<&str> = vendored
         .components
         .iter()
@@ -231,7 +231,7 @@ async fn records_then_verifies_and_refuses_a_changed_byte() {
     let last = bytes.len() - 2;
     bytes[last] ^= 0x01;
     std::fs::write(&file, &bytes).unwrap();
-    let e = vendor::load(root).unwrap_err();
+    let e = components::load(root).unwrap_err();
     let line = support::error_chain(&e);
     assert!(matches!(e, Error::Tampered { .. }), "{line}");
     assert!(
@@ -319,7 +319,7 @@ async fn providers_render_as_clusterctl_generates_them() {
     let mirror = Mirror::start(served.clone());
     let repo = repo();
     run(repo.path(), &options(&mirror)).await.unwrap();
-    let vendored = vendor::load(repo.path()).unwrap();
+    let vendored = components::load(repo.path()).unwrap();
 
     let work = tempfile::tempdir().unwrap();
     let providers = [
@@ -492,7 +492,7 @@ async fn image_registry_variables_and_retries() {
         ..options(&mirror)
     };
     run(first.path(), &opts).await.unwrap();
-    let vendored = vendor::load(first.path()).unwrap();
+    let vendored = components::load(first.path()).unwrap();
     let all: Vec<String> = vendored
         .components
         .iter()
@@ -545,14 +545,14 @@ async fn image_registry_variables_and_retries() {
         variables: [("CAPI_SYNC_PERIOD".to_string(), "10m".to_string())].into(),
         ..options(&mirror)
     };
-    vendor::vendor(repo.path(), &opts, &observer, &CancellationToken::new())
+    components::vendor(repo.path(), &opts, &observer, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(mirror.requests.load(Ordering::Relaxed) - before, 10);
     let warnings = warnings.into_inner().unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("HTTP 503"), "{warnings:?}");
-    let core = &vendor::load(repo.path()).unwrap().components[2].objects;
+    let core = &components::load(repo.path()).unwrap().components[2].objects;
     let deploy = core.iter().find(|o| o.kind() == "Deployment").unwrap();
     assert!(deploy.value.to_string().contains("--sync-period=10m"));
 
@@ -651,7 +651,8 @@ fn pins_match_the_charts_tested_dependencies() {
             .to_string()
     };
     let pins =
-        vendor::Pins::read(&support::project_root().join("vendor-manifests/vendor.toml")).unwrap();
+        components::Pins::read(&support::project_root().join("vendor-manifests/vendor.toml"))
+            .unwrap();
     let mut mismatches = Vec::new();
     let mut compare = |what: String, ours: Option<String>, theirs: String| {
         if ours.as_deref() != Some(theirs.as_str()) {

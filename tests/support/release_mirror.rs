@@ -465,12 +465,12 @@ pub async fn release_components() -> Vec<capi_manage::manifest::Object> {
                 vendor_toml(),
             )
             .unwrap();
-            let options = capi_manage::vendor::VendorOptions {
+            let options = capi_manage::components::VendorOptions {
                 trust_mirror_for_new_assets: true,
                 mirror: Some(mirror.base.clone()),
                 ..Default::default()
             };
-            capi_manage::vendor::vendor(
+            capi_manage::components::vendor(
                 repo.path(),
                 &options,
                 &capi_manage::observe::Silent,
@@ -478,7 +478,7 @@ pub async fn release_components() -> Vec<capi_manage::manifest::Object> {
             )
             .await
             .expect("vendor the release files from the mirror");
-            capi_manage::vendor::load(repo.path())
+            capi_manage::components::load(repo.path())
                 .expect("load the vendored release files")
                 .components
                 .into_iter()

@@ -296,7 +296,7 @@ pub fn mirror_image(image: &str, registry: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendor::pins::ProviderType;
+    use crate::components::pins::ProviderType;
     use serde_json::json;
 
     fn provider() -> Provider {
