@@ -16,6 +16,8 @@
 //! - [`capi`]: Cluster API object graphs, move order and the mover.
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
+//! - [`cloud`]: the preflight against the OpenStack cloud (login, catalog, what the values
+//!   name, quotas), one line per problem.
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
 //! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
 //!   suspend and resume.
@@ -85,6 +87,8 @@
 pub mod bootstrap;
 #[cfg(feature = "capi")]
 pub mod capi;
+#[cfg(feature = "cloud")]
+pub mod cloud;
 #[cfg(feature = "components")]
 pub mod components;
 #[cfg(feature = "flux")]
