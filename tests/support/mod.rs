@@ -8,6 +8,7 @@ pub mod flux;
 pub mod git_server;
 pub mod helm_repo;
 pub mod infra;
+pub mod openstack;
 mod process;
 pub mod release_mirror;
 pub mod sealed_secrets;

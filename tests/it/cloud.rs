@@ -1,0 +1,261 @@
+//! The preflight against the real OpenStack on loopback (Keystone, Nova, Neutron, Glance,
+//! Octavia): each case is caught in one line, with nothing created. Every test has its own
+//! project and application credential (tests/support/openstack.rs).
+
+use capi_manage::cloud::{self, CloudConfig, Options, Report};
+use capi_manage::repo::Values;
+use serde_json::{Value, json};
+
+use crate::support::openstack::{OpenStack, TestProject};
+
+/// The example cluster's chart values with flavors and image this cloud has, its external
+/// network, and no key pair.
+async fn chart(p: &TestProject) -> Value {
+    let path = crate::support::project_root().join("clusters/example/values.yaml");
+    let mut v = Values::load(&path).unwrap().chart;
+    v["machineImage"] = json!(seeded_image(p).await);
+    v["controlPlane"]["machineFlavor"] = json!("m1.medium");
+    v["nodeGroups"][0]["machineFlavor"] = json!("m1.medium");
+    v["clusterNetworking"]["externalNetworkId"] = json!(public_network(p).await.0);
+    v
+}
+
+/// The seeded public image (services.sh's seed).
+async fn seeded_image(p: &TestProject) -> String {
+    let images = p
+        .admin
+        .get("image", "/images?visibility=public&status=active")
+        .await;
+    images["images"][0]["name"]
+        .as_str()
+        .expect("a public image")
+        .to_string()
+}
+
+/// The seeded external network: (id, name).
+async fn public_network(p: &TestProject) -> (String, String) {
+    let nets = p
+        .admin
+        .get("network", "/networks?router:external=true&name=public")
+        .await;
+    let n = &nets["networks"][0];
+    (
+        n["id"].as_str().expect("network public").into(),
+        n["name"].as_str().unwrap().into(),
+    )
+}
+
+async fn run(clouds_yaml: &str, chart: &Value) -> Report {
+    let cloud = CloudConfig::from_clouds_yaml(clouds_yaml, cloud::CLOUD_NAME).unwrap();
+    cloud::preflight(&cloud, chart, &Options::default())
+        .await
+        .unwrap_or_else(|e| panic!("preflight failed: {e:?}"))
+}
+
+fn lines(r: &Report) -> Vec<String> {
+    r.problems.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test]
+async fn what_exists_passes_with_an_application_credential_or_a_password() {
+    let p = OpenStack::get().project("pass").await;
+    let user = p.user().await;
+    user.post(
+        "compute",
+        "/os-keypairs",
+        json!({"keypair": {"name": "ops"}}),
+    )
+    .await;
+    let mut v = chart(&p).await;
+    v["machineSSHKeyName"] = json!("ops");
+    let r = run(&p.clouds_yaml(), &v).await;
+    assert_eq!(lines(&r), Vec::<String>::new(), "{r}");
+    assert_eq!(r.project.as_ref().unwrap().name, p.name);
+    assert_eq!(r.project.as_ref().unwrap().id, p.id);
+    assert!(r.skipped.is_empty(), "{r}");
+    let r = run(&p.password_clouds_yaml(), &v).await;
+    assert_eq!(lines(&r), Vec::<String>::new(), "{r}");
+    // A password login whose project is another one is caught.
+    let other = p
+        .password_clouds_yaml()
+        .replace(&format!("project_name: {}", p.name), "project_name: admin");
+    let cloud = CloudConfig::from_clouds_yaml(&other, "openstack").unwrap();
+    let r = cloud::preflight(&cloud, &v, &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(r.problems.len(), 1, "{r}");
+    assert!(
+        r.problems[0]
+            .to_string()
+            .starts_with("clouds.openstack.auth.password: Keystone at"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_application_credential_secret() {
+    let p = OpenStack::get().project("refused").await;
+    let v = chart(&p).await;
+    let yaml = p
+        .clouds_yaml()
+        .replace(&p.app_cred_secret, "not-the-secret");
+    let r = run(&yaml, &v).await;
+    let got = lines(&r);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let want = format!(
+        "clouds.openstack.auth.application_credential_secret: Keystone at {} refused the application credential {} (401: ",
+        p.auth_url, p.app_cred_id
+    );
+    assert!(got[0].starts_with(&want), "{got:?}");
+    assert!(!got[0].contains("not-the-secret"), "{got:?}");
+    assert!(r.project.is_none());
+}
+
+#[tokio::test]
+async fn a_region_not_in_the_catalog() {
+    let p = OpenStack::get().project("region").await;
+    let v = chart(&p).await;
+    let r = run(
+        &p.clouds_yaml()
+            .replace("region_name: RegionOne", "region_name: RegionTwo"),
+        &v,
+    )
+    .await;
+    assert_eq!(
+        lines(&r),
+        [
+            "clouds.openstack.region_name: region RegionTwo is not in the catalog; regions: RegionOne"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_flavor_and_a_flavor_too_small() {
+    let p = OpenStack::get().project("flavors").await;
+    let mut v = chart(&p).await;
+    v["controlPlane"]["machineFlavor"] = json!("m1.medim");
+    let got = lines(&run(&p.clouds_yaml(), &v).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("controlPlane.machineFlavor: flavor m1.medim not found; similar: ")
+            && got[0].contains("m1.medium"),
+        "{got:?}"
+    );
+    v["controlPlane"]["machineFlavor"] = json!("m1.small");
+    let got = lines(&run(&p.clouds_yaml(), &v).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("controlPlane.machineFlavor: flavor m1.small has 1 vCPU and 2048 MiB RAM; a control-plane machine needs at least 2 vCPU and 2048 MiB (kubeadm's minimum); large enough: ")
+            && got[0].contains("m1.medium"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_that_is_not_active() {
+    let p = OpenStack::get().project("image").await;
+    let user = p.user().await;
+    // Created and never uploaded: Glance keeps it queued.
+    let image = user
+        .post(
+            "image",
+            "/images",
+            json!({"name": format!("{}-queued", p.name), "disk_format": "raw", "container_format": "bare"}),
+        )
+        .await;
+    let (id, name) = (
+        image["id"].as_str().unwrap(),
+        image["name"].as_str().unwrap(),
+    );
+    assert_eq!(image["status"], "queued");
+    let mut v = chart(&p).await;
+    let active = v["machineImage"].as_str().unwrap().to_string();
+    v["machineImage"] = json!(name);
+    let got = lines(&run(&p.clouds_yaml(), &v).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let want = format!("machineImage: image {name} ({id}) is queued, not active; active images: ");
+    assert!(
+        got[0].starts_with(&want) && got[0].contains(&active),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_network_that_is_not_external() {
+    let p = OpenStack::get().project("network").await;
+    let user = p.user().await;
+    let net = user
+        .post(
+            "network",
+            "/networks",
+            json!({"network": {"name": format!("{}-internal", p.name)}}),
+        )
+        .await;
+    let (id, name) = (
+        net["network"]["id"].as_str().unwrap(),
+        net["network"]["name"].as_str().unwrap(),
+    );
+    let mut v = chart(&p).await;
+    let (public_id, public_name) = public_network(&p).await;
+    v["clusterNetworking"]["externalNetworkId"] = json!(id);
+    let got = lines(&run(&p.clouds_yaml(), &v).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let want = format!(
+        "clusterNetworking.externalNetworkId: network {id} ({name}) is not external (router:external is false); external networks: "
+    );
+    assert!(got[0].starts_with(&want), "{got:?}");
+    assert!(
+        got[0].contains(&public_id) && got[0].contains(&public_name),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_key_pair() {
+    let p = OpenStack::get().project("keypair").await;
+    let user = p.user().await;
+    user.post(
+        "compute",
+        "/os-keypairs",
+        json!({"keypair": {"name": "ops"}}),
+    )
+    .await;
+    let mut v = chart(&p).await;
+    v["machineSSHKeyName"] = json!("opz");
+    assert_eq!(
+        lines(&run(&p.clouds_yaml(), &v).await),
+        ["machineSSHKeyName: key pair opz not found; similar: ops"]
+    );
+}
+
+#[tokio::test]
+async fn quotas_too_small_for_the_node_groups() {
+    let p = OpenStack::get().project("quotas").await;
+    let id = &p.id;
+    p.admin
+        .put_json(
+            "compute",
+            &format!("/os-quota-sets/{id}"),
+            json!({"quota_set": {"instances": 4, "cores": 8}}),
+        )
+        .await;
+    p.admin
+        .put_json(
+            "network",
+            &format!("/quotas/{id}"),
+            json!({"quota": {"port": 5, "floatingip": 0}}),
+        )
+        .await;
+    // 3 control-plane machines and 2 workers, all m1.medium (2 vCPU, 4096 MiB).
+    let v = chart(&p).await;
+    let machines = "controlPlane.machineCount + nodeGroups[].machineCount";
+    assert_eq!(
+        lines(&run(&p.clouds_yaml(), &v).await),
+        [
+            format!("{machines}: quota instances: the cluster needs 6 (5 machines + 1 surge), the project has 4 left (limit 4, 0 in use)"),
+            format!("{machines}: quota cores: the cluster needs 12 (10 for the machines + 1 surge of 2), the project has 8 left (limit 8, 0 in use)"),
+            format!("{machines}: quota ports: the cluster needs 9 (5 for the machines + 1 surge + router interface and DHCP + load balancer VIP), the project has 5 left (limit 5, 0 in use)"),
+            "apiServer.associateFloatingIP: quota floating IPs: the cluster needs 1 (the API server's floating IP), the project has 0 left (limit 0, 0 in use)".to_string(),
+        ]
+    );
+}
