@@ -10,6 +10,10 @@ use serde_json::Value;
 pub struct Args {
     /// A cluster name (clusters/<name>) or a folder with a kustomization.yaml.
     pub target: String,
+    /// Also check the cloud: log in with credentials.yaml and compare the values with what the
+    /// project has (flavors, image, networks, key pair, zones, security groups, quotas).
+    #[arg(long)]
+    pub online: bool,
 }
 
 fn kinds(cluster: &Cluster) -> String {
@@ -192,5 +196,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let mut out = std::io::stdout().lock();
     out.write_all(report(&repo, &cluster, &pins).as_bytes())?;
+    if args.online {
+        online(&cluster, &mut out).await?;
+    }
+    Ok(())
+}
+
+/// `--online`: the cloud preflight, one line per problem; problems make the command fail.
+async fn online(cluster: &Cluster, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    use capi_manage::cloud;
+    if !cluster.credentials.placeholders.is_empty() {
+        anyhow::bail!(
+            "--online needs credentials.yaml filled in: {PLACEHOLDER} is still in {}",
+            cluster.credentials.placeholders.join(", ")
+        );
+    }
+    writeln!(out, "cloud preflight ({}):", cluster.credentials.auth_url)?;
+    let r = cloud::preflight_cluster(cluster, &cloud::Options::default()).await?;
+    for line in r.to_string().lines() {
+        writeln!(out, "  {line}")?;
+    }
+    if !r.is_ok() {
+        anyhow::bail!(
+            "the cloud preflight found {} problem(s): fix them in {} (or the cloud) before bootstrap",
+            r.problems.len(),
+            cluster.dir.display()
+        );
+    }
     Ok(())
 }

@@ -259,3 +259,90 @@ async fn quotas_too_small_for_the_node_groups() {
         ]
     );
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// `capi-manage plan --online`, the real binary: a config repo whose credentials.yaml holds the
+/// project's application credential; a misspelt flavor fails the command with its one line, the
+/// fixed values pass.
+#[tokio::test]
+async fn plan_online_runs_the_preflight() {
+    let p = OpenStack::get().project("plan").await;
+    let root = crate::support::project_root();
+    let repo = tempfile::tempdir().unwrap();
+    copy_dir(&root.join("clusters"), &repo.path().join("clusters"));
+    copy_dir(
+        &root.join("vendor-manifests"),
+        &repo.path().join("vendor-manifests"),
+    );
+    let dir = repo.path().join("clusters/example");
+    let creds = std::fs::read_to_string(dir.join("credentials.yaml")).unwrap();
+    let creds = creds
+        .replace("https://REPLACE_ME:5000/v3", &p.auth_url)
+        .replace(
+            "application_credential_id: REPLACE_ME",
+            &format!("application_credential_id: {}", p.app_cred_id),
+        )
+        .replace(
+            "application_credential_secret: REPLACE_ME",
+            &format!("application_credential_secret: {}", p.app_cred_secret),
+        );
+    std::fs::write(dir.join("credentials.yaml"), creds).unwrap();
+    let values = std::fs::read_to_string(dir.join("values.yaml")).unwrap();
+    let values = values
+        .replace(
+            "machineImage: ubuntu-jammy-kube-v1.33.1",
+            &format!("machineImage: {}", seeded_image(&p).await),
+        )
+        .replace(
+            "externalNetworkId: \"\"",
+            &format!("externalNetworkId: {}", public_network(&p).await.0),
+        )
+        .replace("machineFlavor: m1.large", "machineFlavor: m1.medium");
+    let plan = |values: String| {
+        std::fs::write(dir.join("values.yaml"), values).unwrap();
+        let out = crate::support::capi_manage()
+            .args(["plan", "--online", "example"])
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) =
+        plan(values.replacen("machineFlavor: m1.medium", "machineFlavor: m1.medim", 1));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("problem: controlPlane.machineFlavor: flavor m1.medim not found; similar: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("the cloud preflight found 1 problem(s)"),
+        "{text}"
+    );
+    let (ok, text) = plan(values);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("project {} ({})", p.name, p.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("the cloud has what the values need"),
+        "{text}"
+    );
+}
