@@ -319,17 +319,17 @@ fn check_network(needs: &Needs, facts: &Facts, out: &mut Vec<Problem>) {
 }
 
 fn check_named(needs: &Needs, facts: &Facts, out: &mut Vec<Problem>) {
-    if let Some(k) = &needs.ssh_key {
-        if !facts.key_pairs.iter().any(|p| *p == k.value) {
-            out.push(problem(
-                &k.field,
-                format!(
-                    "key pair {} not found; {}",
-                    k.value,
-                    alternatives(&k.value, facts.key_pairs.iter().map(String::as_str))
-                ),
-            ));
-        }
+    if let Some(k) = &needs.ssh_key
+        && !facts.key_pairs.contains(&k.value)
+    {
+        out.push(problem(
+            &k.field,
+            format!(
+                "key pair {} not found; {}",
+                k.value,
+                alternatives(&k.value, facts.key_pairs.iter().map(String::as_str))
+            ),
+        ));
     }
     for g in &needs.groups {
         for z in &g.zones {
@@ -362,44 +362,44 @@ fn check_named(needs: &Needs, facts: &Facts, out: &mut Vec<Problem>) {
             }
         }
         for v in &g.volumes {
-            if let (Some(t), Some(types)) = (&v.volume_type, &facts.volume_types) {
-                if !types.contains(t) {
-                    out.push(problem(
-                        &format!("{}.volumeType", v.field),
-                        format!(
-                            "volume type {t} not found; {}",
-                            alternatives(t, types.iter().map(String::as_str))
-                        ),
-                    ));
-                }
+            if let (Some(t), Some(types)) = (&v.volume_type, &facts.volume_types)
+                && !types.contains(t)
+            {
+                out.push(problem(
+                    &format!("{}.volumeType", v.field),
+                    format!(
+                        "volume type {t} not found; {}",
+                        alternatives(t, types.iter().map(String::as_str))
+                    ),
+                ));
             }
-            if let (Some(z), Some(zones)) = (&v.zone, &facts.volume_zones) {
-                if !zones.contains(z) {
-                    out.push(problem(
-                        &format!("{}.availabilityZone", v.field),
-                        format!(
-                            "volume availability zone {z} not found; {}",
-                            alternatives(z, zones.iter().map(String::as_str))
-                        ),
-                    ));
-                }
+            if let (Some(z), Some(zones)) = (&v.zone, &facts.volume_zones)
+                && !zones.contains(z)
+            {
+                out.push(problem(
+                    &format!("{}.availabilityZone", v.field),
+                    format!(
+                        "volume availability zone {z} not found; {}",
+                        alternatives(z, zones.iter().map(String::as_str))
+                    ),
+                ));
             }
         }
     }
     if let (Some(p), Some(providers)) = (
         &needs.load_balancer_provider,
         &facts.load_balancer_providers,
-    ) {
-        if needs.load_balancer && !providers.contains(&p.value) {
-            out.push(problem(
-                &p.field,
-                format!(
-                    "load balancer provider {} not found; {}",
-                    p.value,
-                    alternatives(&p.value, providers.iter().map(String::as_str))
-                ),
-            ));
-        }
+    ) && needs.load_balancer
+        && !providers.contains(&p.value)
+    {
+        out.push(problem(
+            &p.field,
+            format!(
+                "load balancer provider {} not found; {}",
+                p.value,
+                alternatives(&p.value, providers.iter().map(String::as_str))
+            ),
+        ));
     }
 }
 

@@ -97,20 +97,20 @@ pub(crate) fn catalog_problems(
     let mut regions: Vec<&str> = catalog.iter().map(|e| e.region.as_str()).collect();
     regions.sort_unstable();
     regions.dedup();
-    if let Some(r) = &cloud.region {
-        if !regions.contains(&r.as_str()) {
-            return vec![Problem {
-                field: cloud.field("region_name"),
-                message: format!(
-                    "region {r} is not in the catalog; regions: {}",
-                    if regions.is_empty() {
-                        "none".to_string()
-                    } else {
-                        regions.join(", ")
-                    }
-                ),
-            }];
-        }
+    if let Some(r) = &cloud.region
+        && !regions.contains(&r.as_str())
+    {
+        return vec![Problem {
+            field: cloud.field("region_name"),
+            message: format!(
+                "region {r} is not in the catalog; regions: {}",
+                if regions.is_empty() {
+                    "none".to_string()
+                } else {
+                    regions.join(", ")
+                }
+            ),
+        }];
     }
     let mut out = Vec::new();
     for (service, field) in required_services(needs, cloud) {
@@ -455,29 +455,29 @@ pub(crate) async fn run(
             .iter_mut()
             .for_each(|g| g.security_groups.clear());
     }
-    if needs.load_balancer {
-        if let Some(lb) = url("load-balancer") {
-            fetch_load_balancer(
-                &session,
-                &versioned(&lb, "v2"),
-                &project,
-                &mut facts,
-                &mut report,
-            )
-            .await?;
-        }
+    if needs.load_balancer
+        && let Some(lb) = url("load-balancer")
+    {
+        fetch_load_balancer(
+            &session,
+            &versioned(&lb, "v2"),
+            &project,
+            &mut facts,
+            &mut report,
+        )
+        .await?;
     }
-    if needs.volumes() {
-        if let Some(volume) = url("block-storage") {
-            let base = if volume.contains("/v3") {
-                volume
-                    .replace("%(project_id)s", &project.id)
-                    .replace("$(project_id)s", &project.id)
-            } else {
-                format!("{volume}/v3/{}", project.id)
-            };
-            fetch_volumes(&session, &base, &project, &mut facts, &mut report).await?;
-        }
+    if needs.volumes()
+        && let Some(volume) = url("block-storage")
+    {
+        let base = if volume.contains("/v3") {
+            volume
+                .replace("%(project_id)s", &project.id)
+                .replace("$(project_id)s", &project.id)
+        } else {
+            format!("{volume}/v3/{}", project.id)
+        };
+        fetch_volumes(&session, &base, &project, &mut facts, &mut report).await?;
     }
     let mut problems = super::check::evaluate(&checked, &facts);
     if url("compute").is_none() {
@@ -629,15 +629,13 @@ async fn fetch_network(
         .flatten()
         .map(network)
         .collect();
-    if let Some(id) = &needs.external_network {
-        if !facts.networks.iter().any(|n| n.id == id.value) {
-            if let Got::Json(v) = session
-                .get("network", &format!("{base}/networks/{}", id.value))
-                .await?
-            {
-                facts.networks.push(network(&v["network"]));
-            }
-        }
+    if let Some(id) = &needs.external_network
+        && !facts.networks.iter().any(|n| n.id == id.value)
+        && let Got::Json(v) = session
+            .get("network", &format!("{base}/networks/{}", id.value))
+            .await?
+    {
+        facts.networks.push(network(&v["network"]));
     }
     if needs.groups.iter().any(|g| !g.security_groups.is_empty()) {
         let doc = session

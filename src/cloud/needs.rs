@@ -177,15 +177,15 @@ fn group(values: &Value, g: &Value, field: &str, control_plane: bool, default_co
     }
     let mut volumes = Vec::new();
     let mut zones = Vec::new();
-    if let Some(size) = get(g, "machineRootVolume").and_then(|r| number(r, "diskSize")) {
-        if size > 0 {
-            volumes.push(Volume {
-                field: f("machineRootVolume"),
-                size_gib: size,
-                volume_type: string(g, "machineRootVolume.volumeType"),
-                zone: string(g, "machineRootVolume.availabilityZone"),
-            });
-        }
+    if let Some(size) = get(g, "machineRootVolume").and_then(|r| number(r, "diskSize"))
+        && size > 0
+    {
+        volumes.push(Volume {
+            field: f("machineRootVolume"),
+            size_gib: size,
+            volume_type: string(g, "machineRootVolume.volumeType"),
+            zone: string(g, "machineRootVolume.availabilityZone"),
+        });
     }
     if let Some(devices) = get(g, "additionalBlockDevices").and_then(Value::as_object) {
         for (name, d) in devices {
