@@ -73,6 +73,28 @@ async fn what_exists_passes_with_an_application_credential_or_a_password() {
     assert_eq!(r.project.as_ref().unwrap().name, p.name);
     assert_eq!(r.project.as_ref().unwrap().id, p.id);
     assert!(r.skipped.is_empty(), "{r}");
+    // The preflight only reads: the project still holds no server, port or load balancer.
+    let servers = p
+        .admin
+        .get(
+            "compute",
+            &format!("/servers?all_tenants=1&project_id={}", p.id),
+        )
+        .await;
+    assert_eq!(servers["servers"], json!([]), "{servers}");
+    let ports = p
+        .admin
+        .get("network", &format!("/ports?project_id={}", p.id))
+        .await;
+    assert_eq!(ports["ports"], json!([]), "{ports}");
+    let lbs = p
+        .admin
+        .get(
+            "load-balancer",
+            &format!("/lbaas/loadbalancers?project_id={}", p.id),
+        )
+        .await;
+    assert_eq!(lbs["loadbalancers"], json!([]), "{lbs}");
     let r = run(&p.password_clouds_yaml(), &v).await;
     assert_eq!(lines(&r), Vec::<String>::new(), "{r}");
     // A password login whose project is another one is caught.
