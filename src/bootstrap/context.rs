@@ -61,7 +61,7 @@ async fn discovery(kubeconfig: PathBuf, side: Side) -> Result<Discovery, StepErr
     .map_err(|source| StepError::Connect {
         side,
         kubeconfig,
-        source,
+        source: Box::new(source),
     })?;
     Ok(Discovery::new(client))
 }

@@ -17,7 +17,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A step of a rotation failed (nothing was pushed unless the step was the push).
     #[error("cannot {what}")]
@@ -28,7 +28,7 @@ pub enum Error {
         what: &'static str,
         /// Why.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// Interrupted: the state is saved.
     #[error("interrupted during step {step}; run the command again to resume from it")]
@@ -99,7 +99,7 @@ impl Error {
     pub fn step_error(&self) -> Option<(&'static str, &StepError)> {
         match self {
             Error::Step { step, source, .. } | Error::Rotate { step, source, .. } => {
-                Some((step, source))
+                Some((step, &**source))
             }
             _ => None,
         }
@@ -167,7 +167,7 @@ pub enum StepError {
         name: String,
         /// Why.
         #[source]
-        source: crate::kind::CreateError,
+        source: Box<crate::kind::CreateError>,
     },
     /// Deleting the kind cluster.
     #[error("kind cluster {name}")]
@@ -187,7 +187,7 @@ pub enum StepError {
         kubeconfig: PathBuf,
         /// Why.
         #[source]
-        source: crate::kube::Error,
+        source: Box<crate::kube::Error>,
     },
     /// A request the step made itself.
     #[error("{what} on the {side}")]
@@ -207,7 +207,7 @@ pub enum StepError {
         side: Side,
         /// Why.
         #[source]
-        source: crate::kube::Error,
+        source: Box<crate::kube::Error>,
     },
     /// The kubeconfig now reaches another cluster than the one the state file recorded.
     #[error(
@@ -227,7 +227,7 @@ pub enum StepError {
     },
     /// The vendored components (`vendor-manifests/`).
     #[error("cannot load the vendored components")]
-    Components(#[source] crate::components::Error),
+    Components(#[source] Box<crate::components::Error>),
     /// Installing components or Flux's objects, suspending or waiting for Flux.
     #[error("on the {side}")]
     Flux {
@@ -239,7 +239,7 @@ pub enum StepError {
     },
     /// Cluster API: the move, its plan, the kubeconfig Secret, deleting the Cluster.
     #[error("Cluster API")]
-    Capi(#[source] crate::capi::Error),
+    Capi(#[source] Box<crate::capi::Error>),
     /// The cluster is not ready.
     #[error("Cluster {namespace}/{name} on the {side}")]
     Readiness {
@@ -251,7 +251,7 @@ pub enum StepError {
         name: String,
         /// What is not ready.
         #[source]
-        source: crate::capi::readiness::ReadinessError,
+        source: Box<crate::capi::readiness::ReadinessError>,
     },
     /// The new cluster still does not serve kinds that the move carries.
     #[error(
@@ -282,7 +282,7 @@ pub enum StepError {
         name: String,
         /// Why.
         #[source]
-        source: crate::kube::Error,
+        source: Box<crate::kube::Error>,
     },
     /// The sealed-secrets certificate is not usable.
     #[error("certificate {from}")]
@@ -327,7 +327,7 @@ pub enum StepError {
         url: String,
         /// Why.
         #[source]
-        source: crate::git::PushError,
+        source: Box<crate::git::PushError>,
     },
     /// Flux's deploy key cannot be generated.
     #[error("deploy key")]
@@ -368,4 +368,19 @@ pub enum StepError {
     /// Cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl StepError {
+    /// [`StepError::Capi`] of `e`.
+    pub(super) fn capi(e: crate::capi::Error) -> StepError {
+        StepError::Capi(Box::new(e))
+    }
+
+    /// [`StepError::Kube`] of `e` on `side`.
+    pub(super) fn kube(side: Side) -> impl FnOnce(crate::kube::Error) -> StepError {
+        move |e| StepError::Kube {
+            side,
+            source: Box::new(e),
+        }
+    }
 }

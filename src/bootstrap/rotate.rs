@@ -126,7 +126,11 @@ pub struct RotateReport {
 }
 
 fn failed((step, what): (&'static str, &'static str)) -> impl FnOnce(StepError) -> Error {
-    move |source| Error::Rotate { step, what, source }
+    move |source| Error::Rotate {
+        step,
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Re-seals the cluster's credentials, commits exactly the sealed file and pushes it.
@@ -170,7 +174,7 @@ pub async fn rotate(
                 .map_err(|source| StepError::Connect {
                     side: super::Side::Cluster,
                     kubeconfig,
-                    source,
+                    source: Box::new(source),
                 })?;
                 cluster_key(&client, namespace, name, observer).await
             };

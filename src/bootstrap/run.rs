@@ -86,7 +86,7 @@ async fn run_plan(
                 return Err(Error::Step {
                     step: step.id(),
                     what: step.description(),
-                    source,
+                    source: Box::new(source),
                 });
             }
             None => unreachable!("only cancellation ends the select without a result"),

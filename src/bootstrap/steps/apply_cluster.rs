@@ -38,7 +38,7 @@ impl Step for ApplyCluster {
             .await
             .map_err(|source| StepError::Kube {
                 side: Side::Kind,
-                source,
+                source: Box::new(source),
             })?;
             Ok(())
         })

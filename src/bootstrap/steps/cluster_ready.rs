@@ -45,7 +45,7 @@ pub(super) async fn wait_ready(
             side,
             namespace: c.namespace.clone(),
             name: c.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(())
 }

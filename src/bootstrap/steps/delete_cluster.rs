@@ -35,7 +35,7 @@ impl Step for DeleteCluster {
                 ctx.cancel,
             )
             .await
-            .map_err(StepError::Capi)
+            .map_err(StepError::capi)
         })
     }
 }

@@ -38,7 +38,7 @@ impl Step for FluxSync {
             .await
             .map_err(|source| StepError::Kube {
                 side: Side::Cluster,
-                source,
+                source: Box::new(source),
             })?;
             Ok(())
         })

@@ -31,7 +31,7 @@ impl Step for KindCluster {
                 .await
                 .map_err(|source| StepError::KindCreate {
                     name: o.kind.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let path = ctx.dir.kind_kubeconfig();
             write_private(&path, &created.kubeconfig).map_err(|source| StepError::Io {

@@ -43,7 +43,8 @@ pub(super) async fn install(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), StepError> {
-    let vendored = crate::components::load(&o.root).map_err(StepError::Components)?;
+    let vendored =
+        crate::components::load(&o.root).map_err(|e| StepError::Components(Box::new(e)))?;
     let units: Vec<Unit> = vendored
         .components
         .into_iter()

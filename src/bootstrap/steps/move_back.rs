@@ -32,7 +32,7 @@ impl Step for MoveBack {
             mo.delete_source = true;
             crate::capi::move_objects(&target, &kind, &mo, ctx.observer, ctx.cancel)
                 .await
-                .map_err(StepError::Capi)?;
+                .map_err(StepError::capi)?;
             Ok(())
         })
     }

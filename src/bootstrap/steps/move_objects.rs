@@ -33,7 +33,7 @@ impl Step for Move {
             mo.journal = Some(ctx.dir.move_journal());
             crate::capi::move_objects(&kind, &target, &mo, ctx.observer, ctx.cancel)
                 .await
-                .map_err(StepError::Capi)?;
+                .map_err(StepError::capi)?;
             Ok(())
         })
     }

@@ -129,7 +129,7 @@ pub(in crate::bootstrap) async fn commit_and_push(
         .await
         .map_err(|source| StepError::Push {
             url: url.clone(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(Pushed {
         commit,

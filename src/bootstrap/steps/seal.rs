@@ -95,7 +95,7 @@ pub(in crate::bootstrap) async fn cluster_key(
         .map_err(|source| StepError::Certificate {
             namespace: namespace.into(),
             name: name.into(),
-            source,
+            source: Box::new(source),
         })?;
     if let Some(reason) = &fetched.fallback_reason {
         observer.warning(format!(

@@ -55,7 +55,6 @@ pub(super) async fn cluster_controllers(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), StepError> {
-    let kube = |source| StepError::Kube { side, source };
     let controllers: Vec<Object> = objects
         .iter()
         .filter(|x| x.kind() != "SealedSecret")
@@ -74,11 +73,11 @@ pub(super) async fn cluster_controllers(
             cancel,
         )
         .await
-        .map_err(kube)?;
+        .map_err(StepError::kube(side))?;
     }
     let plan = crate::capi::plan(from, &o.namespace)
         .await
-        .map_err(StepError::Capi)?;
+        .map_err(StepError::capi)?;
     let mut needed: Vec<Gvk> = Vec::new();
     for r in plan.moved() {
         let gvk = Gvk::from_api_version(&r.api_version, &r.kind);
@@ -91,7 +90,12 @@ pub(super) async fn cluster_controllers(
         let mut missing = Vec::new();
         for gvk in &needed {
             to.invalidate(&gvk.api_version()).await;
-            if to.resolve(gvk).await.map_err(kube)?.is_none() {
+            if to
+                .resolve(gvk)
+                .await
+                .map_err(StepError::kube(side))?
+                .is_none()
+            {
                 missing.push(format!("{} ({})", gvk.kind, gvk.api_version()));
             }
         }
