@@ -161,7 +161,7 @@ pub enum StepError {
         found: usize,
     },
     /// Creating the kind cluster.
-    #[error("kind cluster {name}")]
+    #[error("cannot create kind cluster {name}")]
     KindCreate {
         /// The kind cluster's name.
         name: String,
@@ -170,7 +170,7 @@ pub enum StepError {
         source: Box<crate::kind::CreateError>,
     },
     /// Deleting the kind cluster.
-    #[error("kind cluster {name}")]
+    #[error("cannot delete kind cluster {name}")]
     KindDelete {
         /// The kind cluster's name.
         name: String,
@@ -238,7 +238,7 @@ pub enum StepError {
         source: crate::flux::Error,
     },
     /// Cluster API: the move, its plan, the kubeconfig Secret, deleting the Cluster.
-    #[error("Cluster API")]
+    #[error("Cluster API objects")]
     Capi(#[source] Box<crate::capi::Error>),
     /// The cluster is not ready.
     #[error("Cluster {namespace}/{name} on the {side}")]
@@ -309,19 +309,19 @@ pub enum StepError {
         root: PathBuf,
     },
     /// Reading the repository (branch, remote).
-    #[error("git repository")]
+    #[error("cannot read the git repository")]
     GitOpen(#[source] crate::git::OpenError),
     /// The URL Flux clones.
-    #[error("git URL")]
+    #[error("cannot derive the URL Flux clones")]
     GitUrl(#[source] crate::git::UrlError),
     /// Switching to a new branch.
-    #[error("git branch")]
+    #[error("cannot switch to the new branch")]
     Switch(#[source] crate::git::SwitchError),
     /// Committing.
-    #[error("git commit")]
+    #[error("cannot commit")]
     Commit(#[source] crate::git::CommitError),
     /// Pushing.
-    #[error("git push to {url}")]
+    #[error("cannot push to {url}")]
     Push {
         /// The remote (without credentials).
         url: String,
@@ -330,7 +330,7 @@ pub enum StepError {
         source: Box<crate::git::PushError>,
     },
     /// Flux's deploy key cannot be generated.
-    #[error("deploy key")]
+    #[error("cannot generate Flux's deploy key")]
     DeployKey(#[source] crate::git::KeyError),
     /// Flux's deploy key on disk is not a public key.
     #[error("{}: not an OpenSSH public key", path.display())]
@@ -363,7 +363,7 @@ pub enum StepError {
         url: String,
     },
     /// Scanning or verifying the git host's keys.
-    #[error("host keys")]
+    #[error("cannot get the git host's keys")]
     HostKeys(#[source] crate::git::HostKeyScanError),
     /// Cancelled.
     #[error("cancelled")]

@@ -188,6 +188,10 @@ pub async fn rotate(
 
     let yaml = sealed_yaml(&dir, &secret, &key).map_err(failed(SEAL))?;
     drop(secret);
+    // Nothing has changed yet: an interruption up to here leaves everything as it was.
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled { step: SEAL.0 });
+    }
 
     let branch = match &o.branch {
         None => facts.branch.clone(),
