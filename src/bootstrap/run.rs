@@ -178,3 +178,141 @@ pub async fn teardown(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::LocalBoxFuture;
+
+    use super::*;
+    use crate::bootstrap::StepError;
+    use crate::observe::Silent;
+
+    /// A step that records its runs; `fail` makes it fail, `replace_kind` makes it report a
+    /// new kind cluster.
+    struct Fake {
+        id: &'static str,
+        needs_kind: bool,
+        creates_kind: bool,
+        fail: bool,
+        replace_kind: bool,
+        ran: &'static Mutex<Vec<&'static str>>,
+    }
+
+    impl Step for Fake {
+        fn id(&self) -> &'static str {
+            self.id
+        }
+        fn description(&self) -> &'static str {
+            "fake"
+        }
+        fn needs_kind(&self) -> bool {
+            self.needs_kind
+        }
+        fn creates_kind(&self) -> bool {
+            self.creates_kind
+        }
+        fn run<'a>(
+            &'a self,
+            ctx: &'a mut Context<'_>,
+        ) -> LocalBoxFuture<'a, Result<(), StepError>> {
+            Box::pin(async move {
+                self.ran.lock().unwrap().push(self.id);
+                ctx.kind_replaced = self.replace_kind;
+                if self.fail {
+                    return Err(StepError::NoHost { url: "x".into() });
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn plan(
+        ran: &'static Mutex<Vec<&'static str>>,
+        fail: &str,
+        replace: bool,
+    ) -> Vec<Box<dyn Step>> {
+        let step = |id, needs_kind, creates_kind| -> Box<dyn Step> {
+            Box::new(Fake {
+                id,
+                needs_kind,
+                creates_kind,
+                fail: id == fail,
+                replace_kind: creates_kind && replace,
+                ran,
+            })
+        };
+        vec![
+            step("create", false, true),
+            step("use", true, false),
+            step("after", false, false),
+        ]
+    }
+
+    async fn run(
+        dir: &std::path::Path,
+        plan: &[Box<dyn Step>],
+    ) -> (Result<(), Error>, Report, crate::bootstrap::State) {
+        let o = Options::new(dir, "prod");
+        let cancel = CancellationToken::new();
+        let path = dir.join("state.json");
+        let mut ctx = Context::load(&o, &Silent, &cancel, "bootstrap", path.clone()).unwrap();
+        let mut report = Report::default();
+        let r = run_plan(&mut ctx, plan, &mut report).await;
+        (r, report, crate::bootstrap::State::load(&path).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_failed_step_is_named_and_a_rerun_resumes_after_the_done_ones() {
+        static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let (r, report, state) = run(dir.path(), &plan(&RAN, "after", false)).await;
+        match r {
+            Err(Error::Step { step, source, .. }) => {
+                assert_eq!(step, "after");
+                assert!(matches!(*source, StepError::NoHost { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(report.ran, ["create", "use"]);
+        assert_eq!(state.done.iter().collect::<Vec<_>>(), ["create", "use"]);
+
+        RAN.lock().unwrap().clear();
+        let (r, report, _) = run(dir.path(), &plan(&RAN, "", false)).await;
+        r.unwrap();
+        assert_eq!(report.skipped, ["create", "use"]);
+        assert_eq!(*RAN.lock().unwrap(), ["after"]);
+    }
+
+    #[tokio::test]
+    async fn kind_is_created_again_while_a_step_needing_it_is_pending() {
+        static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let (r, ..) = run(dir.path(), &plan(&RAN, "use", false)).await;
+        assert!(r.is_err());
+        RAN.lock().unwrap().clear();
+        // `create` is done, but `use` is not: `create` runs again (reusing the cluster).
+        let (r, ..) = run(dir.path(), &plan(&RAN, "", false)).await;
+        r.unwrap();
+        assert_eq!(*RAN.lock().unwrap(), ["create", "use", "after"]);
+    }
+
+    #[tokio::test]
+    async fn a_new_kind_cluster_makes_the_steps_that_need_it_run_again() {
+        static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let (r, ..) = run(dir.path(), &plan(&RAN, "after", false)).await;
+        assert!(r.is_err());
+        let path = dir.path().join("state.json");
+        let mut state = crate::bootstrap::State::load(&path).unwrap();
+        // As if `use` were done but the plan's kind cluster was replaced: a fresh `create`
+        // (which reports it) resets `use`.
+        state.done.remove("create");
+        state.save(&path).unwrap();
+        RAN.lock().unwrap().clear();
+        let (r, ..) = run(dir.path(), &plan(&RAN, "", true)).await;
+        r.unwrap();
+        assert_eq!(*RAN.lock().unwrap(), ["create", "use", "after"]);
+    }
+}
