@@ -19,7 +19,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use capi_manage::bootstrap::{self, DeployKeyNotice, Options};
+use capi_manage::bootstrap::{self, DeployKeyNotice, Options, StepError};
 use capi_manage::observe::Event;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,13 @@ async fn main() -> ExitCode {
                 source = s.source();
             }
             eprintln!("error: {line}");
+            // Errors are typed: the failed step's id and the module error it wraps.
+            if let Some((step, StepError::DeployKeyNotAdded { path, .. })) = e.step_error() {
+                eprintln!(
+                    "step {step}: add the key in {} and run again",
+                    path.display()
+                );
+            }
             if cancel.is_cancelled() {
                 eprintln!("interrupted: run again to resume");
                 return ExitCode::from(130);

@@ -2,16 +2,11 @@
 //! (`clusters/<name>/.capi-manage/`, gitignored) so that a rerun resumes where it stopped.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-
-/// The state folder of a cluster: `clusters/<name>/.capi-manage`.
-pub fn state_dir(cluster_dir: &Path) -> PathBuf {
-    cluster_dir.join(crate::capi::STATE_DIR)
-}
 
 /// The format of the state files this version writes; files without a version are the
 /// format's first release, read the same way.
@@ -42,6 +37,11 @@ pub struct State {
 impl State {
     /// Reads the state at `path`; a missing file is a fresh start. A file that does not parse,
     /// or that a newer capi-manage wrote, is an error saying what to do.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateCorrupt`], [`Error::StateFormat`], or [`Error::State`] when the file
+    /// cannot be read.
     pub fn load(path: &Path) -> Result<State, Error> {
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -67,12 +67,20 @@ impl State {
         }
     }
 
-    /// Writes the state atomically (private file).
-    pub fn save(&self, path: &Path) -> Result<(), Error> {
+    /// The file's bytes, at this version's format.
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
         let mut current = self.clone();
         current.version = STATE_VERSION;
-        let bytes = serde_json::to_vec_pretty(&current).expect("state serializes");
-        write_private(path, &bytes).map_err(|source| Error::State {
+        serde_json::to_vec_pretty(&current).expect("state serializes")
+    }
+
+    /// Writes the state atomically (private file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::State`] naming the file.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        write_private(path, &self.to_bytes()).map_err(|source| Error::State {
             path: path.to_path_buf(),
             source,
         })

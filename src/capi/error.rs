@@ -132,6 +132,38 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// A cluster's kubeconfig Secret does not exist (yet).
+    #[error(
+        "Secret {namespace}/{name} not found: the cluster's control plane has not written its kubeconfig"
+    )]
+    NoKubeconfigSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name, `<cluster>-kubeconfig`.
+        name: String,
+    },
+    /// A cluster's kubeconfig Secret has no `data.value`.
+    #[error("Secret {namespace}/{name}: field `data.value` is missing")]
+    EmptyKubeconfigSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The management cluster does not serve the Cluster kind.
+    #[error("the Cluster kind (cluster.x-k8s.io) is not served: Cluster API is not installed")]
+    NoClusterKind,
+    /// A deleted Cluster did not go away.
+    #[error("Cluster {namespace}/{name} is not gone")]
+    NotDeleted {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The wait's error (timeout, cancellation, request).
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
     /// Cancelled.
     #[error("cancelled")]
     Cancelled,

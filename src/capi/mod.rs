@@ -14,9 +14,11 @@ pub mod orc;
 mod pause;
 pub mod readiness;
 mod transform;
+mod workload;
 
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
 pub use mover::{
     Error, Journal, MoveOptions, MoveReport, PAUSED_BY_MOVE, STATE_DIR, Skipped, backup,
     backup_file_name, journal_path, move_objects, plan, restore,
 };
+pub use workload::{delete_cluster, read_kubeconfig};

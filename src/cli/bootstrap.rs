@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use capi_manage::bootstrap::{self, DeployKeyNotice, Options};
+use capi_manage::bootstrap::{self, DeployKeyNotice, Options, StepError};
 use capi_manage::git::{Author, HttpCredentials, SshOptions};
 #[cfg(feature = "test-support")]
 use capi_manage::kind::NodePrivileges;
@@ -212,15 +212,20 @@ pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An interruption becomes [`super::Interrupted`] (exit 130) with how to resume.
+/// An interruption becomes [`super::Interrupted`] (exit 130) with how to resume; an error a
+/// flag fixes gets that flag.
 fn interrupted(e: bootstrap::Error, cluster: &str, command: &str) -> anyhow::Error {
     if e.is_cancelled() {
-        anyhow::Error::new(super::Interrupted(format!(
+        return anyhow::Error::new(super::Interrupted(format!(
             "{e}: `capi-manage {command} {cluster}`"
-        )))
-    } else {
-        e.into()
+        )));
     }
+    let hint = match e.step_error() {
+        Some((_, StepError::DeployKeyNotAdded { .. })) => "or pass --deploy-key-added",
+        Some((_, StepError::NoRemote { .. })) => "or pass --git-url",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{}; {hint}", super::one_line(&anyhow::Error::from(e)))
 }
 
 /// `capi-manage kubeconfig <cluster>`: the path, or with --print the contents.
@@ -241,8 +246,7 @@ pub fn run_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
         Some(dir) => Repo::at(dir),
         None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
     };
-    let dir = repo.cluster_dir(&args.cluster)?;
-    let path = dir.join("kubeconfig");
+    let path = repo.layout(&args.cluster)?.kubeconfig();
     if !path.is_file() {
         bail!(
             "{} is missing: `capi-manage bootstrap {}` writes it",

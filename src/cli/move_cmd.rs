@@ -1,9 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use capi_manage::capi::{
-    MoveOptions, MoveReport, backup, journal_path, move_objects, plan, restore,
-};
+use capi_manage::capi::{MoveOptions, MoveReport, backup, move_objects, plan, restore};
 use capi_manage::kube::{ClientOptions, Discovery, connect};
 use capi_manage::repo::Repo;
 use tokio_util::sync::CancellationToken;
@@ -64,8 +62,7 @@ fn journal(args: &Args) -> anyhow::Result<Option<PathBuf>> {
         return Ok(None);
     };
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
-    let dir = Repo::discover(&cwd)?.cluster_dir(cluster)?;
-    Ok(Some(journal_path(&dir)))
+    Ok(Some(Repo::discover(&cwd)?.layout(cluster)?.move_journal()))
 }
 
 pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {

@@ -164,18 +164,15 @@ pub fn report(repo: &Repo, c: &Cluster, pins: &Pins) -> String {
         let _ = writeln!(s, "  {} {} ({})", p.chart, p.version, p.release);
     }
     // The bootstrap's own steps, with what an earlier run finished.
-    let state = capi_manage::bootstrap::State::load(
-        &capi_manage::bootstrap::state::state_dir(&c.dir).join("state.json"),
-    )
-    .unwrap_or_default();
+    let state = capi_manage::bootstrap::State::load(&c.dir.bootstrap_state()).unwrap_or_default();
     let _ = writeln!(s, "bootstrap steps:");
-    for (i, step) in capi_manage::bootstrap::Step::BOOTSTRAP.iter().enumerate() {
-        let done = if state.done.contains(step.name()) {
+    for (i, step) in capi_manage::bootstrap::bootstrap_steps().iter().enumerate() {
+        let done = if state.done.contains(step.id()) {
             "  (done)"
         } else {
             ""
         };
-        let _ = writeln!(s, "  {:>2}. {}{done}", i + 1, step.describe());
+        let _ = writeln!(s, "  {:>2}. {}{done}", i + 1, step.description());
     }
     s
 }

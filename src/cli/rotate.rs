@@ -5,26 +5,16 @@
 //! push pushes the earlier commit along with the new one (the push sends whatever the remote
 //! lacks).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use capi_manage::git::{
-    self, Author, CommitOptions, CommitOutcome, HttpCredentials, PushOptions, SshOptions,
-    SwitchOutcome,
-};
-use capi_manage::kube::{
-    ClientOptions, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect,
-    fetch_certificate,
-};
-use capi_manage::observe::ObserverExt;
-use capi_manage::repo::{Credentials, Repo};
-use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};
+use capi_manage::bootstrap::{self, Certificate, RotateOptions, StepError};
+use capi_manage::git::{Author, HttpCredentials, SshOptions};
+use capi_manage::kube::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
+use capi_manage::repo::Repo;
 use tokio_util::sync::CancellationToken;
 
 use super::{CertArgs, Terminal};
-
-/// The sealed file's name inside `clusters/<name>/`.
-pub const SEALED_FILE: &str = "credentials-sealed.yaml";
 
 /// Environment variable holding an access token for HTTP(S) remotes.
 const TOKEN_ENV: &str = "CAPI_MANAGE_GIT_TOKEN";
@@ -81,124 +71,35 @@ pub struct Args {
     pub no_agent: bool,
 }
 
-/// The default commit message of `capi-manage rotate <cluster>`.
-pub fn default_message(cluster: &str) -> String {
-    format!("Rotate credentials - {cluster}")
-}
-
 pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     let start = match &args.repo {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("cannot read the working directory")?,
     };
     let repo = Repo::discover(&start)?;
-    let dir = repo.cluster_dir(&args.cluster)?;
-    let credentials_path = dir.join("credentials.yaml");
-    let rela_sealed = Path::new("clusters").join(&args.cluster).join(SEALED_FILE);
-
-    // Everything is checked before the network and before anything changes on disk.
-    let credentials = Credentials::load(&credentials_path)?;
-    if !credentials.placeholders.is_empty() {
-        bail!(
-            "{}: {} still hold{} the template's placeholder REPLACE_ME: fill in the application credential",
-            credentials_path.display(),
-            credentials.placeholders.join(", "),
-            if credentials.placeholders.len() == 1 {
-                "s"
-            } else {
-                ""
-            }
-        );
-    }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&credentials_path)
-            .with_context(|| format!("cannot read {}", credentials_path.display()))?,
-    );
-    let mut secrets = Secret::parse(&text, Some(&credentials_path))?;
-    drop(text);
-    if secrets.len() != 1 {
-        bail!(
-            "{}: holds {} documents; expected exactly one Secret",
-            credentials_path.display(),
-            secrets.len()
-        );
-    }
-    let secret = secrets.remove(0);
-
-    let _lock = capi_manage::repo::lock_state_dir(&dir.join(capi_manage::capi::STATE_DIR))?;
-    let facts = git::open(repo.root())?;
-    let url = match (&args.remote_url, &facts.origin_url) {
-        (Some(u), _) | (None, Some(u)) => u.clone(),
-        (None, None) => bail!(
-            "{}: no remote `origin` to push to; add one (`git remote add origin URL`) or pass --remote-url",
-            facts.root.display()
-        ),
+    let mut o = RotateOptions::new(repo.root(), &args.cluster);
+    o.certificate = match args.cert.key().await? {
+        Some(key) => Certificate::Key {
+            key,
+            from: args.cert.cert.clone().unwrap_or_default(),
+        },
+        None => Certificate::Cluster {
+            namespace: args.controller_namespace.clone(),
+            name: args.controller_name.clone(),
+        },
     };
-    let author = match (&args.author_name, &args.author_email) {
+    o.branch = args.branch.clone();
+    o.message = args.message.clone();
+    o.author = match (&args.author_name, &args.author_email) {
         (Some(name), Some(email)) => Some(Author {
             name: name.clone(),
             email: email.clone(),
         }),
         _ => None,
     };
-    // Credentials in the URL leave it here, once: nothing after this prints them.
-    let (url, url_credentials) = git::split_credentials(&url);
-    let http_credentials = http_credentials()?.or(url_credentials);
-
-    let (key, key_from) = sealing_key(&args, &dir, observer).await?;
-    let sealed = seal(&secret, &key, &SealOptions::default())?;
-    drop(secret);
-    let yaml = to_yaml(&sealed);
-
-    let branch = match &args.branch {
-        None => facts.branch.clone(),
-        Some(b) => {
-            let b = b.strip_prefix("refs/heads/").unwrap_or(b).to_string();
-            match git::switch_new_branch(repo.root(), &b)? {
-                SwitchOutcome::Created { previous, .. } => observer.success(
-                    format!(
-                        "created branch {b} from {} and switched to it",
-                        previous.as_deref().unwrap_or("HEAD")
-                    ),
-                    None,
-                ),
-                _ => observer.success(format!("already on branch {b}"), None),
-            }
-            b
-        }
-    };
-
-    let sealed_path = dir.join(SEALED_FILE);
-    super::seal::write_atomically(&sealed_path, yaml.as_bytes())?;
-    observer.success(
-        format!(
-            "sealed {} with certificate {key_from} (subject {}, SHA-256 fingerprint {})",
-            rela_sealed.display(),
-            key.subject(),
-            key.fingerprint_sha256()
-        ),
-        None,
-    );
-
-    let mut commit = CommitOptions::new(
-        [rela_sealed.clone()],
-        args.message
-            .clone()
-            .unwrap_or_else(|| default_message(&args.cluster)),
-    );
-    commit.author = author;
-    let outcome = git::commit(repo.root(), &commit, observer)?;
-    let commit_id = match &outcome {
-        CommitOutcome::Committed { id, .. } => id.clone(),
-        CommitOutcome::Unchanged { head } => head.clone(),
-        _ => String::new(),
-    };
-
-    let mut push = PushOptions::new(&url, &branch);
-    if http_credentials.is_some() {
-        push.http_credentials = http_credentials;
-    }
-    push.ssh = ssh_options(&args);
+    o.remote_url = args.remote_url.clone();
+    o.http_credentials = http_credentials()?;
+    o.ssh = ssh_options(&args);
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -206,52 +107,33 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             c.cancel();
         }
     });
-    let pushed = git::push(repo.root(), &push, observer, &cancel).await?;
+    let report = bootstrap::rotate(&o, observer, &cancel)
+        .await
+        .map_err(hinted)?;
     println!(
-        "rotated {}: commit {} on {branch}, {} at {url} {}",
-        rela_sealed.display(),
-        &commit_id[..commit_id.len().min(12)],
-        if pushed.up_to_date {
+        "rotated {}: commit {} on {}, {} at {} {}",
+        report.sealed.display(),
+        &report.commit[..report.commit.len().min(12)],
+        report.branch,
+        if report.push.up_to_date {
             "already"
         } else {
             "pushed to"
         },
-        pushed.remote_ref
+        report.url,
+        report.push.remote_ref
     );
     Ok(())
 }
 
-/// The sealing key and where it came from.
-async fn sealing_key(
-    args: &Args,
-    dir: &Path,
-    observer: &Terminal,
-) -> anyhow::Result<(SealingKey, String)> {
-    if let Some(key) = args.cert.key().await? {
-        return Ok((key, args.cert.cert.clone().unwrap_or_default()));
-    }
-    let kubeconfig = dir.join("kubeconfig");
-    if !kubeconfig.is_file() {
-        bail!(
-            "{}: missing; the certificate is fetched through the cluster's kubeconfig: put it there or pass --cert FILE|URL",
-            kubeconfig.display()
-        );
-    }
-    let client = connect(&ClientOptions {
-        kubeconfig: Some(kubeconfig),
-        context: None,
-    })
-    .await?;
-    let fetched =
-        fetch_certificate(&client, &args.controller_namespace, &args.controller_name).await?;
-    if let Some(reason) = &fetched.fallback_reason {
-        observer.warning(format!(
-            "using the certificate of {} because the controller's service proxy failed: {reason}",
-            fetched.from
-        ));
-    }
-    let key = SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
-    Ok((key, fetched.from))
+/// The library's error, with the flag that fixes it where one does.
+fn hinted(e: bootstrap::Error) -> anyhow::Error {
+    let hint = match e.step_error() {
+        Some((_, StepError::NoKubeconfig { .. })) => "put it there or pass --cert FILE|URL",
+        Some((_, StepError::NoRemote { .. })) => "or pass --remote-url",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{}; {hint}", super::one_line(&anyhow::Error::from(e)))
 }
 
 fn http_credentials() -> anyhow::Result<Option<HttpCredentials>> {

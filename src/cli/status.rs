@@ -27,7 +27,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
     };
     let cluster = repo.cluster(&args.cluster)?;
-    let kubeconfig = cluster.dir.join("kubeconfig");
+    let kubeconfig = cluster.dir.kubeconfig();
     if !kubeconfig.is_file() {
         bail!(
             "{} is missing: the cluster is not bootstrapped (`capi-manage bootstrap {}` writes it)",

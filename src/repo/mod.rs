@@ -4,12 +4,19 @@
 //! say, and the folder renders.
 
 mod credentials;
+mod kustomization;
+mod layout;
 mod lock;
 mod values;
 
 use std::path::{Path, PathBuf};
 
 pub use credentials::{Credentials, PLACEHOLDER};
+pub use kustomization::{add_resource, list_resource};
+pub use layout::{
+    CLUSTERS_DIR, CREDENTIALS, ClusterDir, KUBECONFIG, KUSTOMIZATION, SEALED_CREDENTIALS,
+    STATE_DIR, VALUES,
+};
 pub use lock::{LOCK_FILE, RunLock, lock_file, lock_state_dir};
 pub use values::Values;
 
@@ -45,6 +52,25 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The credentials still hold the template's placeholder.
+    #[error(
+        "{}: {} still hold{} the template's placeholder {PLACEHOLDER}: fill in the OpenStack application credential", path.display(), fields.join(", "), if fields.len() == 1 { "s" } else { "" }
+    )]
+    Placeholders {
+        /// The credentials file.
+        path: PathBuf,
+        /// The fields that hold it, e.g. `clouds.openstack.auth.application_credential_secret`.
+        fields: Vec<String>,
     },
     /// A file is not valid YAML or not the expected object.
     #[error("{}: invalid YAML", path.display())]
@@ -146,21 +172,27 @@ impl Repo {
         if !valid_cluster_name(name) {
             return Err(Error::BadName { name: name.into() });
         }
-        let dir = self.root.join("clusters").join(name);
+        let dir = ClusterDir::new(&self.root, name);
         if !crate::render::is_kustomization_dir(&dir) {
-            return Err(Error::NoCluster { dir });
+            return Err(Error::NoCluster { dir: dir.into() });
         }
-        Ok(dir)
+        Ok(dir.into())
+    }
+
+    /// The paths of `clusters/<name>`, checked to exist with a kustomization.
+    pub fn layout(&self, name: &str) -> Result<ClusterDir, Error> {
+        self.cluster_dir(name)?;
+        Ok(ClusterDir::new(&self.root, name))
     }
 
     /// Loads and checks a cluster's folder: values, credentials, and that it renders.
     pub fn cluster(&self, name: &str) -> Result<Cluster, Error> {
-        let dir = self.cluster_dir(name)?;
-        let values = Values::load(&dir.join("values.yaml"))?;
-        let credentials = Credentials::load(&dir.join("credentials.yaml"))?;
+        let dir = self.layout(name)?;
+        let values = Values::load(&dir.values())?;
+        let credentials = Credentials::load(&dir.credentials())?;
         if credentials.secret_name != values.cloud_credentials_secret_name {
             return Err(Error::Field {
-                path: dir.join("credentials.yaml"),
+                path: dir.credentials(),
                 field: "metadata.name".into(),
                 problem: format!(
                     "is {:?} but values.yaml's cloudCredentialsSecretName is {:?}: make them equal",
@@ -170,7 +202,7 @@ impl Repo {
         }
         if credentials.namespace != values.namespace {
             return Err(Error::Field {
-                path: dir.join("credentials.yaml"),
+                path: dir.credentials(),
                 field: "metadata.namespace".into(),
                 problem: format!(
                     "is {:?} but the values ConfigMap is in {:?}: put both in the cluster's namespace",
@@ -179,7 +211,7 @@ impl Repo {
             });
         }
         let objects = crate::render::render(&dir).map_err(|source| Error::Render {
-            dir: dir.clone(),
+            dir: dir.path().to_path_buf(),
             source: Box::new(source),
         })?;
         check_wiring(&dir, &values, &objects)?;
@@ -195,11 +227,11 @@ impl Repo {
 
 /// The rendered folder holds the values ConfigMap and a HelmRelease that reads it.
 fn check_wiring(
-    dir: &Path,
+    dir: &ClusterDir,
     values: &Values,
     objects: &[crate::manifest::Object],
 ) -> Result<(), Error> {
-    let kustomization = dir.join("kustomization.yaml");
+    let kustomization = dir.kustomization();
     let (ns, cm) = (values.namespace.as_str(), values.config_map_name.as_str());
     if !objects
         .iter()
@@ -231,13 +263,31 @@ fn check_wiring(
     Ok(())
 }
 
+impl Credentials {
+    /// Refuses credentials (read from `path`) whose fields still hold the template's
+    /// placeholder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Placeholders`] naming every such field.
+    pub fn ensure_filled(&self, path: &Path) -> Result<(), Error> {
+        if self.placeholders.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Placeholders {
+            path: path.to_path_buf(),
+            fields: self.placeholders.clone(),
+        })
+    }
+}
+
 /// A checked cluster folder.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     /// The cluster's name (its folder under `clusters/`).
     pub name: String,
-    /// `clusters/<name>`.
-    pub dir: PathBuf,
+    /// `clusters/<name>` and the paths of its files.
+    pub dir: ClusterDir,
     /// The values ConfigMap.
     pub values: Values,
     /// The credentials Secret (plaintext; never committed).

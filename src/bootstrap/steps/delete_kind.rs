@@ -1,0 +1,41 @@
+//! `delete-kind`: delete the ephemeral kind cluster.
+
+use futures::future::LocalBoxFuture;
+
+use super::Step;
+use crate::bootstrap::StepError;
+use crate::bootstrap::context::Context;
+
+/// Deletes the kind cluster and its kubeconfig.
+pub(super) struct DeleteKind;
+
+impl Step for DeleteKind {
+    fn id(&self) -> &'static str {
+        "delete-kind"
+    }
+
+    fn description(&self) -> &'static str {
+        "delete the kind cluster"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a mut Context<'_>) -> LocalBoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let o = ctx.o;
+            crate::kind::delete(
+                &crate::kind::DeleteOptions {
+                    name: o.kind.name.clone(),
+                    docker_host: o.kind.docker_host.clone(),
+                },
+                ctx.observer,
+            )
+            .await
+            .map_err(|source| StepError::KindDelete {
+                name: o.kind.name.clone(),
+                source,
+            })?;
+            let _ = std::fs::remove_file(ctx.dir.kind_kubeconfig());
+            ctx.forget_kind();
+            Ok(())
+        })
+    }
+}
