@@ -39,6 +39,23 @@ pub enum Error {
     /// The repository or cluster folder is not usable, or another run holds its lock.
     #[error("cannot use the cluster's config")]
     Repo(#[source] crate::repo::Error),
+    /// The cloud preflight could not run (the cloud did not answer, or answered oddly).
+    #[error("the preflight against the OpenStack cloud of {} could not run", credentials.display())]
+    CloudPreflight {
+        /// The credentials file whose `clouds.yaml` was used.
+        credentials: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::cloud::Error,
+    },
+    /// The cloud preflight found problems; nothing was created.
+    #[error("{} cannot hold this cluster: {}", credentials.display(), problems.join("; "))]
+    CloudProblems {
+        /// The credentials file whose `clouds.yaml` was used.
+        credentials: PathBuf,
+        /// One line each: the values field, what is wrong and what exists instead.
+        problems: Vec<String>,
+    },
     /// The state file cannot be read or written.
     #[error("state file {}", path.display())]
     State {

@@ -119,6 +119,9 @@ pub struct Options {
     pub sealed_secrets_name: String,
     /// Flux's namespace.
     pub flux_namespace: String,
+    /// The preflight against the OpenStack cloud that runs before the first step (login,
+    /// catalog, what the values name, quotas); `None` skips it.
+    pub cloud_preflight: Option<crate::cloud::Options>,
 }
 
 impl std::fmt::Debug for Options {
@@ -150,6 +153,7 @@ impl Options {
             sealed_secrets_namespace: crate::kube::DEFAULT_CONTROLLER_NAMESPACE.into(),
             sealed_secrets_name: crate::kube::DEFAULT_CONTROLLER_NAME.into(),
             flux_namespace: "flux-system".into(),
+            cloud_preflight: Some(crate::cloud::Options::default()),
         }
     }
 

@@ -123,6 +123,7 @@ pub async fn bootstrap(
         .map_err(Error::Repo)?;
     let dir = o.dir();
     let _lock = dir.lock().map_err(Error::Repo)?;
+    cloud_preflight(o, &cluster, observer, cancel).await?;
     let mut ctx = Context::load(o, observer, cancel, "bootstrap", dir.bootstrap_state())?;
     // Once the cluster has moved, its kubeconfig cannot be read from kind again.
     if ctx.state.done.contains(steps::MOVE) && !dir.kubeconfig().is_file() {
@@ -137,6 +138,40 @@ pub async fn bootstrap(
     run_plan(&mut ctx, &steps::bootstrap_steps(), &mut report).await?;
     report.pushed = ctx.state.pushed.clone();
     Ok(report)
+}
+
+/// The preflight against the cloud of the cluster's `credentials.yaml`, when
+/// [`Options::cloud_preflight`] asks for it: every problem at once, before anything is created.
+async fn cloud_preflight(
+    o: &Options,
+    cluster: &crate::repo::Cluster,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let Some(options) = &o.cloud_preflight else {
+        return Ok(());
+    };
+    let credentials = cluster.dir.credentials();
+    observer.action(format!(
+        "checking the OpenStack cloud of {} (login, catalog, flavors, image, network, quotas)",
+        cluster.dir.relative(&credentials).display()
+    ));
+    let report = tokio::select! {
+        r = crate::cloud::preflight_cluster(cluster, options) => r,
+        () = cancel.cancelled() => return Err(Error::Cancelled { step: "cloud-preflight" }),
+    }
+    .map_err(|source| Error::CloudPreflight {
+        credentials: credentials.clone(),
+        source,
+    })?;
+    if !report.is_ok() {
+        return Err(Error::CloudProblems {
+            credentials,
+            problems: report.problems.iter().map(ToString::to_string).collect(),
+        });
+    }
+    observer.success("the cloud has what the values name".to_string(), None);
+    Ok(())
 }
 
 /// Runs `capi-manage teardown`: moves the cluster back to a kind cluster, deletes it there and
@@ -156,6 +191,17 @@ pub async fn teardown(
     let dir = o.dir();
     let kubeconfig = dir.kubeconfig();
     let _lock = dir.lock().map_err(Error::Repo)?;
+    if let Some(options) = &o.cloud_preflight {
+        let cluster = Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
+        let o = Options {
+            cloud_preflight: Some(crate::cloud::Options {
+                deleting: true,
+                ..options.clone()
+            }),
+            ..o.clone()
+        };
+        cloud_preflight(&o, &cluster, observer, cancel).await?;
+    }
     let mut ctx = Context::load(o, observer, cancel, "teardown", dir.teardown_state())?;
     if !kubeconfig.is_file() && !ctx.state.done.contains(steps::MOVE) {
         return Err(Error::NoKubeconfig { path: kubeconfig });

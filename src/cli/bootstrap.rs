@@ -71,6 +71,10 @@ pub struct Args {
     /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
     #[arg(long)]
     pub deploy_key_added: bool,
+    /// Skip the check of the OpenStack cloud (login, catalog, what the values name, quotas)
+    /// that runs before the first step.
+    #[arg(long)]
+    pub skip_cloud_preflight: bool,
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -94,6 +98,9 @@ impl Args {
             None => Repo::discover(&std::env::current_dir().context("working directory")?)?,
         };
         let mut o = Options::new(repo.root(), &self.cluster);
+        if self.skip_cloud_preflight {
+            o.cloud_preflight = None;
+        }
         o.namespace = self.namespace.clone();
         if let Some(n) = &self.kind_name {
             o.kind.name = n.clone();

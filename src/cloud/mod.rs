@@ -192,6 +192,9 @@ pub struct Options {
     pub timeout: Duration,
     /// The folder a relative `cacert` path is taken from (the current folder when `None`).
     pub base_dir: Option<PathBuf>,
+    /// Check only what deleting the cluster needs (teardown): the login, the project and the
+    /// catalog; not the flavors, image, network, key pair or quotas that creating needs.
+    pub deleting: bool,
 }
 
 impl Default for Options {
@@ -199,6 +202,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(30),
             base_dir: None,
+            deleting: false,
         }
     }
 }
@@ -211,7 +215,10 @@ pub async fn preflight(
     values: &serde_json::Value,
     options: &Options,
 ) -> Result<Report, Error> {
-    let needs = Needs::from_values(values);
+    let mut needs = Needs::from_values(values);
+    if options.deleting {
+        needs = needs.for_deleting();
+    }
     client::run(cloud, &needs, options).await
 }
 
@@ -224,7 +231,9 @@ pub async fn preflight_cluster(
 ) -> Result<Report, Error> {
     let cloud = CloudConfig::from_clouds_yaml(&cluster.credentials.clouds_yaml, CLOUD_NAME)?;
     let mut options = options.clone();
-    options.base_dir.get_or_insert_with(|| cluster.dir.clone());
+    options
+        .base_dir
+        .get_or_insert_with(|| cluster.dir.path().to_path_buf());
     preflight(&cloud, &cluster.values.chart, &options).await
 }
 

@@ -89,6 +89,24 @@ pub struct Needs {
     pub managed_network: bool,
 }
 
+impl Needs {
+    /// What deleting the cluster needs of the cloud: the services in the catalog (the load
+    /// balancer's when it has one), nothing that only creating uses.
+    pub fn for_deleting(self) -> Needs {
+        Needs {
+            groups: Vec::new(),
+            ssh_key: None,
+            external_network: None,
+            external_network_disabled: true,
+            load_balancer_provider: None,
+            floating_ip: false,
+            managed_security_groups: false,
+            managed_network: false,
+            ..self
+        }
+    }
+}
+
 fn get<'v>(v: &'v Value, dotted: &str) -> Option<&'v Value> {
     let mut cur = v;
     for p in dotted.split('.') {

@@ -11,10 +11,10 @@ pub(super) mod deploy_key;
 mod flux_sync;
 mod kind_cluster;
 mod kind_components;
-mod kubeconfig;
 mod move_back;
 mod move_objects;
 pub(super) mod push;
+mod save_kubeconfig;
 pub(super) mod seal;
 mod suspend_flux;
 mod sync_health;
@@ -65,7 +65,7 @@ pub fn bootstrap_steps() -> Vec<Box<dyn Step>> {
         Box::new(kind_components::KindComponents),
         Box::new(apply_cluster::ApplyCluster),
         Box::new(cluster_ready::ClusterReady),
-        Box::new(kubeconfig::Kubeconfig),
+        Box::new(save_kubeconfig::Kubeconfig),
         Box::new(target_components::TargetComponents),
         Box::new(move_objects::Move),
         Box::new(target_ready::TargetReady),
