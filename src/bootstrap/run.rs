@@ -59,7 +59,7 @@ impl Ctx<'_> {
         }
         let client = connect(&ClientOptions {
             kubeconfig: Some(self.kind_kubeconfig()),
-            context: None,
+            ..Default::default()
         })
         .await?;
         let d = Discovery::new(client);
@@ -73,7 +73,7 @@ impl Ctx<'_> {
         }
         let client = connect(&ClientOptions {
             kubeconfig: Some(self.o.kubeconfig_path()),
-            context: None,
+            ..Default::default()
         })
         .await?;
         let d = Discovery::new(client);

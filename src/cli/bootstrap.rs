@@ -163,14 +163,7 @@ fn ask_deploy_key(n: &DeployKeyNotice) -> bool {
 }
 
 fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
-    cancel
+    super::cancel_on_ctrl_c()
 }
 
 pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {

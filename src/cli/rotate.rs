@@ -19,7 +19,6 @@ use capi_manage::kube::{
 use capi_manage::observe::ObserverExt;
 use capi_manage::repo::{Credentials, Repo};
 use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};
-use tokio_util::sync::CancellationToken;
 
 use super::{CertArgs, Terminal};
 
@@ -199,13 +198,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         push.http_credentials = http_credentials;
     }
     push.ssh = ssh_options(&args);
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
+    let cancel = super::cancel_on_ctrl_c();
     let pushed = git::push(repo.root(), &push, observer, &cancel).await?;
     println!(
         "rotated {}: commit {} on {branch}, {} at {url} {}",
@@ -239,7 +232,7 @@ async fn sealing_key(
     }
     let client = connect(&ClientOptions {
         kubeconfig: Some(kubeconfig),
-        context: None,
+        ..super::client_options(None, None)
     })
     .await?;
     let fetched =
