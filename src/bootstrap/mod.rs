@@ -6,6 +6,7 @@
 //! cluster reconnect on their own (the kind cluster's kubeconfig is kept in the same folder).
 
 mod components;
+mod plan;
 mod run;
 pub mod state;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use run::{bootstrap, teardown};
 pub use state::State;
 
