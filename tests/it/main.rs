@@ -12,6 +12,7 @@ mod chart;
 mod cli_exit;
 mod cli_plan;
 mod cli_rotate;
+mod cli_signals;
 mod flux;
 mod git;
 mod kind;
