@@ -108,6 +108,16 @@ pub fn client_options(
     }
 }
 
+/// Push options for `branch` at `url`, with the user's timeouts (no limit: a century).
+pub fn push_options(url: &str, branch: &str) -> capi_manage::git::PushOptions {
+    const UNLIMITED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let t = timeouts();
+    let mut push = capi_manage::git::PushOptions::new(url, branch);
+    push.connect_timeout = t.connect.unwrap_or(UNLIMITED);
+    push.read_timeout = t.request.unwrap_or(UNLIMITED);
+    push
+}
+
 /// A cancellation token that Ctrl-C (SIGINT) fires. The operation stops at its next request
 /// or wait (a request in flight is dropped), undoes what it must, and the command exits 130.
 pub fn cancel_on_ctrl_c() -> CancellationToken {
@@ -302,6 +312,18 @@ fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
         )
     {
         return Some("pass --node-image IMAGE");
+    }
+    if matches!(
+        c.downcast_ref::<capi_manage::git::PushError>(),
+        Some(capi_manage::git::PushError::UnknownHostKey { .. })
+    ) {
+        return Some("verify it, then re-run with --accept-new-host-key");
+    }
+    if matches!(
+        c.downcast_ref::<capi_manage::components::Error>(),
+        Some(capi_manage::components::Error::Variable { .. })
+    ) {
+        return Some("set it with --var NAME=VALUE or in the environment");
     }
     if matches!(
         c.downcast_ref::<capi::Error>(),

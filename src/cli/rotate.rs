@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use capi_manage::git::{
-    self, Author, CommitOptions, CommitOutcome, HttpCredentials, PushOptions, SshOptions,
-    SwitchOutcome,
+    self, Author, CommitOptions, CommitOutcome, HttpCredentials, SshOptions, SwitchOutcome,
 };
 use capi_manage::kube::{
     ClientOptions, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect,
@@ -193,7 +192,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         _ => String::new(),
     };
 
-    let mut push = PushOptions::new(&url, &branch);
+    let mut push = super::push_options(&url, &branch);
     if http_credentials.is_some() {
         push.http_credentials = http_credentials;
     }

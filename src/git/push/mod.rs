@@ -205,9 +205,7 @@ pub enum PushError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The SSH host key is not in known_hosts.
-    #[error(
-        "host key of {host} is unknown ({fingerprint}, not in {known_hosts}); verify it, then re-run with --accept-new-host-key"
-    )]
+    #[error("host key of {host} is unknown ({fingerprint}, not in {known_hosts})")]
     UnknownHostKey {
         /// `host` or `[host]:port`.
         host: String,
