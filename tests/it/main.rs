@@ -17,6 +17,7 @@ mod flux;
 mod git;
 mod kind;
 mod kube;
+mod plan;
 mod render;
 mod seal;
 mod vendor;
