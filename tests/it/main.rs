@@ -20,5 +20,6 @@ mod kube;
 mod plan;
 mod render;
 mod seal;
+mod status;
 mod vendor;
 mod webhooks;
