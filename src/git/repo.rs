@@ -79,7 +79,7 @@ pub fn remote_url(path: &Path, name: &str) -> Result<Option<String>, OpenError> 
         Some(Err(source)) => Err(OpenError::Remote {
             path: path.to_owned(),
             name: name.to_string(),
-            source: source.into(),
+            source,
         }),
         Some(Ok(remote)) => Ok(remote
             .url(gix::remote::Direction::Push)
