@@ -416,8 +416,13 @@ pub async fn move_objects(
 
     refuse_same_cluster(source, target, cancel).await?;
     preflight(target, mover.resources.values(), cancel).await?;
-    // As clusterctl move: the namespace is created on the target when missing.
-    ensure_namespace(target, ns).await?;
+    // As clusterctl move: the namespace is created on the target when missing. Nothing is
+    // paused yet, so Ctrl-C can drop the request.
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(Error::Cancelled),
+        created = ensure_namespace(target, ns) => created?,
+    }
     mover.wait_unblocked().await?;
     mover.pause_source().await?;
 
