@@ -345,10 +345,17 @@ fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     None
 }
 
-/// The command as the user typed it, for "run it again": words with spaces or quotes quoted.
+/// The command as the user typed it, for "run it again": words with spaces or quotes quoted,
+/// credentials in HTTP(S) URLs left out (they would end up in logs).
 fn command_line() -> String {
+    let without_credentials = |a: String| match a.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => {
+            format!("{flag}={}", capi_manage::git::split_credentials(value).0)
+        }
+        _ => capi_manage::git::split_credentials(&a).0,
+    };
     std::iter::once("capi-manage".to_string())
-        .chain(std::env::args().skip(1).map(|a| {
+        .chain(std::env::args().skip(1).map(without_credentials).map(|a| {
             if !a.is_empty()
                 && a.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))

@@ -259,20 +259,32 @@ fn in_repo(cmd: &mut Command, home: &Path, work: &Path) {
         .env_remove("CAPI_MANAGE_GIT_PASSWORD");
 }
 
+/// Through origin, then through --remote-url with a token in it: the resume command leaves the
+/// token out.
 #[test]
 fn ctrl_c_ends_a_rotate_whose_git_server_never_answers() {
     let dir = tempfile::tempdir().unwrap();
     let silent = Silent::start();
-    let work = cluster_repo(
-        dir.path(),
-        &format!("http://127.0.0.1:{}/config.git", silent.port),
-    );
+    let url = format!("http://127.0.0.1:{}/config.git", silent.port);
+    let work = cluster_repo(dir.path(), &url);
     let cert = crate::seal::keys().cert.clone();
     let mut cmd = capi_manage();
     cmd.args(["rotate", "prod", "--cert"]).arg(&cert);
     in_repo(&mut cmd, dir.path(), &work);
     let child = spawn(&mut cmd);
     assert_interrupted(interrupt(child, &silent), "capi-manage rotate prod");
+
+    let with_token = url.replace("http://", "http://capi:t0ken-s3cret@");
+    let mut cmd = capi_manage();
+    cmd.args(["rotate", "prod", "--cert"])
+        .arg(&cert)
+        .arg(format!("--remote-url={with_token}"));
+    in_repo(&mut cmd, dir.path(), &work);
+    let result = interrupt(spawn(&mut cmd), &silent);
+    let stderr = result.1.clone();
+    assert_interrupted(result, "capi-manage rotate prod");
+    assert!(stderr.contains(&format!("--remote-url={url}")), "{stderr}");
+    assert!(!stderr.contains("t0ken"), "{stderr}");
 }
 
 #[test]
