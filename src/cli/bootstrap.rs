@@ -102,6 +102,7 @@ impl Args {
             o.kind.image = i.clone();
         }
         o.kind.docker_host = self.docker_host.clone();
+        o.kind.docker_timeout = super::docker_timeout();
         #[cfg(feature = "test-support")]
         if !self.test_only_node_capabilities.is_empty() {
             o.kind.privileges =

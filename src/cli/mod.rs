@@ -108,9 +108,16 @@ pub fn client_options(
     }
 }
 
-/// Push options for `branch` at `url`, with the user's timeouts (no limit: a century).
+/// What "no limit" is where the library wants a duration: a century.
+const UNLIMITED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The longest wait for one answer of the Docker engine: --request-timeout.
+pub fn docker_timeout() -> Duration {
+    timeouts().request.unwrap_or(UNLIMITED)
+}
+
+/// Push options for `branch` at `url`, with the user's timeouts.
 pub fn push_options(url: &str, branch: &str) -> capi_manage::git::PushOptions {
-    const UNLIMITED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let t = timeouts();
     let mut push = capi_manage::git::PushOptions::new(url, branch);
     push.connect_timeout = t.connect.unwrap_or(UNLIMITED);

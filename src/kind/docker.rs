@@ -141,7 +141,7 @@ pub async fn connect_with_timeout(
                 source: std::io::Error::new(io, source.to_string()),
             },
             None => DockerError::Api {
-                what: "negotiate the API version".into(),
+                what: format!("negotiate the API version with {host}"),
                 source,
             },
         }

@@ -287,6 +287,35 @@ fn ctrl_c_ends_a_rotate_whose_git_server_never_answers() {
     assert!(!stderr.contains("t0ken"), "{stderr}");
 }
 
+/// --request-timeout also bounds the wait for the Docker engine.
+#[test]
+fn request_timeout_ends_a_bootstrap_whose_docker_engine_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = Silent::start();
+    let work = cluster_repo(dir.path(), "git@git.example.com:org/config.git");
+    let mut cmd = capi_manage();
+    cmd.args([
+        "bootstrap",
+        "prod",
+        "--yes",
+        "--request-timeout",
+        "1s",
+        "--docker-host",
+    ])
+    .arg(format!("tcp://127.0.0.1:{}", silent.port));
+    in_repo(&mut cmd, dir.path(), &work);
+    let (code, stderr, elapsed) = run_bounded(&mut cmd);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "negotiate the API version with tcp://127.0.0.1:{}",
+            silent.port
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn ctrl_c_ends_a_bootstrap_whose_docker_engine_never_answers() {
     let dir = tempfile::tempdir().unwrap();
