@@ -51,7 +51,7 @@ async fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let options = |kubeconfig: PathBuf| ClientOptions {
         kubeconfig: Some(kubeconfig),
-        context: None,
+        ..Default::default()
     };
     let source = Discovery::new(connect(&options(from)).await?);
     let target = Discovery::new(connect(&options(to)).await?);

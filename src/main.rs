@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = cli::exit_code(&e);
             match cli::hint(&e) {
-                Some(hint) => eprintln!("error: {}; {hint}", cli::one_line(&e)),
+                Some(hint) => eprintln!("error: {}: {hint}", cli::one_line(&e)),
                 None => eprintln!("error: {}", cli::one_line(&e)),
             }
             ExitCode::from(code)

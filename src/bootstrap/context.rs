@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::state::State;
 use super::{Error, Options, Side, StepError};
 use crate::capi::readiness::{ClusterRef, helm_releases};
-use crate::kube::{ClientOptions, Discovery, connect};
+use crate::kube::{Discovery, connect};
 use crate::manifest::Object;
 use crate::observe::Observer;
 use crate::repo::ClusterDir;
@@ -52,11 +52,12 @@ pub(super) async fn cluster_uid(d: &Discovery, side: Side) -> Result<String, Ste
     Ok(ns.metadata.uid.unwrap_or_default())
 }
 
-async fn discovery(kubeconfig: PathBuf, side: Side) -> Result<Discovery, StepError> {
-    let client = connect(&ClientOptions {
-        kubeconfig: Some(kubeconfig.clone()),
-        context: None,
-    })
+async fn discovery(
+    kubeconfig: PathBuf,
+    side: Side,
+    timeouts: &super::Timeouts,
+) -> Result<Discovery, StepError> {
+    let client = connect(&timeouts.client(kubeconfig.clone()))
     .await
     .map_err(|source| StepError::Connect {
         side,
@@ -95,7 +96,7 @@ impl<'a> Context<'a> {
         if let Some(d) = &self.kind {
             return Ok(d.clone());
         }
-        let d = discovery(self.dir.kind_kubeconfig(), Side::Kind).await?;
+        let d = discovery(self.dir.kind_kubeconfig(), Side::Kind, &self.o.timeouts).await?;
         self.kind = Some(d.clone());
         Ok(d)
     }
@@ -111,7 +112,7 @@ impl<'a> Context<'a> {
         if let Some(d) = &self.target {
             return Ok(d.clone());
         }
-        let d = discovery(self.dir.kubeconfig(), Side::Cluster).await?;
+        let d = discovery(self.dir.kubeconfig(), Side::Cluster, &self.o.timeouts).await?;
         let uid = cluster_uid(&d, Side::Cluster).await?;
         match &self.state.target_cluster_uid {
             Some(recorded) if *recorded != uid => {

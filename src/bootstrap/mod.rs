@@ -12,6 +12,7 @@
 
 mod context;
 mod error;
+mod plan;
 mod rotate;
 mod run;
 pub mod state;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use context::Context;
 pub use error::{Error, Side, StepError};
+pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use rotate::{Certificate, RotateOptions, RotateReport, rotate, rotate_message};
 pub use run::{bootstrap, teardown};
 pub use state::State;
@@ -82,6 +84,22 @@ pub struct Timeouts {
     pub sync: Duration,
     /// For the deleted Cluster to be gone (teardown).
     pub delete: Duration,
+    /// For a connection to an API server or the git remote; `None`: no limit.
+    pub connect: Option<Duration>,
+    /// For one answer of an API server or the git remote; `None`: no limit.
+    pub request: Option<Duration>,
+}
+
+impl Timeouts {
+    /// Client options for `kubeconfig` with these timeouts.
+    pub fn client(&self, kubeconfig: PathBuf) -> crate::kube::ClientOptions {
+        crate::kube::ClientOptions {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+            connect_timeout: self.connect,
+            read_timeout: self.request,
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -91,6 +109,8 @@ impl Default for Timeouts {
             cluster: Duration::from_secs(3600),
             sync: Duration::from_secs(600),
             delete: Duration::from_secs(3600),
+            connect: Some(crate::kube::DEFAULT_CONNECT_TIMEOUT),
+            request: Some(crate::kube::DEFAULT_READ_TIMEOUT),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::steps::push::{Change, commit_and_push, remote};
 use super::steps::seal::{cluster_key, read_credentials, sealed_yaml, write_sealed};
 use super::{Error, StepError};
 use crate::git::{Author, HttpCredentials, PushOutcome, SshOptions, SwitchOutcome};
-use crate::kube::{ClientOptions, connect};
+use crate::kube::connect;
 use crate::observe::{Observer, ObserverExt};
 use crate::repo::{Credentials, Repo};
 use crate::seal::SealingKey;
@@ -81,6 +81,8 @@ pub struct RotateOptions {
     pub http_credentials: Option<HttpCredentials>,
     /// SSH keys and host verification.
     pub ssh: SshOptions,
+    /// Connect and request timeouts (only those two are used).
+    pub timeouts: super::Timeouts,
 }
 
 impl RotateOptions {
@@ -100,6 +102,7 @@ impl RotateOptions {
             remote_url: None,
             http_credentials: None,
             ssh: SshOptions::default(),
+            timeouts: super::Timeouts::default(),
         }
     }
 }
@@ -166,10 +169,7 @@ pub async fn rotate(
                 return Err(failed(SEAL)(StepError::NoKubeconfig { path: kubeconfig }));
             }
             let fetch = async {
-                let client = connect(&ClientOptions {
-                    kubeconfig: Some(kubeconfig.clone()),
-                    context: None,
-                })
+                let client = connect(&o.timeouts.client(kubeconfig.clone()))
                 .await
                 .map_err(|source| StepError::Connect {
                     side: super::Side::Cluster,
@@ -237,6 +237,7 @@ pub async fn rotate(
         branch: branch.clone(),
         http_credentials: o.http_credentials.clone(),
         ssh: o.ssh.clone(),
+        timeouts: (o.timeouts.connect, o.timeouts.request),
     };
     let pushed = match commit_and_push(change, observer, cancel).await {
         Ok(p) => p,

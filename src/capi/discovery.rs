@@ -6,11 +6,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use ::kube::Api;
 use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::error::Error;
 use super::graph::ObjectRef;
-use crate::kube::{Discovery, RequestError, Resource};
+use crate::kube::{Discovery, RequestError, Resource, until_cancelled};
 use crate::manifest::Gvk;
+
+/// [`Error::List`] of `what` on the `side` cluster, or [`Error::Cancelled`] when the request
+/// was cancelled.
+fn list_error(side: &'static str, what: impl Into<String>) -> impl FnOnce(RequestError) -> Error {
+    let what = what.into();
+    move |source| match source {
+        RequestError::Cancelled => Error::Cancelled,
+        source => Error::List { side, what, source },
+    }
+}
+
+/// [`Error::Discovery`] on the `side` cluster, or [`Error::Cancelled`] when it was cancelled.
+fn discovery_error(side: &'static str) -> impl FnOnce(crate::kube::Error) -> Error {
+    move |source| match source {
+        crate::kube::Error::Cancelled => Error::Cancelled,
+        source => Error::Discovery {
+            side,
+            source: Box::new(source),
+        },
+    }
+}
 
 /// An object that stays behind, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,20 +58,19 @@ fn is_capi_group(group: &str) -> bool {
 /// The kinds whose objects move: CRDs of the Cluster API groups, `addons.stackhpc.com` and ORC
 /// (`openstack.k-orc.cloud`, of which only what a cluster needs moves), CRDs labelled for
 /// clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
-async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, Error> {
+async fn kinds(
+    discovery: &Discovery,
+    side: &'static str,
+    cancel: &CancellationToken,
+) -> Result<Vec<Kind>, Error> {
     let crd = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
         "customresourcedefinitions",
     );
     let api: Api<DynamicObject> = Api::all_with(discovery.client().clone(), &crd);
-    let crds = api
-        .list(&ListParams::default())
+    let crds = until_cancelled(cancel, api.list(&ListParams::default()))
         .await
-        .map_err(|e| Error::List {
-            side,
-            what: "CustomResourceDefinitions".into(),
-            source: e.into(),
-        })?;
+        .map_err(list_error(side, "CustomResourceDefinitions"))?;
     let mut gvks: Vec<Gvk> = vec![
         Gvk::from_api_version("v1", "Secret"),
         Gvk::from_api_version("v1", "ConfigMap"),
@@ -84,14 +105,10 @@ async fn kinds(discovery: &Discovery, side: &'static str) -> Result<Vec<Kind>, E
     }
     let mut out = Vec::new();
     for gvk in gvks {
-        if let Some(resource) =
-            discovery
-                .resolve(&gvk)
-                .await
-                .map_err(|source| Error::Discovery {
-                    side,
-                    source: Box::new(source),
-                })?
+        if let Some(resource) = discovery
+            .resolve_until_cancelled(&gvk, cancel)
+            .await
+            .map_err(discovery_error(side))?
         {
             out.push(Kind { resource });
         }
@@ -122,21 +139,20 @@ fn skip_reason(o: &Value) -> Option<&'static str> {
 pub(super) async fn discover(
     discovery: &Discovery,
     namespace: &str,
+    cancel: &CancellationToken,
 ) -> Result<(Vec<Value>, Vec<Skipped>, BTreeMap<String, Resource>), Error> {
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
     let mut resources = BTreeMap::new();
-    for k in kinds(discovery, "source").await? {
+    for k in kinds(discovery, "source", cancel).await? {
         let api: Api<DynamicObject> =
             Api::namespaced_with(discovery.client().clone(), namespace, &k.resource.api);
-        let list = api
-            .list(&ListParams::default())
+        let list = until_cancelled(cancel, api.list(&ListParams::default()))
             .await
-            .map_err(|e| Error::List {
-                side: "source",
-                what: format!("{} in {namespace}", k.resource.api.kind),
-                source: e.into(),
-            })?;
+            .map_err(list_error(
+                "source",
+                format!("{} in {namespace}", k.resource.api.kind),
+            ))?;
         for item in list.items {
             let mut v = serde_json::to_value(&item).expect("objects serialise");
             v["apiVersion"] = json!(k.resource.api.api_version);
@@ -174,6 +190,7 @@ pub(super) async fn discover(
 pub(super) async fn preflight<'a>(
     target: &Discovery,
     resources: impl IntoIterator<Item = &'a Resource>,
+    cancel: &CancellationToken,
 ) -> Result<(), Error> {
     let mut missing = BTreeSet::new();
     let mut seen = BTreeSet::new();
@@ -183,12 +200,9 @@ pub(super) async fn preflight<'a>(
         }
         let gvk = Gvk::from_api_version(&r.api.api_version, &r.api.kind);
         if target
-            .resolve(&gvk)
+            .resolve_until_cancelled(&gvk, cancel)
             .await
-            .map_err(|source| Error::Discovery {
-                side: "target",
-                source: Box::new(source),
-            })?
+            .map_err(discovery_error("target"))?
             .is_none()
         {
             missing.insert(format!("{} ({})", r.api.kind, r.api.api_version));
@@ -208,17 +222,23 @@ pub(super) async fn preflight<'a>(
 pub(super) async fn refuse_same_cluster(
     source: &Discovery,
     target: &Discovery,
+    cancel: &CancellationToken,
 ) -> Result<(), Error> {
-    async fn uid(d: &Discovery, side: &'static str) -> Result<String, Error> {
+    async fn uid(
+        d: &Discovery,
+        side: &'static str,
+        cancel: &CancellationToken,
+    ) -> Result<String, Error> {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(d.client().clone());
-        let ns = api.get("kube-system").await.map_err(|e| Error::List {
-            side,
-            what: "Namespace kube-system".into(),
-            source: RequestError::from(e),
-        })?;
+        let ns = until_cancelled(cancel, api.get("kube-system"))
+            .await
+            .map_err(list_error(side, "Namespace kube-system"))?;
         Ok(ns.metadata.uid.unwrap_or_default())
     }
-    let (s, t) = (uid(source, "source").await?, uid(target, "target").await?);
+    let (s, t) = (
+        uid(source, "source", cancel).await?,
+        uid(target, "target", cancel).await?,
+    );
     if !s.is_empty() && s == t {
         return Err(Error::SameCluster { uid: s });
     }

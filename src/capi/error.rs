@@ -119,9 +119,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Source and target are the same cluster.
-    #[error(
-        "the source and target are the same cluster (kube-system uid {uid}): check --from-kubeconfig/--to-kubeconfig and their contexts"
-    )]
+    #[error("the source and target are the same cluster (kube-system uid {uid})")]
     SameCluster {
         /// The uid of their kube-system Namespace.
         uid: String,

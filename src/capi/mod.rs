@@ -13,6 +13,7 @@ pub mod mover;
 pub mod orc;
 mod pause;
 pub mod readiness;
+mod status;
 mod transform;
 mod workload;
 
@@ -21,4 +22,5 @@ pub use mover::{
     Error, Journal, MoveOptions, MoveReport, PAUSED_BY_MOVE, STATE_DIR, Skipped, backup,
     backup_file_name, journal_path, move_objects, plan, restore,
 };
+pub use status::{ClusterStatus, Paused, cluster_status};
 pub use workload::{delete_cluster, read_kubeconfig};

@@ -29,7 +29,7 @@ use super::discovery::{discover, preflight, refuse_same_cluster};
 use super::error::obj_err;
 use super::graph::{Graph, ObjectRef, Sequence};
 use super::transform::{set_paused, target_copy};
-use crate::kube::{Discovery, Resource};
+use crate::kube::{Discovery, RequestError, Resource, until_cancelled};
 use crate::manifest::Gvk;
 use crate::observe::{Observer, ObserverExt};
 
@@ -118,7 +118,7 @@ impl MoveReport {
 
 /// Plans a move without changing anything: the groups in order and what stays behind.
 pub async fn plan(source: &Discovery, namespace: &str) -> Result<MoveReport, Error> {
-    let (objects, skipped, _) = discover(source, namespace).await?;
+    let (objects, skipped, _) = discover(source, namespace, &CancellationToken::new()).await?;
     let graph = Graph::new(objects);
     let seq = graph.sequence()?;
     Ok(MoveReport::of(&graph, &seq, skipped))
@@ -167,7 +167,7 @@ impl<'a> Mover<'a> {
         let ns = self.ns();
         self.observer
             .action(format!("discovering Cluster API objects in namespace {ns}"));
-        let (objects, skipped, resources) = discover(self.source(), ns).await?;
+        let (objects, skipped, resources) = discover(self.source(), ns, self.cancel).await?;
         self.load(objects, skipped, resources)
     }
 
@@ -233,11 +233,16 @@ impl<'a> Mover<'a> {
             let r = &self.resources[uid];
             let current = match self.source {
                 Some(source) => {
-                    let current = self
-                        .api(source, uid)
-                        .get(&node.reference.name)
-                        .await
-                        .map_err(obj_err("reading", "source", &node.reference))?;
+                    let current = until_cancelled(
+                        self.cancel,
+                        self.api(source, uid).get(&node.reference.name),
+                    )
+                    .await
+                    .map_err(request_err(
+                        "reading",
+                        "source",
+                        &node.reference,
+                    ))?;
                     let mut current = serde_json::to_value(&current).expect("serialises");
                     current["apiVersion"] = json!(r.api.api_version);
                     current["kind"] = json!(r.api.kind);
@@ -252,17 +257,21 @@ impl<'a> Mover<'a> {
                 set_paused(&mut body, true);
             }
             let api = self.api(target, uid);
-            let stored = create_or_replace(&api, &node.reference, &body).await?;
+            let stored = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(Error::Cancelled),
+                stored = create_or_replace(&api, &node.reference, &body) => stored?,
+            };
             if r.has_status && current.get("status").is_some_and(|s| !s.is_null()) {
                 // A merge patch: no resourceVersion, so no conflict with a controller that
                 // writes status meanwhile.
-                api.patch_status(
-                    &node.reference.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": current["status"].clone()})),
+                let status = Patch::Merge(json!({"status": current["status"].clone()}));
+                until_cancelled(
+                    self.cancel,
+                    api.patch_status(&node.reference.name, &PatchParams::default(), &status),
                 )
                 .await
-                .map_err(obj_err(
+                .map_err(request_err(
                     "restoring status of",
                     "target",
                     &node.reference,
@@ -405,10 +414,15 @@ pub async fn move_objects(
     let mut mover = Mover::new(Some(source), Some(target), options, observer, cancel)?;
     let report = mover.discover().await?;
 
-    refuse_same_cluster(source, target).await?;
-    preflight(target, mover.resources.values()).await?;
-    // As clusterctl move: the namespace is created on the target when missing.
-    ensure_namespace(target, ns).await?;
+    refuse_same_cluster(source, target, cancel).await?;
+    preflight(target, mover.resources.values(), cancel).await?;
+    // As clusterctl move: the namespace is created on the target when missing. Nothing is
+    // paused yet, so Ctrl-C can drop the request.
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(Error::Cancelled),
+        created = ensure_namespace(target, ns) => created?,
+    }
     mover.wait_unblocked().await?;
     mover.pause_source().await?;
 
@@ -435,6 +449,25 @@ pub async fn move_objects(
         None,
     );
     Ok(report)
+}
+
+/// The error of `action` on `object` on the `side` cluster for a request raced against the
+/// cancellation token: [`Error::Cancelled`] when it was cancelled.
+pub(super) fn request_err(
+    action: &'static str,
+    side: &'static str,
+    object: &ObjectRef,
+) -> impl FnOnce(RequestError) -> Error {
+    let object = object.clone();
+    move |source| match source {
+        RequestError::Cancelled => Error::Cancelled,
+        source => Error::Object {
+            action,
+            side,
+            object,
+            source,
+        },
+    }
 }
 
 /// The API of `resource` in `namespace` on a cluster.

@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::error::{Error, obj_err};
 use super::graph::{Node, ObjectRef};
-use super::mover::{Mover, api_for};
+use super::mover::{Mover, api_for, request_err};
 use super::transform::{
     BLOCK_MOVE, is_paused, pausable_key, pause_patch, paused_by_move, unpause_patch,
 };
-use crate::kube::Discovery;
+use crate::kube::{Discovery, until_cancelled};
 use crate::manifest::Gvk;
 use crate::observe::ObserverExt;
 
@@ -34,11 +34,9 @@ impl Mover<'_> {
             let api = self.api(self.source(), &n.uid);
             let mut delay = Duration::from_millis(250);
             loop {
-                let current = api.get_opt(&n.reference.name).await.map_err(obj_err(
-                    "reading",
-                    "source",
-                    &n.reference,
-                ))?;
+                let current = until_cancelled(self.cancel, api.get_opt(&n.reference.name))
+                    .await
+                    .map_err(request_err("reading", "source", &n.reference))?;
                 if current.as_ref().is_none_or(|o| {
                     !o.metadata
                         .annotations

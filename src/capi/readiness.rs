@@ -452,7 +452,13 @@ pub async fn wait_ready(
     let mut delay = Duration::from_millis(200);
     let mut baseline: Option<std::collections::HashMap<(String, String), i64>> = None;
     loop {
-        let r = match check(discovery, c).await {
+        // A check only reads: dropping it at Ctrl-C leaves nothing behind.
+        let checked = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(ReadinessError::Cancelled),
+            checked = check(discovery, c) => checked,
+        };
+        let r = match checked {
             Ok(r) => r,
             Err(ReadinessError::Read { source, .. }) if source.is_transient() => Readiness {
                 ready: false,

@@ -3,7 +3,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use capi_manage::kube::{ApplyOptions, Discovery, apply, connect};
 use capi_manage::manifest::parse_file;
-use tokio_util::sync::CancellationToken;
 
 use super::{KubeArgs, Terminal};
 
@@ -28,13 +27,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     }
     let client = connect(&args.kube.options()).await?;
     let discovery = Discovery::new(client);
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
+    let cancel = super::cancel_on_ctrl_c();
     let options = ApplyOptions {
         concurrency: args.concurrency,
         ..Default::default()

@@ -109,6 +109,7 @@ impl Args {
             o.kind.image = i.clone();
         }
         o.kind.docker_host = self.docker_host.clone();
+        o.kind.docker_timeout = super::docker_timeout();
         #[cfg(feature = "test-support")]
         if !self.test_only_node_capabilities.is_empty() {
             o.kind.privileges =
@@ -135,6 +136,8 @@ impl Args {
         o.timeouts.components = Duration::from_secs(self.timeout);
         o.timeouts.sync = Duration::from_secs(self.timeout);
         o.timeouts.delete = Duration::from_secs(self.cluster_timeout);
+        o.timeouts.connect = super::timeouts().connect;
+        o.timeouts.request = super::timeouts().request;
         o.confirm_deploy_key = if self.yes || self.deploy_key_added {
             None
         } else if std::io::stdin().is_terminal() {
@@ -170,14 +173,7 @@ fn ask_deploy_key(n: &DeployKeyNotice) -> bool {
 }
 
 fn interrupt_token() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
-    cancel
+    super::cancel_on_ctrl_c()
 }
 
 pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {

@@ -13,8 +13,11 @@ mod status;
 mod vendor;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 pub use observer::Terminal;
 
@@ -25,6 +28,13 @@ pub struct Cli {
     /// More detail (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Longest wait for one answer from a Kubernetes API server or git server, e.g. 90s, 5m,
+    /// 1h (a bare number is seconds; 0: no limit).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Longest wait for a connection to a Kubernetes API server or git server (0: no limit).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,11 +52,81 @@ pub struct KubeArgs {
 
 impl KubeArgs {
     pub fn options(&self) -> capi_manage::kube::ClientOptions {
-        capi_manage::kube::ClientOptions {
-            kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
-        }
+        client_options(self.kubeconfig.clone(), self.context.clone())
     }
+}
+
+/// `90s`, `5m`, `1h`, or a number of seconds; `0` means no limit.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The global --connect-timeout and --request-timeout, set once by [`run`].
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting; `None`: no limit.
+    pub connect: Option<Duration>,
+    /// One request's answer; `None`: no limit.
+    pub request: Option<Duration>,
+}
+
+static TIMEOUTS: OnceLock<Timeouts> = OnceLock::new();
+
+/// The timeouts the user chose (the library's defaults before [`run`] sets them).
+pub fn timeouts() -> Timeouts {
+    *TIMEOUTS.get_or_init(|| Timeouts {
+        connect: Some(capi_manage::kube::DEFAULT_CONNECT_TIMEOUT),
+        request: Some(capi_manage::kube::DEFAULT_READ_TIMEOUT),
+    })
+}
+
+/// Client options for a kubeconfig and context, with the user's timeouts.
+pub fn client_options(
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) -> capi_manage::kube::ClientOptions {
+    let t = timeouts();
+    capi_manage::kube::ClientOptions {
+        kubeconfig,
+        context,
+        connect_timeout: t.connect,
+        read_timeout: t.request,
+    }
+}
+
+/// What "no limit" is where the library wants a duration: a century.
+const UNLIMITED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The longest wait for one answer of the Docker engine: --request-timeout.
+pub fn docker_timeout() -> Duration {
+    timeouts().request.unwrap_or(UNLIMITED)
+}
+
+/// A cancellation token that Ctrl-C (SIGINT) fires. The operation stops at its next request
+/// or wait (a request in flight is dropped), undoes what it must, and the command exits 130.
+pub fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    cancel
 }
 
 /// Where the sealing certificate comes from when it is not fetched from the cluster.
@@ -157,6 +237,11 @@ pub fn init_tracing(verbose: u8) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let limit = |d: Duration| (!d.is_zero()).then_some(d);
+    let _ = TIMEOUTS.set(Timeouts {
+        connect: limit(cli.connect_timeout),
+        request: limit(cli.request_timeout),
+    });
     let observer = Terminal::stderr();
     match cli.command {
         Command::Render(args) => render::run(args).await,
@@ -202,18 +287,84 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-/// The flag that fixes an error whose library message describes only the input.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    use capi_manage::kind;
-    e.chain()
-        .any(|c| {
-            c.downcast_ref::<kind::UnknownVersion>().is_some()
-                || matches!(
-                    c.downcast_ref::<kind::CreateError>(),
-                    Some(kind::CreateError::Pull { .. })
-                )
-        })
-        .then_some("pass --node-image IMAGE")
+/// What the user can do about an error whose library message describes only the input: the
+/// flag that fixes it, or after Ctrl-C the command that resumes.
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    if exit_code(e) == 130 {
+        // Bootstrap and teardown name their resume command themselves.
+        return e
+            .downcast_ref::<Interrupted>()
+            .is_none()
+            .then(|| format!("run `{}` again to resume", command_line()));
+    }
+    e.chain().find_map(flag_hint).map(str::to_string)
+}
+
+/// The flag that fixes one error of the chain.
+fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use capi_manage::{capi, kind};
+    if c.downcast_ref::<kind::UnknownVersion>().is_some()
+        || matches!(
+            c.downcast_ref::<kind::CreateError>(),
+            Some(kind::CreateError::Pull { .. })
+        )
+    {
+        return Some("pass --node-image IMAGE");
+    }
+    if matches!(
+        c.downcast_ref::<capi_manage::git::PushError>(),
+        Some(capi_manage::git::PushError::UnknownHostKey { .. })
+    ) {
+        return Some("verify it, then re-run with --accept-new-host-key");
+    }
+    if matches!(
+        c.downcast_ref::<capi_manage::components::Error>(),
+        Some(capi_manage::components::Error::Variable { .. })
+    ) {
+        return Some("set it with --var NAME=VALUE or in the environment");
+    }
+    if matches!(
+        c.downcast_ref::<capi::Error>(),
+        Some(capi::Error::SameCluster { .. })
+    ) {
+        return Some("check --from-kubeconfig/--to-kubeconfig and their contexts");
+    }
+    if let Some(e) = c.downcast_ref::<capi_manage::kube::Error>() {
+        return match e {
+            capi_manage::kube::Error::ControllerNotFound { .. } => Some(
+                "check --controller-namespace and --controller-name, or seal offline with --cert",
+            ),
+            capi_manage::kube::Error::CertificateUnavailable { .. } => {
+                Some("or seal offline with --cert FILE|URL")
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The command as the user typed it, for "run it again": words with spaces or quotes quoted,
+/// credentials in HTTP(S) URLs left out (they would end up in logs).
+fn command_line() -> String {
+    let without_credentials = |a: String| match a.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => {
+            format!("{flag}={}", capi_manage::git::split_credentials(value).0)
+        }
+        _ => capi_manage::git::split_credentials(&a).0,
+    };
+    std::iter::once("capi-manage".to_string())
+        .chain(std::env::args().skip(1).map(without_credentials).map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether the reader of standard output went away.
@@ -230,6 +381,9 @@ fn is_cancelled(c: &(dyn std::error::Error + 'static)) -> bool {
     matches!(
         c.downcast_ref::<kube::Error>(),
         Some(kube::Error::Cancelled)
+    ) || matches!(
+        c.downcast_ref::<kube::RequestError>(),
+        Some(kube::RequestError::Cancelled)
     ) || matches!(
         c.downcast_ref::<components::Error>(),
         Some(components::Error::Cancelled)

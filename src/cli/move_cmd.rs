@@ -1,12 +1,10 @@
 use std::path::PathBuf;
 
+use super::{Terminal, client_options};
 use anyhow::Context;
 use capi_manage::capi::{MoveOptions, MoveReport, backup, move_objects, plan, restore};
-use capi_manage::kube::{ClientOptions, Discovery, connect};
+use capi_manage::kube::{Discovery, connect};
 use capi_manage::repo::Repo;
-use tokio_util::sync::CancellationToken;
-
-use super::Terminal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,13 +64,7 @@ fn journal(args: &Args) -> anyhow::Result<Option<PathBuf>> {
 }
 
 pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
+    let cancel = super::cancel_on_ctrl_c();
     let journal = journal(&args)?;
     // One move per journal at a time: two runs writing one journal would lose each other's
     // progress.
@@ -99,23 +91,29 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         ..MoveOptions::new(&args.namespace)
     };
     if let Some(dir) = &args.from_directory {
-        let to = connect(&ClientOptions {
-            kubeconfig: args.to_kubeconfig.clone(),
-            context: args.to_context.clone(),
-        })
+        let to = connect(&client_options(
+            args.to_kubeconfig.clone(),
+            args.to_context.clone(),
+        ))
         .await?;
         let report = restore(&Discovery::new(to), dir, &options, observer, &cancel).await?;
         print_report(&report, "restored");
         return Ok(());
     }
-    let from = connect(&ClientOptions {
-        kubeconfig: args.from_kubeconfig.clone(),
-        context: args.from_context.clone(),
-    })
+    let from = connect(&client_options(
+        args.from_kubeconfig.clone(),
+        args.from_context.clone(),
+    ))
     .await?;
     let source = Discovery::new(from);
     if args.dry_run {
-        print_report(&plan(&source, &args.namespace).await?, "would move");
+        // Planning only reads: dropping it at Ctrl-C leaves nothing to undo.
+        let planned = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(capi_manage::capi::Error::Cancelled),
+            planned = plan(&source, &args.namespace) => planned,
+        };
+        print_report(&planned?, "would move");
         return Ok(());
     }
     if let Some(dir) = &args.to_directory {
@@ -123,10 +121,10 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         print_report(&report, "saved");
         return Ok(());
     }
-    let to = connect(&ClientOptions {
-        kubeconfig: args.to_kubeconfig.clone(),
-        context: args.to_context.clone(),
-    })
+    let to = connect(&client_options(
+        args.to_kubeconfig.clone(),
+        args.to_context.clone(),
+    ))
     .await?;
     let target = Discovery::new(to);
     let report = move_objects(&source, &target, &options, observer, &cancel).await?;

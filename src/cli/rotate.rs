@@ -12,7 +12,6 @@ use capi_manage::bootstrap::{self, Certificate, RotateOptions, StepError};
 use capi_manage::git::{Author, HttpCredentials, SshOptions};
 use capi_manage::kube::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
 use capi_manage::repo::Repo;
-use tokio_util::sync::CancellationToken;
 
 use super::{CertArgs, Terminal};
 
@@ -100,13 +99,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     o.remote_url = args.remote_url.clone();
     o.http_credentials = http_credentials()?;
     o.ssh = ssh_options(&args);
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
+    o.timeouts.connect = super::timeouts().connect;
+    o.timeouts.request = super::timeouts().request;
+    let cancel = super::cancel_on_ctrl_c();
     let report = bootstrap::rotate(&o, observer, &cancel)
         .await
         .map_err(hinted)?;

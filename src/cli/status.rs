@@ -1,13 +1,16 @@
-//! `capi-manage status <cluster>`: the cluster's readiness and Flux's sync, one line each.
+//! `capi-manage status <cluster>`: the cluster's readiness and Flux's sync, one line each. The
+//! data comes from `capi::cluster_status` and `flux::sync_status`; this only prints it.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use capi_manage::capi::readiness::{ClusterRef, check};
-use capi_manage::kube::wait::summary;
-use capi_manage::kube::{ClientOptions, Discovery, connect};
-use capi_manage::manifest::Gvk;
+use capi_manage::capi::readiness::{ClusterRef, helm_releases};
+use capi_manage::capi::{Paused, cluster_status};
+use capi_manage::flux::sync_status;
+use capi_manage::kube::{Discovery, connect};
 use capi_manage::repo::Repo;
+
+use super::client_options;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +23,9 @@ pub struct Args {
     #[arg(long, short = 'n', default_value = capi_manage::bootstrap::DEFAULT_NAMESPACE)]
     pub namespace: String,
 }
+
+/// The namespace Flux's own sync objects live in.
+const FLUX_NAMESPACE: &str = "flux-system";
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let repo = match &args.repo {
@@ -35,22 +41,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.cluster
         );
     }
-    let client = connect(&ClientOptions {
-        kubeconfig: Some(kubeconfig),
-        context: None,
-    })
-    .await?;
-    let discovery = Discovery::new(client.clone());
-    let helm_releases = capi_manage::capi::readiness::helm_releases(&cluster.objects);
-    let r = check(
+    let client = connect(&client_options(Some(kubeconfig), None)).await?;
+    let discovery = Discovery::new(client);
+    let status = cluster_status(
         &discovery,
         &ClusterRef {
             namespace: args.namespace.clone(),
             name: args.cluster.clone(),
-            helm_releases,
+            helm_releases: helm_releases(&cluster.objects),
         },
     )
     .await?;
+    let r = &status.readiness;
     println!(
         "cluster {}: {}",
         args.cluster,
@@ -59,58 +61,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for p in &r.parts {
         println!("  {p}");
     }
-    if let Some(res) = discovery
-        .resolve(&Gvk::from_api_version(
-            "cluster.x-k8s.io/v1beta2",
-            "Cluster",
-        ))
-        .await?
-    {
-        let api: ::kube::Api<::kube::api::DynamicObject> =
-            ::kube::Api::namespaced_with(client.clone(), &args.namespace, &res.api);
-        if let Some(c) = api.get_opt(&args.cluster).await?
-            && c.data["spec"]["paused"] == true
-        {
-            let by_move = c
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(capi_manage::capi::PAUSED_BY_MOVE));
-            eprintln!(
-                "warning: Cluster {}/{} is paused (spec.paused): its controllers do nothing{}",
-                args.namespace,
-                args.cluster,
-                match by_move {
-                    Some(run) => format!(
-                        "; a move (run {run}) paused it: re-run that move to finish it, or remove spec.paused"
-                    ),
-                    None => "; remove spec.paused when the pause is over".to_string(),
-                }
-            );
-        }
+    if let Some(Paused { by_move }) = &status.paused {
+        eprintln!(
+            "warning: Cluster {}/{} is paused (spec.paused): its controllers do nothing{}",
+            args.namespace,
+            args.cluster,
+            match by_move {
+                Some(run) => format!(
+                    "; a move (run {run}) paused it: re-run that move to finish it, or remove spec.paused"
+                ),
+                None => "; remove spec.paused when the pause is over".to_string(),
+            }
+        );
     }
-    for (api_version, kind) in [
-        ("source.toolkit.fluxcd.io/v1", "GitRepository"),
-        ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
-    ] {
-        let Some(res) = discovery
-            .resolve(&Gvk::from_api_version(api_version, kind))
-            .await?
-        else {
-            println!("flux: {kind} not served (Flux is not installed)");
-            continue;
-        };
-        let api: kube::Api<kube::api::DynamicObject> =
-            kube::Api::namespaced_with(client.clone(), "flux-system", &res.api);
-        for o in api.list(&Default::default()).await?.items {
-            let revision = o.data["status"]["lastAppliedRevision"]
-                .as_str()
-                .or(o.data["status"]["artifact"]["revision"].as_str())
-                .unwrap_or("-");
+    for kind in sync_status(&discovery, FLUX_NAMESPACE).await? {
+        if !kind.served {
+            println!("flux: {} not served (Flux is not installed)", kind.kind);
+        }
+        for o in &kind.objects {
             println!(
-                "flux {kind} {}: {} (revision {revision})",
-                o.metadata.name.as_deref().unwrap_or("?"),
-                summary(&o)
+                "flux {} {}: {} (revision {})",
+                kind.kind,
+                o.name,
+                o.conditions,
+                o.revision.as_deref().unwrap_or("-")
             );
         }
     }

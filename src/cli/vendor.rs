@@ -3,7 +3,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use capi_manage::components::{ChecksumStatus, FileStatus, PINS_FILE, VENDOR_DIR, VendorOptions};
-use tokio_util::sync::CancellationToken;
 
 use super::Terminal;
 
@@ -76,15 +75,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         use_env: true,
         trust_mirror_for_new_assets: args.trust_mirror,
     };
-    let cancel = CancellationToken::new();
-    {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        });
-    }
+    let cancel = super::cancel_on_ctrl_c();
     let report = capi_manage::components::vendor(&root, &options, observer, &cancel).await?;
     let mut out = String::new();
     for a in &report.assets {

@@ -255,14 +255,12 @@ fn missing_variables(names: &[String], line: usize) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let (verb, has, them) = if names.len() == 1 {
-        ("is", "has", "it")
+    let (verb, has) = if names.len() == 1 {
+        ("is", "has")
     } else {
-        ("are", "have", "them")
+        ("are", "have")
     };
-    format!(
-        "variable {list} {verb} not set and {has} no default (first used on line {line}): set {them} with --var NAME=VALUE or in the environment"
-    )
+    format!("variable {list} {verb} not set and {has} no default (first used on line {line})")
 }
 
 /// Options for [`vendor`].

@@ -8,6 +8,7 @@
 pub mod generate;
 pub mod health;
 pub mod install;
+mod status;
 
 use std::fmt;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::manifest::Object;
 pub use generate::{SourceAuth, SyncNames, SyncOptions, revision, sync_objects};
 pub use health::{SyncReport, wait_synced};
 pub use install::{InstallOptions, InstallReport, Unit, UnitReport, install};
+pub use status::{KindStatus, SYNC_KINDS, SyncObject, sync_status};
 
 /// One object that did not become healthy (or synced), with its last state.
 #[derive(Debug, Clone, PartialEq, Eq)]

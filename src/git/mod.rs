@@ -31,7 +31,7 @@ pub use keys::{
 pub use push::{
     HttpCredentials, PushError, PushOptions, PushOutcome, SshOptions, push, split_credentials,
 };
-pub use repo::{OpenError, RepoFacts, UrlError, flux_url, open};
+pub use repo::{OpenError, RepoFacts, UrlError, flux_url, open, remote_url};
 pub use scan::{Violation, scan_file};
 
 /// The error type of gitoxide's plumbing, carried as the `#[source]` of our errors.

@@ -44,6 +44,17 @@ pub enum OpenError {
         /// The repository.
         path: PathBuf,
     },
+    /// A remote exists but cannot be read.
+    #[error("{path}: remote `{name}` is invalid")]
+    Remote {
+        /// The repository.
+        path: PathBuf,
+        /// The remote's name.
+        name: String,
+        /// gix's reason.
+        #[source]
+        source: gix::Error,
+    },
     /// `origin` exists but cannot be read.
     #[error("{path}: remote `origin` is invalid")]
     Origin {
@@ -53,6 +64,27 @@ pub enum OpenError {
         #[source]
         source: gix::Error,
     },
+}
+
+/// The URL of remote `name` (its push URL if one is configured) in the repository containing
+/// `path`, as written in the config; `Ok(None)` when there is no such remote. Works on a detached
+/// HEAD and in linked worktrees (whose config is the main repository's).
+pub fn remote_url(path: &Path, name: &str) -> Result<Option<String>, OpenError> {
+    let repo = gix::discover(path).map_err(|source| OpenError::NotARepository {
+        path: path.to_owned(),
+        source,
+    })?;
+    match repo.try_find_remote(name) {
+        None => Ok(None),
+        Some(Err(source)) => Err(OpenError::Remote {
+            path: path.to_owned(),
+            name: name.to_string(),
+            source,
+        }),
+        Some(Ok(remote)) => Ok(remote
+            .url(gix::remote::Direction::Push)
+            .map(|u| u.to_bstring().to_string())),
+    }
 }
 
 /// Opens the repository containing `path` and reads its branch and `origin`.

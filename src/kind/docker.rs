@@ -98,6 +98,18 @@ pub fn docker_host(explicit: Option<&str>) -> String {
 /// to API 1.41 which kind's settings need, work). A unix socket is probed first so that a missing
 /// daemon and a permission problem each get their own error.
 pub async fn connect(host: &str) -> Result<Docker, DockerError> {
+    connect_with_timeout(host, DEFAULT_TIMEOUT).await
+}
+
+/// How long one request to the engine may take by default (bollard's own default).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`connect`], with `timeout` as the longest wait for the engine's answer to one request
+/// (connecting included).
+pub async fn connect_with_timeout(
+    host: &str,
+    timeout: std::time::Duration,
+) -> Result<Docker, DockerError> {
     if let Some(path) = host.strip_prefix("unix://") {
         if let Err(source) = tokio::net::UnixStream::connect(path).await {
             return Err(match source.kind() {
@@ -116,9 +128,11 @@ pub async fn connect(host: &str) -> Result<Docker, DockerError> {
             host: host.to_string(),
         });
     }
-    let docker = Docker::connect_with_host(host).map_err(|_| DockerError::UnsupportedHost {
-        host: host.to_string(),
-    })?;
+    let docker = Docker::connect_with_host(host)
+        .map_err(|_| DockerError::UnsupportedHost {
+            host: host.to_string(),
+        })?
+        .with_timeout(timeout);
     docker.negotiate_version().await.map_err(|source| {
         // A TCP engine that is not there only shows up here.
         match io_cause(&source) {
@@ -127,7 +141,7 @@ pub async fn connect(host: &str) -> Result<Docker, DockerError> {
                 source: std::io::Error::new(io, source.to_string()),
             },
             None => DockerError::Api {
-                what: "negotiate the API version".into(),
+                what: format!("negotiate the API version with {host}"),
                 source,
             },
         }

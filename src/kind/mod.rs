@@ -109,6 +109,8 @@ pub struct CreateOptions {
     pub image: String,
     /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`].
     pub docker_host: Option<String>,
+    /// Longest wait for the engine's answer to one request (connecting included).
+    pub docker_timeout: Duration,
     /// The host port for the API server on 127.0.0.1; `None` picks a free one, as kind does.
     pub api_server_port: Option<u16>,
     /// How long to wait for systemd in the node to come up.
@@ -190,6 +192,7 @@ impl Default for CreateOptions {
                 .expect("the default version is pinned")
                 .to_string(),
             docker_host: None,
+            docker_timeout: docker::DEFAULT_TIMEOUT,
             api_server_port: None,
             boot_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(300),
@@ -370,13 +373,14 @@ pub async fn create(
 ) -> Result<Created, CreateError> {
     validate_name(&options.name)?;
     let host = docker_host(options.docker_host.as_deref());
-    let docker = docker::connect(&host).await?;
+    let connect = docker::connect_with_timeout(&host, options.docker_timeout);
+    let docker = cancellable(cancel, connect).await??;
     let node = control_plane_name(&options.name);
     let start = Instant::now();
 
     // A killed earlier run may have left a create request that the engine finishes after it
     // died: a name conflict on create means the node exists now, so look again and reuse it.
-    let mut existing = node::find(&docker, &node).await?;
+    let mut existing = cancellable(cancel, node::find(&docker, &node)).await??;
     if existing.is_none() {
         cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
         cancellable(cancel, network::ensure(&docker, observer)).await??;

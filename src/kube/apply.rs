@@ -83,7 +83,7 @@ pub async fn apply(
         if !seen.insert(gvk.clone()) || defined.contains(&gvk) {
             continue;
         }
-        match discovery.resolve(&gvk).await? {
+        match discovery.resolve_until_cancelled(&gvk, cancel).await? {
             Some(r) => {
                 resolved.insert(gvk, r);
             }
@@ -156,7 +156,7 @@ pub async fn apply(
         let deadline = Instant::now() + options.definitions_timeout;
         loop {
             discovery.invalidate(&gvk.api_version()).await;
-            if let Some(r) = discovery.resolve(&gvk).await? {
+            if let Some(r) = discovery.resolve_until_cancelled(&gvk, cancel).await? {
                 resolved.insert(gvk, r);
                 break;
             }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use ::kube::Client;
 use ::kube::api::{ApiResource, GroupVersionKind};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
-use super::{Error, RequestError};
+use super::{Error, RequestError, until_cancelled};
 use crate::manifest::Gvk;
 
 /// A resource the server serves: how to address it and what it supports.
@@ -55,12 +56,23 @@ impl Discovery {
     /// Resolves a kind, refreshing its group version once if the cached copy lacks it.
     /// `Ok(None)` means the server does not serve it.
     pub async fn resolve(&self, gvk: &Gvk) -> Result<Option<Resource>, Error> {
+        self.resolve_until_cancelled(gvk, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Discovery::resolve`], with the discovery request (when one is needed) dropped when
+    /// `cancel` fires: then [`Error::Cancelled`].
+    pub async fn resolve_until_cancelled(
+        &self,
+        gvk: &Gvk,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Resource>, Error> {
         let api_version = gvk.api_version();
         let cached = self.cache.lock().await.get(&api_version).cloned();
         if let Some(found) = cached.as_ref().and_then(|gv| find(gv, &gvk.kind)) {
             return Ok(Some(found));
         }
-        let fresh = self.fetch(gvk).await?;
+        let fresh = self.fetch(gvk, cancel).await?;
         Ok(find(&fresh, &gvk.kind))
     }
 
@@ -69,17 +81,17 @@ impl Discovery {
         self.cache.lock().await.remove(api_version);
     }
 
-    async fn fetch(&self, gvk: &Gvk) -> Result<GroupVersion, Error> {
+    async fn fetch(&self, gvk: &Gvk, cancel: &CancellationToken) -> Result<GroupVersion, Error> {
         let api_version = gvk.api_version();
         let list = if gvk.group.is_empty() {
-            self.client.list_core_api_resources(&gvk.version).await
+            until_cancelled(cancel, self.client.list_core_api_resources(&gvk.version)).await
         } else {
-            self.client.list_api_group_resources(&api_version).await
+            until_cancelled(cancel, self.client.list_api_group_resources(&api_version)).await
         };
         let list = match list {
             Ok(l) => l,
+            Err(RequestError::Cancelled) => return Err(Error::Cancelled),
             Err(e) => {
-                let e = RequestError::from(e);
                 if e.is_not_found() {
                     // The whole group version is unknown: remember it as empty.
                     let empty: GroupVersion = Arc::default();

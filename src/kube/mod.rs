@@ -12,7 +12,9 @@ pub use cert::{
     DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, FetchedCertificate, SEALING_KEY_LABEL,
     fetch_certificate, fetch_certificate_url, unsealed_secret_data,
 };
-pub use client::{ClientOptions, connect};
+pub use client::{
+    ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, connect, until_cancelled,
+};
 pub use discovery::{Discovery, Resource};
 
 use std::path::PathBuf;
@@ -40,6 +42,9 @@ pub enum RequestError {
     /// The request failed before the server answered (connection, TLS, decoding).
     #[error("request failed")]
     Transport(#[source] ::kube::Error),
+    /// The request was dropped unanswered because the operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl RequestError {
@@ -51,7 +56,13 @@ impl RequestError {
                 e,
                 ::kube::Error::SerdeError(_) | ::kube::Error::BuildRequest(_)
             ),
+            RequestError::Cancelled => false,
         }
+    }
+
+    /// Whether the request was cancelled (see [`until_cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RequestError::Cancelled)
     }
 
     /// Whether the server said the object does not exist.
@@ -151,9 +162,7 @@ pub enum Error {
         source: RequestError,
     },
     /// The sealed-secrets controller's Service does not exist.
-    #[error(
-        "no sealed-secrets controller Service {namespace}/{name}: check --controller-namespace and --controller-name, or seal offline with --cert"
-    )]
+    #[error("no sealed-secrets controller Service {namespace}/{name}")]
     ControllerNotFound {
         /// The namespace looked in.
         namespace: String,
@@ -162,7 +171,7 @@ pub enum Error {
     },
     /// The controller's certificate came neither through its Service nor from its key Secrets.
     #[error(
-        "cannot get the certificate of sealed-secrets controller {namespace}/{name}: the service proxy failed ({proxy}) and {fallback}; is the controller running? (or seal offline with --cert)"
+        "cannot get the certificate of sealed-secrets controller {namespace}/{name}: the service proxy failed ({proxy}) and {fallback}; is the controller running?"
     )]
     CertificateUnavailable {
         /// The controller's namespace.

@@ -8,7 +8,7 @@ use ::kube::api::DynamicObject;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Error, RequestError};
+use super::{Error, RequestError, until_cancelled};
 use crate::manifest::Origin;
 use crate::observe::{Observer, ObserverExt};
 
@@ -276,7 +276,8 @@ pub async fn wait_for(
     let mut last: Option<String> = None;
     let mut announced = false;
     loop {
-        match api.get_opt(name).await.map_err(RequestError::from) {
+        match until_cancelled(cancel, api.get_opt(name)).await {
+            Err(RequestError::Cancelled) => return Err(Error::Cancelled),
             Ok(obj) => match condition.check(obj.as_ref()) {
                 Check::Done => {
                     if announced {

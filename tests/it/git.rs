@@ -169,7 +169,7 @@ async fn push_over_ssh_and_the_ssh_failures() {
     };
     assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
     assert_eq!(host, &format!("[127.0.0.1]:{}", sshd.port));
-    assert!(one_line(&err).contains("--accept-new-host-key"));
+    assert!(one_line(&err).contains(&empty_known_hosts.display().to_string()));
     assert_eq!(rev_parse(&remote, "main"), None);
 
     // Wrong key: authentication fails, one line, nothing changed.

@@ -346,6 +346,7 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
     let with_context = connect(&ClientOptions {
         kubeconfig: None,
         context: Some("test".into()),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -363,6 +364,7 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
     let Err(err) = connect(&ClientOptions {
         kubeconfig: Some(cp.kubeconfig_path().to_path_buf()),
         context: Some("nope".into()),
+        ..Default::default()
     })
     .await
     else {
@@ -375,7 +377,7 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
     );
     let Err(err) = connect(&ClientOptions {
         kubeconfig: Some(cp.dir().join("missing")),
-        context: None,
+        ..Default::default()
     })
     .await
     else {

@@ -380,7 +380,7 @@ impl ControlPlane {
     pub fn client_options(&self) -> ClientOptions {
         ClientOptions {
             kubeconfig: Some(self.kubeconfig.clone()),
-            context: None,
+            ..Default::default()
         }
     }
 

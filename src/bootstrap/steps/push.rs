@@ -2,6 +2,7 @@
 //! commit-and-push ([`commit_and_push`]) is shared with `rotate`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,7 @@ impl Step for Push {
                 branch: facts.branch.clone(),
                 http_credentials: o.git.http_credentials.clone(),
                 ssh: o.git.ssh.clone(),
+                timeouts: (o.timeouts.connect, o.timeouts.request),
             };
             let pushed = commit_and_push(change, ctx.observer, ctx.cancel).await?;
             ctx.state.pushed = Some(pushed.outcome.new);
@@ -88,6 +90,8 @@ pub(in crate::bootstrap) struct Change<'a> {
     /// Credentials for HTTP(S) remotes, instead of those in the URL.
     pub http_credentials: Option<HttpCredentials>,
     pub ssh: SshOptions,
+    /// Connect and read timeouts of the push; `None`: no limit.
+    pub timeouts: (Option<Duration>, Option<Duration>),
 }
 
 /// What [`commit_and_push`] did.
@@ -124,6 +128,10 @@ pub(in crate::bootstrap) async fn commit_and_push(
         po.http_credentials = Some(c);
     }
     po.ssh = change.ssh;
+    // No limit: a century.
+    let unlimited = Duration::from_secs(100 * 365 * 24 * 3600);
+    po.connect_timeout = change.timeouts.0.unwrap_or(unlimited);
+    po.read_timeout = change.timeouts.1.unwrap_or(unlimited);
     let url = po.url.clone();
     let outcome = crate::git::push(change.root, &po, observer, cancel)
         .await

@@ -77,9 +77,10 @@ pub struct PushOptions {
     pub http_credentials: Option<HttpCredentials>,
     /// SSH keys and host verification.
     pub ssh: SshOptions,
-    /// HTTP(S): how long connecting may take.
+    /// HTTP(S) and SSH: how long connecting may take (for SSH: with the key exchange and host
+    /// key check).
     pub connect_timeout: std::time::Duration,
-    /// HTTP(S): how long the server may send nothing while it answers.
+    /// HTTP(S) and SSH: how long the server may send nothing while it answers.
     pub read_timeout: std::time::Duration,
 }
 
@@ -204,9 +205,7 @@ pub enum PushError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The SSH host key is not in known_hosts.
-    #[error(
-        "host key of {host} is unknown ({fingerprint}, not in {known_hosts}); verify it, then re-run with --accept-new-host-key"
-    )]
+    #[error("host key of {host} is unknown ({fingerprint}, not in {known_hosts})")]
     UnknownHostKey {
         /// `host` or `[host]:port`.
         host: String,
@@ -337,11 +336,11 @@ impl Remote {
         cancel: &CancellationToken,
     ) -> Result<(Remote, Advertisement), PushError> {
         let url = options.url.as_str();
+        let timeouts = http::Timeouts {
+            connect: options.connect_timeout,
+            read: options.read_timeout,
+        };
         if url.starts_with("http://") || url.starts_with("https://") {
-            let timeouts = http::Timeouts {
-                connect: options.connect_timeout,
-                read: options.read_timeout,
-            };
             let (remote, adv) =
                 http::Http::connect(url, options.http_credentials.clone(), timeouts).await?;
             return Ok((Remote::Http(remote), adv));
@@ -352,7 +351,7 @@ impl Remote {
                 reason,
             })?;
             let (remote, adv) =
-                ssh::Ssh::connect(url, target, &options.ssh, observer, cancel).await?;
+                ssh::Ssh::connect(url, target, &options.ssh, timeouts, observer, cancel).await?;
             return Ok((Remote::Ssh(remote), adv));
         }
         let path = match url.strip_prefix("file://") {

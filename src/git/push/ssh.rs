@@ -194,8 +194,16 @@ pub(crate) struct Ssh {
 
 /// The client configuration we use; `key_algorithms` restricts host key algorithms (scan).
 pub(crate) fn config(key_algorithms: Option<Vec<russh::keys::Algorithm>>) -> Arc<client::Config> {
+    config_with(key_algorithms, Duration::from_secs(120))
+}
+
+/// [`config`] with `inactivity` as the longest silence of the server.
+fn config_with(
+    key_algorithms: Option<Vec<russh::keys::Algorithm>>,
+    inactivity: Duration,
+) -> Arc<client::Config> {
     let mut config = client::Config {
-        inactivity_timeout: Some(Duration::from_secs(120)),
+        inactivity_timeout: Some(inactivity),
         ..Default::default()
     };
     if let Some(algorithms) = key_algorithms {
@@ -209,6 +217,7 @@ impl Ssh {
         url: &str,
         target: Target,
         options: &SshOptions,
+        timeouts: super::http::Timeouts,
         observer: &dyn Observer,
         _cancel: &CancellationToken,
     ) -> Result<(Ssh, Advertisement), PushError> {
@@ -233,9 +242,9 @@ impl Ssh {
             .map(|entries| known_hosts::preferred_algorithms(&entries, &host_field))
             .ok();
         let connected = tokio::time::timeout(
-            Duration::from_secs(30),
+            timeouts.connect,
             client::connect(
-                config(algorithms),
+                config_with(algorithms, timeouts.read),
                 (target.host.as_str(), target.port),
                 verifier,
             ),
