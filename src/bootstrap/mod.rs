@@ -283,8 +283,8 @@ impl Options {
             git: GitOptions::default(),
             confirm_deploy_key: None,
             timeouts: Timeouts::default(),
-            sealed_secrets_namespace: crate::kube::DEFAULT_CONTROLLER_NAMESPACE.into(),
-            sealed_secrets_name: crate::kube::DEFAULT_CONTROLLER_NAME.into(),
+            sealed_secrets_namespace: crate::seal::DEFAULT_CONTROLLER_NAMESPACE.into(),
+            sealed_secrets_name: crate::seal::DEFAULT_CONTROLLER_NAME.into(),
             flux_namespace: "flux-system".into(),
         }
     }

@@ -309,7 +309,7 @@ async fn seal_credentials(
     o: &Options,
     observer: &dyn Observer,
 ) -> Result<(), BoxError> {
-    let fetched = crate::kube::fetch_certificate(
+    let fetched = crate::seal::fetch_certificate(
         target.client(),
         &o.sealed_secrets_namespace,
         &o.sealed_secrets_name,

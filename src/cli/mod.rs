@@ -62,24 +62,62 @@ pub struct CertArgs {
 }
 
 impl CertArgs {
-    /// The sealing key of --cert, when given. A plain http:// URL without
-    /// --insecure-cert-url is refused naming that flag.
-    pub async fn key(&self) -> anyhow::Result<Option<capi_manage::seal::SealingKey>> {
-        let Some(cert) = &self.cert else {
-            return Ok(None);
+    /// The certificate source: --cert when given, else the controller `namespace/name` of the
+    /// cluster. Checked before any request: a plain http:// URL without --insecure-cert-url
+    /// is refused naming that flag.
+    pub fn source(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<capi_manage::seal::CertSource> {
+        use capi_manage::seal::CertSource;
+        let source = match &self.cert {
+            Some(cert) => CertSource::file_or_url(cert, self.insecure_cert_url),
+            None => CertSource::Cluster {
+                namespace: namespace.into(),
+                name: name.into(),
+            },
         };
-        let pem = if cert.starts_with("http://") && !self.insecure_cert_url {
-            anyhow::bail!(
-                "--cert {cert}: a certificate fetched over plain http could be anyone's: use an https:// URL or a file, or pass --insecure-cert-url to accept it"
-            );
-        } else if cert.starts_with("https://") || cert.starts_with("http://") {
-            capi_manage::kube::fetch_certificate_url(cert, self.insecure_cert_url).await?
-        } else {
-            std::fs::read(cert)
-                .map_err(|e| anyhow::anyhow!("cannot read --cert file {cert}: {e}"))?
-        };
-        Ok(Some(capi_manage::seal::SealingKey::from_pem(&pem, cert)?))
+        source.check().map_err(with_cert_hint)?;
+        Ok(source)
     }
+
+    /// The sealing key of --cert, when given.
+    pub async fn key(&self) -> anyhow::Result<Option<capi_manage::seal::SealingKey>> {
+        if self.cert.is_none() {
+            return Ok(None);
+        }
+        let source = self.source("", "")?;
+        let (key, _) = source
+            .resolve(None, &capi_manage::observe::Silent)
+            .await
+            .map_err(with_cert_hint)?;
+        Ok(Some(key))
+    }
+}
+
+/// A sealing-certificate error with the flags that fix it, printed `error; hint`.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; {hint}")]
+pub struct CertHint {
+    error: capi_manage::seal::Error,
+    hint: &'static str,
+}
+
+/// The error, with the flags of the seal and rotate commands that fix it when there are some.
+pub fn with_cert_hint(error: capi_manage::seal::Error) -> anyhow::Error {
+    use capi_manage::seal::Error as E;
+    let hint = match &error {
+        E::InsecureCertificateUrl { url } if url.starts_with("http://") => {
+            "use an https:// URL or a file, or pass --insecure-cert-url to accept it"
+        }
+        E::ControllerNotFound { .. } => {
+            "check --controller-namespace and --controller-name, or seal offline with --cert"
+        }
+        E::CertificateUnavailable { .. } => "or seal offline with --cert",
+        _ => return error.into(),
+    };
+    CertHint { error, hint }.into()
 }
 
 /// Tells which certificate sealing uses: its subject and SHA-256 fingerprint, to compare with

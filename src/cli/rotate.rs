@@ -12,10 +12,8 @@ use capi_manage::git::{
     self, Author, CommitOptions, CommitOutcome, HttpCredentials, PushOptions, SshOptions,
     SwitchOutcome,
 };
-use capi_manage::kube::{
-    ClientOptions, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect,
-    fetch_certificate,
-};
+use capi_manage::kube::{ClientOptions, connect};
+use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetch_certificate};
 use capi_manage::observe::ObserverExt;
 use capi_manage::repo::{Credentials, Repo};
 use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};

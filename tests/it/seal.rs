@@ -479,7 +479,7 @@ fn bad_inputs_fail_with_one_line_errors() {
         &["seal", "--cert", "/nonexistent/cert.pem"],
         CREDENTIALS.as_bytes(),
     );
-    assert_one_line_error(&out, "cannot read --cert file /nonexistent/cert.pem");
+    assert_one_line_error(&out, "cannot read certificate file /nonexistent/cert.pem");
 
     let out = capi(
         &["seal", "--cert", cert, "--scope", "global"],
