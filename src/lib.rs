@@ -17,10 +17,9 @@
 //! - [`render`]: kustomize-compatible rendering of a kustomization folder (pure).
 //! - [`repo`]: the config repository: its root, `clusters/<name>`, credentials and values.
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
-//! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
-//!   suspend and resume.
+//! - [`flux`]: Flux's GitOps objects (pure), sync health, suspend and resume.
 //! - [`components`]: pinned, checksummed component manifests (download, verify, render, load;
-//!   the `vendor` command and `vendor-manifests/`).
+//!   the `vendor` command and `vendor-manifests/`) and their install with health gates.
 //!
 //! # Features
 //!

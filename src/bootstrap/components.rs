@@ -8,7 +8,7 @@ use super::state::write_private;
 use super::{DeployKeyNotice, Error, Options, relative};
 use crate::flux::Suspendable;
 use crate::flux::generate::{SourceAuth, SyncOptions};
-use crate::flux::install::{InstallOptions, Unit};
+use crate::components::{InstallOptions, Unit};
 use crate::git::{CommitOptions, CommitOutcome, PushOptions};
 use crate::kube::Discovery;
 use crate::kube::wait::WaitOptions;
@@ -178,7 +178,7 @@ pub(super) async fn install(
         timeout: o.timeouts.components,
         ..InstallOptions::default()
     };
-    crate::flux::install::install(discovery, &units, &io, observer, cancel).await?;
+    crate::components::install(discovery, &units, &io, observer, cancel).await?;
     Ok(())
 }
 

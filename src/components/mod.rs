@@ -12,10 +12,13 @@
 //! [`load`] reads the rendered files back, refusing any whose sha256 differs from the lock.
 //!
 //! Rendering is pure ([`render_objects`], [`provider_components`], [`mirror_image`]);
-//! downloading is a thin layer around it.
+//! downloading is a thin layer around it. With the `kube` feature as well, `install` applies
+//! components unit by unit with health gates.
 
 mod download;
 mod envsubst;
+#[cfg(feature = "kube")]
+mod install;
 mod lock;
 mod pins;
 mod transform;
@@ -30,6 +33,11 @@ use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
 pub use download::mirror_url;
+#[cfg(feature = "kube")]
+pub use install::{
+    InstallOptions, InstallReport, NAMESPACE_NAME_LABEL, Unit, UnitReport, gate, install,
+    webhook_ca_injected,
+};
 pub use pins::{Asset, ChartPin, Pin, Pins, Provider, ProviderType, Role, chart_pins};
 pub use transform::{
     CERT_MANAGER_VERSION_ANNOTATION, CLUSTERCTL_CORE_LABEL, CLUSTERCTL_LABEL, PROVIDER_LABEL,
@@ -244,7 +252,43 @@ pub enum Error {
         /// What.
         problem: String,
     },
-    /// The operation was cancelled; nothing was written.
+    /// Applying a unit failed; nothing later was applied.
+    #[cfg(feature = "kube")]
+    #[error("cannot install {unit}")]
+    Install {
+        /// The unit.
+        unit: String,
+        /// Why.
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
+    /// Discovery failed while resolving the kinds of a unit's objects to await.
+    #[cfg(feature = "kube")]
+    #[error("cannot resolve the kinds of {unit}'s objects")]
+    InstallDiscovery {
+        /// The unit.
+        unit: String,
+        /// Why.
+        #[source]
+        source: Box<crate::kube::Error>,
+    },
+    /// A unit was applied but some of its objects did not become healthy in time.
+    #[cfg(feature = "kube")]
+    #[error(
+        "{unit} is not healthy after {}s ({} objects): {}",
+        timeout.as_secs(),
+        failures.len(),
+        crate::kube::wait::ObjectFailure::list(failures)
+    )]
+    Unhealthy {
+        /// The unit.
+        unit: String,
+        /// How long it was given.
+        timeout: std::time::Duration,
+        /// Every failing object with its last conditions.
+        failures: Vec<crate::kube::wait::ObjectFailure>,
+    },
+    /// The operation was cancelled; nothing was written (by `vendor`) or applied after it.
     #[error("cancelled")]
     Cancelled,
 }
