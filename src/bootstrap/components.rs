@@ -6,9 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::write_private;
 use super::{DeployKeyNotice, Error, Options, relative};
+use crate::components::{InstallOptions, Unit};
 use crate::flux::Suspendable;
 use crate::flux::generate::{SourceAuth, SyncOptions};
-use crate::components::{InstallOptions, Unit};
 use crate::git::{CommitOptions, CommitOutcome, PushOptions};
 use crate::kube::Discovery;
 use crate::kube::wait::WaitOptions;

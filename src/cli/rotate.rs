@@ -13,9 +13,9 @@ use capi_manage::git::{
     SwitchOutcome,
 };
 use capi_manage::kube::{ClientOptions, connect};
-use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetch_certificate};
 use capi_manage::observe::ObserverExt;
 use capi_manage::repo::{Credentials, Repo};
+use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetch_certificate};
 use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};
 use tokio_util::sync::CancellationToken;
 

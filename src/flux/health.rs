@@ -9,8 +9,8 @@ use ::kube::api::DynamicObject;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::generate::{KUSTOMIZE_API_VERSION, SOURCE_API_VERSION, SyncNames};
 use super::Error;
+use super::generate::{KUSTOMIZE_API_VERSION, SOURCE_API_VERSION, SyncNames};
 use crate::kube::Discovery;
 use crate::kube::wait::{Check, Condition, WaitOptions, condition, summary, wait_all};
 use crate::manifest::Object;

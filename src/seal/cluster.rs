@@ -73,8 +73,8 @@ pub async fn fetch_certificate(
             let path = format!(
                 "/api/v1/namespaces/{namespace}/services/http:{name}:{port}/proxy/v1/cert.pem"
             );
-            let request = pem_request(&path)
-                .map_err(|e| request_failed(RequestError::Transport(e)))?;
+            let request =
+                pem_request(&path).map_err(|e| request_failed(RequestError::Transport(e)))?;
             match tokio::time::timeout(PROXY_TIMEOUT, client.request_text(request)).await {
                 Err(_) => format!("{path}: no answer in {}s", PROXY_TIMEOUT.as_secs()),
                 Ok(answer) => match answer.map_err(RequestError::from) {

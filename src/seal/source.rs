@@ -134,9 +134,7 @@ impl CertSource {
     ) -> Result<(SealingKey, String), Error> {
         use crate::observe::ObserverExt as _;
         match self {
-            CertSource::File(_) => Ok(self
-                .resolve_offline()?
-                .expect("a file resolves offline")),
+            CertSource::File(_) => Ok(self.resolve_offline()?.expect("a file resolves offline")),
             CertSource::Url {
                 url,
                 allow_insecure_http,

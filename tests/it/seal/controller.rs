@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use capi_manage::kube::Discovery;
-use capi_manage::seal::fetch_certificate;
 use capi_manage::manifest::{Object, parse_file, parse_str};
+use capi_manage::seal::fetch_certificate;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
