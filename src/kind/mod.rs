@@ -18,6 +18,7 @@ mod config;
 mod delete;
 mod docker;
 mod error;
+mod kubeadm;
 mod load;
 mod network;
 mod node;
@@ -29,12 +30,12 @@ use tokio_util::sync::CancellationToken;
 use crate::observe::{Observer, ObserverExt};
 
 pub use config::{
-    API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeVersion, KubeadmApi, KubeconfigError,
-    NODE_IMAGES, node_image_for,
+    API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeconfigError, NODE_IMAGES, node_image_for,
 };
 pub use delete::{DeleteError, DeleteOptions, Deleted, delete};
 pub use docker::{DEFAULT_DOCKER_HOST, DockerError, docker_host};
 pub use error::{CreateError, UnknownVersion};
+pub use kubeadm::{KubeVersion, KubeadmApi};
 pub use load::{LoadError, LoadOptions, Loaded, load_image_archive};
 pub use network::NETWORK_NAME;
 

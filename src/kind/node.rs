@@ -15,8 +15,9 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{self, API_SERVER_PORT, KubeVersion, KubeadmData};
+use super::config::{self, API_SERVER_PORT};
 use super::docker::{self, DockerError, ExecOutput};
+use super::kubeadm::{self, KubeVersion, KubeadmApi, KubeadmData};
 use super::network::NETWORK_NAME;
 use super::{CLUSTER_LABEL, CreateError, CreateOptions, NodePrivileges, ROLE_LABEL};
 use crate::observe::{Observer, ObserverExt};
@@ -418,7 +419,7 @@ pub(crate) async fn kube_version(
     let out = docker::exec(docker, node, &["cat", "/kind/version"], None).await?;
     let found = out.stdout.trim().to_string();
     KubeVersion::parse(&found)
-        .filter(|v| config::KubeadmApi::for_version(*v).is_some())
+        .filter(|v| KubeadmApi::for_version(*v).is_some())
         .ok_or(CreateError::Version {
             image: image.to_string(),
             found,
@@ -512,7 +513,7 @@ pub(crate) async fn provision(
     }
     if !initialized {
         let address = node_address(docker, node).await?;
-        let kubeadm = config::kubeadm_config(&KubeadmData {
+        let kubeadm = kubeadm::kubeadm_config(&KubeadmData {
             cluster_name: &options.name,
             version,
             node_name: node,
