@@ -444,6 +444,28 @@ async fn run(
 
 /// [`run`] again every second while it fails, until `options.ready_timeout`: after a node
 /// restart the API server takes a while to answer, and these steps converge when repeated.
+/// `kubectl apply` of `manifest` in the node, retried as [`run_retrying`] retries.
+async fn apply(
+    docker: &Docker,
+    options: &CreateOptions,
+    node: &str,
+    step: &str,
+    manifest: &str,
+    cancel: &CancellationToken,
+) -> Result<ExecOutput, CreateError> {
+    let cmd = [KUBECTL, ADMIN, "apply", "-f", "-"];
+    run_retrying(
+        docker,
+        options,
+        node,
+        step,
+        &cmd,
+        Some(manifest.as_bytes()),
+        cancel,
+    )
+    .await
+}
+
 async fn run_retrying(
     docker: &Docker,
     options: &CreateOptions,
@@ -616,16 +638,7 @@ pub(crate) async fn provision(
         message,
     })?;
     // kind creates; apply converges when a rerun finds it installed already.
-    run_retrying(
-        docker,
-        options,
-        node,
-        "install CNI",
-        &[KUBECTL, ADMIN, "apply", "-f", "-"],
-        Some(cni.as_bytes()),
-        cancel,
-    )
-    .await?;
+    apply(docker, options, node, "install CNI", &cni, cancel).await?;
 
     observer.action("installing StorageClass");
     let storage = docker::exec(
@@ -642,13 +655,12 @@ pub(crate) async fn provision(
             .warning("node image has no storage manifest, installing kind's legacy StorageClass");
         config::LEGACY_STORAGE_MANIFEST.to_string()
     };
-    run_retrying(
+    apply(
         docker,
         options,
         node,
         "install StorageClass",
-        &[KUBECTL, ADMIN, "apply", "-f", "-"],
-        Some(storage.as_bytes()),
+        &storage,
         cancel,
     )
     .await?;
