@@ -444,28 +444,6 @@ async fn run(
 
 /// [`run`] again every second while it fails, until `options.ready_timeout`: after a node
 /// restart the API server takes a while to answer, and these steps converge when repeated.
-/// `kubectl apply` of `manifest` in the node, retried as [`run_retrying`] retries.
-async fn apply(
-    docker: &Docker,
-    options: &CreateOptions,
-    node: &str,
-    step: &str,
-    manifest: &str,
-    cancel: &CancellationToken,
-) -> Result<ExecOutput, CreateError> {
-    let cmd = [KUBECTL, ADMIN, "apply", "-f", "-"];
-    run_retrying(
-        docker,
-        options,
-        node,
-        step,
-        &cmd,
-        Some(manifest.as_bytes()),
-        cancel,
-    )
-    .await
-}
-
 async fn run_retrying(
     docker: &Docker,
     options: &CreateOptions,
@@ -638,7 +616,21 @@ pub(crate) async fn provision(
         message,
     })?;
     // kind creates; apply converges when a rerun finds it installed already.
-    apply(docker, options, node, "install CNI", &cni, cancel).await?;
+    // kubectl apply of a manifest in the node, retried as `run_retrying` retries.
+    let apply = async |step: &str, manifest: &str| {
+        let cmd = [KUBECTL, ADMIN, "apply", "-f", "-"];
+        run_retrying(
+            docker,
+            options,
+            node,
+            step,
+            &cmd,
+            Some(manifest.as_bytes()),
+            cancel,
+        )
+        .await
+    };
+    apply("install CNI", &cni).await?;
 
     observer.action("installing StorageClass");
     let storage = docker::exec(
@@ -655,15 +647,7 @@ pub(crate) async fn provision(
             .warning("node image has no storage manifest, installing kind's legacy StorageClass");
         config::LEGACY_STORAGE_MANIFEST.to_string()
     };
-    apply(
-        docker,
-        options,
-        node,
-        "install StorageClass",
-        &storage,
-        cancel,
-    )
-    .await?;
+    apply("install StorageClass", &storage).await?;
 
     let started = Instant::now();
     let mut polls: u32 = 0;
