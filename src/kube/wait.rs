@@ -243,11 +243,10 @@ impl std::fmt::Display for ObjectFailure {
 }
 
 impl ObjectFailure {
-    /// A failed wait on one object as a failure to collect; the error itself when the wait was
-    /// cancelled.
-    pub fn from_wait(identity: String, e: Error) -> Result<ObjectFailure, Error> {
+    /// A failed wait on one object as a failure to collect; `None` when the wait was cancelled.
+    pub fn from_wait(identity: String, e: Error) -> Option<ObjectFailure> {
         let detail = match e {
-            Error::Cancelled => return Err(Error::Cancelled),
+            Error::Cancelled => return None,
             Error::Timeout { last, timeout, .. } => format!(
                 "not ready after {}s, last seen: {}",
                 timeout.as_secs(),
@@ -265,7 +264,7 @@ impl ObjectFailure {
                 s
             }
         };
-        Ok(ObjectFailure { identity, detail })
+        Some(ObjectFailure { identity, detail })
     }
 
     /// Failures as one line, `a: why; b: why`.
@@ -298,7 +297,10 @@ pub async fn wait_all(
         };
         match wait_for(&api, o.name(), what, c.as_ref(), options, observer, cancel).await {
             Ok(_) => Ok(None),
-            Err(e) => ObjectFailure::from_wait(o.identity(), e).map(Some),
+            Err(e) => match ObjectFailure::from_wait(o.identity(), e) {
+                Some(f) => Ok(Some(f)),
+                None => Err(Error::Cancelled),
+            },
         }
     }))
     .await;
