@@ -35,10 +35,10 @@ pub enum Error {
     /// A Flux kind the server does not serve.
     #[error("{0}")]
     Object(ObjectFailure),
-    /// Discovery failed while resolving an object's kind.
+    /// Discovery failed while resolving the kind of Flux objects.
     #[error("cannot resolve the kind of {what}")]
     Discovery {
-        /// The object.
+        /// The objects, e.g. `HelmRelease in flux-system`.
         what: String,
         /// Why.
         #[source]
