@@ -15,8 +15,10 @@ use capi_manage::git::{
 use capi_manage::kube::{ClientOptions, connect};
 use capi_manage::observe::ObserverExt;
 use capi_manage::repo::{Credentials, Repo};
-use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, fetch_certificate};
-use capi_manage::seal::{SealOptions, SealingKey, Secret, seal, to_yaml};
+use capi_manage::seal::{
+    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, SealOptions, SealingKey, Secret,
+    fetch_certificate, seal, to_yaml,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{CertArgs, Terminal};
