@@ -9,7 +9,7 @@
 //! (defaults: `clusters/example`, its `credentials.yaml`, and no certificate).
 //!
 //! The certificate is the sealed-secrets controller's (`kubeseal --fetch-cert`, or
-//! `capi_manage::kube::fetch_certificate` with the `kube` feature). Without one, this example
+//! `capi_manage::seal::fetch_certificate` with the `kube` feature). Without one, this example
 //! makes a throwaway self-signed certificate (with `rcgen`, a dev-dependency of this crate, so
 //! only examples and tests have it): the sealing runs the same way, but no controller holds the
 //! private key, so the SealedSecret it prints can never be opened. Do not commit it.

@@ -19,10 +19,9 @@
 //! - [`cloud`]: the preflight against the OpenStack cloud (login, catalog, what the values
 //!   name, quotas), one line per problem.
 //! - [`bootstrap`]: `bootstrap` and `teardown` as resumable plans of steps.
-//! - [`flux`]: Flux's GitOps objects (pure), component install with health gates, sync health,
-//!   suspend and resume.
+//! - [`flux`]: Flux's GitOps objects (pure), sync health, suspend and resume.
 //! - [`components`]: pinned, checksummed component manifests (download, verify, render, load;
-//!   the `vendor` command and `vendor-manifests/`).
+//!   the `vendor` command and `vendor-manifests/`) and their install with health gates.
 //!
 //! # Features
 //!

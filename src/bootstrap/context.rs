@@ -58,12 +58,12 @@ async fn discovery(
     timeouts: &super::Timeouts,
 ) -> Result<Discovery, StepError> {
     let client = connect(&timeouts.client(kubeconfig.clone()))
-    .await
-    .map_err(|source| StepError::Connect {
-        side,
-        kubeconfig,
-        source: Box::new(source),
-    })?;
+        .await
+        .map_err(|source| StepError::Connect {
+            side,
+            kubeconfig,
+            source: Box::new(source),
+        })?;
     Ok(Discovery::new(client))
 }
 

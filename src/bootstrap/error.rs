@@ -245,7 +245,16 @@ pub enum StepError {
     /// The vendored components (`vendor-manifests/`).
     #[error("cannot load the vendored components")]
     Components(#[source] Box<crate::components::Error>),
-    /// Installing components or Flux's objects, suspending or waiting for Flux.
+    /// Installing the vendored components with their health gates.
+    #[error("installing the components on the {side}")]
+    Install {
+        /// The cluster.
+        side: Side,
+        /// Why.
+        #[source]
+        source: Box<crate::components::Error>,
+    },
+    /// Applying Flux's objects, suspending or waiting for Flux.
     #[error("on the {side}")]
     Flux {
         /// The cluster.
@@ -290,16 +299,14 @@ pub enum StepError {
         /// The kubeconfig expected.
         path: PathBuf,
     },
-    /// Fetching the sealed-secrets certificate.
-    #[error("cannot fetch the sealed-secrets certificate from {namespace}/{name}")]
+    /// Getting the sealing certificate (read, downloaded or fetched from the controller).
+    #[error("cannot get the sealing certificate of {source_of}")]
     Certificate {
-        /// The controller's namespace.
-        namespace: String,
-        /// Its Service.
-        name: String,
+        /// Where it was to come from.
+        source_of: crate::seal::CertSource,
         /// Why.
         #[source]
-        source: Box<crate::kube::Error>,
+        source: Box<crate::seal::Error>,
     },
     /// The sealed-secrets certificate is not usable.
     #[error("certificate {from}")]

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use context::Context;
 pub use error::{Error, Side, StepError};
 pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
-pub use rotate::{Certificate, RotateOptions, RotateReport, rotate, rotate_message};
+pub use rotate::{RotateOptions, RotateReport, rotate, rotate_message};
 pub use run::{bootstrap, teardown};
 pub use state::State;
 pub use steps::{Step, bootstrap_steps, teardown_steps};
@@ -170,8 +170,8 @@ impl Options {
             git: GitOptions::default(),
             confirm_deploy_key: None,
             timeouts: Timeouts::default(),
-            sealed_secrets_namespace: crate::kube::DEFAULT_CONTROLLER_NAMESPACE.into(),
-            sealed_secrets_name: crate::kube::DEFAULT_CONTROLLER_NAME.into(),
+            sealed_secrets_namespace: crate::seal::DEFAULT_CONTROLLER_NAMESPACE.into(),
+            sealed_secrets_name: crate::seal::DEFAULT_CONTROLLER_NAME.into(),
             flux_namespace: "flux-system".into(),
             cloud_preflight: Some(crate::cloud::Options::default()),
         }

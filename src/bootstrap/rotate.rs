@@ -11,52 +11,19 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::steps::push::{Change, commit_and_push, remote};
-use super::steps::seal::{cluster_key, read_credentials, sealed_yaml, write_sealed};
+use super::steps::seal::{read_credentials, sealed_yaml, sealing_key, write_sealed};
 use super::{Error, StepError};
 use crate::git::{Author, HttpCredentials, PushOutcome, SshOptions, SwitchOutcome};
 use crate::kube::connect;
 use crate::observe::{Observer, ObserverExt};
 use crate::repo::{Credentials, Repo};
-use crate::seal::SealingKey;
+use crate::seal::CertSource;
 
 const SEAL: (&str, &str) = (
     "seal",
     "seal the credentials with the cluster's certificate",
 );
 const PUSH: (&str, &str) = ("push", "commit and push the sealed credentials");
-
-/// Where the sealing certificate comes from.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum Certificate {
-    /// A certificate the caller has (read from a file or a URL), and where it came from.
-    Key {
-        /// The key.
-        key: SealingKey,
-        /// Where it came from, for messages.
-        from: String,
-    },
-    /// The cluster's sealed-secrets controller, reached through `clusters/<name>/kubeconfig`.
-    Cluster {
-        /// The controller's namespace.
-        namespace: String,
-        /// Its Service.
-        name: String,
-    },
-}
-
-impl std::fmt::Debug for Certificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Certificate::Key { from, .. } => f.debug_struct("Key").field("from", from).finish(),
-            Certificate::Cluster { namespace, name } => f
-                .debug_struct("Cluster")
-                .field("namespace", namespace)
-                .field("name", name)
-                .finish(),
-        }
-    }
-}
 
 /// Options of [`rotate`].
 #[derive(Debug, Clone)]
@@ -67,7 +34,7 @@ pub struct RotateOptions {
     /// The cluster: `clusters/<cluster>`.
     pub cluster: String,
     /// The sealing certificate.
-    pub certificate: Certificate,
+    pub certificate: CertSource,
     /// Commit on this new branch (created at the current commit and checked out) and push it;
     /// `None`: the current branch.
     pub branch: Option<String>,
@@ -92,10 +59,7 @@ impl RotateOptions {
         RotateOptions {
             root: root.into(),
             cluster: cluster.into(),
-            certificate: Certificate::Cluster {
-                namespace: crate::kube::DEFAULT_CONTROLLER_NAMESPACE.into(),
-                name: crate::kube::DEFAULT_CONTROLLER_NAME.into(),
-            },
+            certificate: CertSource::default(),
             branch: None,
             message: None,
             author: None,
@@ -161,29 +125,30 @@ pub async fn rotate(
     let _lock = dir.lock().map_err(Error::Repo)?;
     let (url, facts) = remote(&o.root, o.remote_url.as_deref()).map_err(failed(PUSH))?;
 
-    let (key, from) = match &o.certificate {
-        Certificate::Key { key, from } => (key.clone(), from.clone()),
-        Certificate::Cluster { namespace, name } => {
-            let kubeconfig = dir.kubeconfig();
-            if !kubeconfig.is_file() {
-                return Err(failed(SEAL)(StepError::NoKubeconfig { path: kubeconfig }));
-            }
-            let fetch = async {
+    let fetch = async {
+        let client = match &o.certificate {
+            CertSource::Cluster { .. } => {
+                let kubeconfig = dir.kubeconfig();
+                if !kubeconfig.is_file() {
+                    return Err(StepError::NoKubeconfig { path: kubeconfig });
+                }
                 let client = connect(&o.timeouts.client(kubeconfig.clone()))
-                .await
-                .map_err(|source| StepError::Connect {
-                    side: super::Side::Cluster,
-                    kubeconfig,
-                    source: Box::new(source),
-                })?;
-                cluster_key(&client, namespace, name, observer).await
-            };
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(Error::Cancelled { step: SEAL.0 }),
-                r = fetch => r.map_err(failed(SEAL))?,
+                    .await
+                    .map_err(|source| StepError::Connect {
+                        side: super::Side::Cluster,
+                        kubeconfig,
+                        source: Box::new(source),
+                    })?;
+                Some(client)
             }
-        }
+            _ => None,
+        };
+        sealing_key(&o.certificate, client.as_ref(), observer).await
+    };
+    let (key, from) = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(Error::Cancelled { step: SEAL.0 }),
+        r = fetch => r.map_err(failed(SEAL))?,
     };
 
     let yaml = sealed_yaml(&dir, &secret, &key).map_err(failed(SEAL))?;

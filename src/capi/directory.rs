@@ -6,17 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ::kube::api::DynamicObject;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::resolve_on_target;
-use super::error::{Error, obj_err};
+use super::error::Error;
 use super::graph::ObjectRef;
 use super::journal::{private_dir, write_private};
-use super::mover::{MoveOptions, MoveReport, Mover, Skipped, ensure_namespace};
+use super::mover::{CopyTo, MoveOptions, MoveReport, Mover, Skipped, ensure_namespace};
 use super::transform::{backup_copy, is_paused, pausable_key};
 use crate::kube::Discovery;
 use crate::observe::{Observer, ObserverExt};
@@ -79,7 +78,7 @@ pub async fn backup(
     }
     mover.wait_unblocked().await?;
     mover.pause_source().await?;
-    let written = mover.write_backup(directory).await;
+    let written = mover.copy_all(CopyTo::Directory(directory)).await;
     mover.restore_source().await?;
     if let Err(e) = written {
         return Err(Error::Rolledback {
@@ -91,44 +90,21 @@ pub async fn backup(
     Ok(report)
 }
 
-impl Mover<'_> {
-    /// Writes every object, re-read from the (paused) source, to its file in `directory`.
-    async fn write_backup(&self, directory: &Path) -> Result<(), Error> {
-        let source = self.source();
-        let start = Instant::now();
-        let total = self.graph.len() as u64;
-        let mut done = 0;
-        for uid in self.seq.groups.iter().flatten() {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let node = self.graph.node(uid).expect("sequenced");
-            let r = &self.resources[uid];
-            let current = self
-                .api(source, uid)
-                .get(&node.reference.name)
-                .await
-                .map_err(obj_err("reading", "source", &node.reference))?;
-            let mut current = serde_json::to_value(&current).expect("serialises");
-            current["apiVersion"] = json!(r.api.api_version);
-            current["kind"] = json!(r.api.kind);
-            let current = backup_copy(current, self.journal.has_paused(&node.reference));
-            let path = directory.join(backup_file_name(&node.reference));
-            let yaml = crate::manifest::to_yaml(&[crate::manifest::Object::new(current)]);
-            write_private(&path, yaml.as_bytes()).map_err(|source| Error::Directory {
-                path,
-                what: "write the backup file",
-                source,
-            })?;
-            done += 1;
-            self.observer.progress("objects saved", done, Some(total));
-        }
-        self.observer.success(
-            format!("saved {done} objects to {}", directory.display()),
-            Some(start.elapsed()),
-        );
-        Ok(())
-    }
+/// Writes one object, as read from the source, to its file in `directory` ([`backup_copy`]).
+pub(super) fn write_object(
+    directory: &Path,
+    reference: &ObjectRef,
+    current: Value,
+    paused_by_us: bool,
+) -> Result<(), Error> {
+    let current = backup_copy(current, paused_by_us);
+    let path = directory.join(backup_file_name(reference));
+    let yaml = crate::manifest::to_yaml(&[crate::manifest::Object::new(current)]);
+    write_private(&path, yaml.as_bytes()).map_err(|source| Error::Directory {
+        path,
+        what: "write the backup file",
+        source,
+    })
 }
 
 /// The objects of a backup directory: every `*.yaml` file in it (not hidden), one object each.
@@ -240,7 +216,7 @@ pub async fn restore(
         mover.graph.len(),
         directory.display()
     ));
-    mover.copy_all().await?;
+    mover.copy_all(CopyTo::Target).await?;
     mover.unpause_target().await?;
     mover.finish()?;
     Ok(report)

@@ -61,6 +61,19 @@ pub enum Error {
         #[source]
         source: RequestError,
     },
+    /// Suspending or resuming a Flux object failed other than by a request.
+    #[error("{action} {object} on the {side} cluster")]
+    Flux {
+        /// What was being done.
+        action: &'static str,
+        /// `source` or `target`.
+        side: &'static str,
+        /// The object.
+        object: ObjectRef,
+        /// Why.
+        #[source]
+        source: crate::flux::Error,
+    },
     /// The journal could not be read or written.
     #[error("move journal {}", path.display())]
     Journal {

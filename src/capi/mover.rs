@@ -216,12 +216,12 @@ impl<'a> Mover<'a> {
         Journal::discard(self.options.journal.as_deref())
     }
 
-    /// Copies every object to the target, group by group: created or replaced, owner references
-    /// rewritten to the target's UIDs, status restored, paused when this tool paused it. Objects
-    /// are re-read from the source right before copying (pausing changed Clusters); without a
-    /// source they are copied as loaded.
-    pub(super) async fn copy_all(&mut self) -> Result<(), Error> {
-        let target = self.target();
+    /// Copies every object, group by group, to the target or into a backup directory. To the
+    /// target: created or replaced, owner references rewritten to the target's UIDs, status
+    /// restored, paused when this tool paused it. Into a directory: one file each
+    /// ([`super::directory::write_object`]). Objects are re-read from the source right before
+    /// copying (pausing changed Clusters); without a source they are copied as loaded.
+    pub(super) async fn copy_all(&mut self, to: CopyTo<'_>) -> Result<(), Error> {
         let start = Instant::now();
         let total = self.graph.len() as u64;
         let mut done = 0;
@@ -250,10 +250,18 @@ impl<'a> Mover<'a> {
                 }
                 None => node.object.clone(),
             };
+            let paused = self.journal.has_paused(&node.reference);
+            if let CopyTo::Directory(directory) = to {
+                super::directory::write_object(directory, &node.reference, current, paused)?;
+                done += 1;
+                self.observer.progress("objects saved", done, Some(total));
+                continue;
+            }
+            let target = self.target();
             let mut body = target_copy(&current, &self.journal.copied);
             // Created paused when this tool unpauses it at the end: no controller on the
             // target acts on it before everything it owns is there.
-            if self.journal.has_paused(&node.reference) {
+            if paused {
                 set_paused(&mut body, true);
             }
             let api = self.api(target, uid);
@@ -284,10 +292,13 @@ impl<'a> Mover<'a> {
             done += 1;
             self.observer.progress("objects copied", done, Some(total));
         }
-        self.observer.success(
-            format!("copied {done} objects to the target"),
-            Some(start.elapsed()),
-        );
+        let what = match to {
+            CopyTo::Target => format!("copied {done} objects to the target"),
+            CopyTo::Directory(directory) => {
+                format!("saved {done} objects to {}", directory.display())
+            }
+        };
+        self.observer.success(what, Some(start.elapsed()));
         Ok(())
     }
 
@@ -426,7 +437,7 @@ pub async fn move_objects(
     mover.wait_unblocked().await?;
     mover.pause_source().await?;
 
-    if let Err(e) = mover.copy_all().await {
+    if let Err(e) = mover.copy_all(CopyTo::Target).await {
         let copied = mover.journal.copied.len();
         // Leave nothing stuck: the source takes over again.
         mover.restore_source().await?;
@@ -477,6 +488,15 @@ pub(super) fn api_for(
     namespace: &str,
 ) -> Api<DynamicObject> {
     Api::namespaced_with(discovery.client().clone(), namespace, &resource.api)
+}
+
+/// Where [`Mover::copy_all`] copies to.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CopyTo<'p> {
+    /// The target cluster.
+    Target,
+    /// A backup directory.
+    Directory(&'p Path),
 }
 
 /// Creates `body` on the target, or replaces the object there. Controllers on the target may

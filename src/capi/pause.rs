@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use ::kube::Api;
 use ::kube::api::{DynamicObject, ListParams, Patch, PatchParams};
-use serde_json::json;
 
 use super::error::{Error, obj_err};
 use super::graph::{Node, ObjectRef};
@@ -14,11 +13,11 @@ use super::mover::{Mover, api_for, request_err};
 use super::transform::{
     BLOCK_MOVE, is_paused, pausable_key, pause_patch, paused_by_move, unpause_patch,
 };
-use crate::kube::{Discovery, until_cancelled};
+use crate::flux::generate::HELM_API_VERSION as HELM_RELEASE;
+use crate::flux::{Error as FluxError, Suspendable};
+use crate::kube::{Discovery, RequestError, until_cancelled};
 use crate::manifest::Gvk;
 use crate::observe::ObserverExt;
-
-const HELM_RELEASE: &str = "helm.toolkit.fluxcd.io/v2";
 
 impl Mover<'_> {
     /// Waits until no object carries [`BLOCK_MOVE`] (clusterctl's contract): objects annotated
@@ -86,14 +85,9 @@ impl Mover<'_> {
                 }
                 self.journal.suspended.insert(name.clone());
                 self.save()?;
-                let reference = helm_release_ref(ns, &name);
-                api.patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"suspend": true}})),
-                )
-                .await
-                .map_err(obj_err("suspending", "source", &reference))?;
+                crate::flux::suspend(source, Suspendable::HelmRelease, ns, &name)
+                    .await
+                    .map_err(flux_err("suspending", &helm_release_ref(ns, &name)))?;
             }
         }
         for n in self.graph.nodes() {
@@ -159,25 +153,42 @@ impl Mover<'_> {
             self.journal.paused.remove(&key);
             self.save()?;
         }
-        if let Some(api) = helm_releases(source, ns).await? {
+        if helm_releases(source, ns).await?.is_some() {
             for name in self.journal.suspended.clone() {
-                let reference = helm_release_ref(ns, &name);
-                match api
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"spec": {"suspend": null}})),
-                    )
-                    .await
-                {
-                    Ok(_) | Err(::kube::Error::Api(_)) => {}
-                    Err(e) => return Err(obj_err("resuming", "source", &reference)(e)),
+                match crate::flux::resume(source, Suspendable::HelmRelease, ns, &name).await {
+                    // Refused (gone, say): nothing of ours is left on it.
+                    Ok(())
+                    | Err(FluxError::Request {
+                        source: RequestError::Server { .. },
+                        ..
+                    }) => {}
+                    Err(e) => return Err(flux_err("resuming", &helm_release_ref(ns, &name))(e)),
                 }
                 self.journal.suspended.remove(&name);
                 self.save()?;
             }
         }
         Ok(())
+    }
+}
+
+/// The error of suspending or resuming a HelmRelease on the source, for `map_err`.
+fn flux_err(action: &'static str, object: &ObjectRef) -> impl FnOnce(FluxError) -> Error {
+    let object = object.clone();
+    move |e| match e {
+        FluxError::Cancelled => Error::Cancelled,
+        FluxError::Request { source, .. } => Error::Object {
+            action,
+            side: "source",
+            object,
+            source,
+        },
+        source => Error::Flux {
+            action,
+            side: "source",
+            object,
+            source,
+        },
     }
 }
 

@@ -142,23 +142,55 @@ pub struct CertArgs {
 }
 
 impl CertArgs {
-    /// The sealing key of --cert, when given. A plain http:// URL without
-    /// --insecure-cert-url is refused naming that flag.
-    pub async fn key(&self) -> anyhow::Result<Option<capi_manage::seal::SealingKey>> {
-        let Some(cert) = &self.cert else {
-            return Ok(None);
+    /// The certificate source: --cert when given, else the controller `namespace/name` of the
+    /// cluster. Checked before any request: a plain http:// URL without --insecure-cert-url
+    /// is refused naming that flag.
+    pub fn source(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<capi_manage::seal::CertSource> {
+        use capi_manage::seal::CertSource;
+        let source = match &self.cert {
+            Some(cert) => CertSource::file_or_url(cert, self.insecure_cert_url),
+            None => CertSource::Cluster {
+                namespace: namespace.into(),
+                name: name.into(),
+            },
         };
-        let pem = if cert.starts_with("http://") && !self.insecure_cert_url {
-            anyhow::bail!(
-                "--cert {cert}: a certificate fetched over plain http could be anyone's: use an https:// URL or a file, or pass --insecure-cert-url to accept it"
-            );
-        } else if cert.starts_with("https://") || cert.starts_with("http://") {
-            capi_manage::kube::fetch_certificate_url(cert, self.insecure_cert_url).await?
-        } else {
-            std::fs::read(cert)
-                .map_err(|e| anyhow::anyhow!("cannot read --cert file {cert}: {e}"))?
-        };
-        Ok(Some(capi_manage::seal::SealingKey::from_pem(&pem, cert)?))
+        source.check().map_err(with_cert_hint)?;
+        Ok(source)
+    }
+}
+
+/// A sealing-certificate error with the flags that fix it, printed `error; hint`.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; {hint}")]
+pub struct CertHint {
+    error: capi_manage::seal::Error,
+    hint: &'static str,
+}
+
+/// The error, with the flags of the seal and rotate commands that fix it when there are some.
+pub fn with_cert_hint(error: capi_manage::seal::Error) -> anyhow::Error {
+    match cert_hint(&error) {
+        Some(hint) => CertHint { error, hint }.into(),
+        None => error.into(),
+    }
+}
+
+/// The flags of the seal and rotate commands that fix a sealing-certificate error.
+fn cert_hint(error: &capi_manage::seal::Error) -> Option<&'static str> {
+    use capi_manage::seal::Error as E;
+    match error {
+        E::InsecureCertificateUrl { url } if url.starts_with("http://") => {
+            Some("use an https:// URL or a file, or pass --insecure-cert-url to accept it")
+        }
+        E::ControllerNotFound { .. } => {
+            Some("check --controller-namespace and --controller-name, or seal offline with --cert")
+        }
+        E::CertificateUnavailable { .. } => Some("or seal offline with --cert FILE|URL"),
+        _ => None,
     }
 }
 
@@ -329,16 +361,8 @@ fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     ) {
         return Some("check --from-kubeconfig/--to-kubeconfig and their contexts");
     }
-    if let Some(e) = c.downcast_ref::<capi_manage::kube::Error>() {
-        return match e {
-            capi_manage::kube::Error::ControllerNotFound { .. } => Some(
-                "check --controller-namespace and --controller-name, or seal offline with --cert",
-            ),
-            capi_manage::kube::Error::CertificateUnavailable { .. } => {
-                Some("or seal offline with --cert FILE|URL")
-            }
-            _ => None,
-        };
+    if let Some(e) = c.downcast_ref::<capi_manage::seal::Error>() {
+        return cert_hint(e);
     }
     None
 }

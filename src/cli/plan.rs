@@ -133,7 +133,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `--online`: the cloud preflight, one line per problem; problems make the command fail.
-async fn online(cluster: &capi_manage::repo::Cluster, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+async fn online(
+    cluster: &capi_manage::repo::Cluster,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
     use capi_manage::cloud;
     if !cluster.credentials.placeholders.is_empty() {
         anyhow::bail!(

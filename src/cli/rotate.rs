@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use capi_manage::bootstrap::{self, Certificate, RotateOptions, StepError};
+use capi_manage::bootstrap::{self, RotateOptions, StepError};
 use capi_manage::git::{Author, HttpCredentials, SshOptions};
-use capi_manage::kube::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
 use capi_manage::repo::Repo;
+use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
 
 use super::{CertArgs, Terminal};
 
@@ -77,16 +77,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     };
     let repo = Repo::discover(&start)?;
     let mut o = RotateOptions::new(repo.root(), &args.cluster);
-    o.certificate = match args.cert.key().await? {
-        Some(key) => Certificate::Key {
-            key,
-            from: args.cert.cert.clone().unwrap_or_default(),
-        },
-        None => Certificate::Cluster {
-            namespace: args.controller_namespace.clone(),
-            name: args.controller_name.clone(),
-        },
-    };
+    o.certificate = args
+        .cert
+        .source(&args.controller_namespace, &args.controller_name)?;
     o.branch = args.branch.clone();
     o.message = args.message.clone();
     o.author = match (&args.author_name, &args.author_email) {

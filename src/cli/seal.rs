@@ -2,18 +2,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use capi_manage::kube::{
-    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, connect, fetch_certificate,
-    unsealed_secret_data,
-};
+use capi_manage::kube::connect;
 use capi_manage::manifest::parse_str;
 use capi_manage::observe::ObserverExt;
 use capi_manage::seal::{
-    MergeOptions, Scope, SealOptions, SealingKey, Secret, merge_into, seal, seal_raw, to_yaml,
+    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope, SealOptions,
+    Secret, merge_into, seal, seal_raw, to_yaml, unsealed_secret_data,
 };
 use zeroize::Zeroizing;
 
-use super::{CertArgs, KubeArgs, Terminal, report_certificate};
+use super::{CertArgs, KubeArgs, Terminal, report_certificate, with_cert_hint};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -104,6 +102,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         None => None,
     };
 
+    let source = args
+        .cert
+        .source(&args.controller_namespace, &args.controller_name)?;
     let use_cluster =
         args.cert.cert.is_none() || args.kube.kubeconfig.is_some() || args.kube.context.is_some();
     let client = if use_cluster {
@@ -111,23 +112,10 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (key, key_from) = match (args.cert.key().await?, &client) {
-        (Some(key), _) => (key, args.cert.cert.clone().unwrap_or_default()),
-        (None, Some(client)) => {
-            let fetched =
-                fetch_certificate(client, &args.controller_namespace, &args.controller_name)
-                    .await?;
-            if let Some(reason) = &fetched.fallback_reason {
-                observer.warning(format!(
-                    "using the certificate of {} because the controller's service proxy failed: {reason}",
-                    fetched.from
-                ));
-            }
-            let key = SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from)?;
-            (key, fetched.from)
-        }
-        (None, None) => unreachable!("a cluster is used when --cert is absent"),
-    };
+    let (key, key_from) = source
+        .resolve(client.as_ref(), observer)
+        .await
+        .map_err(with_cert_hint)?;
 
     let output = if args.raw {
         let mut sealed = seal_raw(

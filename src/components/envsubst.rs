@@ -116,13 +116,7 @@ pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
+    use crate::manifest::test_vars as vars;
 
     #[test]
     fn clusterctl_rules() {

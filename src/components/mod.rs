@@ -12,10 +12,14 @@
 //! [`load`] reads the rendered files back, refusing any whose sha256 differs from the lock.
 //!
 //! Rendering is pure ([`render_objects`], [`provider_components`], [`mirror_image`]);
-//! downloading is a thin layer around it.
+//! downloading is a thin layer around it. With the `kube` feature as well, `install` applies
+//! components unit by unit with health gates.
 
 mod download;
 mod envsubst;
+mod error;
+#[cfg(feature = "kube")]
+mod install;
 mod lock;
 mod pins;
 mod transform;
@@ -30,6 +34,12 @@ use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
 pub use download::mirror_url;
+pub use error::Error;
+#[cfg(feature = "kube")]
+pub use install::{
+    InstallOptions, InstallReport, NAMESPACE_NAME_LABEL, Unit, UnitReport, gate, install,
+    webhook_ca_injected,
+};
 pub use pins::{Asset, ChartPin, Pin, Pins, Provider, ProviderType, Role, chart_pins};
 pub use transform::{
     CERT_MANAGER_VERSION_ANNOTATION, CLUSTERCTL_CORE_LABEL, CLUSTERCTL_LABEL, PROVIDER_LABEL,
@@ -46,222 +56,6 @@ pub const PINS_FILE: &str = "vendor.toml";
 pub const LOCK_FILE: &str = "vendor.lock";
 /// The kustomization listing the rendered files, in [`VENDOR_DIR`].
 pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
-
-/// What went wrong vendoring or loading the pinned manifests.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A file could not be read.
-    #[error("cannot read {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file could not be written.
-    #[error("cannot write {}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `vendor.toml` is not valid TOML or has unknown fields.
-    #[error("{}: invalid pin file", file.display())]
-    PinsToml {
-        /// The file.
-        file: PathBuf,
-        /// The parser's complaint (with line and field).
-        #[source]
-        source: Box<toml::de::Error>,
-    },
-    /// A pin is invalid.
-    #[error("{}: field `{field}`: {problem}", file.display())]
-    Pin {
-        /// The file.
-        file: PathBuf,
-        /// The field, e.g. `component[2].provider.type`.
-        field: String,
-        /// What is wrong and how to fix it.
-        problem: String,
-    },
-    /// `vendor.lock` is not valid TOML.
-    #[error("{}: invalid lock file (re-create it with `capi-manage vendor`)", file.display())]
-    LockToml {
-        /// The file.
-        file: PathBuf,
-        /// The parser's complaint.
-        #[source]
-        source: Box<toml::de::Error>,
-    },
-    /// `vendor.lock` holds something impossible.
-    #[error("{}: {problem}", file.display())]
-    Lock {
-        /// The file.
-        file: PathBuf,
-        /// What.
-        problem: String,
-    },
-    /// Nothing has been vendored yet.
-    #[error("{} does not exist: run `capi-manage vendor` to download and record the pinned manifests", lock.display())]
-    NotVendored {
-        /// The missing lock.
-        lock: PathBuf,
-    },
-    /// The pins changed since the manifests were vendored.
-    #[error(
-        "{component}: {problem}: run `capi-manage vendor` to bring vendor-manifests up to date"
-    )]
-    Stale {
-        /// The component.
-        component: String,
-        /// What differs.
-        problem: String,
-    },
-    /// The HTTP client could not be set up.
-    #[error("cannot set up the HTTP client")]
-    Client {
-        /// Why.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A download failed after retries.
-    #[error("{component}: cannot download {url} from {from} (tried {attempts} times)")]
-    Download {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// Where it was fetched (the mirror's URL, or the same).
-        from: String,
-        /// How many tries.
-        attempts: u32,
-        /// The last failure.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// An asset would be fetched through a mirror with nothing to check its bytes against.
-    #[error(
-        "{component}: {url} has no sha256 in vendor.toml and no entry in vendor.lock, so the mirror's copy cannot be checked; add the release's sha256 to the asset in vendor.toml, vendor it once from upstream, or trust the mirror explicitly"
-    )]
-    MirrorUnpinned {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-    },
-    /// A download exceeded its size bound.
-    #[error("{component}: {from} sent more than {limit} bytes for {url}; refused")]
-    TooLarge {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// Where it was fetched from.
-        from: String,
-        /// The bound: the locked size plus a margin, or the default cap.
-        limit: u64,
-    },
-    /// The server refused a download.
-    #[error("{component}: {from} answered HTTP {status} for {url}")]
-    HttpStatus {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// Where it was fetched.
-        from: String,
-        /// The status.
-        status: u16,
-    },
-    /// A download differs from the sha256 recorded (or pinned) for it.
-    #[error(
-        "{component}: {url} (from {from}) has sha256 {actual}, but {expected} was recorded when it was first vendored; refusing it, nothing was written"
-    )]
-    Checksum {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// Where it was fetched.
-        from: String,
-        /// The recorded sha256.
-        expected: String,
-        /// The download's sha256.
-        actual: String,
-    },
-    /// A rendered file differs from the sha256 recorded for it.
-    #[error("{}: sha256 {actual} differs from {expected} recorded in vendor.lock: the file was changed after vendoring; refusing it (restore it, e.g. with git, or re-run `capi-manage vendor`)", file.display())]
-    Tampered {
-        /// The file.
-        file: PathBuf,
-        /// The recorded sha256.
-        expected: String,
-        /// The file's sha256.
-        actual: String,
-    },
-    /// An asset is not UTF-8 text.
-    #[error("{component}: {url} is not UTF-8 text")]
-    NotUtf8 {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-    },
-    /// An asset (or rendered file) does not hold Kubernetes objects.
-    #[error("{component}: {url}: not a manifest")]
-    Manifest {
-        /// The component.
-        component: String,
-        /// The upstream URL or file.
-        url: String,
-        /// Why.
-        #[source]
-        source: crate::manifest::Error,
-    },
-    /// Variables are used without a value or a default.
-    #[error("{component}: {url}: {}", missing_variables(names, *line))]
-    Variable {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// Every missing variable, in order of first use.
-        names: Vec<String>,
-        /// The line where the first one is used.
-        line: usize,
-    },
-    /// A provider's components break clusterctl's rules.
-    #[error("{component}: {url}: {problem}")]
-    Provider {
-        /// The component.
-        component: String,
-        /// The upstream URL.
-        url: String,
-        /// What.
-        problem: String,
-    },
-    /// The operation was cancelled; nothing was written.
-    #[error("cancelled")]
-    Cancelled,
-}
-
-fn missing_variables(names: &[String], line: usize) -> String {
-    let list = names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (verb, has) = if names.len() == 1 {
-        ("is", "has")
-    } else {
-        ("are", "have")
-    };
-    format!("variable {list} {verb} not set and {has} no default (first used on line {line})")
-}
 
 /// Options for [`vendor`].
 #[derive(Debug, Clone, Default)]

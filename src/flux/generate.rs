@@ -43,7 +43,7 @@ pub enum SourceAuth {
         identity: String,
         /// The public key line.
         identity_pub: String,
-        /// known_hosts lines of the git host (e.g. from [`crate::git::scan_host_keys`]).
+        /// known_hosts lines of the git host (e.g. from `git::scan_host_keys`).
         known_hosts: String,
     },
     /// HTTPS with basic auth or a bearer token, and optionally a CA to trust.

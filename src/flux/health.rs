@@ -6,15 +6,13 @@
 use std::time::{Duration, Instant};
 
 use ::kube::api::DynamicObject;
-use futures::future::join_all;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::Error;
 use super::generate::{KUSTOMIZE_API_VERSION, SOURCE_API_VERSION, SyncNames};
-use super::install::api_for;
-use super::{Error, wait_error};
 use crate::kube::Discovery;
-use crate::kube::wait::{Check, Condition, WaitOptions, condition, summary, wait_for};
+use crate::kube::wait::{Check, Condition, WaitOptions, condition, summary, wait_all};
 use crate::manifest::Object;
 use crate::observe::{Observer, ObserverExt};
 
@@ -126,45 +124,34 @@ pub async fn wait_synced(
         "waiting for Flux to apply {expected_revision} in {}",
         names.namespace
     ));
-    let mut checks: Vec<(Object, Box<dyn Condition>)> = vec![(
-        named(
-            SOURCE_API_VERSION,
-            "GitRepository",
-            &names.namespace,
-            &names.source,
-        ),
+    let source = named(
+        SOURCE_API_VERSION,
+        "GitRepository",
+        &names.namespace,
+        &names.source,
+    );
+    let mut checks: Vec<(Object, String, Box<dyn Condition>)> = vec![(
+        source.clone(),
+        format!("{} at {expected_revision}", source.identity()),
         Box::new(source_synced(expected_revision.to_string())),
     )];
     for k in &names.kustomizations {
+        let o = named(KUSTOMIZE_API_VERSION, "Kustomization", &names.namespace, k);
         checks.push((
-            named(KUSTOMIZE_API_VERSION, "Kustomization", &names.namespace, k),
+            o.clone(),
+            format!("{} at {expected_revision}", o.identity()),
             Box::new(kustomization_synced(expected_revision.to_string())),
         ));
     }
-    let results = join_all(checks.iter().map(|(o, c)| async move {
-        let api = api_for(discovery, o).await?;
-        wait_for(
-            &api,
-            o.name(),
-            &format!("{} at {expected_revision}", o.identity()),
-            c.as_ref(),
-            wait,
-            observer,
-            cancel,
-        )
+    let failures = wait_all(discovery, &checks, wait, observer, cancel)
         .await
-        .map(|_| ())
-        .map_err(|e| wait_error(o.identity(), e))
-    }))
-    .await;
-    let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(()) => {}
-            Err(Error::Object(f)) => failures.push(f),
-            Err(e) => return Err(e),
-        }
-    }
+        .map_err(|e| match e {
+            crate::kube::Error::Cancelled => Error::Cancelled,
+            e => Error::Discovery {
+                what: format!("the Flux objects in {}", names.namespace),
+                source: Box::new(e),
+            },
+        })?;
     if !failures.is_empty() {
         return Err(Error::NotSynced {
             revision: expected_revision.to_string(),

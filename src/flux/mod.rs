@@ -1,92 +1,46 @@
-//! Flux: its GitOps objects as data ([`generate`]), installing components with health gates
-//! ([`mod@install`]), whether Flux synced a pushed commit ([`health`]), and suspending and resuming
-//! Flux objects around a move ([`suspend`], [`resume`]) or nudging them ([`request_reconcile`]).
+//! Flux: its GitOps objects as data ([`generate`]), whether Flux synced a pushed commit
+//! ([`health`]), and suspending and resuming Flux objects around a move ([`suspend`],
+//! [`resume`]) or nudging them ([`request_reconcile`]). Installing Flux itself, like any
+//! component, is `components::install`.
 //!
 //! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
 //! every step can re-run and find itself done.
 
 pub mod generate;
 pub mod health;
-pub mod install;
 mod status;
-
-use std::fmt;
-use std::time::Duration;
 
 use ::kube::Api;
 use ::kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 
+use crate::kube::wait::ObjectFailure;
 use crate::kube::{Discovery, FIELD_MANAGER, RequestError};
 use crate::manifest::Object;
 
 pub use generate::{SourceAuth, SyncNames, SyncOptions, revision, sync_objects};
 pub use health::{SyncReport, wait_synced};
-pub use install::{InstallOptions, InstallReport, Unit, UnitReport, install};
 pub use status::{KindStatus, SYNC_KINDS, SyncObject, sync_status};
 
-/// One object that did not become healthy (or synced), with its last state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectFailure {
-    /// `Kind namespace/name`.
-    pub identity: String,
-    /// Why: its last conditions, a failure reason or an error.
-    pub detail: String,
-}
-
-impl fmt::Display for ObjectFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.identity, self.detail)
-    }
-}
-
-fn list(failures: &[ObjectFailure]) -> String {
-    failures
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// What went wrong installing, syncing or suspending.
+/// What went wrong syncing or suspending.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Applying a unit failed; nothing later was applied.
-    #[error("cannot install {unit}")]
-    Apply {
-        /// The unit.
-        unit: String,
-        /// Why.
-        #[source]
-        source: Box<crate::kube::Error>,
-    },
-    /// A unit was applied but some of its objects did not become healthy in time.
-    #[error("{unit} is not healthy after {}s ({} objects): {}", timeout.as_secs(), failures.len(), list(failures))]
-    Unhealthy {
-        /// The unit.
-        unit: String,
-        /// How long it was given.
-        timeout: Duration,
-        /// Every failing object with its last conditions.
-        failures: Vec<ObjectFailure>,
-    },
     /// Flux did not sync the expected revision.
-    #[error("Flux has not applied {revision} ({} objects): {}", failures.len(), list(failures))]
+    #[error("Flux has not applied {revision} ({} objects): {}", failures.len(), ObjectFailure::list(failures))]
     NotSynced {
         /// The awaited revision.
         revision: String,
         /// Every object that did not get there, with its last state.
         failures: Vec<ObjectFailure>,
     },
-    /// One object failed; collected into [`Error::Unhealthy`] or [`Error::NotSynced`] by the
-    /// callers that wait for several.
+    /// A Flux kind the server does not serve.
     #[error("{0}")]
     Object(ObjectFailure),
-    /// Discovery failed while resolving an object's kind.
+    /// Discovery failed while resolving the kind of Flux objects.
     #[error("cannot resolve the kind of {what}")]
     Discovery {
-        /// The object.
+        /// The objects, e.g. `HelmRelease in flux-system`.
         what: String,
         /// Why.
         #[source]
@@ -106,31 +60,6 @@ pub enum Error {
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
-}
-
-/// Turns a failed wait on one object into a collectable [`Error::Object`] (or `Cancelled`).
-fn wait_error(identity: String, e: crate::kube::Error) -> Error {
-    use crate::kube::Error as K;
-    let detail = match e {
-        K::Cancelled => return Error::Cancelled,
-        K::Timeout { last, timeout, .. } => format!(
-            "not ready after {}s, last seen: {}",
-            timeout.as_secs(),
-            last.unwrap_or_else(|| "never observed".into())
-        ),
-        K::Failed { reason, .. } => format!("failed: {reason}"),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(&other);
-            while let Some(c) = src {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                src = c.source();
-            }
-            s
-        }
-    };
-    Error::Object(ObjectFailure { identity, detail })
 }
 
 /// The Flux kinds that can be suspended.
@@ -170,12 +99,26 @@ impl Suspendable {
     }
 }
 
+/// The dynamic API for a Flux kind in `namespace`; [`Error::Object`] when it is not served.
 async fn api(
     discovery: &Discovery,
     kind: Suspendable,
     namespace: &str,
 ) -> Result<Api<DynamicObject>, Error> {
-    install::api_for(discovery, &kind.object(namespace, "")).await
+    let object = kind.object(namespace, "");
+    discovery
+        .api_for(&object)
+        .await
+        .map_err(|e| Error::Discovery {
+            what: format!("{} in {namespace}", kind.kind()),
+            source: Box::new(e),
+        })?
+        .ok_or_else(|| {
+            Error::Object(ObjectFailure {
+                identity: format!("{} in {namespace}", kind.kind()),
+                detail: format!("the server does not serve {}", object.gvk()),
+            })
+        })
 }
 
 async fn patch_suspend(

@@ -15,24 +15,28 @@
 //! are made (what the bootstrap needs).
 
 mod config;
+mod delete;
 mod docker;
+mod error;
+mod kubeadm;
+mod load;
 mod network;
 mod node;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
-use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Observer, ObserverExt};
 
 pub use config::{
-    API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeVersion, KubeadmApi, KubeconfigError,
-    NODE_IMAGES, node_image_for,
+    API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeconfigError, NODE_IMAGES, node_image_for,
 };
+pub use delete::{DeleteError, DeleteOptions, Deleted, delete};
 pub use docker::{DEFAULT_DOCKER_HOST, DockerError, docker_host};
+pub use error::{CreateError, UnknownVersion};
+pub use kubeadm::{KubeVersion, KubeadmApi};
+pub use load::{LoadError, LoadOptions, Loaded, load_image_archive};
 pub use network::NETWORK_NAME;
 
 /// The label kind puts on every node container: its value is the cluster name.
@@ -41,18 +45,6 @@ pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
 /// The cluster name when none is given (`KIND_CLUSTER_NAME` overrides it in the CLI).
 pub const DEFAULT_CLUSTER_NAME: &str = "kind";
-
-/// No image is pinned for the Kubernetes version asked for.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "no kindest/node image is pinned for Kubernetes {version}: choose one of {known}, or name a node image explicitly"
-)]
-pub struct UnknownVersion {
-    /// The version asked for.
-    pub version: String,
-    /// The pinned versions, comma-separated.
-    pub known: String,
-}
 
 /// The node image to run: an explicit image wins; otherwise the image
 /// pinned for a Kubernetes version (e.g. `KIND_CLUSTER_VERSION`: `1.34`, `v1.34.0`); otherwise
@@ -222,131 +214,6 @@ pub struct Created {
     pub reused: bool,
 }
 
-/// What went wrong creating a cluster.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CreateError {
-    /// The Docker engine could not be reached or refused a request.
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    /// The cluster name is not usable as a container name.
-    #[error(
-        "invalid cluster name {name:?}: use lowercase letters, digits and '-', starting with a letter or digit"
-    )]
-    InvalidName {
-        /// The name given.
-        name: String,
-    },
-    /// The node image is missing and could not be pulled.
-    #[error(
-        "cannot pull node image {image} after {attempts} attempts (air-gapped? `docker load` the image and name it by tag as the node image)"
-    )]
-    Pull {
-        /// The image.
-        image: String,
-        /// How many attempts were made.
-        attempts: u32,
-        /// The last error.
-        #[source]
-        source: DockerError,
-    },
-    /// The host port asked for is taken.
-    #[error("port 127.0.0.1:{port} is already in use: free it or choose another API server port")]
-    PortInUse {
-        /// The port.
-        port: u16,
-    },
-    /// No port could be had on 127.0.0.1 for the API server.
-    #[error("no free port on 127.0.0.1 for the API server: choose one explicitly")]
-    NoFreePort(#[source] std::io::Error),
-    /// A container of that name exists but is not this cluster's kind node.
-    #[error(
-        "a container named {container} exists but is not the kind node of cluster {cluster}: remove it or choose another cluster name"
-    )]
-    NameTaken {
-        /// The container.
-        container: String,
-        /// The cluster.
-        cluster: String,
-    },
-    /// The existing node has no API server port published on the host.
-    #[error(
-        "node {container} publishes no host port for {API_SERVER_PORT}/tcp: delete the cluster and create it again"
-    )]
-    NoPublishedPort {
-        /// The container.
-        container: String,
-    },
-    /// systemd in the node did not report the multi-user target in time.
-    #[error(
-        "node {container} did not boot within {timeout:?} (no systemd 'Multi-User System' line in its log): see `docker logs {container}`"
-    )]
-    Boot {
-        /// The container.
-        container: String,
-        /// How long was waited.
-        timeout: Duration,
-    },
-    /// The image's `/kind/version` is missing, unreadable or too old.
-    #[error(
-        "node image {image} reports Kubernetes version {found:?}, which is not a supported version (1.23 or later)"
-    )]
-    Version {
-        /// The image.
-        image: String,
-        /// What `/kind/version` held.
-        found: String,
-    },
-    /// A step inside the node failed. The cluster is kept for debugging.
-    #[error(
-        "{step} failed in node {container} (exit code {exit_code}); the cluster is kept for debugging (a rerun continues from it; delete it with `docker rm -f -v {container}` or `kind delete cluster --name {cluster}`); last output:\n{tail}"
-    )]
-    Step {
-        /// The step, e.g. `kubeadm init`.
-        step: String,
-        /// The node.
-        container: String,
-        /// The cluster.
-        cluster: String,
-        /// The command's exit code.
-        exit_code: i64,
-        /// The last lines of its output.
-        tail: String,
-    },
-    /// The node did not become Ready in time. The cluster is kept.
-    #[error(
-        "node {container} not Ready after {timeout:?}; the cluster is kept for debugging (a rerun continues from it; delete it with `docker rm -f -v {container}` or `kind delete cluster --name {cluster}`)"
-    )]
-    NotReady {
-        /// The node.
-        container: String,
-        /// The cluster.
-        cluster: String,
-        /// How long was waited.
-        timeout: Duration,
-    },
-    /// admin.conf could not be rewritten for the host.
-    #[error("cannot make a host kubeconfig from {container}:/etc/kubernetes/admin.conf")]
-    Kubeconfig {
-        /// The node.
-        container: String,
-        /// Why.
-        #[source]
-        source: KubeconfigError,
-    },
-    /// The CNI manifest could not be templated.
-    #[error("cannot template the CNI manifest of node {container}: {message}")]
-    Cni {
-        /// The node.
-        container: String,
-        /// Why.
-        message: String,
-    },
-    /// The operation was cancelled; what exists is kept and a rerun continues from it.
-    #[error("cancelled")]
-    Cancelled,
-}
-
 /// Creates the cluster, or reuses it when its node already exists, and returns its kubeconfig.
 ///
 /// Steps, each skipped when already done (so a rerun after a failure continues): the node image
@@ -494,277 +361,6 @@ async fn create_node(
                 }
             }
         }
-    }
-}
-
-/// Options for [`delete`].
-#[derive(Debug, Clone)]
-pub struct DeleteOptions {
-    /// The cluster name.
-    pub name: String,
-    /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`].
-    pub docker_host: Option<String>,
-}
-
-impl Default for DeleteOptions {
-    fn default() -> Self {
-        DeleteOptions {
-            name: DEFAULT_CLUSTER_NAME.to_string(),
-            docker_host: None,
-        }
-    }
-}
-
-/// What [`delete`] removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deleted {
-    /// The node containers removed (none when the cluster did not exist).
-    pub containers: Vec<String>,
-    /// Whether the `kind` network was removed (it is kept while other containers use it).
-    pub network_removed: bool,
-}
-
-/// What went wrong deleting a cluster.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DeleteError {
-    /// The Docker engine could not be reached or refused a request.
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-}
-
-/// Deletes every node container of the cluster with its anonymous volumes (kind's `/var`), then
-/// the `kind` network when no container is attached to it any more. Deleting a cluster that does
-/// not exist succeeds and removes nothing.
-pub async fn delete(
-    options: &DeleteOptions,
-    observer: &dyn Observer,
-) -> Result<Deleted, DeleteError> {
-    let host = docker_host(options.docker_host.as_deref());
-    let docker = docker::connect(&host).await?;
-    let start = Instant::now();
-    let mut filters = HashMap::new();
-    filters.insert(
-        "label".to_string(),
-        vec![format!("{CLUSTER_LABEL}={}", options.name)],
-    );
-    let list = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let containers = docker
-        .list_containers(Some(list))
-        .await
-        .map_err(DockerError::api("list kind node containers"))?;
-    let mut deleted = Deleted::default();
-    for c in containers {
-        let name = c
-            .names
-            .and_then(|n| n.into_iter().next())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .or(c.id)
-            .unwrap_or_default();
-        observer.action(format!("deleting node {name}"));
-        let rm = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match docker.remove_container(&name, Some(rm)).await {
-            Ok(()) => deleted.containers.push(name),
-            Err(e) => {
-                let e = DockerError::api(format!("remove container {name}"))(e);
-                if e.is_not_found() {
-                    continue;
-                }
-                // A killed earlier delete left the engine removing it: wait until it is gone.
-                if !matches!(e.server_error(), Some((409, _))) {
-                    return Err(e.into());
-                }
-                let mut gone = false;
-                for _ in 0..150 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if node::find(&docker, &name).await?.is_none() {
-                        gone = true;
-                        break;
-                    }
-                }
-                if !gone {
-                    return Err(e.into());
-                }
-                deleted.containers.push(name);
-            }
-        }
-    }
-    deleted.network_removed = network::remove_if_unused(&docker).await?;
-    if !deleted.containers.is_empty() {
-        observer.success(
-            format!("deleted kind cluster {}", options.name),
-            Some(start.elapsed()),
-        );
-    }
-    Ok(deleted)
-}
-
-/// Options for [`load_image_archive`].
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// The cluster name.
-    pub name: String,
-    /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`].
-    pub docker_host: Option<String>,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            name: DEFAULT_CLUSTER_NAME.to_string(),
-            docker_host: None,
-        }
-    }
-}
-
-/// What [`load_image_archive`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Loaded {
-    /// The node the archive went into.
-    pub node: String,
-    /// The bytes streamed.
-    pub bytes: u64,
-    /// The snapshotter the import used.
-    pub snapshotter: String,
-}
-
-/// What went wrong loading an image archive.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoadError {
-    /// The Docker engine could not be reached or refused a request.
-    #[error(transparent)]
-    Docker(#[from] DockerError),
-    /// The cluster has no running control-plane node.
-    #[error("kind cluster {name} has no running node {container}: create it first")]
-    NoNode {
-        /// The cluster.
-        name: String,
-        /// The container looked for.
-        container: String,
-    },
-    /// `ctr images import` (or reading containerd's config) failed in the node.
-    #[error("{step} failed in node {container} (exit code {exit_code}); last output:\n{tail}")]
-    Step {
-        /// The step.
-        step: String,
-        /// The node.
-        container: String,
-        /// Its exit code.
-        exit_code: i64,
-        /// The last lines of its output.
-        tail: String,
-    },
-    /// The operation was cancelled.
-    #[error("cancelled")]
-    Cancelled,
-}
-
-/// Streams an image archive (`docker save` output) into the node's containerd, as
-/// `kind load image-archive` does: `ctr --namespace=k8s.io images import --all-platforms
-/// --digests --snapshotter=<the CRI plugin's snapshotter> -`, the archive on its stdin. The
-/// archive is never held in memory whole.
-pub async fn load_image_archive<R: AsyncRead + Unpin>(
-    options: &LoadOptions,
-    archive: &mut R,
-    observer: &dyn Observer,
-    cancel: &CancellationToken,
-) -> Result<Loaded, LoadError> {
-    let host = docker_host(options.docker_host.as_deref());
-    let docker = docker::connect(&host).await?;
-    let node = control_plane_name(&options.name);
-    let start = Instant::now();
-    let running = node::find(&docker, &node)
-        .await?
-        .is_some_and(|n| n.running && n.cluster.as_deref() == Some(options.name.as_str()));
-    if !running {
-        return Err(LoadError::NoNode {
-            name: options.name.clone(),
-            container: node,
-        });
-    }
-    let dump = docker::exec(&docker, &node, &["containerd", "config", "dump"], None).await?;
-    if !dump.success() {
-        return Err(LoadError::Step {
-            step: "containerd config dump".into(),
-            container: node,
-            exit_code: dump.exit_code,
-            tail: dump.failure_tail(),
-        });
-    }
-    let snapshotter =
-        config::containerd_snapshotter(&dump.stdout).unwrap_or_else(|| "overlayfs".to_string());
-    observer.action(format!("loading image archive into {node} ({snapshotter})"));
-    let snapshotter_flag = format!("--snapshotter={snapshotter}");
-    let cmd = [
-        "ctr",
-        "--namespace=k8s.io",
-        "images",
-        "import",
-        "--all-platforms",
-        "--digests",
-        snapshotter_flag.as_str(),
-        "-",
-    ];
-    let counted = &mut CountingReader {
-        inner: archive,
-        count: 0,
-    };
-    let out = docker::exec_streaming(
-        &docker,
-        &node,
-        &cmd,
-        Some(counted),
-        Some((observer, "image archive bytes sent")),
-        cancel,
-    )
-    .await;
-    if cancel.is_cancelled() {
-        return Err(LoadError::Cancelled);
-    }
-    let out = out?;
-    if !out.success() {
-        return Err(LoadError::Step {
-            step: "ctr images import".into(),
-            container: node,
-            exit_code: out.exit_code,
-            tail: out.failure_tail(),
-        });
-    }
-    let bytes = counted.count;
-    observer.success(
-        format!("loaded {bytes} bytes of images into {node}"),
-        Some(start.elapsed()),
-    );
-    Ok(Loaded {
-        node,
-        bytes,
-        snapshotter,
-    })
-}
-
-struct CountingReader<'a, R> {
-    inner: &'a mut R,
-    count: u64,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<'_, R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        let poll = std::pin::Pin::new(&mut *this.inner).poll_read(cx, buf);
-        this.count += (buf.filled().len() - before) as u64;
-        poll
     }
 }
 

@@ -15,8 +15,9 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{self, API_SERVER_PORT, KubeVersion, KubeadmData};
+use super::config::{self, API_SERVER_PORT};
 use super::docker::{self, DockerError, ExecOutput};
+use super::kubeadm::{self, KubeVersion, KubeadmApi, KubeadmData};
 use super::network::NETWORK_NAME;
 use super::{CLUSTER_LABEL, CreateError, CreateOptions, NodePrivileges, ROLE_LABEL};
 use crate::observe::{Observer, ObserverExt};
@@ -418,7 +419,7 @@ pub(crate) async fn kube_version(
     let out = docker::exec(docker, node, &["cat", "/kind/version"], None).await?;
     let found = out.stdout.trim().to_string();
     KubeVersion::parse(&found)
-        .filter(|v| config::KubeadmApi::for_version(*v).is_some())
+        .filter(|v| KubeadmApi::for_version(*v).is_some())
         .ok_or(CreateError::Version {
             image: image.to_string(),
             found,
@@ -512,7 +513,7 @@ pub(crate) async fn provision(
     }
     if !initialized {
         let address = node_address(docker, node).await?;
-        let kubeadm = config::kubeadm_config(&KubeadmData {
+        let kubeadm = kubeadm::kubeadm_config(&KubeadmData {
             cluster_name: &options.name,
             version,
             node_name: node,
@@ -615,16 +616,21 @@ pub(crate) async fn provision(
         message,
     })?;
     // kind creates; apply converges when a rerun finds it installed already.
-    run_retrying(
-        docker,
-        options,
-        node,
-        "install CNI",
-        &[KUBECTL, ADMIN, "apply", "-f", "-"],
-        Some(cni.as_bytes()),
-        cancel,
-    )
-    .await?;
+    // kubectl apply of a manifest in the node, retried as `run_retrying` retries.
+    let apply = async |step: &str, manifest: &str| {
+        let cmd = [KUBECTL, ADMIN, "apply", "-f", "-"];
+        run_retrying(
+            docker,
+            options,
+            node,
+            step,
+            &cmd,
+            Some(manifest.as_bytes()),
+            cancel,
+        )
+        .await
+    };
+    apply("install CNI", &cni).await?;
 
     observer.action("installing StorageClass");
     let storage = docker::exec(
@@ -641,16 +647,7 @@ pub(crate) async fn provision(
             .warning("node image has no storage manifest, installing kind's legacy StorageClass");
         config::LEGACY_STORAGE_MANIFEST.to_string()
     };
-    run_retrying(
-        docker,
-        options,
-        node,
-        "install StorageClass",
-        &[KUBECTL, ADMIN, "apply", "-f", "-"],
-        Some(storage.as_bytes()),
-        cancel,
-    )
-    .await?;
+    apply("install StorageClass", &storage).await?;
 
     let started = Instant::now();
     let mut polls: u32 = 0;

@@ -1,13 +1,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ::kube::Client;
-use ::kube::api::{ApiResource, GroupVersionKind};
+use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use ::kube::{Api, Client};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::{Error, RequestError, until_cancelled};
-use crate::manifest::Gvk;
+use crate::manifest::{Gvk, Object};
 
 /// A resource the server serves: how to address it and what it supports.
 #[derive(Debug, Clone)]
@@ -74,6 +74,21 @@ impl Discovery {
         }
         let fresh = self.fetch(gvk, cancel).await?;
         Ok(find(&fresh, &gvk.kind))
+    }
+
+    /// The dynamic API for an object's kind, in its namespace (the client's default namespace
+    /// when it has none); `Ok(None)` when the server does not serve the kind.
+    pub async fn api_for(&self, object: &Object) -> Result<Option<Api<DynamicObject>>, Error> {
+        let Some(resource) = self.resolve(&object.gvk()).await? else {
+            return Ok(None);
+        };
+        let client = self.client.clone();
+        Ok(Some(if resource.namespaced {
+            let ns = object.namespace().unwrap_or(client.default_namespace());
+            Api::namespaced_with(client.clone(), ns, &resource.api)
+        } else {
+            Api::all_with(client, &resource.api)
+        }))
     }
 
     /// Forgets a group version, so the next lookup asks the server.

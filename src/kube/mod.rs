@@ -2,16 +2,11 @@
 //! bundles in dependency order, and composable wait conditions.
 
 mod apply;
-mod cert;
 mod client;
 mod discovery;
 pub mod wait;
 
 pub use apply::{Applied, ApplyOptions, ApplyReport, apply};
-pub use cert::{
-    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, FetchedCertificate, SEALING_KEY_LABEL,
-    fetch_certificate, fetch_certificate_url, unsealed_secret_data,
-};
 pub use client::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, connect, until_cancelled,
 };
@@ -155,42 +150,11 @@ pub enum Error {
     /// A request about something other than a manifest object failed.
     #[error("cannot read {what} from the cluster")]
     Request {
-        /// What was read, e.g. `Service kube-system/sealed-secrets-controller`.
+        /// What was read, e.g. `Secret capi-system/cluster-kubeconfig`.
         what: String,
         /// The server's answer, or why there was none.
         #[source]
         source: RequestError,
-    },
-    /// The sealed-secrets controller's Service does not exist.
-    #[error("no sealed-secrets controller Service {namespace}/{name}")]
-    ControllerNotFound {
-        /// The namespace looked in.
-        namespace: String,
-        /// The Service name looked for.
-        name: String,
-    },
-    /// The controller's certificate came neither through its Service nor from its key Secrets.
-    #[error(
-        "cannot get the certificate of sealed-secrets controller {namespace}/{name}: the service proxy failed ({proxy}) and {fallback}; is the controller running?"
-    )]
-    CertificateUnavailable {
-        /// The controller's namespace.
-        namespace: String,
-        /// Its Service.
-        name: String,
-        /// What the service proxy answered.
-        proxy: String,
-        /// Why the key Secrets did not help.
-        fallback: String,
-    },
-    /// A certificate URL that is not `https://` (or is plain `http://` without the caller's
-    /// explicit consent).
-    #[error(
-        "certificate URL {url}: only https:// URLs are trusted for the sealing certificate (a certificate fetched over plain http could be anyone's)"
-    )]
-    InsecureCertificateUrl {
-        /// The URL as given.
-        url: String,
     },
     /// The operation was cancelled.
     #[error("cancelled")]

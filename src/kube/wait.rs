@@ -226,6 +226,93 @@ pub fn summary(o: &DynamicObject) -> String {
         .join("; ")
 }
 
+/// One object that did not become healthy (or synced), with its last state: waits on several
+/// objects collect these to report every failing one at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFailure {
+    /// `Kind namespace/name`.
+    pub identity: String,
+    /// Why: its last conditions, a failure reason or an error.
+    pub detail: String,
+}
+
+impl std::fmt::Display for ObjectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.identity, self.detail)
+    }
+}
+
+impl ObjectFailure {
+    /// A failed wait on one object as a failure to collect; `None` when the wait was cancelled.
+    pub fn from_wait(identity: String, e: Error) -> Option<ObjectFailure> {
+        let detail = match e {
+            Error::Cancelled => return None,
+            Error::Timeout { last, timeout, .. } => format!(
+                "not ready after {}s, last seen: {}",
+                timeout.as_secs(),
+                last.unwrap_or_else(|| "never observed".into())
+            ),
+            Error::Failed { reason, .. } => format!("failed: {reason}"),
+            other => {
+                let mut s = other.to_string();
+                let mut src = std::error::Error::source(&other);
+                while let Some(c) = src {
+                    s.push_str(": ");
+                    s.push_str(&c.to_string());
+                    src = c.source();
+                }
+                s
+            }
+        };
+        Some(ObjectFailure { identity, detail })
+    }
+
+    /// Failures as one line, `a: why; b: why`.
+    pub fn list(failures: &[ObjectFailure]) -> String {
+        failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Waits for every `(object, what, condition)` together (`what` names the wait in events) and
+/// returns the objects that did not get there, each with its last state: kinds the server does
+/// not serve, timeouts, failures. A cancelled wait or a failed discovery is returned as the
+/// error once every wait has ended.
+pub async fn wait_all(
+    discovery: &super::Discovery,
+    checks: &[(crate::manifest::Object, String, Box<dyn Condition>)],
+    options: WaitOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Vec<ObjectFailure>, Error> {
+    let results = futures::future::join_all(checks.iter().map(|(o, what, c)| async move {
+        let Some(api) = discovery.api_for(o).await? else {
+            return Ok(Some(ObjectFailure {
+                identity: o.identity(),
+                detail: format!("the server does not serve {}", o.gvk()),
+            }));
+        };
+        match wait_for(&api, o.name(), what, c.as_ref(), options, observer, cancel).await {
+            Ok(_) => Ok(None),
+            Err(e) => match ObjectFailure::from_wait(o.identity(), e) {
+                Some(f) => Ok(Some(f)),
+                None => Err(Error::Cancelled),
+            },
+        }
+    }))
+    .await;
+    let mut failures = Vec::new();
+    for r in results {
+        if let Some(f) = r? {
+            failures.push(f);
+        }
+    }
+    Ok(failures)
+}
+
 /// How long and how often to look.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitOptions {

@@ -10,6 +10,8 @@ mod yaml;
 
 pub use object::{Gvk, Object, Origin};
 pub use order::{ApplyPhase, apply_phase};
+#[cfg(test)]
+pub(crate) use subst::tests::vars as test_vars;
 pub use subst::{SUBSTITUTE_ANNOTATION, SubstError, substitute, substitute_str};
 pub use yaml::{parse_file, parse_str, to_yaml};
 

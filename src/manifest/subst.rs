@@ -154,11 +154,11 @@ pub fn substitute(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))

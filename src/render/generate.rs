@@ -309,12 +309,7 @@ fn merge_map(md_old: Option<&Value>, md_new: Option<&Value>) -> Option<Value> {
 
 fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> Result<(), Error> {
     let id = res.cur_id();
-    let matches: Vec<usize> = list
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.any_id(|i| i.equals(&id)))
-        .map(|(i, _)| i)
-        .collect();
+    let matches = super::res::positions_of(list, &id);
     match (matches.len(), res.behavior) {
         (0, Behavior::Create) => {
             list.push(res);

@@ -21,6 +21,17 @@ const POD_TEMPLATE_KINDS: &[(&str, &str)] = &[
     ("CronJob", "spec/jobTemplate/spec/template/spec"),
 ];
 
+/// The workloads whose pod spec names a ServiceAccount, PersistentVolumeClaims and a
+/// PriorityClass, with the path of that pod spec, in kustomize's order for those references.
+const WORKLOAD_POD_SPECS: [(&str, &str); 6] = [
+    ("StatefulSet", "spec/template/spec"),
+    ("Deployment", "spec/template/spec"),
+    ("ReplicationController", "spec/template/spec"),
+    ("CronJob", "spec/jobTemplate/spec/template/spec"),
+    ("Job", "spec/template/spec"),
+    ("DaemonSet", "spec/template/spec"),
+];
+
 fn pod_fields(kind_paths: &[&str], out: &mut Vec<FieldSpec>) {
     // Pod (core v1), PodTemplate, then the workloads.
     for p in kind_paths {
@@ -226,14 +237,7 @@ fn back_refs() -> Vec<BackRef> {
         ),
         fs("", "", "Pod", "spec/serviceAccountName", false),
     ];
-    for (k, base) in [
-        ("StatefulSet", "spec/template/spec"),
-        ("Deployment", "spec/template/spec"),
-        ("ReplicationController", "spec/template/spec"),
-        ("CronJob", "spec/jobTemplate/spec/template/spec"),
-        ("Job", "spec/template/spec"),
-        ("DaemonSet", "spec/template/spec"),
-    ] {
+    for (k, base) in WORKLOAD_POD_SPECS {
         sa.push(fs("", "", k, &format!("{base}/serviceAccountName"), false));
     }
     refs.push(BackRef {
@@ -247,14 +251,7 @@ fn back_refs() -> Vec<BackRef> {
         "spec/volumes/persistentVolumeClaim/claimName",
         false,
     )];
-    for (k, base) in [
-        ("StatefulSet", "spec/template/spec"),
-        ("Deployment", "spec/template/spec"),
-        ("ReplicationController", "spec/template/spec"),
-        ("CronJob", "spec/jobTemplate/spec/template/spec"),
-        ("Job", "spec/template/spec"),
-        ("DaemonSet", "spec/template/spec"),
-    ] {
+    for (k, base) in WORKLOAD_POD_SPECS {
         pvc.push(fs(
             "",
             "",
@@ -295,14 +292,7 @@ fn back_refs() -> Vec<BackRef> {
         ],
     });
     let mut pc = vec![fs("", "", "Pod", "spec/priorityClassName", false)];
-    for (k, base) in [
-        ("StatefulSet", "spec/template/spec"),
-        ("Deployment", "spec/template/spec"),
-        ("ReplicationController", "spec/template/spec"),
-        ("CronJob", "spec/jobTemplate/spec/template/spec"),
-        ("Job", "spec/template/spec"),
-        ("DaemonSet", "spec/template/spec"),
-    ] {
+    for (k, base) in WORKLOAD_POD_SPECS {
         pc.push(fs("", "", k, &format!("{base}/priorityClassName"), false));
     }
     refs.push(BackRef {

@@ -234,12 +234,7 @@ fn smp_by_id(
     opts: Opts,
 ) -> Result<(), Error> {
     let id = patch_id(p);
-    let matches: Vec<usize> = list
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.any_id(|i| i.equals(&id)))
-        .map(|(i, _)| i)
-        .collect();
+    let matches = super::res::positions_of(list, &id);
     match matches.len() {
         0 => Err(invalid(
             k,

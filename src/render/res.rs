@@ -270,6 +270,15 @@ impl Res {
 }
 
 /// A scalar as kustomize sees it in a string map.
+/// The positions of the resources of `list` whose current or a previous id equals `id`.
+pub fn positions_of(list: &[Res], id: &Id) -> Vec<usize> {
+    list.iter()
+        .enumerate()
+        .filter(|(_, r)| r.any_id(|i| i.equals(id)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 pub fn scalar_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),

@@ -1,8 +1,9 @@
 //! Sealing Secrets for bitnami sealed-secrets, natively and interchangeably with kubeseal.
 //!
 //! Pure and synchronous: certificates and manifests come in as bytes and objects, SealedSecrets
-//! go out as objects. Fetching the controller's certificate is `kube::fetch_certificate`'s job
-//! (feature `kube`): this module needs neither a client nor an async runtime.
+//! go out as objects: sealing needs neither a client nor an async runtime. With the `kube`
+//! feature as well, the controller's certificate and the Secrets it unsealed are read from a
+//! cluster ([`fetch_certificate`], [`unsealed_secret_data`], [`CertSource::resolve`]).
 //!
 //! - [`SealingKey`]: the controller's public key, from its certificate (RSA, not expired).
 //! - [`Secret`]: a Secret to seal, its values held in buffers wiped on drop.
@@ -10,18 +11,29 @@
 //! - [`merge_into`]: re-seal into an existing SealedSecret, touching only the keys that changed.
 //! - [`seal_raw`]: one value, as `kubeseal --raw` prints it.
 //! - [`unseal`] with an [`UnsealingKey`]: recovery with a backup of the controller's key.
+//! - [`CertSource`]: where the certificate comes from (a file, a URL, a cluster's controller).
 
+#[cfg(feature = "kube")]
+mod cluster;
 mod crypto;
 mod sealed;
 mod secret;
+mod source;
+
+#[cfg(feature = "kube")]
+pub use cluster::{
+    FetchedCertificate, fetch_certificate, fetch_certificate_url, unsealed_secret_data,
+};
 
 pub use crypto::{MIN_RSA_BITS, SealingKey, UnsealingKey};
 pub use sealed::{
     MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_yaml, unseal,
 };
 pub use secret::{Secret, SecretData};
+pub use source::{CertSource, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::manifest::Origin;
@@ -34,6 +46,8 @@ pub const KIND: &str = "SealedSecret";
 pub const CLUSTER_WIDE_ANNOTATION: &str = "sealedsecrets.bitnami.com/cluster-wide";
 /// Annotation that makes a Secret namespace-wide (`"true"`).
 pub const NAMESPACE_WIDE_ANNOTATION: &str = "sealedsecrets.bitnami.com/namespace-wide";
+/// Label the controller puts on its key Secrets; `active` marks the ones it seals new values to.
+pub const SEALING_KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
 
 /// Where a sealed value may be unsealed: it is bound to this through the RSA-OAEP label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -254,5 +268,90 @@ pub enum Error {
         existing: Scope,
         /// The scope asked for.
         wanted: Scope,
+    },
+    /// A certificate file cannot be read.
+    #[error("cannot read certificate file {}", path.display())]
+    CertificateFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A certificate URL that is not `https://` (or is plain `http://` without the caller's
+    /// explicit consent).
+    #[error(
+        "certificate URL {url}: only https:// URLs are trusted for the sealing certificate (a certificate fetched over plain http could be anyone's)"
+    )]
+    InsecureCertificateUrl {
+        /// The URL as given.
+        url: String,
+    },
+    /// Downloading a certificate from a URL failed.
+    #[cfg(feature = "kube")]
+    #[error("cannot download certificate {url}")]
+    CertificateDownload {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: crate::kube::RequestError,
+    },
+    /// The certificate of a cluster's controller was asked for without a cluster.
+    #[error(
+        "the certificate of sealed-secrets controller {namespace}/{name} comes from its cluster, and no cluster was given"
+    )]
+    NoCluster {
+        /// The controller's namespace.
+        namespace: String,
+        /// Its Service.
+        name: String,
+    },
+    /// The sealed-secrets controller's Service does not exist.
+    #[error("no sealed-secrets controller Service {namespace}/{name}")]
+    ControllerNotFound {
+        /// The namespace looked in.
+        namespace: String,
+        /// The Service name looked for.
+        name: String,
+    },
+    /// A request for the controller's Service or certificate failed before the server answered,
+    /// or the server refused to read the Service.
+    #[cfg(feature = "kube")]
+    #[error("cannot read Service {namespace}/{name} from the cluster")]
+    ControllerRequest {
+        /// The controller's namespace.
+        namespace: String,
+        /// Its Service.
+        name: String,
+        /// The server's answer, or why there was none.
+        #[source]
+        source: crate::kube::RequestError,
+    },
+    /// The controller's certificate came neither through its Service nor from its key Secrets.
+    #[error(
+        "cannot get the certificate of sealed-secrets controller {namespace}/{name}: the service proxy failed ({proxy}) and {fallback}; is the controller running?"
+    )]
+    CertificateUnavailable {
+        /// The controller's namespace.
+        namespace: String,
+        /// Its Service.
+        name: String,
+        /// What the service proxy answered.
+        proxy: String,
+        /// Why the key Secrets did not help.
+        fallback: String,
+    },
+    /// The Secret unsealed from a SealedSecret cannot be read.
+    #[cfg(feature = "kube")]
+    #[error("cannot read Secret {namespace}/{name} from the cluster")]
+    UnsealedSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The server's answer, or why there was none.
+        #[source]
+        source: crate::kube::RequestError,
     },
 }

@@ -691,7 +691,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     );
 }
 
-const SEALED_NS: &str = capi_manage::kube::DEFAULT_CONTROLLER_NAMESPACE;
+const SEALED_NS: &str = capi_manage::seal::DEFAULT_CONTROLLER_NAMESPACE;
 
 /// Starts relaying once the `kind` network exists (the binary creates it).
 struct RelayWhenNetwork(tokio::task::JoinHandle<()>);

@@ -1,4 +1,5 @@
-//! `capi_manage::flux` on a kwok-backed control plane: component install with health gates,
+//! `capi_manage::flux` on a kwok-backed control plane: component install with health gates
+//! (`capi_manage::components::install`),
 //! and real GitOps with source-controller and kustomize-controller (built from their Go
 //! modules) syncing from a loopback sshd with a generated deploy key.
 
@@ -8,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use capi_manage::components::{Error, InstallOptions, Unit, install};
 use capi_manage::flux::health::source_synced;
 use capi_manage::flux::{
-    Error, InstallOptions, SourceAuth, Suspendable, SyncNames, SyncOptions, Unit, install,
-    request_reconcile, resume, revision, suspend, suspend_all, sync_objects, wait_synced,
+    SourceAuth, Suspendable, SyncNames, SyncOptions, request_reconcile, resume, revision, suspend,
+    suspend_all, sync_objects, wait_synced,
 };
 use capi_manage::kube::wait::{WaitOptions, wait_for};
 use capi_manage::kube::{ApplyOptions, Discovery, apply};

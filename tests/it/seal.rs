@@ -479,7 +479,7 @@ fn bad_inputs_fail_with_one_line_errors() {
         &["seal", "--cert", "/nonexistent/cert.pem"],
         CREDENTIALS.as_bytes(),
     );
-    assert_one_line_error(&out, "cannot read --cert file /nonexistent/cert.pem");
+    assert_one_line_error(&out, "cannot read certificate file /nonexistent/cert.pem");
 
     let out = capi(
         &["seal", "--cert", cert, "--scope", "global"],
@@ -565,6 +565,72 @@ fn certificate_urls_must_be_https_and_every_certificate_is_identified() {
         stderr.contains(&format!("SHA-256 fingerprint {fingerprint}")),
         "{stderr}"
     );
+}
+
+/// A plain HTTP server on loopback that answers `GET path` with `body` and anything else with
+/// 404, for as long as the test runs. Returns its address.
+fn serve_certificate(path: &'static str, body: Vec<u8>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut header = String::new();
+            while reader.read_line(&mut header).unwrap() > 2 {
+                header.clear();
+            }
+            let (status, body) = if request.starts_with(&format!("GET {path} ")) {
+                ("200 OK", body.as_slice())
+            } else {
+                ("404 Not Found", b"not found".as_slice())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/x-pem-file\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_plain_http_certificate_url_is_used_only_with_consent() {
+    let k = keys();
+    let pem = std::fs::read(&k.cert).unwrap();
+    let addr = serve_certificate("/v1/cert.pem", pem);
+    let url = format!("http://{addr}/v1/cert.pem");
+
+    let out = capi(
+        &["seal", "--cert", &url, "--insecure-cert-url"],
+        CREDENTIALS.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("sealing with certificate {url}: subject")),
+        "{stderr}"
+    );
+    // Sealed to the served certificate: its private key opens every value.
+    let sealed = parse_str(&String::from_utf8(out.stdout).unwrap(), None).unwrap();
+    let key = UnsealingKey::from_pem(k.key_pem.as_bytes(), "key").unwrap();
+    let opened = unseal(&sealed[0], &key).unwrap();
+    assert!(!opened.is_empty());
+
+    // Without consent nothing is fetched; a wrong path names the URL.
+    let out = capi(&["seal", "--cert", &url], CREDENTIALS.as_bytes());
+    assert_one_line_error(&out, "--insecure-cert-url");
+    let missing = format!("http://{addr}/missing.pem");
+    let out = capi(
+        &["seal", "--cert", &missing, "--insecure-cert-url"],
+        CREDENTIALS.as_bytes(),
+    );
+    assert_one_line_error(&out, &format!("cannot download certificate {missing}"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::Step;
 use crate::bootstrap::context::Context;
 use crate::bootstrap::{Options, Side, StepError};
-use crate::flux::install::{InstallOptions, Unit};
+use crate::components::{InstallOptions, Unit};
 use crate::kube::Discovery;
 use crate::observe::Observer;
 
@@ -57,8 +57,11 @@ pub(super) async fn install(
         timeout: o.timeouts.components,
         ..InstallOptions::default()
     };
-    crate::flux::install::install(discovery, &units, &io, observer, cancel)
+    crate::components::install(discovery, &units, &io, observer, cancel)
         .await
-        .map_err(|source| StepError::Flux { side, source })?;
+        .map_err(|source| StepError::Install {
+            side,
+            source: Box::new(source),
+        })?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::bootstrap::StepError;
 use crate::bootstrap::context::Context;
 use crate::observe::{Observer, ObserverExt};
 use crate::repo::{ClusterDir, SEALED_CREDENTIALS};
-use crate::seal::{SealOptions, SealingKey, Secret};
+use crate::seal::{CertSource, SealOptions, SealingKey, Secret};
 
 /// Seals the credentials for the self-managed cluster's controller.
 pub(super) struct Seal;
@@ -29,13 +29,11 @@ impl Step for Seal {
         Box::pin(async move {
             let o = ctx.o;
             let target = ctx.target().await?;
-            let (key, from) = cluster_key(
-                target.client(),
-                &o.sealed_secrets_namespace,
-                &o.sealed_secrets_name,
-                ctx.observer,
-            )
-            .await?;
+            let source = CertSource::Cluster {
+                namespace: o.sealed_secrets_namespace.clone(),
+                name: o.sealed_secrets_name.clone(),
+            };
+            let (key, from) = sealing_key(&source, Some(target.client()), ctx.observer).await?;
             ctx.observer.action(format!(
                 "sealing with certificate {from}: subject {}, SHA-256 fingerprint {}",
                 key.subject(),
@@ -82,34 +80,20 @@ pub(in crate::bootstrap) fn read_credentials(path: &Path) -> Result<Secret, Step
     Ok(secrets.remove(0))
 }
 
-/// The sealed-secrets controller's certificate, fetched as kubeseal does, and where it came
-/// from.
-pub(in crate::bootstrap) async fn cluster_key(
-    client: &::kube::Client,
-    namespace: &str,
-    name: &str,
+/// The sealing key of `source` and where it came from (a cluster source fetches the
+/// controller's certificate through `client`, as kubeseal does).
+pub(in crate::bootstrap) async fn sealing_key(
+    source: &CertSource,
+    client: Option<&::kube::Client>,
     observer: &dyn Observer,
 ) -> Result<(SealingKey, String), StepError> {
-    let fetched = crate::kube::fetch_certificate(client, namespace, name)
+    source
+        .resolve(client, observer)
         .await
-        .map_err(|source| StepError::Certificate {
-            namespace: namespace.into(),
-            name: name.into(),
-            source: Box::new(source),
-        })?;
-    if let Some(reason) = &fetched.fallback_reason {
-        observer.warning(format!(
-            "using the certificate of {} because the controller's service proxy failed: {reason}",
-            fetched.from
-        ));
-    }
-    let key = SealingKey::from_pem(fetched.pem.as_bytes(), &fetched.from).map_err(|source| {
-        StepError::SealingKey {
-            from: fetched.from.clone(),
-            source,
-        }
-    })?;
-    Ok((key, fetched.from))
+        .map_err(|e| StepError::Certificate {
+            source_of: source.clone(),
+            source: Box::new(e),
+        })
 }
 
 /// `secret` sealed with `key`, as the text of the cluster's `credentials-sealed.yaml`.

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use capi_manage::kube::{Discovery, fetch_certificate};
+use capi_manage::kube::Discovery;
 use capi_manage::manifest::{Object, parse_file, parse_str};
+use capi_manage::seal::fetch_certificate;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -20,8 +21,8 @@ use serde_json::{Value, json};
 use super::{assert_one_line_error, capi, kubeseal, ok, redacted};
 use crate::support::{ControlPlane, Process, project_root, sealed_secrets};
 
-pub(crate) const NS: &str = capi_manage::kube::DEFAULT_CONTROLLER_NAMESPACE;
-const NAME: &str = capi_manage::kube::DEFAULT_CONTROLLER_NAME;
+pub(crate) const NS: &str = capi_manage::seal::DEFAULT_CONTROLLER_NAMESPACE;
+const NAME: &str = capi_manage::seal::DEFAULT_CONTROLLER_NAME;
 
 /// A running controller and the cluster it serves.
 pub(crate) struct Controller {
@@ -315,7 +316,7 @@ async fn controller_unseals_what_capi_manage_seals_in_every_scope() {
     );
     assert_one_line_error(
         &out,
-        "no sealed-secrets controller Service kube-system/no-such-controller: check --controller-namespace and --controller-name",
+        "no sealed-secrets controller Service kube-system/no-such-controller; check --controller-namespace and --controller-name",
     );
 }
 

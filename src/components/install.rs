@@ -4,13 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use ::kube::Api;
 use ::kube::api::DynamicObject;
-use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use super::{Error, ObjectFailure, wait_error};
-use crate::kube::wait::{Check, Condition, WaitOptions, conditions, wait_for};
+use super::Error;
+use crate::kube::wait::{Check, Condition, WaitOptions, conditions, wait_all};
 use crate::kube::{ApplyOptions, Discovery};
 use crate::manifest::Object;
 use crate::observe::{Observer, ObserverExt};
@@ -127,32 +125,26 @@ pub async fn install(
             .await
             .map_err(|e| match e {
                 crate::kube::Error::Cancelled => Error::Cancelled,
-                e => Error::Apply {
+                e => Error::Install {
                     unit: unit.name.clone(),
                     source: Box::new(e),
                 },
             })?;
-        let gated: Vec<&Object> = unit
+        let gated: Vec<(Object, String, Box<dyn Condition>)> = unit
             .objects
             .iter()
-            .filter(|o| gate(o.kind()).is_some())
+            .filter_map(|o| Some((o.clone(), gate_name(o), gate(o.kind())?)))
             .collect();
         let wait = WaitOptions::timeout(options.timeout);
-        let results = join_all(
-            gated
-                .iter()
-                .map(|o| await_gate(discovery, o, wait, observer, cancel)),
-        )
-        .await;
-        let mut failures = Vec::new();
-        for r in results {
-            match r {
-                Ok(()) => {}
-                Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(Error::Object(f)) => failures.push(f),
-                Err(e) => return Err(e),
-            }
-        }
+        let failures = wait_all(discovery, &gated, wait, observer, cancel)
+            .await
+            .map_err(|e| match e {
+                crate::kube::Error::Cancelled => Error::Cancelled,
+                e => Error::InstallDiscovery {
+                    unit: unit.name.clone(),
+                    source: Box::new(e),
+                },
+            })?;
         if !failures.is_empty() {
             return Err(Error::Unhealthy {
                 unit: unit.name.clone(),
@@ -199,62 +191,13 @@ fn owned_namespace(o: &Object) -> Object {
     o
 }
 
-/// Waits for one object's gate. A failure comes back as [`Error::Object`] so the caller can
-/// collect it with the others.
-async fn await_gate(
-    discovery: &Discovery,
-    object: &Object,
-    wait: WaitOptions,
-    observer: &dyn Observer,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
-    let condition = gate(object.kind()).expect("only gated objects are awaited");
-    let api = api_for(discovery, object).await?;
-    let what = match object.kind() {
+/// What the wait for an object's gate is called in events.
+fn gate_name(object: &Object) -> String {
+    match object.kind() {
         "CustomResourceDefinition" => format!("{} established", object.identity()),
         "Deployment" => format!("{} available", object.identity()),
         _ => format!("{} CA bundle", object.identity()),
-    };
-    wait_for(
-        &api,
-        object.name(),
-        &what,
-        condition.as_ref(),
-        wait,
-        observer,
-        cancel,
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| wait_error(object.identity(), e))
-}
-
-/// The dynamic API for an object's kind (and namespace).
-pub(super) async fn api_for(
-    discovery: &Discovery,
-    object: &Object,
-) -> Result<Api<DynamicObject>, Error> {
-    let gvk = object.gvk();
-    let resource = discovery
-        .resolve(&gvk)
-        .await
-        .map_err(|e| Error::Discovery {
-            what: object.identity(),
-            source: Box::new(e),
-        })?
-        .ok_or_else(|| {
-            Error::Object(ObjectFailure {
-                identity: object.identity(),
-                detail: format!("the server does not serve {gvk}"),
-            })
-        })?;
-    let client = discovery.client().clone();
-    Ok(if resource.namespaced {
-        let ns = object.namespace().unwrap_or(client.default_namespace());
-        Api::namespaced_with(client.clone(), ns, &resource.api)
-    } else {
-        Api::all_with(client, &resource.api)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,22 +1,16 @@
-//! The sealed-secrets controller's certificate, and the Secrets it unseals, read from a cluster.
+//! The sealed-secrets controller's certificate, and the Secrets it unsealed, read from a
+//! cluster (features `seal` and `kube`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ::kube::Client;
 use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use zeroize::Zeroizing;
 
-use super::{Error, RequestError};
-
-/// Label the controller puts on its key Secrets; `active` marks the ones it seals new values to.
-pub const SEALING_KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
-
-/// Where the upstream `controller.yaml` (vendored by this project) installs the sealed-secrets
-/// controller; kubeseal's default too.
-pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "kube-system";
-/// The name of the controller's Service in the upstream install; kubeseal's default too.
-pub const DEFAULT_CONTROLLER_NAME: &str = "sealed-secrets-controller";
+use super::{Error, SEALING_KEY_LABEL};
+use crate::kube::RequestError;
 
 /// A certificate read from a cluster.
 #[derive(Debug, Clone)]
@@ -29,6 +23,9 @@ pub struct FetchedCertificate {
     pub fallback_reason: Option<String>,
 }
 
+/// How long the service proxy may take to hand over the certificate.
+const PROXY_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Reads the controller's certificate as kubeseal does, through the API server's proxy to the
 /// controller's Service (`/api/v1/namespaces/<ns>/services/http:<name>:<port-name>/proxy/v1/cert.pem`,
 /// the port being the Service's first). When the proxy fails (controller not ready, API server
@@ -37,11 +34,22 @@ pub struct FetchedCertificate {
 ///
 /// A missing Service is an error, not a reason to fall back: it means the name or namespace
 /// is wrong.
+///
+/// # Errors
+///
+/// [`Error::ControllerNotFound`] when the Service does not exist, [`Error::ControllerRequest`]
+/// when a request fails before the server answers, [`Error::CertificateUnavailable`] when
+/// neither the proxy nor the key Secrets give a certificate.
 pub async fn fetch_certificate(
     client: &Client,
     namespace: &str,
     name: &str,
 ) -> Result<FetchedCertificate, Error> {
+    let request_failed = |source| Error::ControllerRequest {
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    };
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let service = match services.get(name).await.map_err(RequestError::from) {
         Ok(s) => s,
@@ -51,12 +59,7 @@ pub async fn fetch_certificate(
                 name: name.into(),
             });
         }
-        Err(source) => {
-            return Err(Error::Request {
-                what: format!("Service {namespace}/{name}"),
-                source,
-            });
-        }
+        Err(source) => return Err(request_failed(source)),
     };
     let port = service
         .spec
@@ -70,41 +73,24 @@ pub async fn fetch_certificate(
             let path = format!(
                 "/api/v1/namespaces/{namespace}/services/http:{name}:{port}/proxy/v1/cert.pem"
             );
-            let request = http::Request::get(&path)
-                .header(http::header::ACCEPT, "application/x-pem-file, */*")
-                .body(Vec::new())
-                .map_err(|e| Error::Request {
-                    what: path.clone(),
-                    source: RequestError::Transport(::kube::Error::HttpError(e)),
-                })?;
-            let answer = tokio::time::timeout(PROXY_TIMEOUT, client.request_text(request)).await;
-            let Ok(answer) = answer else {
-                let reason = format!("{path}: no answer in {}s", PROXY_TIMEOUT.as_secs());
-                return fallback(client, namespace, reason).await.map_err(|(p, f)| {
-                    Error::CertificateUnavailable {
-                        namespace: namespace.into(),
-                        name: name.into(),
-                        proxy: p,
-                        fallback: f,
+            let request =
+                pem_request(&path).map_err(|e| request_failed(RequestError::Transport(e)))?;
+            match tokio::time::timeout(PROXY_TIMEOUT, client.request_text(request)).await {
+                Err(_) => format!("{path}: no answer in {}s", PROXY_TIMEOUT.as_secs()),
+                Ok(answer) => match answer.map_err(RequestError::from) {
+                    Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {
+                        return Ok(FetchedCertificate {
+                            pem,
+                            from: path,
+                            fallback_reason: None,
+                        });
                     }
-                });
-            };
-            match answer.map_err(RequestError::from) {
-                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {
-                    return Ok(FetchedCertificate {
-                        pem,
-                        from: path,
-                        fallback_reason: None,
-                    });
-                }
-                Ok(_) => format!("{path} answered something that is not a PEM certificate"),
-                Err(RequestError::Transport(source)) => {
-                    return Err(Error::Request {
-                        what: path,
-                        source: RequestError::Transport(source),
-                    });
-                }
-                Err(e) => format!("{path}: {e}"),
+                    Ok(_) => format!("{path} answered something that is not a PEM certificate"),
+                    Err(source @ RequestError::Transport(_)) => {
+                        return Err(request_failed(source));
+                    }
+                    Err(e) => format!("{path}: {e}"),
+                },
             }
         }
     };
@@ -118,8 +104,13 @@ pub async fn fetch_certificate(
         })
 }
 
-/// How long the service proxy may take to hand over the certificate.
-const PROXY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A GET of `path` asking for a PEM file.
+fn pem_request(path: &str) -> Result<http::Request<Vec<u8>>, ::kube::Error> {
+    http::Request::get(path)
+        .header(http::header::ACCEPT, "application/x-pem-file, */*")
+        .body(Vec::new())
+        .map_err(::kube::Error::HttpError)
+}
 
 /// The certificate of the newest active key Secret, after the service proxy failed; or the
 /// proxy's failure and the fallback's.
@@ -172,6 +163,10 @@ async fn fallback(
 /// The values of the Secret the controller unsealed from SealedSecret `namespace/name`, if it
 /// exists and the controller owns it (an owner reference to that SealedSecret). `None` when
 /// there is no such Secret yet.
+///
+/// # Errors
+///
+/// [`Error::UnsealedSecret`] when reading the Secret fails for another reason than its absence.
 pub async fn unsealed_secret_data(
     client: &Client,
     namespace: &str,
@@ -182,8 +177,9 @@ pub async fn unsealed_secret_data(
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(source) => {
-            return Err(Error::Request {
-                what: format!("Secret {namespace}/{name}"),
+            return Err(Error::UnsealedSecret {
+                namespace: namespace.into(),
+                name: name.into(),
                 source,
             });
         }
@@ -210,38 +206,33 @@ pub async fn unsealed_secret_data(
 /// Downloads a certificate from an `https://` URL (e.g. a controller exposed through an
 /// ingress), trusting the system's root certificates.
 ///
-/// A plain `http://` URL is refused unless `allow_http` is set: anyone on the path could hand
-/// over their own certificate, and every value sealed to it would be theirs to read.
-pub async fn fetch_certificate_url(url: &str, allow_http: bool) -> Result<Vec<u8>, Error> {
-    let trusted = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
-    if !trusted {
-        return Err(Error::InsecureCertificateUrl {
-            url: url.to_string(),
-        });
-    }
-    let failed = |source: RequestError| Error::Request {
-        what: url.to_string(),
-        source,
+/// A plain `http://` URL is refused unless `allow_insecure_http` is set: anyone on the path
+/// could hand over their own certificate, and every value sealed to it would be theirs to read.
+///
+/// # Errors
+///
+/// [`Error::InsecureCertificateUrl`] for a URL that is not trusted,
+/// [`Error::CertificateDownload`] when the download fails.
+pub async fn fetch_certificate_url(url: &str, allow_insecure_http: bool) -> Result<Vec<u8>, Error> {
+    super::source::check_url(url, allow_insecure_http)?;
+    let failed = |source: ::kube::Error| Error::CertificateDownload {
+        url: url.to_string(),
+        source: RequestError::from(source),
     };
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
-        failed(RequestError::Transport(::kube::Error::HttpError(e.into())))
-    })?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| failed(::kube::Error::HttpError(e.into())))?;
     let origin = http::Uri::builder()
         .scheme(uri.scheme_str().unwrap_or("https"))
         .authority(uri.authority().map(|a| a.as_str()).unwrap_or_default())
         .path_and_query("/")
         .build()
-        .map_err(|e| failed(RequestError::Transport(::kube::Error::HttpError(e))))?;
-    let client = Client::try_from(::kube::Config::new(origin))
-        .map_err(|e| failed(RequestError::Transport(e)))?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let request = http::Request::get(path)
-        .header(http::header::ACCEPT, "application/x-pem-file, */*")
-        .body(Vec::new())
-        .map_err(|e| failed(RequestError::Transport(::kube::Error::HttpError(e))))?;
+        .map_err(|e| failed(::kube::Error::HttpError(e)))?;
+    let client = Client::try_from(::kube::Config::new(origin)).map_err(failed)?;
+    let request = pem_request(uri.path_and_query().map_or("/", |p| p.as_str())).map_err(failed)?;
     client
         .request_text(request)
         .await
         .map(String::into_bytes)
-        .map_err(|e| failed(e.into()))
+        .map_err(failed)
 }

@@ -1,0 +1,173 @@
+//! Loading a `docker save` archive into a kind node's containerd.
+
+use std::time::Instant;
+
+use tokio::io::AsyncRead;
+use tokio_util::sync::CancellationToken;
+
+use super::docker::{self, DockerError, docker_host};
+use super::{DEFAULT_CLUSTER_NAME, config, control_plane_name, node};
+use crate::observe::{Observer, ObserverExt};
+
+/// Options for [`load_image_archive`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The cluster name.
+    pub name: String,
+    /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`].
+    pub docker_host: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            name: DEFAULT_CLUSTER_NAME.to_string(),
+            docker_host: None,
+        }
+    }
+}
+
+/// What [`load_image_archive`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The node the archive went into.
+    pub node: String,
+    /// The bytes streamed.
+    pub bytes: u64,
+    /// The snapshotter the import used.
+    pub snapshotter: String,
+}
+
+/// What went wrong loading an image archive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The Docker engine could not be reached or refused a request.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// The cluster has no running control-plane node.
+    #[error("kind cluster {name} has no running node {container}: create it first")]
+    NoNode {
+        /// The cluster.
+        name: String,
+        /// The container looked for.
+        container: String,
+    },
+    /// `ctr images import` (or reading containerd's config) failed in the node.
+    #[error("{step} failed in node {container} (exit code {exit_code}); last output:\n{tail}")]
+    Step {
+        /// The step.
+        step: String,
+        /// The node.
+        container: String,
+        /// Its exit code.
+        exit_code: i64,
+        /// The last lines of its output.
+        tail: String,
+    },
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Streams an image archive (`docker save` output) into the node's containerd, as
+/// `kind load image-archive` does: `ctr --namespace=k8s.io images import --all-platforms
+/// --digests --snapshotter=<the CRI plugin's snapshotter> -`, the archive on its stdin. The
+/// archive is never held in memory whole.
+pub async fn load_image_archive<R: AsyncRead + Unpin>(
+    options: &LoadOptions,
+    archive: &mut R,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Loaded, LoadError> {
+    let host = docker_host(options.docker_host.as_deref());
+    let docker = docker::connect(&host).await?;
+    let node = control_plane_name(&options.name);
+    let start = Instant::now();
+    let running = node::find(&docker, &node)
+        .await?
+        .is_some_and(|n| n.running && n.cluster.as_deref() == Some(options.name.as_str()));
+    if !running {
+        return Err(LoadError::NoNode {
+            name: options.name.clone(),
+            container: node,
+        });
+    }
+    let dump = docker::exec(&docker, &node, &["containerd", "config", "dump"], None).await?;
+    if !dump.success() {
+        return Err(LoadError::Step {
+            step: "containerd config dump".into(),
+            container: node,
+            exit_code: dump.exit_code,
+            tail: dump.failure_tail(),
+        });
+    }
+    let snapshotter =
+        config::containerd_snapshotter(&dump.stdout).unwrap_or_else(|| "overlayfs".to_string());
+    observer.action(format!("loading image archive into {node} ({snapshotter})"));
+    let snapshotter_flag = format!("--snapshotter={snapshotter}");
+    let cmd = [
+        "ctr",
+        "--namespace=k8s.io",
+        "images",
+        "import",
+        "--all-platforms",
+        "--digests",
+        snapshotter_flag.as_str(),
+        "-",
+    ];
+    let counted = &mut CountingReader {
+        inner: archive,
+        count: 0,
+    };
+    let out = docker::exec_streaming(
+        &docker,
+        &node,
+        &cmd,
+        Some(counted),
+        Some((observer, "image archive bytes sent")),
+        cancel,
+    )
+    .await;
+    if cancel.is_cancelled() {
+        return Err(LoadError::Cancelled);
+    }
+    let out = out?;
+    if !out.success() {
+        return Err(LoadError::Step {
+            step: "ctr images import".into(),
+            container: node,
+            exit_code: out.exit_code,
+            tail: out.failure_tail(),
+        });
+    }
+    let bytes = counted.count;
+    observer.success(
+        format!("loaded {bytes} bytes of images into {node}"),
+        Some(start.elapsed()),
+    );
+    Ok(Loaded {
+        node,
+        bytes,
+        snapshotter,
+    })
+}
+
+struct CountingReader<'a, R> {
+    inner: &'a mut R,
+    count: u64,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<'_, R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let poll = std::pin::Pin::new(&mut *this.inner).poll_read(cx, buf);
+        this.count += (buf.filled().len() - before) as u64;
+        poll
+    }
+}
