@@ -298,6 +298,7 @@ fn request_timeout_ends_a_bootstrap_whose_docker_engine_never_answers() {
         "bootstrap",
         "prod",
         "--yes",
+        "--skip-cloud-preflight",
         "--request-timeout",
         "1s",
         "--docker-host",
@@ -322,7 +323,13 @@ fn ctrl_c_ends_a_bootstrap_whose_docker_engine_never_answers() {
     let silent = Silent::start();
     let work = cluster_repo(dir.path(), "git@git.example.com:org/config.git");
     let mut cmd = capi_manage();
-    cmd.args(["bootstrap", "prod", "--yes", "--docker-host"])
+    cmd.args([
+        "bootstrap",
+        "prod",
+        "--yes",
+        "--skip-cloud-preflight",
+        "--docker-host",
+    ])
         .arg(format!("tcp://127.0.0.1:{}", silent.port));
     in_repo(&mut cmd, dir.path(), &work);
     let child = spawn(&mut cmd);
