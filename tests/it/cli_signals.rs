@@ -330,7 +330,7 @@ fn ctrl_c_ends_a_bootstrap_whose_docker_engine_never_answers() {
         "--skip-cloud-preflight",
         "--docker-host",
     ])
-        .arg(format!("tcp://127.0.0.1:{}", silent.port));
+    .arg(format!("tcp://127.0.0.1:{}", silent.port));
     in_repo(&mut cmd, dir.path(), &work);
     let child = spawn(&mut cmd);
     assert_interrupted(interrupt(child, &silent), "capi-manage bootstrap prod");

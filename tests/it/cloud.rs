@@ -357,6 +357,28 @@ async fn plan_online_runs_the_preflight() {
         text.contains("the cloud preflight found 1 problem(s)"),
         "{text}"
     );
+    // bootstrap runs the same preflight first: it stops there, before the kind cluster (the
+    // Docker engine it names does not exist, so getting further would fail differently).
+    let out = crate::support::capi_manage()
+        .args([
+            "bootstrap",
+            "example",
+            "--yes",
+            "--docker-host",
+            "tcp://127.0.0.1:9",
+        ])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("cannot hold this cluster: controlPlane.machineFlavor: flavor m1.medim not found; similar: "),
+        "{stderr}"
+    );
+    assert!(!dir.join(".capi-manage/state.json").exists());
     let (ok, text) = plan(values);
     assert!(ok, "{text}");
     assert!(
