@@ -71,6 +71,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()>
     result
 }
 
+/// Writes `bytes` to `path` whole as a file only the user can read (0600), creating its folder
+/// (0700) when missing.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        private_dir(dir)?;
+    }
+    write_atomic(path, bytes, Access::Private)
+}
+
 /// Creates `dir` and its missing parents, each new one private (0700), and makes `dir` itself
 /// private. An existing parent keeps its permissions.
 pub fn private_dir(dir: &Path) -> io::Result<()> {

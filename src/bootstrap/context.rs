@@ -161,7 +161,7 @@ impl<'a> Context<'a> {
     /// Saves the state from inside a step.
     fn save_for_step(&self) -> Result<(), StepError> {
         let bytes = self.state.to_bytes();
-        super::state::write_private(&self.state_path, &bytes).map_err(|source| StepError::Io {
+        crate::fs::write_private(&self.state_path, &bytes).map_err(|source| StepError::Io {
             action: "write",
             path: self.state_path.clone(),
             source,

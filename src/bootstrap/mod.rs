@@ -15,7 +15,7 @@ mod error;
 mod plan;
 mod rotate;
 mod run;
-pub mod state;
+mod state;
 mod steps;
 
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub use error::{Error, Side, StepError};
 pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use rotate::{RotateOptions, RotateReport, rotate, rotate_message};
 pub use run::{bootstrap, teardown};
-pub use state::State;
+pub use state::{STATE_VERSION, State};
 pub use steps::{Step, bootstrap_steps, teardown_steps};
 
 use crate::git::{Author, HttpCredentials, SshOptions};

@@ -80,27 +80,11 @@ impl State {
     ///
     /// [`Error::State`] naming the file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        write_private(path, &self.to_bytes()).map_err(|source| Error::State {
+        crate::fs::write_private(path, &self.to_bytes()).map_err(|source| Error::State {
             path: path.to_path_buf(),
             source,
         })
     }
-}
-
-/// Writes `bytes` to `path` whole ([`crate::fs::write_atomic`]); an existing file keeps its
-/// permissions.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::fs::write_atomic(path, bytes, crate::fs::Access::Keep)
-}
-
-/// Writes `bytes` to `path` whole as a file only the user can read (0600), creating its folder
-/// (0700) when missing.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.as_os_str().is_empty() && !dir.exists() {
-        crate::fs::private_dir(dir)?;
-    }
-    crate::fs::write_atomic(path, bytes, crate::fs::Access::Private)
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ use ::kube::api::DynamicObject;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::Skipped;
 use super::discovery::resolve_on_target;
 use super::error::Error;
 use super::graph::ObjectRef;
-use super::journal::{private_dir, write_private};
-use super::mover::{CopyTo, MoveOptions, MoveReport, Mover, Skipped, ensure_namespace};
+use super::mover::{CopyTo, MoveOptions, MoveReport, Mover, ensure_namespace};
 use super::transform::{backup_copy, is_paused, pausable_key};
+use crate::fs::{private_dir, write_private};
 use crate::kube::Discovery;
 use crate::observe::{Observer, ObserverExt};
 

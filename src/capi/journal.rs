@@ -118,9 +118,9 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
         {
-            private_dir(dir).map_err(err)?;
+            crate::fs::private_dir(dir).map_err(err)?;
         }
-        write_private(
+        crate::fs::write_private(
             path,
             &serde_json::to_vec_pretty(self).expect("journal serialises"),
         )
@@ -134,16 +134,6 @@ fn run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())
-}
-
-/// Creates `dir` (and missing parents) and makes it private (0700).
-pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    crate::fs::private_dir(dir)
-}
-
-/// Writes `bytes` to `path` whole, readable by the owner only ([`crate::fs::write_atomic`]).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::fs::write_atomic(path, bytes, crate::fs::Access::Private)
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 mod directory;
 mod discovery;
 mod error;
-pub mod graph;
+mod graph;
 mod journal;
-pub mod mover;
+mod mover;
 pub mod orc;
 mod pause;
 pub mod readiness;
@@ -17,10 +17,12 @@ mod status;
 mod transform;
 mod workload;
 
+pub use directory::{backup, backup_file_name, restore};
+pub use discovery::Skipped;
+pub use error::Error;
 pub use graph::{CycleError, Graph, Node, ObjectRef, Sequence};
-pub use mover::{
-    Error, Journal, MoveOptions, MoveReport, PAUSED_BY_MOVE, STATE_DIR, Skipped, backup,
-    backup_file_name, journal_path, move_objects, plan, restore,
-};
+pub use journal::{Journal, STATE_DIR, journal_path};
+pub use mover::{MoveOptions, MoveReport, move_objects, plan};
 pub use status::{ClusterStatus, Paused, cluster_status};
+pub use transform::{BLOCK_MOVE, DELETE_FOR_MOVE, PAUSED, PAUSED_BY_MOVE};
 pub use workload::{delete_cluster, read_kubeconfig};

@@ -33,11 +33,10 @@ use crate::kube::{Discovery, RequestError, Resource, until_cancelled};
 use crate::manifest::Gvk;
 use crate::observe::{Observer, ObserverExt};
 
-pub use super::directory::{backup, backup_file_name, restore};
-pub use super::discovery::Skipped;
-pub use super::error::Error;
-pub use super::journal::{Journal, STATE_DIR, journal_path};
-pub use super::transform::{BLOCK_MOVE, DELETE_FOR_MOVE, PAUSED, PAUSED_BY_MOVE};
+use super::discovery::Skipped;
+use super::error::Error;
+use super::journal::{Journal, journal_path};
+use super::transform::DELETE_FOR_MOVE;
 
 /// How to move.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use super::mover::{Mover, api_for, request_err};
 use super::transform::{
     BLOCK_MOVE, is_paused, pausable_key, pause_patch, paused_by_move, unpause_patch,
 };
-use crate::flux::generate::HELM_API_VERSION as HELM_RELEASE;
+use crate::flux::HELM_API_VERSION as HELM_RELEASE;
 use crate::flux::{Error as FluxError, Suspendable};
 use crate::kube::{Discovery, RequestError, until_cancelled};
 use crate::manifest::Gvk;

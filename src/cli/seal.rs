@@ -230,6 +230,6 @@ fn read_input(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 /// Writes through a temporary file in the same folder and renames it over `path`, so readers
 /// see the old or the new content, never a part. An existing file keeps its permissions.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    capi_manage::bootstrap::state::write_atomic(path, bytes)
+    capi_manage::fs::write_atomic(path, bytes, capi_manage::fs::Access::Keep)
         .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -6,8 +6,8 @@
 //! Modelled on flux2's bootstrap: generation is pure, applying is [`crate::kube::apply`], and
 //! every step can re-run and find itself done.
 
-pub mod generate;
-pub mod health;
+mod generate;
+mod health;
 mod status;
 
 use ::kube::Api;
@@ -18,8 +18,13 @@ use crate::kube::wait::ObjectFailure;
 use crate::kube::{Discovery, FIELD_MANAGER, RequestError};
 use crate::manifest::Object;
 
-pub use generate::{SourceAuth, SyncNames, SyncOptions, revision, sync_objects};
-pub use health::{SyncReport, wait_synced};
+pub use generate::{
+    BEARER_TOKEN_KEY, CA_CRT_KEY, HELM_API_VERSION, IDENTITY_KEY, IDENTITY_PUB_KEY,
+    KNOWN_HOSTS_KEY, KUSTOMIZE_API_VERSION, PASSWORD_KEY, SOURCE_API_VERSION, SourceAuth,
+    SyncNames, SyncOptions, USERNAME_KEY, git_repository, go_duration, revision, source_secret,
+    sync_objects,
+};
+pub use health::{SyncReport, kustomization_synced, source_synced, wait_synced};
 pub use status::{KindStatus, SYNC_KINDS, SyncObject, sync_status};
 
 /// What went wrong syncing or suspending.

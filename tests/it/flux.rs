@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use capi_manage::components::{Error, InstallOptions, Unit, install};
-use capi_manage::flux::health::source_synced;
+use capi_manage::flux::source_synced;
 use capi_manage::flux::{
     SourceAuth, Suspendable, SyncNames, SyncOptions, request_reconcile, resume, revision, suspend,
     suspend_all, sync_objects, wait_synced,

@@ -5,8 +5,8 @@ use futures::future::LocalBoxFuture;
 
 use super::Step;
 use crate::bootstrap::context::Context;
-use crate::bootstrap::state::write_private;
 use crate::bootstrap::{DeployKeyNotice, Options, StepError};
+use crate::fs::write_private;
 use crate::observe::ObserverExt;
 use crate::repo::ClusterDir;
 

@@ -8,7 +8,7 @@ use super::Step;
 use super::deploy_key::{flux_url, load_or_generate_key};
 use crate::bootstrap::context::Context;
 use crate::bootstrap::{Side, StepError};
-use crate::flux::generate::{SourceAuth, SyncOptions};
+use crate::flux::{SourceAuth, SyncOptions};
 use crate::observe::ObserverExt;
 
 /// Points Flux at the repository.
@@ -27,7 +27,7 @@ impl Step for FluxSync {
         Box::pin(async move {
             let target = ctx.target().await?;
             let so = sync_options(ctx).await?;
-            let objects = crate::flux::generate::sync_objects(&so);
+            let objects = crate::flux::sync_objects(&so);
             crate::kube::apply(
                 &target,
                 &objects,

@@ -4,8 +4,8 @@ use futures::future::LocalBoxFuture;
 
 use super::Step;
 use crate::bootstrap::context::{Context, cluster_uid};
-use crate::bootstrap::state::write_private;
 use crate::bootstrap::{Side, StepError};
+use crate::fs::write_private;
 use crate::observe::ObserverExt;
 
 /// Creates (or reuses) the kind cluster and keeps its kubeconfig in the state folder.

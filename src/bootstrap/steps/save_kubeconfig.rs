@@ -5,8 +5,8 @@ use futures::future::LocalBoxFuture;
 
 use super::Step;
 use crate::bootstrap::context::Context;
-use crate::bootstrap::state::write_private;
 use crate::bootstrap::{Side, StepError};
+use crate::fs::write_private;
 use crate::observe::ObserverExt;
 
 /// Writes the self-managed cluster's kubeconfig.

@@ -121,7 +121,7 @@ pub(in crate::bootstrap) fn write_sealed(
     yaml: &str,
 ) -> Result<PathBuf, StepError> {
     let out = dir.sealed_credentials();
-    crate::bootstrap::state::write_atomic(&out, yaml.as_bytes()).map_err(|source| {
+    crate::fs::write_atomic(&out, yaml.as_bytes(), crate::fs::Access::Keep).map_err(|source| {
         StepError::Io {
             action: "write",
             path: out.clone(),

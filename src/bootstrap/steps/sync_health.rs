@@ -6,7 +6,7 @@ use super::Step;
 use super::cluster_ready::wait_ready;
 use crate::bootstrap::context::Context;
 use crate::bootstrap::{Side, StepError};
-use crate::flux::generate::SyncOptions;
+use crate::flux::SyncOptions;
 use crate::kube::wait::WaitOptions;
 
 /// Waits for Flux's Kustomizations at the pushed commit, then for the cluster.
@@ -32,7 +32,7 @@ impl Step for SyncHealth {
             );
             let mut so = SyncOptions::new(&o.cluster, "", &branch);
             so.namespace = o.flux_namespace.clone();
-            crate::flux::health::wait_synced(
+            crate::flux::wait_synced(
                 &target,
                 &so.names(),
                 &revision,
