@@ -677,6 +677,15 @@ async fn fetch_network(
     Ok(())
 }
 
+/// The `name` of each element of a JSON list (none when it is not a list).
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| s(&x["name"]))
+        .collect()
+}
+
 async fn fetch_load_balancer(
     session: &Session,
     base: &str,
@@ -687,14 +696,7 @@ async fn fetch_load_balancer(
     let doc = session
         .json("load-balancer", &format!("{base}/lbaas/providers"))
         .await?;
-    facts.load_balancer_providers = Some(
-        doc["providers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| s(&p["name"]))
-            .collect(),
-    );
+    facts.load_balancer_providers = Some(names(&doc["providers"]));
     let url = format!("{base}/lbaas/quotas/{}", project.id);
     match session.get("load-balancer", &url).await? {
         Got::Json(doc) => {
@@ -739,14 +741,7 @@ async fn fetch_volumes(
     let doc = session
         .json("block-storage", &format!("{base}/types"))
         .await?;
-    facts.volume_types = Some(
-        doc["volume_types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| s(&t["name"]))
-            .collect(),
-    );
+    facts.volume_types = Some(names(&doc["volume_types"]));
     let doc = session
         .json("block-storage", &format!("{base}/os-availability-zone"))
         .await?;

@@ -24,16 +24,6 @@ impl Step for MoveBack {
     }
 
     fn run<'a>(&'a self, ctx: &'a mut Context<'_>) -> LocalBoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let kind = ctx.kind().await?;
-            let target = ctx.target().await?;
-            let mut mo = crate::capi::MoveOptions::new(&ctx.o.namespace);
-            mo.journal = Some(ctx.dir.teardown_move_journal());
-            mo.delete_source = true;
-            crate::capi::move_objects(&target, &kind, &mo, ctx.observer, ctx.cancel)
-                .await
-                .map_err(StepError::capi)?;
-            Ok(())
-        })
+        Box::pin(super::move_objects::move_between(ctx, true))
     }
 }

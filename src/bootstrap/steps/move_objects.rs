@@ -26,15 +26,26 @@ impl Step for Move {
     }
 
     fn run<'a>(&'a self, ctx: &'a mut Context<'_>) -> LocalBoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let kind = ctx.kind().await?;
-            let target = ctx.target().await?;
-            let mut mo = crate::capi::MoveOptions::new(&ctx.o.namespace);
-            mo.journal = Some(ctx.dir.move_journal());
-            crate::capi::move_objects(&kind, &target, &mo, ctx.observer, ctx.cancel)
-                .await
-                .map_err(StepError::capi)?;
-            Ok(())
-        })
+        Box::pin(move_between(ctx, false))
     }
+}
+
+/// Moves the cluster's objects from kind to the new cluster, or back (`back`: teardown, which
+/// deletes them from the new cluster), each direction with its own journal.
+pub(super) async fn move_between(ctx: &mut Context<'_>, back: bool) -> Result<(), StepError> {
+    let kind = ctx.kind().await?;
+    let target = ctx.target().await?;
+    let mut mo = crate::capi::MoveOptions::new(&ctx.o.namespace);
+    let (from, to) = if back {
+        mo.journal = Some(ctx.dir.teardown_move_journal());
+        mo.delete_source = true;
+        (&target, &kind)
+    } else {
+        mo.journal = Some(ctx.dir.move_journal());
+        (&kind, &target)
+    };
+    crate::capi::move_objects(from, to, &mo, ctx.observer, ctx.cancel)
+        .await
+        .map_err(StepError::capi)?;
+    Ok(())
 }
