@@ -481,13 +481,13 @@ async fn reconcile_cluster(
 
     // The KubeadmControlPlane controller: certificates, kubeconfig, control-plane Machines.
     let cp_ref = &cluster.data["spec"]["controlPlaneRef"];
-    let mut cp_ready = false;
+    let (mut cp_initialized, mut cp_ready) = (false, false);
     if cp_ref["kind"] == "KubeadmControlPlane" {
         let kcps = api(d, KCP, "KubeadmControlPlane", Some(ns)).await?;
         if let Some(kcp) = kcps.get_opt(cp_ref["name"].as_str()?).await.ok()? {
-            cp_ready = control_plane(d, o, &name, &kcps, &kcp, infra_ready)
+            (cp_initialized, cp_ready) = control_plane(d, o, &name, &kcps, &kcp, infra_ready)
                 .await
-                .unwrap_or(false);
+                .unwrap_or((false, false));
         }
     }
 
@@ -498,7 +498,7 @@ async fn reconcile_cluster(
         if md.data["spec"]["clusterName"] != name.as_str() {
             continue;
         }
-        workers_ready &= machine_deployment(d, o, &name, &mds, &md)
+        workers_ready &= machine_deployment(d, o, &name, &mds, &md, cp_initialized)
             .await
             .unwrap_or(false);
     }
@@ -510,10 +510,13 @@ async fn reconcile_cluster(
         conditions.push(condition("InfrastructureReady", g, "Ready"));
         old.push("InfrastructureReady");
     }
-    if cp_ready {
+    if cp_initialized {
         conditions.push(condition("ControlPlaneInitialized", g, "Initialized"));
+        old.push("ControlPlaneInitialized");
+    }
+    if cp_ready {
         conditions.push(condition("ControlPlaneAvailable", g, "Available"));
-        old.extend(["ControlPlaneInitialized", "ControlPlaneReady"]);
+        old.push("ControlPlaneReady");
     }
     if infra_ready && cp_ready && workers_ready {
         conditions.push(condition("Available", g, "Available"));

@@ -14,8 +14,9 @@ use super::{
     v1beta1_conditions,
 };
 
-/// The KubeadmControlPlane's Machines (once the infrastructure is ready, as KCP waits for it)
-/// and secrets; true when all its replicas are ready.
+/// The KubeadmControlPlane's secrets and Machines: once the infrastructure is ready (KCP
+/// waits for it), one Machine, and each further one once all before it are ready (KCP scales up
+/// one at a time after its health checks). Returns (initialized, all replicas ready).
 pub(super) async fn control_plane(
     d: &Discovery,
     o: &Ctx,
@@ -23,7 +24,7 @@ pub(super) async fn control_plane(
     kcps: &Api<DynamicObject>,
     kcp: &DynamicObject,
     infra_ready: bool,
-) -> Option<bool> {
+) -> Option<(bool, bool)> {
     let ns = o.namespace.as_str();
     let kcp_name = kcp.metadata.name.clone()?;
     let owner = controller_ref(KCP, "KubeadmControlPlane", kcp);
@@ -51,7 +52,7 @@ pub(super) async fn control_plane(
     kc["metadata"]["ownerReferences"] = json!([owner]);
     create(d, ns, kc).await?;
     if !infra_ready {
-        return Some(false);
+        return Some((false, false));
     }
 
     let replicas = kcp.data["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -59,14 +60,6 @@ pub(super) async fn control_plane(
     let machines = api(d, CAPI, "Machine", Some(ns)).await?;
     let selector =
         format!("{CLUSTER_NAME}={cluster},cluster.x-k8s.io/control-plane-name={kcp_name}");
-    let mut have = list(&machines, &selector).await.len() as i64;
-    while have < replicas {
-        let labels = json!({CLUSTER_NAME: cluster, "cluster.x-k8s.io/control-plane": "",
-                            "cluster.x-k8s.io/control-plane-name": kcp_name});
-        let name = format!("{kcp_name}-{}", random_suffix());
-        new_machine(d, ns, cluster, &name, labels, owner.clone(), &version).await?;
-        have += 1;
-    }
     // The first Machine initialises the control plane, the others join it.
     let mut cp_machines = list(&machines, &selector).await;
     cp_machines.sort_by(|a, b| {
@@ -95,9 +88,16 @@ pub(super) async fn control_plane(
                 c.remove("clusterConfiguration");
             }
         }
-        if machine_parts(d, o, cluster, m, &infra_tmpl, config).await? {
+        if machine_parts(d, o, cluster, m, &infra_tmpl, config, true).await? {
             ready += 1;
         }
+    }
+    let have = cp_machines.len() as i64;
+    if have < replicas && ready == have {
+        let labels = json!({CLUSTER_NAME: cluster, "cluster.x-k8s.io/control-plane": "",
+                            "cluster.x-k8s.io/control-plane-name": kcp_name});
+        let name = format!("{kcp_name}-{}", random_suffix());
+        new_machine(d, ns, cluster, &name, labels, owner.clone(), &version).await?;
     }
     let g = kcp.metadata.generation.unwrap_or(1);
     let current = kcps.get(&kcp_name).await.ok()?;
@@ -121,11 +121,11 @@ pub(super) async fn control_plane(
                 "conditions": new}}),
     )
     .await;
-    Some(all)
+    Some((ready > 0, all))
 }
 
 /// A Machine as its owner (KubeadmControlPlane or MachineSet) creates it, with the Machine
-/// controller's finalizer and the bootstrap data secret's name it later copies into the spec.
+/// controller's finalizer.
 async fn new_machine(
     d: &Discovery,
     ns: &str,
@@ -140,14 +140,14 @@ async fn new_machine(
                      "finalizers": [MACHINE_FINALIZER]},
         "spec": {"clusterName": cluster, "version": version,
             "infrastructureRef": {"apiVersion": CAPO, "kind": "OpenStackMachine", "name": name, "namespace": ns},
-            "bootstrap": {"configRef": {"apiVersion": CABPK, "kind": "KubeadmConfig", "name": name, "namespace": ns},
-                          "dataSecretName": name}}})).await
+            "bootstrap": {"configRef": {"apiVersion": CABPK, "kind": "KubeadmConfig", "name": name, "namespace": ns}}}})).await
 }
 
 /// A Machine's OpenStackMachine (cloned from `infra_template`'s `spec.template.spec`),
-/// KubeadmConfig (`bootstrap_spec`) and bootstrap data Secret, owned as they are once the
-/// Machine controller has adopted them; once CAPO reports the server ready, the Machine's
-/// providerID, its Node and status. True when the Machine is running.
+/// KubeadmConfig (`bootstrap_spec`), owned as they are once the Machine controller has adopted
+/// them; the bootstrap data Secret once `can_bootstrap` (CABPK makes a joining node's data only
+/// once the control plane is initialized), its name copied into the Machine; once CAPO reports
+/// the server ready, the Machine's providerID, its Node and status. True when it is running.
 async fn machine_parts(
     d: &Discovery,
     o: &Ctx,
@@ -155,6 +155,7 @@ async fn machine_parts(
     m: &DynamicObject,
     infra_template: &Value,
     bootstrap_spec: Value,
+    can_bootstrap: bool,
 ) -> Option<bool> {
     let ns = o.namespace.as_str();
     let name = m.metadata.name.as_deref()?;
@@ -188,6 +189,18 @@ async fn machine_parts(
             .await?
         }
     };
+    let machines = api(d, CAPI, "Machine", Some(ns)).await?;
+    let g = m.metadata.generation.unwrap_or(1);
+    if !can_bootstrap {
+        set_status(
+            &machines,
+            m,
+            json!({"phase": "Pending", "observedGeneration": g,
+            "bootstrapReady": false, "infrastructureReady": false}),
+        )
+        .await;
+        return Some(false);
+    }
     let mut data = secret(
         name,
         "cluster.x-k8s.io/secret",
@@ -205,9 +218,17 @@ async fn machine_parts(
         "conditions": v1beta1_conditions(&["Ready", "DataSecretAvailable"]),
         "v1beta2": {"conditions": [condition("Ready", kg, "Ready"), condition("DataSecretAvailable", kg, "Available")]}})).await;
 
+    if m.data["spec"]["bootstrap"]["dataSecretName"] != name {
+        machines
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"bootstrap": {"dataSecretName": name}}})),
+            )
+            .await
+            .ok()?;
+    }
     // What CAPO reports for the server.
-    let machines = api(d, CAPI, "Machine", Some(ns)).await?;
-    let g = m.metadata.generation.unwrap_or(1);
     let provider_id = osm.data["spec"]["providerID"].as_str().unwrap_or_default();
     let infra_ready = osm.data["status"]["ready"] == true
         || osm.data["status"]["initialization"]["provisioned"] == true;
@@ -303,14 +324,15 @@ fn labels_of(o: &DynamicObject) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-/// A MachineDeployment's MachineSet and Machines, then both statuses; true when all its
-/// replicas are ready.
+/// A MachineDeployment's MachineSet and Machines (bootstrapped once the control plane is
+/// initialized), then both statuses; true when all its replicas are ready.
 pub(super) async fn machine_deployment(
     d: &Discovery,
     o: &Ctx,
     cluster: &str,
     mds: &Api<DynamicObject>,
     md: &DynamicObject,
+    cp_initialized: bool,
 ) -> Option<bool> {
     let ns = o.namespace.as_str();
     let md_name = md.metadata.name.clone()?;
@@ -375,7 +397,7 @@ pub(super) async fn machine_deployment(
     let mut ready = 0;
     for m in list(&machines, &format!("cluster.x-k8s.io/set-name={ms_name}")).await {
         let infra = &spec["infrastructureRef"];
-        if machine_parts(d, o, cluster, &m, infra, bootstrap.clone()).await? {
+        if machine_parts(d, o, cluster, &m, infra, bootstrap.clone(), cp_initialized).await? {
             ready += 1;
         }
     }
