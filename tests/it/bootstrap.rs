@@ -433,7 +433,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             "--timeout",
             "180",
             "--cluster-timeout",
-            "180",
+            "300",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -51,7 +51,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 mod machines;
-use machines::{control_plane, machine_deleted, machine_deployment};
+use machines::{building, control_plane, machine_deleted, machine_deployment};
 
 /// What the stand-in plays.
 #[derive(Clone)]
@@ -482,12 +482,14 @@ async fn reconcile_cluster(
     // The KubeadmControlPlane controller: certificates, kubeconfig, control-plane Machines.
     let cp_ref = &cluster.data["spec"]["controlPlaneRef"];
     let (mut cp_initialized, mut cp_ready) = (false, false);
+    let mut busy = building(d, ns, &name).await?;
     if cp_ref["kind"] == "KubeadmControlPlane" {
         let kcps = api(d, KCP, "KubeadmControlPlane", Some(ns)).await?;
         if let Some(kcp) = kcps.get_opt(cp_ref["name"].as_str()?).await.ok()? {
-            (cp_initialized, cp_ready) = control_plane(d, o, &name, &kcps, &kcp, infra_ready)
-                .await
-                .unwrap_or((false, false));
+            (cp_initialized, cp_ready) =
+                control_plane(d, o, &name, &kcps, &kcp, infra_ready, &mut busy)
+                    .await
+                    .unwrap_or((false, false));
         }
     }
 
@@ -498,7 +500,7 @@ async fn reconcile_cluster(
         if md.data["spec"]["clusterName"] != name.as_str() {
             continue;
         }
-        workers_ready &= machine_deployment(d, o, &name, &mds, &md, cp_initialized)
+        workers_ready &= machine_deployment(d, o, &name, &mds, &md, cp_initialized, &mut busy)
             .await
             .unwrap_or(false);
     }

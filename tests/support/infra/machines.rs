@@ -24,6 +24,7 @@ pub(super) async fn control_plane(
     kcps: &Api<DynamicObject>,
     kcp: &DynamicObject,
     infra_ready: bool,
+    busy: &mut bool,
 ) -> Option<(bool, bool)> {
     let ns = o.namespace.as_str();
     let kcp_name = kcp.metadata.name.clone()?;
@@ -88,7 +89,7 @@ pub(super) async fn control_plane(
                 c.remove("clusterConfiguration");
             }
         }
-        if machine_parts(d, o, cluster, m, &infra_tmpl, config, true).await? {
+        if machine_parts(d, o, cluster, m, &infra_tmpl, config, true, busy).await? {
             ready += 1;
         }
     }
@@ -146,8 +147,13 @@ async fn new_machine(
 /// A Machine's OpenStackMachine (cloned from `infra_template`'s `spec.template.spec`),
 /// KubeadmConfig (`bootstrap_spec`), owned as they are once the Machine controller has adopted
 /// them; the bootstrap data Secret once `can_bootstrap` (CABPK makes a joining node's data only
-/// once the control plane is initialized), its name copied into the Machine; once CAPO reports
-/// the server ready, the Machine's providerID, its Node and status. True when it is running.
+/// once the control plane is initialized) and no other server of the cluster is being built
+/// (`busy`), its name copied into the Machine; once CAPO reports the server ready, the
+/// Machine's providerID, its Node and status. True when it is running.
+///
+/// One build at a time: the loopback Nova keeps its databases in sqlite and, under concurrent
+/// builds, loses one now and then to `database is locked` (the server stays in BUILD for ever).
+#[allow(clippy::too_many_arguments)]
 async fn machine_parts(
     d: &Discovery,
     o: &Ctx,
@@ -156,6 +162,7 @@ async fn machine_parts(
     infra_template: &Value,
     bootstrap_spec: Value,
     can_bootstrap: bool,
+    busy: &mut bool,
 ) -> Option<bool> {
     let ns = o.namespace.as_str();
     let name = m.metadata.name.as_deref()?;
@@ -191,7 +198,8 @@ async fn machine_parts(
     };
     let machines = api(d, CAPI, "Machine", Some(ns)).await?;
     let g = m.metadata.generation.unwrap_or(1);
-    if !can_bootstrap {
+    let has_data = m.data["spec"]["bootstrap"]["dataSecretName"].is_string();
+    if !has_data && (!can_bootstrap || *busy) {
         set_status(
             &machines,
             m,
@@ -200,6 +208,9 @@ async fn machine_parts(
         )
         .await;
         return Some(false);
+    }
+    if !has_data {
+        *busy = true;
     }
     let mut data = secret(
         name,
@@ -290,6 +301,23 @@ async fn node(w: &Discovery, name: &str, provider_id: &str) -> Option<String> {
 
 /// The Machine controller's deletion: the OpenStackMachine first (CAPO deletes the server),
 /// then the Node, then the finalizer.
+/// Whether a server of the cluster is being built: a Machine has its bootstrap data and no
+/// providerID yet.
+pub(super) async fn building(d: &Discovery, ns: &str, cluster: &str) -> Option<bool> {
+    let machines = api(d, CAPI, "Machine", Some(ns)).await?;
+    Some(
+        list(&machines, &format!("{CLUSTER_NAME}={cluster}"))
+            .await
+            .iter()
+            .any(|m| {
+                m.data["spec"]["bootstrap"]["dataSecretName"].is_string()
+                    && m.data["spec"]["providerID"]
+                        .as_str()
+                        .is_none_or(str::is_empty)
+            }),
+    )
+}
+
 pub(super) async fn machine_deleted(
     d: &Discovery,
     o: &Ctx,
@@ -333,6 +361,7 @@ pub(super) async fn machine_deployment(
     mds: &Api<DynamicObject>,
     md: &DynamicObject,
     cp_initialized: bool,
+    busy: &mut bool,
 ) -> Option<bool> {
     let ns = o.namespace.as_str();
     let md_name = md.metadata.name.clone()?;
@@ -397,7 +426,18 @@ pub(super) async fn machine_deployment(
     let mut ready = 0;
     for m in list(&machines, &format!("cluster.x-k8s.io/set-name={ms_name}")).await {
         let infra = &spec["infrastructureRef"];
-        if machine_parts(d, o, cluster, &m, infra, bootstrap.clone(), cp_initialized).await? {
+        if machine_parts(
+            d,
+            o,
+            cluster,
+            &m,
+            infra,
+            bootstrap.clone(),
+            cp_initialized,
+            busy,
+        )
+        .await?
+        {
             ready += 1;
         }
     }
