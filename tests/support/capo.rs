@@ -167,29 +167,42 @@ impl Admin {
         format!("{base}{path}")
     }
 
+    /// One API call; a 5xx is retried (the loopback services keep sqlite databases and answer
+    /// `database is locked` or `disk I/O error` under load), a DELETE's 404 is success.
     async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .header("x-auth-token", &self.token)
-            .header("openstack-api-version", "compute 2.53");
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .header("x-auth-token", &self.token)
+                .header("openstack-api-version", "compute 2.53");
+            if let Some(b) = &body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.to_string());
+            }
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let status = r.status();
+            let bytes = r.bytes().await.unwrap();
+            if status.is_server_error() && attempt < 10 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            if method == reqwest::Method::DELETE && status == reqwest::StatusCode::NOT_FOUND {
+                return Value::Null;
+            }
+            assert!(
+                status.is_success(),
+                "{method} {url}: {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+            return serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         }
-        let r = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status();
-        let bytes = r.bytes().await.unwrap();
-        assert!(
-            status.is_success(),
-            "{method} {url}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
     async fn get(&self, service: &str, path: &str, key: &str) -> Vec<Value> {

@@ -399,13 +399,21 @@ async fn delete_cluster(
             delete_and_check(&a, x.metadata.name.as_deref()?).await;
         }
     }
+    // One Machine at a time (Cluster API deletes them together): the loopback Nova keeps its
+    // databases in sqlite and loses concurrent deletes to `database is locked`.
     let machines = api(d, CAPI, "Machine", Some(ns)).await?;
     let left = list(&machines, &selector).await;
-    for m in &left {
-        if m.metadata.deletion_timestamp.is_none() {
-            delete_and_check(&machines, m.metadata.name.as_deref()?).await;
-        } else {
+    match left
+        .iter()
+        .find(|m| m.metadata.deletion_timestamp.is_some())
+    {
+        Some(m) => {
             machine_deleted(d, o, &machines, m).await;
+        }
+        None => {
+            if let Some(m) = left.first() {
+                delete_and_check(&machines, m.metadata.name.as_deref()?).await;
+            }
         }
     }
     if !left.is_empty() {
