@@ -455,6 +455,10 @@ impl fmt::Display for Inventory {
             .all()
             .iter()
             .map(|(k, s)| {
+                // Subnets and security groups have no status.
+                if s.iter().all(|e| e.ends_with(" -")) {
+                    return format!("{k} {}", s.len());
+                }
                 let active = s.iter().filter(|e| e.ends_with(" ACTIVE")).count();
                 format!("{k} {} ({active} ACTIVE)", s.len())
             })
