@@ -8,8 +8,14 @@
 //! helm-controller on both clusters installing the real openstack-cluster chart (and the add-on
 //! provider and janitor charts) from a loopback Helm repository, kustomize-controller and the
 //! sealed-secrets controller on the new cluster, OpenSSH's sshd serving the config repository,
-//! and git checking it. Stood in (tests/support/infra.rs): OpenStack, and what the Cluster API,
-//! CAPO, ORC and add-on provider controllers would make of the chart's objects.
+//! and git checking it. OpenStack is real too (the loopback stack: Keystone, Nova with the fake
+//! virt driver, Neutron, Glance, Octavia with the noop amphora), and so are the CAPO v0.14.6 and
+//! ORC v2.6.0 managers reconciling against it on the kind cluster, then on the new cluster,
+//! then on teardown's kind cluster: the test counts the cluster's OpenStack resources through
+//! the APIs before and after the pivot and after teardown. Stood in (tests/support/infra.rs):
+//! what needs a booted machine (the kubeadm control-plane and bootstrap controllers' results,
+//! the kwok Nodes of the servers) and the other Cluster API controllers' and the add-on
+//! provider's results.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,11 +31,13 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::capi::{api_in, apply_all};
+use crate::support::capo::{self, Admin};
 use crate::support::docker::{self as sd, StandIn};
 use crate::support::flux::FluxControllers;
 use crate::support::git_server::{self, Sshd, git};
 use crate::support::helm_repo::HelmRepo;
 use crate::support::infra::{Infra, InfraOptions};
+use crate::support::orc::Orc;
 use crate::support::release_mirror::{Mirror, release_files};
 use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
@@ -39,7 +47,7 @@ const NS: &str = "capi-self";
 
 /// Copies the project's `clusters/bases` and `clusters/example` (as `clusters/<name>`, with
 /// credentials filled in) into a fresh work repository.
-fn config_repo(dir: &Path, origin: &str, charts: &str) -> PathBuf {
+fn config_repo(dir: &Path, origin: &str, charts: &str, cred: &capo::AppCredential) -> PathBuf {
     let work = git_server::work_repo(dir, "config");
     let src = project_root().join("clusters");
     // Every HelmRepository points at the loopback chart repository.
@@ -53,19 +61,19 @@ fn config_repo(dir: &Path, origin: &str, charts: &str) -> PathBuf {
         &src.join("example"),
         &work.join(format!("clusters/{CLUSTER}")),
         &|t| {
+            // The loopback cloud's application credential; its flavors are m1.small and
+            // m1.medium, so the workers take m1.small.
             t.replace("example", CLUSTER)
-                .replace(
-                    "https://REPLACE_ME:5000/v3",
-                    "https://keystone.invalid:5000/v3",
-                )
+                .replace("https://REPLACE_ME:5000/v3", &cred.auth_url)
                 .replace(
                     "application_credential_id: REPLACE_ME",
-                    "application_credential_id: e2e-id",
+                    &format!("application_credential_id: {}", cred.id),
                 )
                 .replace(
                     "application_credential_secret: REPLACE_ME",
-                    "application_credential_secret: e2e-secret-value",
+                    &format!("application_credential_secret: {}", cred.secret),
                 )
+                .replace("machineFlavor: m1.large", "machineFlavor: m1.small")
         },
     );
     // The machine image as an ORC Image of the cluster (imported by name), as a user adds one:
@@ -74,7 +82,7 @@ fn config_repo(dir: &Path, origin: &str, charts: &str) -> PathBuf {
     std::fs::write(
         cluster_dir.join("machine-image.yaml"),
         format!(
-            "apiVersion: openstack.k-orc.cloud/v1alpha1\nkind: Image\nmetadata:\n  name: {ORC_IMAGE}\n  namespace: {NS}\n  labels:\n    cluster.x-k8s.io/cluster-name: {CLUSTER}\nspec:\n  managementPolicy: unmanaged\n  import:\n    filter:\n      name: ubuntu-jammy-kube-v1.33.1\n  cloudCredentialsRef:\n    secretName: {CLUSTER}-cloud-credentials\n    cloudName: openstack\n"
+            "apiVersion: openstack.k-orc.cloud/v1alpha1\nkind: Image\nmetadata:\n  name: {ORC_IMAGE}\n  namespace: {NS}\n  labels:\n    cluster.x-k8s.io/cluster-name: {CLUSTER}\nspec:\n  managementPolicy: unmanaged\n  import:\n    filter:\n      name: {MACHINE_IMAGE}\n  cloudCredentialsRef:\n    secretName: {CLUSTER}-cloud-credentials\n    cloudName: openstack\n"
         ),
     )
     .unwrap();
@@ -95,9 +103,8 @@ fn config_repo(dir: &Path, origin: &str, charts: &str) -> PathBuf {
 }
 
 const ORC_IMAGE: &str = "e2e-machine-image";
-/// The id the stand-in for ORC gives the imported image: found on the new cluster only if the
-/// move carried the Image's status (Flux's apply from git carries no status).
-const ORC_IMAGE_ID: &str = "0b3e5a9c-e2e0-4c1a-9d2f-5f1e2d3c4b5a";
+/// The Glance image the example values name (`machineImage`).
+const MACHINE_IMAGE: &str = "ubuntu-jammy-kube-v1.33.1";
 
 fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
     std::fs::create_dir_all(to).unwrap();
@@ -292,16 +299,36 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
 
+    // The loopback OpenStack: the credential the user writes into credentials.yaml, the
+    // machine image the values name (uploaded if the cloud lacks it), and no resource of the
+    // cluster yet.
+    let admin = Admin::login().await;
+    let cred = capo::app_credential();
+    let image_id = admin.ensure_image(MACHINE_IMAGE).await;
+    let leftovers = admin.inventory(NS, CLUSTER).await;
+    assert_eq!(
+        leftovers.total(),
+        0,
+        "the project holds resources of an earlier run: {leftovers:?}"
+    );
+
     // The kind cluster's API server, and the new cluster; each served by the real Cluster API
-    // and CAPO webhooks once capi-manage has installed the components there.
+    // and CAPO webhooks once capi-manage has installed the components there, with CAPO's and
+    // ORC's reconcilers running against the loopback OpenStack.
     let (mut kind_cp, mut new_cp) = tokio::join!(
         ControlPlane::start_with(Options::kwok()),
         ControlPlane::start_with(Options::kwok())
     );
-    let (kind_webhooks, new_webhooks) =
-        tokio::join!(Webhooks::start(&kind_cp), Webhooks::start(&new_cp));
+    let (kind_webhooks, new_webhooks, kind_orc, new_orc) = tokio::join!(
+        Webhooks::start_reconciling(&kind_cp, &["capo"]),
+        Webhooks::start_reconciling(&new_cp, &["capo"]),
+        Orc::start(&kind_cp),
+        Orc::start(&new_cp)
+    );
     kind_cp.attach(kind_webhooks);
+    kind_cp.attach(kind_orc);
     new_cp.attach(new_webhooks);
+    new_cp.attach(new_orc);
     let stand_in = sd::build_stand_in(
         &docker,
         &StandIn {
@@ -336,8 +363,9 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let _kind_flux = FluxControllers::start_with_helm(&kind_cp);
     let charts = HelmRepo::serve_fixtures();
 
-    // The stand-in for OpenStack and the controllers' results.
-    let _infra = Infra::start(
+    // The stand-in for what needs booted machines and the other controllers' results; the
+    // machines' Nodes register in the new cluster (the workload cluster).
+    let _infra = Infra::start_with_workload(
         kind_d.clone(),
         vec![new_d.clone()],
         InfraOptions {
@@ -345,13 +373,13 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             cluster: CLUSTER.into(),
             kubeconfig: std::fs::read(new_cp.kubeconfig_path()).unwrap(),
         },
+        Some(new_d.clone()),
     );
-    let _orc = OrcStandIn::start(kind_d.clone());
 
     // The config repository, served over SSH.
     let sshd = Sshd::start(dir);
     let bare = git_server::bare_repo(dir, "config.git");
-    let work = config_repo(dir, &sshd.url(&bare), &charts.url);
+    let work = config_repo(dir, &sshd.url(&bare), &charts.url, &cred);
     vendor_into(&work).await;
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "initial config"]);
@@ -405,7 +433,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             "--timeout",
             "180",
             "--cluster-timeout",
-            "180",
+            "300",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -416,7 +444,12 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // within the grace period is done before the kill lands: the kill then hits the next step.
     let mut kills = Vec::new();
     let mut bootstrap_time = Duration::ZERO;
+    let mut before_pivot = None;
     for step in STEPS {
+        if step == "move" {
+            // The cluster is ready (CAPO built it): its resources before the pivot.
+            before_pivot = Some(admin.inventory(NS, CLUSTER).await);
+        }
         let run = spawn(&args("bootstrap"), &home);
         let t = run.started;
         let _time = Elapsed(t, &mut bootstrap_time);
@@ -481,7 +514,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         .unwrap();
     assert_eq!(
         image.data["status"]["id"],
-        ORC_IMAGE_ID,
+        image_id.as_str(),
         "new cluster: {:?}; kind: {:?}",
         image.data,
         on_kind.map(|i| i.data)
@@ -515,10 +548,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         ]
     );
     let all = git(&bare, &["log", "-p", "--all"]);
-    assert!(
-        !all.contains("e2e-secret-value"),
-        "plaintext credentials in git"
-    );
+    assert!(!all.contains(&cred.secret), "plaintext credentials in git");
     let kustomization = git(
         &bare,
         &[
@@ -563,7 +593,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let clouds = String::from_utf8(unsealed.data.unwrap()["clouds.yaml"].0.clone()).unwrap();
-    assert!(clouds.contains("application_credential_secret: e2e-secret-value"));
+    assert!(clouds.contains(&format!("application_credential_secret: {}", cred.secret)));
 
     // The kind node is gone.
     assert!(
@@ -632,10 +662,56 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     );
     drop(relay);
 
+    // The pivot kept the cloud intact: the same resources, all ACTIVE, none added or lost;
+    // the paused source CAPO deleted nothing.
+    let before = before_pivot.expect("counted before the move");
+    let after = admin.inventory(NS, CLUSTER).await;
+    eprintln!("OpenStack, before the pivot: {before}");
+    eprintln!("OpenStack, after the pivot:  {after}");
+    assert_eq!(
+        before.ids(),
+        after.ids(),
+        "before {before:?}\nafter {after:?}"
+    );
+    assert_eq!(
+        (
+            before.servers.len(),
+            before.load_balancers.len(),
+            before.floating_ips.len()
+        ),
+        (5, 1, 1),
+        "one server per machine, the API load balancer and its floating IP: {before:?}"
+    );
+    assert!(
+        [&before.servers, &before.load_balancers]
+            .iter()
+            .all(|s| s.iter().all(|e| e.ends_with(" ACTIVE"))),
+        "{before:?}"
+    );
+    assert!(
+        !before.networks.is_empty()
+            && !before.subnets.is_empty()
+            && !before.routers.is_empty()
+            && !before.security_groups.is_empty(),
+        "{before:?}"
+    );
+    let source_capo = capo_log_lines(&kind_cp.dir().join("webhooks/capo"));
+    let deletes: Vec<&String> = source_capo
+        .iter()
+        .filter(|l| l.contains("\"Deleting "))
+        .collect();
+    assert!(deletes.is_empty(), "the source CAPO deleted: {deletes:?}");
+    let paused_seen = source_capo.iter().filter(|l| l.contains("paused")).count();
+    eprintln!("source CAPO: {paused_seen} log lines of paused objects left alone, no deletion");
+
     // Teardown: a fresh kind cluster (its own API server), the cluster moved back and deleted.
     let mut td_cp = ControlPlane::start_with(Options::kwok()).await;
-    let td_webhooks = Webhooks::start(&td_cp).await;
+    let (td_webhooks, td_orc) = tokio::join!(
+        Webhooks::start_reconciling(&td_cp, &["capo"]),
+        Orc::start(&td_cp)
+    );
     td_cp.attach(td_webhooks);
+    td_cp.attach(td_orc);
     let td_image = sd::build_stand_in(
         &docker,
         &StandIn {
@@ -651,7 +727,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     apply_all(&td_d, &kind_pre).await;
     let _td_flux = FluxControllers::start_with_helm(&td_cp);
     // The stand-in fills webhook CA bundles and readiness on the new kind cluster too.
-    let _td_infra = Infra::start(
+    let _td_infra = Infra::start_with_workload(
         td_d.clone(),
         vec![],
         InfraOptions {
@@ -659,7 +735,22 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             cluster: CLUSTER.into(),
             kubeconfig: Vec::new(),
         },
+        Some(new_d.clone()),
     );
+    // Octavia's noop worker never frees a load balancer's VIP port (a real amphora driver
+    // does), so CAPO's network delete would get 409 NetworkInUse forever: a thin stand-in for
+    // the worker's missing cleanup deletes the cluster network's `Octavia` ports once no load
+    // balancer is left on it.
+    let vip_cleaner = {
+        let admin = admin.clone();
+        let nets = before.network_ids();
+        tokio::spawn(async move {
+            loop {
+                admin.delete_leaked_vip_ports(&nets).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
     let mut td_args = args("teardown");
     let i = td_args.iter().position(|a| a == &stand_in.image).unwrap();
     td_args[i] = td_image.image.clone();
@@ -678,6 +769,11 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         !kc.exists(),
         "the kubeconfig of a deleted cluster is removed"
     );
+    vip_cleaner.abort();
+    // CAPO deleted everything before the Cluster's finalizer went.
+    let end = admin.inventory(NS, CLUSTER).await;
+    eprintln!("OpenStack, after teardown:   {end}");
+    assert_eq!(end.total(), 0, "left in the project: {end:?}");
     assert!(
         sd::containers_labelled(&docker, capi_manage::kind::CLUSTER_LABEL, kind_name)
             .await
@@ -750,48 +846,16 @@ async fn vendor_into(work: &Path) {
     .expect("vendor from the mirror");
 }
 
-/// Plays ORC's result for the cluster's Image on the kind cluster: ORC would import the image
-/// by name and record its id and availability.
-struct OrcStandIn(tokio::task::JoinHandle<()>);
-
-impl OrcStandIn {
-    fn start(kind: Discovery) -> OrcStandIn {
-        OrcStandIn(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                // ORC's CRDs arrive with the components capi-manage installs.
-                let gvk = capi_manage::manifest::Gvk::from_api_version(
-                    "openstack.k-orc.cloud/v1alpha1",
-                    "Image",
-                );
-                let Ok(Some(r)) = kind.resolve(&gvk).await else {
-                    continue;
-                };
-                let images: Api<::kube::api::DynamicObject> =
-                    Api::namespaced_with(kind.client().clone(), NS, &r.api);
-                if let Ok(Some(image)) = images.get_opt(ORC_IMAGE).await
-                    && image.data["status"]["id"] != ORC_IMAGE_ID
-                {
-                    let status = json!({"status": {"id": ORC_IMAGE_ID, "conditions": [
-                        {"type": "Available", "status": "True", "reason": "Success", "message": "OpenStack resource is available", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": image.metadata.generation},
-                        {"type": "Progressing", "status": "False", "reason": "Success", "message": "OpenStack resource is up to date", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": image.metadata.generation}]}});
-                    let _ = images
-                        .patch_status(
-                            ORC_IMAGE,
-                            &::kube::api::PatchParams::default(),
-                            &::kube::api::Patch::Merge(status),
-                        )
-                        .await;
-                }
-            }
-        }))
+/// Every line of the CAPO manager logs in `dir` (one per start).
+fn capo_log_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".log") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            lines.extend(text.lines().map(str::to_string));
+        }
     }
-}
-
-impl Drop for OrcStandIn {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    lines
 }
 
 #[test]

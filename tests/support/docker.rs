@@ -45,7 +45,18 @@ pub async fn engine() -> Docker {
         return d;
     }
     let script = super::project_root().join("scripts/prereqs/kind.sh");
-    let out = std::process::Command::new("bash").arg(&script).output();
+    // dockerd outlives the test: it must not inherit the test's open files (a
+    // `flock /work/docker.lock` around the test run would stay held by dockerd for ever).
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script);
+    // SAFETY: close_range is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+    let out = cmd.output();
     if let Some(d) = try_connect().await {
         return d;
     }

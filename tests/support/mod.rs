@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod capi;
+pub mod capo;
 pub mod control_plane;
 pub mod docker;
 pub mod flux;
@@ -9,6 +10,7 @@ pub mod git_server;
 pub mod helm_repo;
 pub mod infra;
 pub mod openstack;
+pub mod orc;
 mod process;
 pub mod release_mirror;
 pub mod sealed_secrets;

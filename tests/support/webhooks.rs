@@ -2,8 +2,10 @@
 //! (`capi-manager`, `capi-kubeadm-bootstrap-manager`, `capi-kubeadm-control-plane-manager`,
 //! `capo-manager`, built by `scripts/test-binaries` at the pinned versions) run on this host as
 //! the webhook servers of the cluster: conversion, defaulting and validation. Their reconcilers
-//! stay idle: `--watch-filter` with a value no object carries, leader election off, the CRD
-//! storage-version migration skipped (it would rewrite stored objects and CRD status).
+//! stay idle (`--watch-filter` with a value no object carries) unless the test asks for them
+//! ([`Webhooks::start_reconciling`]: CAPO against the loopback OpenStack). Leader election
+//! is off, the CRD storage-version migration skipped (it would rewrite stored objects and CRD
+//! status).
 //!
 //! The release manifests stay unchanged: their webhook configurations and CRD conversion
 //! settings name the provider's webhook `Service`, which kube-apiserver resolves to the Service's
@@ -197,7 +199,14 @@ fn serving_cert(ca: &Ca, service: &str, namespace: &str, dir: &Path) {
 
 impl Webhooks {
     /// Starts the background task for `cp`. Nothing runs until the providers' objects exist.
+    /// Every reconciler stays idle.
     pub async fn start(cp: &ControlPlane) -> Webhooks {
+        Webhooks::start_reconciling(cp, &[]).await
+    }
+
+    /// As [`Webhooks::start`], with the reconcilers of the providers named in `reconciling`
+    /// (e.g. `["capo"]`) running for real, with no watch filter.
+    pub async fn start_reconciling(cp: &ControlPlane, reconciling: &[&'static str]) -> Webhooks {
         for p in PROVIDERS {
             test_bin(p.binary);
         }
@@ -223,6 +232,7 @@ impl Webhooks {
             managers: HashMap::new(),
             relays: HashMap::new(),
             verified_crds: HashMap::new(),
+            reconciling: reconciling.to_vec(),
         };
         std::fs::create_dir_all(&run.dir).unwrap();
         let task = tokio::spawn(run.run());
@@ -349,6 +359,8 @@ struct Run {
     relays: HashMap<&'static str, Relay>,
     /// CRDs found carrying the CA, by name: the resourceVersion seen then.
     verified_crds: HashMap<String, String>,
+    /// The providers whose reconcilers run.
+    reconciling: Vec<&'static str>,
 }
 
 impl Run {
@@ -482,10 +494,12 @@ impl Run {
             format!("--health-addr=127.0.0.1:{}", free_port()),
             format!("--webhook-port={webhook_port}"),
             format!("--webhook-cert-dir={}", cert_dir.display()),
-            format!("--watch-filter={WATCH_FILTER}"),
             "--skip-crd-migration-phases=StorageVersionMigration".to_string(),
             "--skip-crd-migration-phases=CleanupManagedFields".to_string(),
         ]);
+        if !self.reconciling.contains(&p.name) {
+            args.push(format!("--watch-filter={WATCH_FILTER}"));
+        }
         let mut cmd = Command::new(test_bin(p.binary));
         cmd.args(&args).env("KUBECONFIG", &self.kubeconfig);
         for e in container.env.unwrap_or_default() {
@@ -758,7 +772,7 @@ fn resolve_defaults(arg: &str) -> String {
 }
 
 /// Starts a manager, its output to `log`, killed with the test process (PR_SET_PDEATHSIG).
-fn spawn(mut cmd: Command, log: &Path) -> Child {
+pub(super) fn spawn(mut cmd: Command, log: &Path) -> Child {
     let out =
         std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
     let err = out.try_clone().unwrap();
