@@ -123,8 +123,10 @@ pub async fn bootstrap(
         .map_err(Error::Repo)?;
     let dir = o.dir();
     let _lock = dir.lock().map_err(Error::Repo)?;
-    cloud_preflight(o, &cluster, observer, cancel).await?;
     let mut ctx = Context::load(o, observer, cancel, "bootstrap", dir.bootstrap_state())?;
+    // A resumed bootstrap may have made machines already: they are not checked against quotas.
+    let existing = !ctx.state.done.is_empty();
+    cloud_preflight(o, &cluster, existing, observer, cancel).await?;
     // Once the cluster has moved, its kubeconfig cannot be read from kind again.
     if ctx.state.done.contains(steps::MOVE) && !dir.kubeconfig().is_file() {
         return Err(Error::KubeconfigGone {
@@ -145,11 +147,16 @@ pub async fn bootstrap(
 async fn cloud_preflight(
     o: &Options,
     cluster: &crate::repo::Cluster,
+    existing: bool,
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), Error> {
     let Some(options) = &o.cloud_preflight else {
         return Ok(());
+    };
+    let options = crate::cloud::Options {
+        existing,
+        ..options.clone()
     };
     let credentials = cluster.dir.credentials();
     observer.action(format!(
@@ -157,7 +164,7 @@ async fn cloud_preflight(
         cluster.dir.relative(&credentials).display()
     ));
     let report = tokio::select! {
-        r = crate::cloud::preflight_cluster(cluster, options) => r,
+        r = crate::cloud::preflight_cluster(cluster, &options) => r,
         () = cancel.cancelled() => return Err(Error::Cancelled { step: "cloud-preflight" }),
     }
     .map_err(|source| Error::CloudPreflight {
@@ -191,16 +198,9 @@ pub async fn teardown(
     let dir = o.dir();
     let kubeconfig = dir.kubeconfig();
     let _lock = dir.lock().map_err(Error::Repo)?;
-    if let Some(options) = &o.cloud_preflight {
+    if o.cloud_preflight.is_some() {
         let cluster = Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
-        let o = Options {
-            cloud_preflight: Some(crate::cloud::Options {
-                deleting: true,
-                ..options.clone()
-            }),
-            ..o.clone()
-        };
-        cloud_preflight(&o, &cluster, observer, cancel).await?;
+        cloud_preflight(o, &cluster, true, observer, cancel).await?;
     }
     let mut ctx = Context::load(o, observer, cancel, "teardown", dir.teardown_state())?;
     if !kubeconfig.is_file() && !ctx.state.done.contains(steps::MOVE) {

@@ -192,9 +192,10 @@ pub struct Options {
     pub timeout: Duration,
     /// The folder a relative `cacert` path is taken from (the current folder when `None`).
     pub base_dir: Option<PathBuf>,
-    /// Check only what deleting the cluster needs (teardown): the login, the project and the
-    /// catalog; not the flavors, image, network, key pair or quotas that creating needs.
-    pub deleting: bool,
+    /// The cluster may exist already (a resumed bootstrap, a teardown): check only the login,
+    /// the project and the catalog, not the flavors, image, network, key pair or quotas that
+    /// creating it needs (its own machines would count against the quotas).
+    pub existing: bool,
 }
 
 impl Default for Options {
@@ -202,7 +203,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(30),
             base_dir: None,
-            deleting: false,
+            existing: false,
         }
     }
 }
@@ -216,8 +217,8 @@ pub async fn preflight(
     options: &Options,
 ) -> Result<Report, Error> {
     let mut needs = Needs::from_values(values);
-    if options.deleting {
-        needs = needs.for_deleting();
+    if options.existing {
+        needs = needs.for_existing();
     }
     client::run(cloud, &needs, options).await
 }

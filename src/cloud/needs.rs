@@ -90,9 +90,9 @@ pub struct Needs {
 }
 
 impl Needs {
-    /// What deleting the cluster needs of the cloud: the services in the catalog (the load
-    /// balancer's when it has one), nothing that only creating uses.
-    pub fn for_deleting(self) -> Needs {
+    /// What an existing cluster needs of the cloud (to go on, or to be deleted): the services
+    /// in the catalog (the load balancer's when it has one), nothing that only creating uses.
+    pub fn for_existing(self) -> Needs {
         Needs {
             groups: Vec::new(),
             ssh_key: None,

@@ -37,6 +37,7 @@ use crate::support::flux::FluxControllers;
 use crate::support::git_server::{self, Sshd, git};
 use crate::support::helm_repo::HelmRepo;
 use crate::support::infra::{Infra, InfraOptions};
+use crate::support::openstack::OpenStack;
 use crate::support::orc::Orc;
 use crate::support::release_mirror::{Mirror, release_files};
 use crate::support::webhooks::Webhooks;
@@ -302,8 +303,9 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // The loopback OpenStack: the credential the user writes into credentials.yaml, the
     // machine image the values name (uploaded if the cloud lacks it), and no resource of the
     // cluster yet.
-    let admin = Admin::login().await;
-    let cred = capo::app_credential();
+    let project = OpenStack::get().project("e2e").await;
+    let admin = Admin::login(&project.id).await;
+    let cred = capo::AppCredential::from(&project);
     let image_id = admin.ensure_image(MACHINE_IMAGE).await;
     let leftovers = admin.inventory(NS, CLUSTER).await;
     assert_eq!(

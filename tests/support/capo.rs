@@ -2,9 +2,8 @@
 //! application credential the cluster's `credentials.yaml` carries, the machine image the
 //! values name, and an inventory of one cluster's resources (what CAPO created), read as admin.
 //!
-//! The stack is the shared one started by `../shared/tools/openstack/services.sh start` and
-//! `octavia.sh` (see their README); its clouds.yaml is `$OS_CLIENT_CONFIG_FILE`, or
-//! `../osh/state/clouds.yaml` beside the project.
+//! The stack is the one `scripts/prereqs/openstack.sh start` runs (see `super::openstack`);
+//! each test that builds a cluster on it gets a project of its own from there.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,43 +13,29 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::project_root;
-
-/// The clouds.yaml of the loopback stack; panics naming the command that starts it.
+/// The clouds.yaml of the loopback stack (found as [`super::openstack::OpenStack::get`] finds
+/// it, which panics naming the command that starts it when it is missing).
 pub fn clouds_yaml() -> (PathBuf, Value) {
-    let path = std::env::var_os("OS_CLIENT_CONFIG_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("../osh/state/clouds.yaml"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the loopback OpenStack is not running ({}: {e}): start it with `OSH_DIR=<dir> ../shared/tools/openstack/services.sh start && ../shared/tools/openstack/octavia.sh`, then set OS_CLIENT_CONFIG_FILE=<dir>/clouds.yaml",
-            path.display()
-        )
-    });
+    let _stack = super::openstack::OpenStack::get();
+    let path = super::openstack::clouds_yaml_path();
+    let text = std::fs::read_to_string(&path).expect("clouds.yaml");
     (path, serde_yaml_ng::from_str(&text).expect("clouds.yaml"))
 }
 
-/// The application credential (cloud `capo`, project capo-e2e) a user writes into
-/// `credentials.yaml`.
+/// The application credential a user writes into `credentials.yaml`.
 pub struct AppCredential {
     pub auth_url: String,
     pub id: String,
     pub secret: String,
 }
 
-pub fn app_credential() -> AppCredential {
-    let (path, clouds) = clouds_yaml();
-    let auth = &clouds["clouds"]["capo"]["auth"];
-    let s = |k: &str| {
-        auth[k]
-            .as_str()
-            .unwrap_or_else(|| panic!("{}: clouds.capo.auth.{k} missing", path.display()))
-            .to_string()
-    };
-    AppCredential {
-        auth_url: s("auth_url"),
-        id: s("application_credential_id"),
-        secret: s("application_credential_secret"),
+impl From<&super::openstack::TestProject> for AppCredential {
+    fn from(p: &super::openstack::TestProject) -> Self {
+        AppCredential {
+            auth_url: p.auth_url.clone(),
+            id: p.app_cred_id.clone(),
+            secret: p.app_cred_secret.clone(),
+        }
     }
 }
 
@@ -60,7 +45,7 @@ pub struct Admin {
     http: reqwest::Client,
     token: String,
     endpoints: Arc<Vec<(String, String)>>,
-    /// The project of the `capo` application credential.
+    /// The project whose resources the inventories count.
     pub project_id: String,
 }
 
@@ -102,7 +87,8 @@ async fn token(http: &reqwest::Client, auth_url: &str, auth: Value) -> (String, 
 }
 
 impl Admin {
-    pub async fn login() -> Admin {
+    /// An admin session whose inventories look at project `project_id`.
+    pub async fn login(project_id: &str) -> Admin {
         let (path, clouds) = clouds_yaml();
         let a = &clouds["clouds"]["capo-admin"]["auth"];
         let auth_url = a["auth_url"]
@@ -129,20 +115,7 @@ impl Admin {
                     .map(move |e| (ty.clone(), e["url"].as_str().unwrap_or_default().into()))
             })
             .collect();
-        // The application credential's project, from its own token.
-        let app = app_credential();
-        let (_, app_body) = token(
-            &http,
-            &app.auth_url,
-            json!({"auth": {"identity": {
-            "methods": ["application_credential"],
-            "application_credential": {"id": app.id, "secret": app.secret}}}}),
-        )
-        .await;
-        let project_id = app_body["token"]["project"]["id"]
-            .as_str()
-            .expect("the application credential's token names its project")
-            .to_string();
+        let project_id = project_id.to_string();
         Admin {
             http,
             token: tok,

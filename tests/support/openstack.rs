@@ -60,7 +60,7 @@ fn http() -> reqwest::Client {
 
 const START: &str = "scripts/prereqs/openstack.sh start";
 
-fn clouds_yaml_path() -> PathBuf {
+pub fn clouds_yaml_path() -> PathBuf {
     if let Some(p) = std::env::var_os("CAPI_MANAGE_TEST_OPENSTACK") {
         return PathBuf::from(p);
     }
