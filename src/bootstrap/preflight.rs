@@ -92,6 +92,16 @@ impl Check {
     }
 }
 
+impl Check {
+    /// The check as one line without its verdict: `id: detail; fix: fix`.
+    pub fn line(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{}: {}; fix: {fix}", self.id, self.detail),
+            None => format!("{}: {}", self.id, self.detail),
+        }
+    }
+}
+
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let status = match self.status {

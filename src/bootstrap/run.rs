@@ -148,16 +148,23 @@ async fn run_preflight(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Preflight, Error> {
-    observer.action(format!(
-        "preflight: checking {} before anything is created",
-        o.dir().relative(o.dir().path()).display()
-    ));
     let p = super::preflight(o, operation, true, cancel).await?;
-    for c in &p.checks {
-        match c.status {
-            CheckStatus::Ok | CheckStatus::Skipped => observer.success(c.to_string(), None),
-            CheckStatus::Warning | CheckStatus::Problem => observer.warning(c.to_string()),
-        }
+    // Problems and warnings one line each; the checks that passed in one line.
+    for c in p.checks.iter().filter(|c| {
+        matches!(c.status, CheckStatus::Warning | CheckStatus::Problem)
+    }) {
+        observer.warning(c.line());
+    }
+    if p.is_ok() {
+        let count = |s| p.checks.iter().filter(|c| c.status == s).count();
+        observer.success(
+            format!(
+                "preflight: {} checks passed, {} skipped",
+                count(CheckStatus::Ok),
+                count(CheckStatus::Skipped)
+            ),
+            None,
+        );
     }
     if !p.is_ok() {
         return Err(Error::Preflight {

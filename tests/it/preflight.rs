@@ -1,0 +1,264 @@
+//! The preflight on a fresh fork: template credentials, no vendored files, no Docker engine and
+//! a remote that does not answer. One `bootstrap` run lists every problem, in under 2 seconds,
+//! and creates nothing (checked through the Docker API); then each fix clears its line.
+//! Uses the real dockerd: run under `flock /work/docker.lock` with the other Docker tests.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use capi_manage::bootstrap::{self, CheckStatus, Operation, Options, Preflight};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::docker as sd;
+use crate::support::git_server::{self, HttpServer, git};
+use crate::support::release_mirror::{Mirror, release_files};
+use crate::support::{capi_manage, free_port, project_root};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A fork as it is cloned: clusters/ (the example with the template's credentials) and
+/// vendor-manifests/vendor.toml alone, committed on `main`, `origin` at `origin`.
+fn fresh_fork(dir: &Path, origin: &str) -> PathBuf {
+    let work = git_server::work_repo(dir, "work");
+    let root = project_root();
+    copy_dir(&root.join("clusters"), &work.join("clusters"));
+    std::fs::create_dir_all(work.join("vendor-manifests")).unwrap();
+    std::fs::copy(
+        root.join("vendor-manifests/vendor.toml"),
+        work.join("vendor-manifests/vendor.toml"),
+    )
+    .unwrap();
+    std::fs::copy(root.join(".gitignore"), work.join(".gitignore")).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "fork"]);
+    git(&work, &["remote", "add", "origin", origin]);
+    work
+}
+
+/// `vendor-manifests/` rendered from a mirror of the releases with the project's pins.
+async fn vendor_into(work: &Path) {
+    let mirror = Mirror::start(release_files());
+    capi_manage::components::vendor(
+        work,
+        &capi_manage::components::VendorOptions {
+            trust_mirror_for_new_assets: true,
+            mirror: Some(mirror.base.clone()),
+            ..Default::default()
+        },
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("vendor from the mirror");
+}
+
+fn problems(p: &Preflight) -> BTreeSet<&'static str> {
+    p.problems().map(|c| c.id).collect()
+}
+
+fn set(ids: &[&'static str]) -> BTreeSet<&'static str> {
+    ids.iter().copied().collect()
+}
+
+async fn run(o: &Options) -> Preflight {
+    bootstrap::preflight(o, Operation::Bootstrap, true, &CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+/// Names of the containers (all states) whose name holds `part`.
+async fn containers_named(docker: &bollard::Docker, part: &str) -> Vec<String> {
+    let mut filters = std::collections::HashMap::new();
+    filters.insert("name".to_string(), vec![part.to_string()]);
+    docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() {
+    let _serial = crate::kind::SERIAL.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let remote = format!("http://127.0.0.1:{}/config.git", free_port());
+    let no_docker = format!("tcp://127.0.0.1:{}", free_port());
+    let work = fresh_fork(dir, &remote);
+    let kind_name = format!("capi-preflight-{}", std::process::id());
+
+    // One run of the binary: every problem, each with its fix, nothing created.
+    let started = Instant::now();
+    let out = capi_manage()
+        .args(["bootstrap", "example", "--yes", "-o", "json", "--kind-name"])
+        .arg(&kind_name)
+        .arg("--docker-host")
+        .arg(&no_docker)
+        .current_dir(&work)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("CAPI_MANAGE_GIT_TOKEN")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "{elapsed:?}\n{stdout}\n{stderr}"
+    );
+    let checks: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "preflight")
+        .collect();
+    let with = |status: &str| -> BTreeSet<String> {
+        checks
+            .iter()
+            .filter(|c| c["status"] == status)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let want: BTreeSet<String> = ["components", "credentials", "docker", "git-remote"]
+        .map(String::from)
+        .into();
+    assert_eq!(with("problem"), want, "{stdout}");
+    assert!(with("ok").contains("config"), "{stdout}");
+    for c in checks.iter().filter(|c| c["status"] == "problem") {
+        assert!(
+            c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "no fix: {c}"
+        );
+    }
+    let by_id = |id: &str| checks.iter().find(|c| c["id"] == id).unwrap().clone();
+    assert!(
+        by_id("components")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("vendor.lock"),
+        "{stdout}"
+    );
+    assert!(
+        by_id("credentials")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REPLACE_ME"),
+        "{stdout}"
+    );
+    assert!(
+        by_id("docker")["detail"].as_str().unwrap().contains(&no_docker),
+        "{stdout}"
+    );
+    assert!(
+        by_id("git-remote")["detail"].as_str().unwrap().contains(&remote),
+        "{stdout}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the preflight found 4 problem(s), nothing was created"),
+        "{stderr}"
+    );
+    assert!(!work.join("clusters/example/.capi-manage").exists());
+    let docker = sd::engine().await;
+    assert_eq!(
+        sd::containers_labelled(&docker, capi_manage::kind::CLUSTER_LABEL, &kind_name).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        containers_named(&docker, &kind_name).await,
+        Vec::<String>::new()
+    );
+
+    // The same checks through the library; each fix clears its line.
+    let mut o = Options::new(&work, "example");
+    o.kind.name = kind_name.clone();
+    o.kind.docker_host = Some(no_docker.clone());
+    // Pulls stay on loopback: a registry that is not there.
+    o.kind.image = format!("127.0.0.1:{}/kindest/node:v1.35.0", free_port());
+    let p = run(&o).await;
+    assert_eq!(
+        problems(&p),
+        set(&["components", "credentials", "docker", "git-remote"]),
+        "{p:#?}"
+    );
+    // inotify: what the kernel says, against kind's numbers (a warning: it does not stop
+    // the run).
+    let inotify = p.checks.iter().find(|c| c.id == "inotify").unwrap();
+    assert_eq!(
+        inotify,
+        &bootstrap::inotify_from(Path::new("/proc/sys/fs/inotify"))
+    );
+    assert_ne!(inotify.status, CheckStatus::Problem);
+
+    vendor_into(&work).await;
+    assert_eq!(
+        problems(&run(&o).await),
+        set(&["credentials", "docker", "git-remote"])
+    );
+
+    let creds = work.join("clusters/example/credentials.yaml");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    std::fs::write(
+        &creds,
+        text.replace("https://REPLACE_ME:5000/v3", "https://127.0.0.1:5000/v3")
+            .replace("REPLACE_ME", "0a1b2c3d"),
+    )
+    .unwrap();
+    // The cloud is checked now that the credentials are filled in; it is not here.
+    o.cloud_preflight = None;
+    assert_eq!(problems(&run(&o).await), set(&["docker", "git-remote"]));
+
+    // A Docker engine: the node image it lacks shows up (its registry does not answer).
+    o.kind.docker_host = Some(sd::docker_host());
+    let p = run(&o).await;
+    assert_eq!(problems(&p), set(&["node-image", "git-remote"]), "{p:#?}");
+    let image_line = p.problems().find(|c| c.id == "node-image").unwrap();
+    assert!(image_line.detail.contains(&o.kind.image), "{image_line}");
+    let stand_in = sd::build_stand_in(&docker, &sd::StandIn::default()).await;
+    o.kind.image = stand_in.image.clone();
+    let p = run(&o).await;
+    assert_eq!(problems(&p), set(&["git-remote"]), "{p:#?}");
+
+    // A git server that answers and lets us push.
+    let served = dir.join("served");
+    git_server::bare_repo(&served, "config.git");
+    let http = HttpServer::start(&served, None);
+    git(&work, &["remote", "set-url", "origin", &http.url("config.git")]);
+    let p = run(&o).await;
+    assert!(p.is_ok(), "{p:#?}");
+    let remote_line = p.checks.iter().find(|c| c.id == "git-remote").unwrap();
+    assert_eq!(remote_line.status, CheckStatus::Ok);
+    assert!(remote_line.detail.contains("new there"), "{remote_line}");
+    // The handshake updated nothing there.
+    assert_eq!(
+        git_server::rev_parse(&served.join("config.git"), "main"),
+        None
+    );
+    assert!(!work.join("clusters/example/.capi-manage").exists());
+    assert_eq!(
+        containers_named(&docker, &kind_name).await,
+        Vec::<String>::new()
+    );
+}
