@@ -262,3 +262,126 @@ async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() 
         Vec::<String>::new()
     );
 }
+
+/// The entries of a `.tar.gz`, name -> text.
+fn untar(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let f = std::fs::File::open(path).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            (name, text)
+        })
+        .collect()
+}
+
+/// A bootstrap whose first step fails on purpose (the kind node comes up, but its kubeconfig
+/// names a CA that is no certificate: the step cannot connect to its API server) writes a support bundle named in the error, with
+/// the node's logs, the state file and the error, and without the credentials' secret.
+#[tokio::test]
+async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
+    let _serial = crate::kind::SERIAL.lock().await;
+    let kind_name = "capi-bundle";
+    let _cleanup = crate::kind::clean(kind_name).await;
+    let docker = sd::engine().await;
+    let stand_in = sd::build_stand_in(&docker, &sd::StandIn::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let served = dir.join("served");
+    git_server::bare_repo(&served, "config.git");
+    let http = HttpServer::start(&served, None);
+    let work = fresh_fork(dir, &http.url("config.git"));
+    vendor_into(&work).await;
+    let secret = format!("app-cred-secret-{}", std::process::id());
+    let creds = work.join("clusters/example/credentials.yaml");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    std::fs::write(
+        &creds,
+        text.replace("https://REPLACE_ME:5000/v3", "https://127.0.0.1:5000/v3")
+            .replace("application_credential_secret: REPLACE_ME", &format!("application_credential_secret: {secret}"))
+            .replace("REPLACE_ME", "0a1b2c3d"),
+    )
+    .unwrap();
+
+    let out = capi_manage()
+        .args(["bootstrap", "example", "--yes", "--skip-cloud-preflight"])
+        .args(["--kind-name", kind_name, "--node-image", &stand_in.image])
+        .args(["--docker-host", &sd::docker_host()])
+        .arg("--test-only-node-capabilities")
+        .arg(sd::test_capabilities().join(","))
+        .args(["--timeout", "20", "--connect-timeout", "3s", "--request-timeout", "5s"])
+        .current_dir(&work)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    let state_dir = work.join("clusters/example/.capi-manage");
+    let bundles: Vec<PathBuf> = std::fs::read_dir(&state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("support-")
+        })
+        .collect();
+    assert_eq!(bundles.len(), 1, "{stderr}");
+    let bundle = &bundles[0];
+    assert!(
+        last.contains("step kind-cluster") && last.contains(&bundle.display().to_string()),
+        "{stderr}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(bundle).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let files = untar(bundle);
+    let names: Vec<&String> = files.keys().collect();
+    for want in ["README.txt", "error.txt", "state.json", "node/docker-logs.txt"] {
+        assert!(files.contains_key(want), "{want} not in {names:?}");
+    }
+    // The node's own output: the stand-in's boot line, as systemd prints it in a real node.
+    assert!(
+        files["node/docker-logs.txt"]
+            .lines()
+            .any(capi_manage_boot_line),
+        "{}",
+        files["node/docker-logs.txt"]
+    );
+    let state: Value = serde_json::from_str(&files["state.json"]).unwrap();
+    assert_eq!(
+        state,
+        serde_json::from_slice::<Value>(&std::fs::read(state_dir.join("state.json")).unwrap())
+            .unwrap()
+    );
+    assert!(
+        files["error.txt"].contains("step kind-cluster") && files["error.txt"].contains("PEM"),
+        "{}",
+        files["error.txt"]
+    );
+    // What could not be gathered is said, not hidden.
+    assert!(files["README.txt"].contains("not gathered: kind:"), "{}", files["README.txt"]);
+    for (name, text) in &files {
+        assert!(!text.contains(&secret), "{name} holds the secret");
+    }
+    let raw = std::fs::read(bundle).unwrap();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut all).unwrap();
+    assert!(!all.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    drop(stand_in);
+}
+
+/// A line systemd prints once the node has booted (what kind waits for).
+fn capi_manage_boot_line(line: &str) -> bool {
+    line.contains("Reached target") || line.contains("multi-user")
+}
