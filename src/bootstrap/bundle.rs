@@ -182,12 +182,7 @@ async fn within<T>(
 }
 
 /// Pod logs, events and the Cluster from the cluster behind `kubeconfig`, under `prefix/`.
-async fn cluster_parts(
-    parts: &mut Parts,
-    prefix: &str,
-    kubeconfig: PathBuf,
-    ctx: &Context<'_>,
-) {
+async fn cluster_parts(parts: &mut Parts, prefix: &str, kubeconfig: PathBuf, ctx: &Context<'_>) {
     if !kubeconfig.is_file() {
         parts.notes.push(format!(
             "{prefix}: no kubeconfig at {}",
@@ -308,11 +303,7 @@ fn archive(files: &[(String, String)], mtime: u64) -> std::io::Result<Vec<u8>> {
 
 /// Writes the support bundle for `step`, failed with `error`; its path, or `None` (with a
 /// warning) when it cannot be written. Never fails the run further.
-pub(super) async fn write(
-    ctx: &mut Context<'_>,
-    step: &str,
-    error: &StepError,
-) -> Option<PathBuf> {
+pub(super) async fn write(ctx: &mut Context<'_>, step: &str, error: &StepError) -> Option<PathBuf> {
     let now = SystemTime::now();
     let dir = ctx.dir.clone();
     let path = dir
@@ -343,7 +334,11 @@ pub(super) async fn write(
     let kind_name = ctx.o.kind.name.clone();
     match tokio::time::timeout(
         PART_TIMEOUT * 4,
-        crate::kind::node_logs(&host, ctx.o.kind.docker_timeout.min(PART_TIMEOUT), &kind_name),
+        crate::kind::node_logs(
+            &host,
+            ctx.o.kind.docker_timeout.min(PART_TIMEOUT),
+            &kind_name,
+        ),
     )
     .await
     {
@@ -375,8 +370,8 @@ pub(super) async fn write(
         *text = scrub(text, &secrets);
     }
     let mtime = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let written = archive(&files, mtime)
-        .and_then(|bytes| write_bundle(&dir.state_dir(), &path, &bytes));
+    let written =
+        archive(&files, mtime).and_then(|bytes| write_bundle(&dir.state_dir(), &path, &bytes));
     match written {
         Ok(()) => Some(path),
         Err(e) => {
@@ -410,12 +405,18 @@ mod tests {
         for gone in ["t0k", "s3cr3t", "\"b\""] {
             assert!(!text.contains(gone), "{text}");
         }
-        assert!(text.contains("keep") && text.contains("https://k"), "{text}");
+        assert!(
+            text.contains("keep") && text.contains("https://k"),
+            "{text}"
+        );
 
         let creds = "kind: Secret\nstringData:\n  clouds.yaml: |\n    clouds:\n      openstack:\n        auth:\n          auth_url: https://k:5000/v3\n          application_credential_id: abcd\n          application_credential_secret: s3cr3t-value\n";
         let secrets = secret_values(creds);
         assert!(secrets.contains(&"s3cr3t-value".to_string()), "{secrets:?}");
-        assert!(!secrets.iter().any(|s| s.contains("https://")), "{secrets:?}");
+        assert!(
+            !secrets.iter().any(|s| s.contains("https://")),
+            "{secrets:?}"
+        );
         assert_eq!(
             scrub("logged s3cr3t-value twice: s3cr3t-value", &secrets),
             format!("logged {REDACTED} twice: {REDACTED}")

@@ -27,10 +27,10 @@ use std::time::Duration;
 pub use bundle::{REDACTED, is_secret_key, redact, scrub, secret_values};
 pub use context::Context;
 pub use error::{Error, Side, StepError};
+pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use preflight::{
     Check, Operation, Preflight, Status as CheckStatus, inotify_check, inotify_from, preflight,
 };
-pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use rotate::{RotateOptions, RotateReport, rotate, rotate_message};
 pub use run::{bootstrap, teardown};
 pub use state::{STATE_VERSION, State};

@@ -196,9 +196,7 @@ pub fn inotify_check(watches: Option<u64>, instances: Option<u64>) -> Check {
     };
     let mut low = Vec::new();
     if w < MIN_INOTIFY_WATCHES {
-        low.push(format!(
-            "fs.inotify.max_user_watches={MIN_INOTIFY_WATCHES}"
-        ));
+        low.push(format!("fs.inotify.max_user_watches={MIN_INOTIFY_WATCHES}"));
     }
     if i < MIN_INOTIFY_INSTANCES {
         low.push(format!(
@@ -212,15 +210,15 @@ pub fn inotify_check(watches: Option<u64>, instances: Option<u64>) -> Check {
     Check {
         status: Status::Warning,
         ..Check::problem(
-        "inotify",
-        format!(
-            "{detail}: below kind's {MIN_INOTIFY_WATCHES} and {MIN_INOTIFY_INSTANCES} (pods in the kind node fail with \"too many open files\")"
-        ),
-        format!(
-            "`sudo sysctl {}` (and in /etc/sysctl.d/ to keep it)",
-            low.join(" ")
-        ),
-    )
+            "inotify",
+            format!(
+                "{detail}: below kind's {MIN_INOTIFY_WATCHES} and {MIN_INOTIFY_INSTANCES} (pods in the kind node fail with \"too many open files\")"
+            ),
+            format!(
+                "`sudo sysctl {}` (and in /etc/sysctl.d/ to keep it)",
+                low.join(" ")
+            ),
+        )
     }
 }
 
@@ -257,7 +255,9 @@ pub fn image_check(
         ),
         Some(Ok(ImageAvailability::Missing)) => Check::skipped(
             id,
-            format!("{image} is not present; whether it can be pulled needs the network (--online)"),
+            format!(
+                "{image} is not present; whether it can be pulled needs the network (--online)"
+            ),
         ),
         Some(Err(e)) => Check::problem(
             id,
@@ -307,12 +307,17 @@ pub fn push_checks(
             let host_check = if accept_new_host_key {
                 Check::ok(
                     "host-key",
-                    format!("{host} ({fingerprint}) is unknown; --accept-new-host-key records it at the push"),
+                    format!(
+                        "{host} ({fingerprint}) is unknown; --accept-new-host-key records it at the push"
+                    ),
                 )
             } else {
                 Check::problem(
                     "host-key",
-                    format!("{host} presents {fingerprint}, not in {}", known_hosts.display()),
+                    format!(
+                        "{host} presents {fingerprint}, not in {}",
+                        known_hosts.display()
+                    ),
                     "verify the fingerprint with the git host, then pass --accept-new-host-key (or add it to known_hosts)",
                 )
             };
@@ -324,9 +329,7 @@ pub fn push_checks(
                 host_check,
             ]
         }
-        Err(
-            e @ (PushError::HostKeyChanged { .. } | PushError::HostKeyRevoked { .. }),
-        ) => [
+        Err(e @ (PushError::HostKeyChanged { .. } | PushError::HostKeyRevoked { .. })) => [
             Check::skipped("git-remote", format!("{url}: the host key does not verify")),
             Check::problem(
                 "host-key",
@@ -385,7 +388,11 @@ fn config_checks(o: &Options) -> (Vec<Check>, Option<Cluster>) {
         Ok(c) => {
             let config = Check::ok(
                 "config",
-                format!("{} renders {} objects", dir.path().display(), c.objects.len()),
+                format!(
+                    "{} renders {} objects",
+                    dir.path().display(),
+                    c.objects.len()
+                ),
             );
             let creds = credentials_check(&dir.credentials(), &c.credentials.placeholders);
             (vec![config, creds], Some(c))
@@ -697,7 +704,10 @@ mod tests {
             known_hosts: "/h/known_hosts".into(),
         });
         let [remote, host] = push_checks("ssh://git@127.0.0.1:2222/r", true, false, &unknown);
-        assert_eq!((remote.status, host.status), (Status::Skipped, Status::Problem));
+        assert_eq!(
+            (remote.status, host.status),
+            (Status::Skipped, Status::Problem)
+        );
         assert!(host.fix.unwrap().contains("--accept-new-host-key"));
         let [_, host] = push_checks("ssh://git@127.0.0.1:2222/r", true, true, &unknown);
         assert_eq!(host.status, Status::Ok);
@@ -706,7 +716,10 @@ mod tests {
             detail: "401".into(),
         });
         let [remote, host] = push_checks("http://127.0.0.1:1/r", false, false, &auth);
-        assert_eq!((remote.status, host.status), (Status::Problem, Status::Skipped));
+        assert_eq!(
+            (remote.status, host.status),
+            (Status::Problem, Status::Skipped)
+        );
         let ok = Ok(PushAccess {
             url: "u".into(),
             remote_ref: "refs/heads/main".into(),

@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::steps::{self, Step};
+use super::{CheckStatus, Operation, Preflight};
 use super::{Error, Options, Report};
 use crate::observe::{Event, Observer, ObserverExt, StepPhase};
-use super::{CheckStatus, Operation, Preflight};
 
 fn report_step(
     observer: &dyn Observer,
@@ -150,9 +150,11 @@ async fn run_preflight(
 ) -> Result<Preflight, Error> {
     let p = super::preflight(o, operation, true, cancel).await?;
     // Problems and warnings one line each; the checks that passed in one line.
-    for c in p.checks.iter().filter(|c| {
-        matches!(c.status, CheckStatus::Warning | CheckStatus::Problem)
-    }) {
+    for c in p
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, CheckStatus::Warning | CheckStatus::Problem))
+    {
         observer.warning(c.line());
     }
     if p.is_ok() {

@@ -157,11 +157,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// The preflight bootstrap runs first: offline, or with `--online` the checks that need the
 /// network too (the cloud's is printed by [`online`]).
-async fn preflight(
-    args: &Args,
-    root: &Path,
-    name: &str,
-) -> anyhow::Result<bootstrap::Preflight> {
+async fn preflight(args: &Args, root: &Path, name: &str) -> anyhow::Result<bootstrap::Preflight> {
     let mut o = bootstrap::Options::new(root, name);
     o.cloud_preflight = None;
     o.kind.docker_host = args.docker_host.clone();

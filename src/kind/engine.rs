@@ -143,7 +143,8 @@ pub async fn node_logs(
         ("containerd-version.txt", &["containerd", "--version"]),
     ];
     for (name, cmd) in commands {
-        let out = tokio::time::timeout(timeout, super::docker::exec(&docker, &node, cmd, None)).await;
+        let out =
+            tokio::time::timeout(timeout, super::docker::exec(&docker, &node, cmd, None)).await;
         let text = match out {
             Ok(Ok(o)) if o.exit_code == 0 => o.output,
             Ok(Ok(o)) => format!("`{}` exited {}:\n{}", cmd.join(" "), o.exit_code, o.output),

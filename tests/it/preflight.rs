@@ -168,11 +168,17 @@ async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() 
         "{stdout}"
     );
     assert!(
-        by_id("docker")["detail"].as_str().unwrap().contains(&no_docker),
+        by_id("docker")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&no_docker),
         "{stdout}"
     );
     assert!(
-        by_id("git-remote")["detail"].as_str().unwrap().contains(&remote),
+        by_id("git-remote")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&remote),
         "{stdout}"
     );
     let last = stderr.lines().last().unwrap_or_default();
@@ -245,7 +251,10 @@ async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() 
     let served = dir.join("served");
     git_server::bare_repo(&served, "config.git");
     let http = HttpServer::start(&served, None);
-    git(&work, &["remote", "set-url", "origin", &http.url("config.git")]);
+    git(
+        &work,
+        &["remote", "set-url", "origin", &http.url("config.git")],
+    );
     let p = run(&o).await;
     assert!(p.is_ok(), "{p:#?}");
     let remote_line = p.checks.iter().find(|c| c.id == "git-remote").unwrap();
@@ -302,7 +311,10 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
     std::fs::write(
         &creds,
         text.replace("https://REPLACE_ME:5000/v3", "https://127.0.0.1:5000/v3")
-            .replace("application_credential_secret: REPLACE_ME", &format!("application_credential_secret: {secret}"))
+            .replace(
+                "application_credential_secret: REPLACE_ME",
+                &format!("application_credential_secret: {secret}"),
+            )
             .replace("REPLACE_ME", "0a1b2c3d"),
     )
     .unwrap();
@@ -313,7 +325,14 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
         .args(["--docker-host", &sd::docker_host()])
         .arg("--test-only-node-capabilities")
         .arg(sd::test_capabilities().join(","))
-        .args(["--timeout", "20", "--connect-timeout", "3s", "--request-timeout", "5s"])
+        .args([
+            "--timeout",
+            "20",
+            "--connect-timeout",
+            "3s",
+            "--request-timeout",
+            "5s",
+        ])
         .current_dir(&work)
         .env("HOME", dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -347,7 +366,12 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
     );
     let files = untar(bundle);
     let names: Vec<&String> = files.keys().collect();
-    for want in ["README.txt", "error.txt", "state.json", "node/docker-logs.txt"] {
+    for want in [
+        "README.txt",
+        "error.txt",
+        "state.json",
+        "node/docker-logs.txt",
+    ] {
         assert!(files.contains_key(want), "{want} not in {names:?}");
     }
     // The node's own output: the stand-in's boot line, as systemd prints it in a real node.
@@ -370,7 +394,11 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
         files["error.txt"]
     );
     // What could not be gathered is said, not hidden.
-    assert!(files["README.txt"].contains("not gathered: kind:"), "{}", files["README.txt"]);
+    assert!(
+        files["README.txt"].contains("not gathered: kind:"),
+        "{}",
+        files["README.txt"]
+    );
     for (name, text) in &files {
         assert!(!text.contains(&secret), "{name} holds the secret");
     }
