@@ -267,23 +267,32 @@ async fn cluster_parts(parts: &mut Parts, prefix: &str, kubeconfig: PathBuf, ctx
         }
     }
     match found {
-        Some(c) => {
-            let data = &c.data;
-            let value = serde_json::json!({
-                "cluster": format!("{ns}/{name}"),
-                "apiVersion": c.types.as_ref().map(|t| t.api_version.clone()),
-                "phase": data["status"]["phase"],
-                "conditions": data["status"]["conditions"],
-                "v1beta2": data["status"]["v1beta2"],
-                "deprecated": data["status"]["deprecated"],
-            });
-            parts.add(format!("{prefix}/cluster-conditions.yaml"), yaml(value));
-        }
+        Some(c) => parts.add(
+            format!("{prefix}/cluster-conditions.yaml"),
+            cluster_conditions(&c),
+        ),
         None => parts.notes.push(format!(
             "{prefix}: Cluster {ns}/{name}: {}",
             errors.join("; ")
         )),
     }
+}
+
+/// A Cluster's phase and conditions (both contracts' fields), as redacted YAML.
+fn cluster_conditions(c: &DynamicObject) -> String {
+    let status = &c.data["status"];
+    yaml(serde_json::json!({
+        "cluster": format!(
+            "{}/{}",
+            c.metadata.namespace.as_deref().unwrap_or_default(),
+            c.metadata.name.as_deref().unwrap_or_default()
+        ),
+        "apiVersion": c.types.as_ref().map(|t| t.api_version.clone()),
+        "phase": status["phase"],
+        "conditions": status["conditions"],
+        "v1beta2": status["v1beta2"],
+        "deprecated": status["deprecated"],
+    }))
 }
 
 /// The gzipped tar of `files`.
@@ -421,6 +430,29 @@ mod tests {
             scrub("logged s3cr3t-value twice: s3cr3t-value", &secrets),
             format!("logged {REDACTED} twice: {REDACTED}")
         );
+    }
+
+    #[test]
+    fn a_clusters_conditions_keep_reason_and_message() {
+        let c: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
+            "metadata": {"name": "prod", "namespace": "capi-self"},
+            "spec": {"topology": {"variables": [{"name": "token", "value": "t0k"}]}},
+            "status": {"phase": "Provisioning", "conditions": [
+                {"type": "Available", "status": "False", "reason": "NotAvailable",
+                 "message": "* InfrastructureReady: OpenStackCluster not ready"}]},
+        }))
+        .unwrap();
+        let text = cluster_conditions(&c);
+        for want in [
+            "capi-self/prod",
+            "Provisioning",
+            "NotAvailable",
+            "OpenStackCluster not ready",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        assert!(!text.contains("t0k"), "{text}");
     }
 
     #[test]

@@ -473,9 +473,8 @@ async fn git_checks(o: &Options, online: bool, cancel: &CancellationToken) -> Ve
     if let Some(c) = &o.git.http_credentials {
         po.http_credentials = Some(c.clone());
     }
+    // With --accept-new-host-key an unknown host key is recorded here, as the push would.
     po.ssh = o.git.ssh.clone();
-    // Recording an unknown host key is the push's business, not the preflight's.
-    po.ssh.accept_new_host_key = false;
     po.connect_timeout = o.timeouts.connect.unwrap_or(Duration::from_secs(30));
     po.read_timeout = o.timeouts.request.unwrap_or(Duration::from_secs(30));
     let ssh = po.url.starts_with("ssh://")

@@ -413,3 +413,69 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
 fn capi_manage_boot_line(line: &str) -> bool {
     line.contains("Reached target") || line.contains("multi-user")
 }
+
+/// Over SSH (OpenSSH's sshd on loopback): an unknown host key is its own problem, with its
+/// fingerprint and fix; `--accept-new-host-key` records it and the receive-pack handshake then
+/// proves push access, pushing nothing; a key the server refuses is a `git-remote` problem.
+#[tokio::test]
+async fn over_ssh_the_host_key_and_push_access_are_checked_without_pushing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sshd = git_server::Sshd::start(dir);
+    let bare = git_server::bare_repo(dir, "config.git");
+    let work = fresh_fork(dir, &sshd.url(&bare));
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    let mut o = Options::new(&work, "example");
+    o.cloud_preflight = None;
+    o.kind.docker_host = Some(format!("tcp://127.0.0.1:{}", free_port()));
+    o.git.ssh.identity_files = vec![sshd.client_key.clone()];
+    o.git.ssh.no_agent = true;
+    o.git.ssh.known_hosts = Some(known_hosts.clone());
+    let check = |p: &Preflight, id: &str| p.checks.iter().find(|c| c.id == id).unwrap().clone();
+
+    let p = run(&o).await;
+    let host = check(&p, "host-key");
+    assert_eq!(host.status, CheckStatus::Problem, "{p:#?}");
+    assert!(host.detail.contains("SHA256:"), "{host}");
+    assert!(
+        host.fix
+            .as_deref()
+            .unwrap()
+            .contains("--accept-new-host-key"),
+        "{host}"
+    );
+    assert_eq!(check(&p, "git-remote").status, CheckStatus::Skipped);
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), "");
+
+    o.git.ssh.accept_new_host_key = true;
+    let p = run(&o).await;
+    assert_eq!(check(&p, "host-key").status, CheckStatus::Ok, "{p:#?}");
+    let remote = check(&p, "git-remote");
+    assert_eq!(remote.status, CheckStatus::Ok, "{p:#?}");
+    assert!(remote.detail.contains("refs/heads/main"), "{remote}");
+    assert!(
+        std::fs::read_to_string(&known_hosts)
+            .unwrap()
+            .contains(&format!("[127.0.0.1]:{}", sshd.port))
+    );
+    assert_eq!(git_server::rev_parse(&bare, "main"), None);
+
+    // A key the server does not know.
+    let other = dir.join("other_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    o.git.ssh.identity_files = vec![other];
+    let p = run(&o).await;
+    assert_eq!(check(&p, "host-key").status, CheckStatus::Ok, "{p:#?}");
+    let remote = check(&p, "git-remote");
+    assert_eq!(remote.status, CheckStatus::Problem, "{p:#?}");
+    assert!(
+        remote.fix.as_deref().unwrap().contains("--ssh-identity"),
+        "{remote}"
+    );
+}
