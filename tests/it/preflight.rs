@@ -197,6 +197,28 @@ async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() 
         Vec::<String>::new()
     );
 
+    // `plan` shows the same checks offline: the remote is not asked, and plan only reports.
+    let out = capi_manage()
+        .args(["plan", "example", "-o", "json", "--docker-host", &no_docker])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let plan_problems: BTreeSet<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "preflight" && v["status"] == "problem")
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        plan_problems,
+        ["components", "credentials", "docker"]
+            .map(String::from)
+            .into(),
+        "{stdout}"
+    );
+
     // The same checks through the library; each fix clears its line.
     let mut o = Options::new(&work, "example");
     o.kind.name = kind_name.clone();
@@ -478,4 +500,44 @@ async fn over_ssh_the_host_key_and_push_access_are_checked_without_pushing() {
         remote.fix.as_deref().unwrap().contains("--ssh-identity"),
         "{remote}"
     );
+}
+
+/// Teardown needs the cluster's kubeconfig: missing, it is a problem; one that reaches a real
+/// API server passes; one whose server is gone is a problem again.
+#[tokio::test]
+async fn teardown_checks_that_the_kubeconfig_exists_and_connects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = fresh_fork(
+        tmp.path(),
+        &format!("http://127.0.0.1:{}/c.git", free_port()),
+    );
+    let mut o = Options::new(&work, "example");
+    o.cloud_preflight = None;
+    o.kind.docker_host = Some(format!("tcp://127.0.0.1:{}", free_port()));
+    let kubeconfig_check =
+        |p: Preflight| p.checks.into_iter().find(|c| c.id == "kubeconfig").unwrap();
+    let teardown = |o: Options| async move {
+        bootstrap::preflight(&o, Operation::Teardown, true, &CancellationToken::new())
+            .await
+            .unwrap()
+    };
+    let c = kubeconfig_check(teardown(o.clone()).await);
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
+    assert!(
+        c.detail.contains("clusters/example/kubeconfig is missing"),
+        "{c}"
+    );
+
+    let mut cp = crate::support::ControlPlane::start().await;
+    let path = work.join("clusters/example/kubeconfig");
+    std::fs::copy(cp.kubeconfig_path(), &path).unwrap();
+    let c = kubeconfig_check(teardown(o.clone()).await);
+    assert_eq!(c.status, CheckStatus::Ok, "{c}");
+    assert!(c.detail.contains("reaches Kubernetes v"), "{c}");
+
+    cp.kill_apiserver();
+    o.timeouts.connect = Some(Duration::from_secs(2));
+    o.timeouts.request = Some(Duration::from_secs(2));
+    let c = kubeconfig_check(teardown(o).await);
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
 }
