@@ -9,12 +9,18 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     /// A step of a bootstrap or teardown failed.
-    #[error("step {step} ({what}) failed; fix the cause and run the command again to resume")]
+    #[error(
+        "step {step} ({what}) failed; fix the cause and run the command again to resume{}",
+        bundle_note(support_bundle.as_deref())
+    )]
     Step {
         /// The step's id.
         step: &'static str,
         /// What it does.
         what: &'static str,
+        /// The support bundle written for it (`clusters/<name>/.capi-manage/support-*.tar.gz`),
+        /// when one could be written.
+        support_bundle: Option<PathBuf>,
         /// Why.
         #[source]
         source: Box<StepError>,
@@ -39,6 +45,18 @@ pub enum Error {
     /// The repository or cluster folder is not usable, or another run holds its lock.
     #[error("cannot use the cluster's config")]
     Repo(#[source] crate::repo::Error),
+    /// The preflight found problems; nothing was created.
+    #[error(
+        "the preflight found {} problem(s), nothing was created: {}",
+        problems.len(),
+        problems.join("; ")
+    )]
+    Preflight {
+        /// One line each: the check, what is wrong and the fix.
+        problems: Vec<String>,
+        /// Every check, problems or not.
+        preflight: super::Preflight,
+    },
     /// The cloud preflight could not run (the cloud did not answer, or answered oddly).
     #[error("the preflight against the OpenStack cloud of {} could not run", credentials.display())]
     CloudPreflight {
@@ -106,7 +124,29 @@ pub enum Error {
     },
 }
 
+fn bundle_note(bundle: Option<&std::path::Path>) -> String {
+    bundle
+        .map(|b| format!(" (support bundle: {})", b.display()))
+        .unwrap_or_default()
+}
+
 impl Error {
+    /// The support bundle written for a failed step.
+    pub fn support_bundle(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Step { support_bundle, .. } => support_bundle.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The preflight's checks, when it stopped the run.
+    pub fn preflight(&self) -> Option<&super::Preflight> {
+        match self {
+            Error::Preflight { preflight, .. } => Some(preflight),
+            _ => None,
+        }
+    }
+
     /// Whether the error is an interruption.
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Error::Cancelled { .. })

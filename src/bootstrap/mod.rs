@@ -10,9 +10,11 @@
 //!
 //! [`rotate`] re-seals the credentials and pushes them with the seal and push steps' code.
 
+mod bundle;
 mod context;
 mod error;
 mod plan;
+mod preflight;
 mod rotate;
 mod run;
 mod state;
@@ -22,9 +24,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bundle::{REDACTED, is_secret_key, redact, scrub, secret_values};
 pub use context::Context;
 pub use error::{Error, Side, StepError};
 pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
+pub use preflight::{
+    Check, Operation, Preflight, Status as CheckStatus, inotify_check, inotify_from, preflight,
+};
 pub use rotate::{RotateOptions, RotateReport, rotate, rotate_message};
 pub use run::{bootstrap, teardown};
 pub use state::{STATE_VERSION, State};
@@ -195,4 +201,6 @@ pub struct Report {
     pub pushed: Option<String>,
     /// The kubeconfig written.
     pub kubeconfig: PathBuf,
+    /// The checks the preflight made before the first step.
+    pub preflight: Preflight,
 }

@@ -7,9 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::steps::{self, Step};
+use super::{CheckStatus, Operation, Preflight};
 use super::{Error, Options, Report};
 use crate::observe::{Event, Observer, ObserverExt, StepPhase};
-use crate::repo::Repo;
 
 fn report_step(
     observer: &dyn Observer,
@@ -83,9 +83,11 @@ async fn run_plan(
             }
             Some(Err(source)) => {
                 ctx.save()?;
+                let support_bundle = super::bundle::write(ctx, step.id(), &source).await;
                 return Err(Error::Step {
                     step: step.id(),
                     what: step.description(),
+                    support_bundle,
                     source: Box::new(source),
                 });
             }
@@ -100,9 +102,10 @@ async fn run_plan(
 ///
 /// # Errors
 ///
-/// Before anything is created: [`Error::Repo`] when the repository or the cluster folder is
-/// unusable (the credentials still hold the placeholder, for one) or another run holds the
-/// lock, and [`Error::State`], [`Error::StateCorrupt`] or [`Error::StateFormat`] for the state
+/// Before anything is created: [`Error::Preflight`] listing every problem the preflight
+/// found (the cluster folder unusable, the credentials still holding the placeholder,
+/// `vendor-manifests/` not rendered, no Docker engine, the remote refusing us, the cloud
+/// lacking what the values name, ...); [`Error::Repo`] when another run holds the lock, and [`Error::State`], [`Error::StateCorrupt`] or [`Error::StateFormat`] for the state
 /// file; [`Error::KubeconfigGone`] when the cluster has moved and its kubeconfig is missing.
 /// While running: [`Error::Step`] names the step that failed and carries the cause as a
 /// [`StepError`](super::StepError) (the module's error, or
@@ -115,18 +118,11 @@ pub async fn bootstrap(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
-    // Bad input fails before anything is created.
-    let cluster = Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
-    cluster
-        .credentials
-        .ensure_filled(&cluster.dir.credentials())
-        .map_err(Error::Repo)?;
+    // Every problem is found before anything is created.
+    let preflight = run_preflight(o, Operation::Bootstrap, observer, cancel).await?;
     let dir = o.dir();
     let _lock = dir.lock().map_err(Error::Repo)?;
     let mut ctx = Context::load(o, observer, cancel, "bootstrap", dir.bootstrap_state())?;
-    // A resumed bootstrap may have made machines already: they are not checked against quotas.
-    let existing = !ctx.state.done.is_empty();
-    cloud_preflight(o, &cluster, existing, observer, cancel).await?;
     // Once the cluster has moved, its kubeconfig cannot be read from kind again.
     if ctx.state.done.contains(steps::MOVE) && !dir.kubeconfig().is_file() {
         return Err(Error::KubeconfigGone {
@@ -135,6 +131,7 @@ pub async fn bootstrap(
     }
     let mut report = Report {
         kubeconfig: dir.kubeconfig(),
+        preflight,
         ..Report::default()
     };
     run_plan(&mut ctx, &steps::bootstrap_steps(), &mut report).await?;
@@ -142,43 +139,52 @@ pub async fn bootstrap(
     Ok(report)
 }
 
-/// The preflight against the cloud of the cluster's `credentials.yaml`, when
-/// [`Options::cloud_preflight`] asks for it: every problem at once, before anything is created.
-async fn cloud_preflight(
+/// The preflight of `operation` with the network checks (the cloud's when
+/// [`Options::cloud_preflight`] asks for it): each check reported, and every problem at once
+/// in [`Error::Preflight`], before anything is created.
+async fn run_preflight(
     o: &Options,
-    cluster: &crate::repo::Cluster,
-    existing: bool,
+    operation: Operation,
     observer: &dyn Observer,
     cancel: &CancellationToken,
-) -> Result<(), Error> {
-    let Some(options) = &o.cloud_preflight else {
-        return Ok(());
-    };
-    let options = crate::cloud::Options {
-        existing,
-        ..options.clone()
-    };
-    let credentials = cluster.dir.credentials();
-    observer.action(format!(
-        "checking the OpenStack cloud of {} (login, catalog, flavors, image, network, quotas)",
-        cluster.dir.relative(&credentials).display()
-    ));
-    let report = tokio::select! {
-        r = crate::cloud::preflight_cluster(cluster, &options) => r,
-        () = cancel.cancelled() => return Err(Error::Cancelled { step: "cloud-preflight" }),
+) -> Result<Preflight, Error> {
+    let p = super::preflight(o, operation, true, cancel).await?;
+    // Problems and warnings one line each; the checks that passed in one line.
+    for c in p
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, CheckStatus::Warning | CheckStatus::Problem))
+    {
+        observer.warning(c.line());
     }
-    .map_err(|source| Error::CloudPreflight {
-        credentials: credentials.clone(),
-        source,
-    })?;
-    if !report.is_ok() {
-        return Err(Error::CloudProblems {
-            credentials,
-            problems: report.problems.iter().map(ToString::to_string).collect(),
+    if p.is_ok() {
+        let count = |s| p.checks.iter().filter(|c| c.status == s).count();
+        observer.success(
+            format!(
+                "preflight: {} checks passed, {} skipped",
+                count(CheckStatus::Ok),
+                count(CheckStatus::Skipped)
+            ),
+            None,
+        );
+    }
+    if !p.is_ok() {
+        return Err(Error::Preflight {
+            problems: p
+                .problems()
+                .map(|c| {
+                    format!(
+                        "{}: {} (fix: {})",
+                        c.id,
+                        c.detail,
+                        c.fix.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect(),
+            preflight: p,
         });
     }
-    observer.success("the cloud has what the values name".to_string(), None);
-    Ok(())
+    Ok(p)
 }
 
 /// Runs `capi-manage teardown`: moves the cluster back to a kind cluster, deletes it there and
@@ -186,28 +192,27 @@ async fn cloud_preflight(
 ///
 /// # Errors
 ///
-/// [`Error::Repo`] when another run holds the lock; [`Error::NoKubeconfig`] when the cluster's
-/// kubeconfig is missing; the state file errors as for [`bootstrap`]; [`Error::Step`] for a
-/// failed step (its module's error as the source) and [`Error::Cancelled`] when `cancel`
-/// fired. What was done is recorded: a rerun resumes.
+/// [`Error::Preflight`] when the preflight finds problems (the kubeconfig missing or not
+/// connecting among them); [`Error::Repo`] when another run holds the lock;
+/// [`Error::NoKubeconfig`] when the cluster's kubeconfig is missing; the state file errors as
+/// for [`bootstrap`]; [`Error::Step`] for a failed step (its module's error as the source) and
+/// [`Error::Cancelled`] when `cancel` fired. What was done is recorded: a rerun resumes.
 pub async fn teardown(
     o: &Options,
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Report, Error> {
+    let preflight = run_preflight(o, Operation::Teardown, observer, cancel).await?;
     let dir = o.dir();
     let kubeconfig = dir.kubeconfig();
     let _lock = dir.lock().map_err(Error::Repo)?;
-    if o.cloud_preflight.is_some() {
-        let cluster = Repo::at(&o.root).cluster(&o.cluster).map_err(Error::Repo)?;
-        cloud_preflight(o, &cluster, true, observer, cancel).await?;
-    }
     let mut ctx = Context::load(o, observer, cancel, "teardown", dir.teardown_state())?;
     if !kubeconfig.is_file() && !ctx.state.done.contains(steps::MOVE) {
         return Err(Error::NoKubeconfig { path: kubeconfig });
     }
     let mut report = Report {
         kubeconfig,
+        preflight,
         ..Report::default()
     };
     run_plan(&mut ctx, &steps::teardown_steps(), &mut report).await?;

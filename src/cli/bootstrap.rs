@@ -180,10 +180,12 @@ pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     let o = args.options()?;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
-    let report = bootstrap::bootstrap(&o, &observer, &cancel)
-        .await
-        .map_err(|e| interrupted(e, &args.cluster, "bootstrap"))?;
+    let report = bootstrap::bootstrap(&o, &observer, &cancel).await;
     observer.finish();
+    let report = report.map_err(|e| failed(e, &args, "bootstrap"))?;
+    if args.output == "json" {
+        print_preflight_json(&report.preflight);
+    }
     if args.output == "text" {
         eprintln!(
             "cluster {} is self-managed and synced by Flux{}; kubeconfig: {}",
@@ -202,10 +204,12 @@ pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
     let o = args.options()?;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
-    bootstrap::teardown(&o, &observer, &cancel)
-        .await
-        .map_err(|e| interrupted(e, &args.cluster, "teardown"))?;
+    let report = bootstrap::teardown(&o, &observer, &cancel).await;
     observer.finish();
+    let report = report.map_err(|e| failed(e, &args, "teardown"))?;
+    if args.output == "json" {
+        print_preflight_json(&report.preflight);
+    }
     if args.output == "text" {
         eprintln!(
             "cluster {} is deleted and the kind cluster is gone",
@@ -213,6 +217,33 @@ pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each check of the preflight as a JSON line on stdout (`"event": "preflight"`).
+fn print_preflight_json(p: &bootstrap::Preflight) {
+    let mut out = std::io::stdout().lock();
+    for c in &p.checks {
+        let mut v = serde_json::to_value(c).unwrap_or_default();
+        v["event"] = "preflight".into();
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+/// A failed run: with `--output json`, the preflight's checks and the support bundle as JSON
+/// lines first; then the error as [`interrupted`] makes it.
+fn failed(e: bootstrap::Error, args: &Args, command: &str) -> anyhow::Error {
+    if args.output == "json" {
+        if let Some(p) = e.preflight() {
+            print_preflight_json(p);
+        }
+        if let Some(path) = e.support_bundle() {
+            println!(
+                "{}",
+                serde_json::json!({"event": "support-bundle", "path": path})
+            );
+        }
+    }
+    interrupted(e, &args.cluster, command)
 }
 
 /// An interruption becomes [`super::Interrupted`] (exit 130) with how to resume; an error a

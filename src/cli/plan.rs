@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use capi_manage::bootstrap::{Machines, Plan, plan};
+use capi_manage::bootstrap::{self, Machines, Plan, plan};
 use capi_manage::components::{self, Pins};
 use capi_manage::repo::{PLACEHOLDER, Repo};
 
@@ -16,6 +16,19 @@ pub struct Args {
     /// project has (flavors, image, networks, key pair, zones, security groups, quotas).
     #[arg(long)]
     pub online: bool,
+    /// Docker engine address the preflight checks (default: $DOCKER_HOST, then the local
+    /// socket).
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// kindest/node image the preflight looks for (default: the pinned one).
+    #[arg(long, value_name = "IMAGE")]
+    pub node_image: Option<String>,
+    /// The remote the preflight checks push access to (default: `origin`).
+    #[arg(long, value_name = "URL")]
+    pub git_url: Option<String>,
+    /// Output: text, or json (the plan's preflight checks, one JSON object per line).
+    #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 fn machines(m: &Machines) -> String {
@@ -67,7 +80,7 @@ pub fn report(p: &Plan, root: &Path) -> String {
         Some(url) => {
             let _ = writeln!(
                 s,
-                "  git remote   origin = {url} (push access is checked by bootstrap's push step)"
+                "  git remote   origin = {url} (push access: see the preflight; `plan --online` checks it)"
             );
         }
         None => {
@@ -124,12 +137,62 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .join(components::VENDOR_DIR)
             .join(components::PINS_FILE),
     )?;
+    let checks = preflight(&args, repo.root(), &name).await?;
     let mut out = std::io::stdout().lock();
-    out.write_all(report(&plan(&repo, &cluster, &pins), repo.root()).as_bytes())?;
+    if args.output == "json" {
+        for c in &checks.checks {
+            let mut v = serde_json::to_value(c)?;
+            v["event"] = "preflight".into();
+            writeln!(out, "{v}")?;
+        }
+    } else {
+        out.write_all(report(&plan(&repo, &cluster, &pins), repo.root()).as_bytes())?;
+        out.write_all(preflight_text(&checks, args.online).as_bytes())?;
+    }
     if args.online {
         online(&cluster, &mut out).await?;
     }
     Ok(())
+}
+
+/// The preflight bootstrap runs first: offline, or with `--online` the checks that need the
+/// network too (the cloud's is printed by [`online`]).
+async fn preflight(args: &Args, root: &Path, name: &str) -> anyhow::Result<bootstrap::Preflight> {
+    let mut o = bootstrap::Options::new(root, name);
+    o.cloud_preflight = None;
+    o.kind.docker_host = args.docker_host.clone();
+    o.kind.docker_timeout = super::docker_timeout();
+    if let Some(i) = &args.node_image {
+        o.kind.image = i.clone();
+    }
+    o.git.push_url = args.git_url.clone();
+    o.timeouts.connect = super::timeouts().connect;
+    o.timeouts.request = super::timeouts().request;
+    let cancel = super::cancel_on_ctrl_c();
+    Ok(bootstrap::preflight(&o, bootstrap::Operation::Bootstrap, args.online, &cancel).await?)
+}
+
+/// The preflight's checks as text, one line each, problems with their fix.
+pub fn preflight_text(p: &bootstrap::Preflight, online: bool) -> String {
+    let mut s = format!(
+        "preflight ({}):\n",
+        if online {
+            "online"
+        } else {
+            "offline; `plan --online` adds the git remote, registry and cloud"
+        }
+    );
+    for c in &p.checks {
+        let _ = writeln!(s, "  {c}");
+    }
+    let problems = p.problems().count();
+    if problems > 0 {
+        let _ = writeln!(
+            s,
+            "  {problems} problem(s): bootstrap stops before creating anything until they are fixed"
+        );
+    }
+    s
 }
 
 /// `--online`: the cloud preflight, one line per problem; problems make the command fail.

@@ -29,7 +29,8 @@ pub use keys::{
     known_hosts_host, scan_host_keys,
 };
 pub use push::{
-    HttpCredentials, PushError, PushOptions, PushOutcome, SshOptions, push, split_credentials,
+    HttpCredentials, PushAccess, PushError, PushOptions, PushOutcome, SshOptions,
+    check_push_access, push, split_credentials,
 };
 pub use repo::{OpenError, RepoFacts, UrlError, flux_url, open, remote_url};
 pub use scan::{Violation, scan_file};

@@ -17,6 +17,7 @@
 mod config;
 mod delete;
 mod docker;
+mod engine;
 mod error;
 mod kubeadm;
 mod load;
@@ -34,6 +35,9 @@ pub use config::{
 };
 pub use delete::{DeleteError, DeleteOptions, Deleted, delete};
 pub use docker::{DEFAULT_DOCKER_HOST, DockerError, docker_host};
+pub use engine::{
+    EngineVersion, ImageAvailability, NodeLog, engine_version, image_availability, node_logs,
+};
 pub use error::{CreateError, UnknownVersion};
 pub use kubeadm::{KubeVersion, KubeadmApi};
 pub use load::{LoadError, LoadOptions, Loaded, load_image_archive};

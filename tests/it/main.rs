@@ -19,6 +19,7 @@ mod git;
 mod kind;
 mod kube;
 mod plan;
+mod preflight;
 mod render;
 mod seal;
 mod status;

@@ -526,6 +526,49 @@ pub async fn push(
     })
 }
 
+/// What [`check_push_access`] found: the remote answered receive-pack's handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushAccess {
+    /// The remote (without credentials).
+    pub url: String,
+    /// The remote ref asked about.
+    pub remote_ref: String,
+    /// Its commit there (hex); `None`: the push would create it.
+    pub remote_commit: Option<String>,
+    /// How many refs the remote advertised.
+    pub refs: usize,
+}
+
+/// Checks that `options.url` answers git's receive-pack handshake with our credentials (and,
+/// over SSH, a known host key), without updating anything: the ref advertisement is read and
+/// the connection ended with an empty command list. Nothing is sent or written locally (an
+/// unknown SSH host key is recorded only when [`SshOptions::accept_new_host_key`] says so).
+///
+/// # Errors
+///
+/// As [`push()`] before it sends anything: [`PushError::InvalidUrl`], [`PushError::Connect`],
+/// the host key errors, [`PushError::AuthFailed`], [`PushError::Remote`],
+/// [`PushError::Protocol`] and [`PushError::Cancelled`].
+pub async fn check_push_access(
+    options: &PushOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<PushAccess, PushError> {
+    let (remote, adv) = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(PushError::Cancelled { url: options.url.clone() }),
+        r = Remote::connect(options, observer, cancel) => r?,
+    };
+    remote.close().await;
+    Ok(PushAccess {
+        url: options.url.clone(),
+        remote_ref: options.remote_ref.clone(),
+        remote_commit: adv.refs.get(&options.remote_ref).map(ToString::to_string),
+        refs: adv.refs.len(),
+    })
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PushError> + Send + 'static,
 ) -> Result<T, PushError> {
