@@ -343,19 +343,10 @@ pub enum StepError {
     #[error("cannot get the sealing certificate of {source_of}")]
     Certificate {
         /// Where it was to come from.
-        source_of: crate::seal::CertSource,
+        source_of: Box<crate::seal::CertSource>,
         /// Why.
         #[source]
         source: Box<crate::seal::Error>,
-    },
-    /// The sealed-secrets certificate is not usable.
-    #[error("certificate {from}")]
-    SealingKey {
-        /// Where it came from.
-        from: String,
-        /// Why.
-        #[source]
-        source: crate::seal::Error,
     },
     /// Sealing.
     #[error("cannot seal {}", path.display())]
@@ -364,7 +355,7 @@ pub enum StepError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: crate::seal::Error,
+        source: Box<crate::seal::Error>,
     },
     /// The repository has no remote to push to.
     #[error("{}: the repository has no remote `origin` to push to; add one (`git remote add origin URL`)", root.display())]

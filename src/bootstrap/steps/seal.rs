@@ -69,7 +69,7 @@ pub(in crate::bootstrap) fn read_credentials(path: &Path) -> Result<Secret, Step
         );
     let mut secrets = Secret::parse(&text, Some(path)).map_err(|source| StepError::Seal {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     if secrets.len() != 1 {
         return Err(StepError::CredentialsCount {
@@ -91,7 +91,7 @@ pub(in crate::bootstrap) async fn sealing_key(
         .resolve(client, observer)
         .await
         .map_err(|e| StepError::Certificate {
-            source_of: source.clone(),
+            source_of: Box::new(source.clone()),
             source: Box::new(e),
         })
 }
@@ -105,7 +105,7 @@ pub(in crate::bootstrap) fn sealed_yaml(
     let sealed = crate::seal::seal(secret, key, &SealOptions::default()).map_err(|source| {
         StepError::Seal {
             path: dir.credentials(),
-            source,
+            source: Box::new(source),
         }
     })?;
     Ok(format!(
