@@ -148,6 +148,9 @@ pub struct Options {
     /// The preflight against the OpenStack cloud that runs before the first step (login,
     /// catalog, what the values name, quotas); `None` skips it.
     pub cloud_preflight: Option<crate::cloud::Options>,
+    /// Preflight checks whose problems only warn (their ids, or `all`), as kubeadm's
+    /// `--ignore-preflight-errors`.
+    pub ignore_preflight: Vec<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -180,6 +183,7 @@ impl Options {
             sealed_secrets_name: crate::seal::DEFAULT_CONTROLLER_NAME.into(),
             flux_namespace: "flux-system".into(),
             cloud_preflight: Some(crate::cloud::Options::default()),
+            ignore_preflight: Vec::new(),
         }
     }
 

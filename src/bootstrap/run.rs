@@ -148,7 +148,14 @@ async fn run_preflight(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Preflight, Error> {
-    let p = super::preflight(o, operation, true, cancel).await?;
+    let mut p = super::preflight(o, operation, true, cancel).await?;
+    for c in &mut p.checks {
+        if c.status == CheckStatus::Problem
+            && o.ignore_preflight.iter().any(|i| i == "all" || i == c.id)
+        {
+            c.status = CheckStatus::Warning;
+        }
+    }
     // Problems and warnings one line each; the checks that passed in one line.
     for c in p
         .checks

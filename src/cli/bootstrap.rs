@@ -75,6 +75,11 @@ pub struct Args {
     /// that runs before the first step.
     #[arg(long)]
     pub skip_cloud_preflight: bool,
+    /// Preflight checks whose problems only warn, comma-separated ids (components, config,
+    /// credentials, docker, inotify, node-image, git-remote, host-key, branch, kubeconfig,
+    /// cloud) or `all`, as kubeadm's flag of the same name.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -101,6 +106,7 @@ impl Args {
         if self.skip_cloud_preflight {
             o.cloud_preflight = None;
         }
+        o.ignore_preflight = self.ignore_preflight_errors.clone();
         o.namespace = self.namespace.clone();
         if let Some(n) = &self.kind_name {
             o.kind.name = n.clone();
