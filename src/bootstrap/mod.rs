@@ -142,6 +142,9 @@ pub struct Options {
     /// The preflight against the OpenStack cloud that runs before the first step (login,
     /// catalog, what the values name, quotas); `None` skips it.
     pub cloud_preflight: Option<crate::cloud::Options>,
+    /// Keep the kind cluster at the end (`--retain`): the `delete-kind` step leaves it running
+    /// and reports it kept.
+    pub retain_kind: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -174,6 +177,7 @@ impl Options {
             sealed_secrets_name: crate::seal::DEFAULT_CONTROLLER_NAME.into(),
             flux_namespace: "flux-system".into(),
             cloud_preflight: Some(crate::cloud::Options::default()),
+            retain_kind: false,
         }
     }
 

@@ -25,12 +25,18 @@ pub struct Args {
     /// Namespace of the cluster's Cluster API objects.
     #[arg(long, short = 'n', default_value = bootstrap::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// Name of the ephemeral kind cluster (default: capi-manage-<cluster>).
-    #[arg(long, value_name = "NAME")]
+    /// Name of the ephemeral kind cluster (default: $KIND_CLUSTER_NAME as kind reads it, then
+    /// capi-manage-<cluster>).
+    #[arg(long, value_name = "NAME", env = "KIND_CLUSTER_NAME")]
     pub kind_name: Option<String>,
-    /// kindest/node image for the kind cluster (default: the pinned one).
-    #[arg(long, value_name = "IMAGE")]
+    /// kindest/node image for the kind cluster (default: the pinned one); `--image` as kind
+    /// spells it.
+    #[arg(long, visible_alias = "image", value_name = "IMAGE")]
     pub node_image: Option<String>,
+    /// Keep the kind cluster after success (as `kind create cluster --retain` keeps nodes);
+    /// delete it later with `kind delete cluster --name <NAME>`.
+    #[arg(long, visible_alias = "keep-kind")]
+    pub retain: bool,
     /// Docker engine address (default: $DOCKER_HOST, then the local socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
@@ -78,12 +84,14 @@ pub struct Args {
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
-    /// Longest wait for the cluster to become ready, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-    pub cluster_timeout: u64,
-    /// Longest wait for each component and for Flux's sync, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
-    pub timeout: u64,
+    /// Longest wait for the cluster to become ready (and, in teardown, deleted), e.g. 90m or
+    /// 1h (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = super::parse_duration)]
+    pub cluster_timeout: Duration,
+    /// Longest wait for each component and for Flux's sync, e.g. 90s or 10m (a bare number is
+    /// seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::parse_duration)]
+    pub timeout: Duration,
     /// TEST ONLY: run the kind node unprivileged with these capabilities (a real kindest/node
     /// does not boot this way). Only with the `test-support` feature.
     #[cfg(feature = "test-support")]
@@ -102,9 +110,10 @@ impl Args {
             o.cloud_preflight = None;
         }
         o.namespace = self.namespace.clone();
-        if let Some(n) = &self.kind_name {
+        if let Some(n) = self.kind_name.as_ref().filter(|n| !n.is_empty()) {
             o.kind.name = n.clone();
         }
+        o.retain_kind = self.retain;
         if let Some(i) = &self.node_image {
             o.kind.image = i.clone();
         }
@@ -132,10 +141,10 @@ impl Args {
         ssh.known_hosts = self.known_hosts.clone();
         ssh.accept_new_host_key = self.accept_new_host_key;
         o.git.ssh = ssh;
-        o.timeouts.cluster = Duration::from_secs(self.cluster_timeout);
-        o.timeouts.components = Duration::from_secs(self.timeout);
-        o.timeouts.sync = Duration::from_secs(self.timeout);
-        o.timeouts.delete = Duration::from_secs(self.cluster_timeout);
+        o.timeouts.cluster = self.cluster_timeout;
+        o.timeouts.components = self.timeout;
+        o.timeouts.sync = self.timeout;
+        o.timeouts.delete = self.cluster_timeout;
         o.timeouts.connect = super::timeouts().connect;
         o.timeouts.request = super::timeouts().request;
         o.confirm_deploy_key = if self.yes || self.deploy_key_added {
@@ -184,7 +193,7 @@ pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| interrupted(e, &args.cluster, "bootstrap"))?;
     observer.finish();
-    if args.output == "text" {
+    if args.output == "text" && !super::quiet() {
         eprintln!(
             "cluster {} is self-managed and synced by Flux{}; kubeconfig: {}",
             args.cluster,
@@ -206,11 +215,18 @@ pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| interrupted(e, &args.cluster, "teardown"))?;
     observer.finish();
-    if args.output == "text" {
-        eprintln!(
-            "cluster {} is deleted and the kind cluster is gone",
-            args.cluster
-        );
+    if args.output == "text" && !super::quiet() {
+        if args.retain {
+            eprintln!(
+                "cluster {} is deleted; kind cluster {} is kept",
+                args.cluster, o.kind.name
+            );
+        } else {
+            eprintln!(
+                "cluster {} is deleted and the kind cluster is gone",
+                args.cluster
+            );
+        }
     }
     Ok(())
 }
