@@ -30,7 +30,13 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Verbosity level N (what `-v N` becomes).
-    #[arg(long, global = true, value_name = "N", hide = true, conflicts_with = "quiet")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        hide = true,
+        conflicts_with = "quiet"
+    )]
     pub verbosity: Option<u8>,
     /// Print only errors.
     #[arg(short, long, global = true)]
@@ -413,36 +419,45 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(flag_hint).map(str::to_string)
 }
 
+/// The error of the chain as a `T`, also where the library boxes it (a boxed error shows in
+/// the chain as its `Box`).
+fn downcast<'a, T: std::error::Error + 'static>(
+    c: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    c.downcast_ref::<T>()
+        .or_else(|| c.downcast_ref::<Box<T>>().map(|b| &**b))
+}
+
 /// The flag that fixes one error of the chain.
 fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use capi_manage::{capi, kind};
-    if c.downcast_ref::<kind::UnknownVersion>().is_some()
+    if downcast::<kind::UnknownVersion>(c).is_some()
         || matches!(
-            c.downcast_ref::<kind::CreateError>(),
+            downcast::<kind::CreateError>(c),
             Some(kind::CreateError::Pull { .. })
         )
     {
-        return Some("pass --node-image IMAGE");
+        return Some("pass --node-image (or --image) IMAGE");
     }
     if matches!(
-        c.downcast_ref::<capi_manage::git::PushError>(),
+        downcast::<capi_manage::git::PushError>(c),
         Some(capi_manage::git::PushError::UnknownHostKey { .. })
     ) {
         return Some("verify it, then re-run with --accept-new-host-key");
     }
     if matches!(
-        c.downcast_ref::<capi_manage::components::Error>(),
+        downcast::<capi_manage::components::Error>(c),
         Some(capi_manage::components::Error::Variable { .. })
     ) {
         return Some("set it with --var NAME=VALUE or in the environment");
     }
     if matches!(
-        c.downcast_ref::<capi::Error>(),
+        downcast::<capi::Error>(c),
         Some(capi::Error::SameCluster { .. })
     ) {
         return Some("check --from-kubeconfig/--to-kubeconfig and their contexts");
     }
-    if let Some(e) = c.downcast_ref::<capi_manage::seal::Error>() {
+    if let Some(e) = downcast::<capi_manage::seal::Error>(c) {
         return cert_hint(e);
     }
     None
@@ -483,38 +498,39 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Whether an error of the chain is a library operation's cancellation (Ctrl-C).
 fn is_cancelled(c: &(dyn std::error::Error + 'static)) -> bool {
     use capi_manage::{bootstrap, capi, components, flux, git, kind, kube};
-    matches!(
-        c.downcast_ref::<kube::Error>(),
-        Some(kube::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kube::RequestError>(),
-        Some(kube::RequestError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<components::Error>(),
-        Some(components::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<capi::Error>(),
-        Some(capi::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<capi::readiness::ReadinessError>(),
-        Some(capi::readiness::ReadinessError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<flux::Error>(),
-        Some(flux::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kind::CreateError>(),
-        Some(kind::CreateError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kind::LoadError>(),
-        Some(kind::LoadError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<git::PushError>(),
-        Some(git::PushError::Cancelled { .. })
-    ) || matches!(
-        c.downcast_ref::<git::HostKeyScanError>(),
-        Some(git::HostKeyScanError::Cancelled { .. })
-    ) || matches!(
-        c.downcast_ref::<bootstrap::Error>(),
-        Some(bootstrap::Error::Cancelled { .. })
-    )
+    matches!(downcast::<kube::Error>(c), Some(kube::Error::Cancelled))
+        || matches!(
+            downcast::<kube::RequestError>(c),
+            Some(kube::RequestError::Cancelled)
+        )
+        || matches!(
+            downcast::<components::Error>(c),
+            Some(components::Error::Cancelled)
+        )
+        || matches!(downcast::<capi::Error>(c), Some(capi::Error::Cancelled))
+        || matches!(
+            downcast::<capi::readiness::ReadinessError>(c),
+            Some(capi::readiness::ReadinessError::Cancelled)
+        )
+        || matches!(downcast::<flux::Error>(c), Some(flux::Error::Cancelled))
+        || matches!(
+            downcast::<kind::CreateError>(c),
+            Some(kind::CreateError::Cancelled)
+        )
+        || matches!(
+            downcast::<kind::LoadError>(c),
+            Some(kind::LoadError::Cancelled)
+        )
+        || matches!(
+            downcast::<git::PushError>(c),
+            Some(git::PushError::Cancelled { .. })
+        )
+        || matches!(
+            downcast::<git::HostKeyScanError>(c),
+            Some(git::HostKeyScanError::Cancelled { .. })
+        )
+        || matches!(
+            downcast::<bootstrap::Error>(c),
+            Some(bootstrap::Error::Cancelled { .. })
+        )
 }

@@ -3,9 +3,9 @@
 use futures::future::LocalBoxFuture;
 
 use super::Step;
-use crate::observe::ObserverExt as _;
 use crate::bootstrap::StepError;
 use crate::bootstrap::context::Context;
+use crate::observe::ObserverExt as _;
 
 /// Deletes the kind cluster and its kubeconfig, or with [`Options::retain_kind`] keeps both and
 /// says so.
