@@ -455,7 +455,7 @@ fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
         downcast::<capi::Error>(c),
         Some(capi::Error::SameCluster { .. })
     ) {
-        return Some("check --from-kubeconfig/--to-kubeconfig and their contexts");
+        return Some("check --kubeconfig/--to-kubeconfig and their contexts");
     }
     if let Some(e) = downcast::<capi_manage::seal::Error>(c) {
         return cert_hint(e);

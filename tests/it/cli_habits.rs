@@ -391,7 +391,7 @@ fn quiet_prints_only_errors_and_v_n_sets_the_level() {
     let dry_run = |flags: &[&str]| {
         let mut cmd = capi_manage();
         cmd.args(flags)
-            .args(["move", "--dry-run", "--from-kubeconfig"])
+            .args(["move", "--dry-run", "--kubeconfig"])
             .arg(&kubeconfig)
             .env_remove("RUST_LOG");
         run(&mut cmd)
@@ -418,4 +418,112 @@ fn quiet_prints_only_errors_and_v_n_sets_the_level() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     let (code, _, stderr) = seal(&["-q", "-v", "2"]);
     assert_eq!(code, Some(2), "-q with -v is bad usage: {stderr}");
+}
+
+/// `kubeconfig` with contexts added: `name` → (cluster and user of context `test`, namespace),
+/// and `current` as current-context.
+fn with_contexts(kubeconfig: &Path, to: &Path, contexts: &[(&str, Option<&str>)], current: &str) {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let mut doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let base = doc["contexts"][0]["context"].clone();
+    for (name, namespace) in contexts {
+        let mut context = base.clone();
+        match namespace {
+            Some(ns) => context["namespace"] = (*ns).into(),
+            None => {
+                context.as_object_mut().unwrap().remove("namespace");
+            }
+        }
+        doc["contexts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": name, "context": context}));
+    }
+    doc["current-context"] = current.into();
+    std::fs::write(to, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+}
+
+async fn output(cmd: Command) -> (Option<i32>, String, String) {
+    let mut cmd = cmd;
+    tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap()
+}
+
+/// clusterctl's flag names for `move`: --kubeconfig, --kubeconfig-context, --to-kubeconfig,
+/// --to-kubeconfig-context; the namespace is the context's unless -n says otherwise, and
+/// --dry-run needs no target. Two real kube-apiservers with Cluster API's CRDs and webhooks.
+#[tokio::test]
+async fn move_takes_clusterctls_flags() {
+    use crate::support::capi::{CAPI, NS, api, cluster_graph, management_cluster};
+    let ((src_cp, src), (dst_cp, dst)) = tokio::join!(management_cluster(), management_cluster());
+    cluster_graph(&src, "c1").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Current context: one whose namespace holds nothing; `src` names no namespace.
+    let from = dir.path().join("from");
+    with_contexts(
+        src_cp.kubeconfig_path(),
+        &from,
+        &[("src", None), ("elsewhere", Some("elsewhere"))],
+        "elsewhere",
+    );
+    // The target's current context is not the one to use.
+    let to = dir.path().join("to");
+    with_contexts(
+        dst_cp.kubeconfig_path(),
+        &to,
+        &[("dst", Some("default"))],
+        "dst",
+    );
+    let bogus = std::fs::read_to_string(&to)
+        .unwrap()
+        .replace("current-context: dst", "current-context: nowhere");
+    std::fs::write(&to, bogus).unwrap();
+
+    let planned = format!("Cluster {NS}/c1");
+    let dry_run = |extra: &[&str]| {
+        let mut cmd = capi_manage();
+        cmd.args(["move", "--dry-run", "--kubeconfig"])
+            .arg(&from)
+            .args(extra);
+        cmd
+    };
+    // The context's namespace, as clusterctl takes it: nothing there.
+    let (code, stdout, stderr) = output(dry_run(&[])).await;
+    assert!(!stdout.contains(&planned), "{code:?} {stdout} {stderr}");
+    // A context without a namespace: bootstrap's namespace.
+    let (code, stdout, stderr) = output(dry_run(&["--kubeconfig-context", "src"])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&planned), "{stdout}");
+    // -n wins over the context.
+    let (code, stdout, stderr) = output(dry_run(&["--namespace", NS])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&planned), "{stdout}");
+    // The dry run moved nothing.
+    assert!(
+        api(&dst, CAPI, "Cluster")
+            .await
+            .get_opt("c1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut cmd = capi_manage();
+    cmd.args(["move", "--kubeconfig"])
+        .arg(&from)
+        .args(["--kubeconfig-context", "src", "--to-kubeconfig"])
+        .arg(&to)
+        .args(["--to-kubeconfig-context", "dst", "-n", NS]);
+    let (code, stdout, stderr) = output(cmd).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&planned), "{stdout}");
+    assert!(
+        api(&dst, CAPI, "Cluster")
+            .await
+            .get_opt("c1")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
