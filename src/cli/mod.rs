@@ -219,6 +219,7 @@ fn cert_hint(error: &capi_manage::seal::Error) -> Option<&'static str> {
             Some("check --controller-namespace and --controller-name, or seal offline with --cert")
         }
         E::CertificateUnavailable { .. } => Some("or seal offline with --cert FILE|URL"),
+        E::EmptyData { .. } => Some("pass --allow-empty-data to seal it anyway"),
         _ => None,
     }
 }

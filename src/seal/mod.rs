@@ -27,7 +27,8 @@ pub use cluster::{
 
 pub use crypto::{MIN_RSA_BITS, SealingKey, UnsealingKey};
 pub use sealed::{
-    MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_yaml, unseal,
+    MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_json, to_yaml,
+    unseal,
 };
 pub use secret::{Secret, SecretData};
 pub use source::{CertSource, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};

@@ -356,6 +356,39 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
     assert_eq!(a.metadata.labels, b.metadata.labels);
     assert_eq!(a.metadata.annotations, b.metadata.annotations);
 
+    // kubeseal's command line in JSON, given to both tools (each with its own input file):
+    // the same layout, and the controller unseals both to the same Secret.
+    let json_file = |ns: &str| {
+        let path = dir.path().join(format!("json-{ns}.yaml"));
+        std::fs::write(&path, input_secret("json", ns, None)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (apps_file, other_file) = (json_file("apps"), json_file("other"));
+    let json_args = |file: &str| {
+        ["--cert", cert.to_str().unwrap(), "-o", "json", "-f", file].map(str::to_string)
+    };
+    let args = json_args(&apps_file);
+    let theirs_json = ok(
+        kubeseal(&args.iter().map(String::as_str).collect::<Vec<_>>(), b""),
+        "kubeseal -o json",
+    );
+    let mut args: Vec<String> = vec!["seal".into()];
+    args.extend(json_args(&other_file));
+    let ours_json = ok(
+        capi(&args.iter().map(String::as_str).collect::<Vec<_>>(), b""),
+        "seal -o json",
+    );
+    assert_eq!(
+        super::flags::masked(&ours_json).replace("other", "apps"),
+        super::flags::masked(&theirs_json)
+    );
+    c.apply_sealed(&theirs_json).await;
+    c.apply_sealed(&ours_json).await;
+    let a = c.wait_secret("apps", "json").await;
+    let b = c.wait_secret("other", "json").await;
+    assert_eq!(data_of(&a), data_of(&b));
+    assert_eq!(a.metadata.labels, b.metadata.labels);
+
     // Rotation: the full Secret with one changed value merged into kubeseal's file. The live
     // Secret shows which values are unchanged, so only the rotated line differs.
     let file = dir.path().join("same.sealed.yaml");
