@@ -527,3 +527,102 @@ async fn move_takes_clusterctls_flags() {
             .is_some()
     );
 }
+
+fn config_map(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  key: {value}\n"
+    )
+}
+
+/// kubectl's apply flags: -R, -k, --dry-run=server, --field-manager, --force-conflicts. A real
+/// kube-apiserver.
+#[tokio::test]
+async fn apply_takes_kubectls_flags() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cp = crate::support::ControlPlane::start().await;
+    let cms: ::kube::Api<ConfigMap> = ::kube::Api::namespaced(cp.client().await, "default");
+    let kubeconfig = cp.kubeconfig_path().to_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("nested")).unwrap();
+    std::fs::write(tree.join("top.yaml"), config_map("top", "one")).unwrap();
+    std::fs::write(tree.join("nested/deep.yaml"), config_map("deep", "one")).unwrap();
+    let tree_s = tree.to_str().unwrap().to_string();
+    let apply = |args: &[&str]| {
+        let mut cmd = capi_manage();
+        cmd.arg("apply")
+            .args(args)
+            .args(["--kubeconfig", &kubeconfig]);
+        output(cmd)
+    };
+    let value = |cm: Option<ConfigMap>| cm.and_then(|c| c.data).and_then(|d| d.get("key").cloned());
+
+    // A server dry run stores nothing, and the server does check: a bad object fails.
+    let (code, _, stderr) = apply(&["-R", "-f", &tree_s, "--dry-run=server"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("dry run"), "{stderr}");
+    assert!(cms.get_opt("top").await.unwrap().is_none());
+    assert!(cms.get_opt("deep").await.unwrap().is_none());
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, config_map("Not_A_Name", "x")).unwrap();
+    let (code, _, stderr) = apply(&["-f", bad.to_str().unwrap(), "--dry-run=server"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Not_A_Name"), "{stderr}");
+
+    // Without -R only the folder's own files; with it the subfolders' too.
+    let (code, _, stderr) = apply(&["-f", &tree_s]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(cms.get_opt("top").await.unwrap().is_some());
+    assert!(cms.get_opt("deep").await.unwrap().is_none());
+    let (code, _, stderr) = apply(&["--recursive", "-f", &tree_s]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(cms.get_opt("deep").await.unwrap().is_some());
+
+    // -k renders a kustomization first.
+    let k = dir.path().join("k");
+    std::fs::create_dir_all(&k).unwrap();
+    std::fs::write(k.join("cm.yaml"), config_map("rendered", "one")).unwrap();
+    std::fs::write(
+        k.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: from-k-\nresources:\n- cm.yaml\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = apply(&["-k", k.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(cms.get_opt("from-k-rendered").await.unwrap().is_some());
+
+    // --field-manager names the owner; another manager's change conflicts unless forced.
+    let top = tree.join("top.yaml");
+    let top_s = top.to_str().unwrap().to_string();
+    std::fs::write(&top, config_map("top", "two")).unwrap();
+    let (code, _, stderr) = apply(&["-f", &top_s, "--field-manager", "someone-else"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let managers: Vec<String> = cms
+        .get("top")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"someone-else".to_string()),
+        "{managers:?}"
+    );
+    std::fs::write(&top, config_map("top", "three")).unwrap();
+    let (code, _, stderr) = apply(&["-f", &top_s, "--force-conflicts=false"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.to_lowercase().contains("conflict"), "{stderr}");
+    assert_eq!(
+        value(cms.get_opt("top").await.unwrap()).as_deref(),
+        Some("two")
+    );
+    let (code, _, stderr) = apply(&["-f", &top_s, "--force-conflicts"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        value(cms.get_opt("top").await.unwrap()).as_deref(),
+        Some("three")
+    );
+}
