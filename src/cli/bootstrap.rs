@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use capi_manage::bootstrap::{self, DeployKeyNotice, Options, StepError};
-use capi_manage::git::{Author, HttpCredentials, SshOptions};
+use capi_manage::git::HttpCredentials;
 #[cfg(feature = "test-support")]
 use capi_manage::kind::NodePrivileges;
 use capi_manage::repo::Repo;
@@ -40,37 +40,13 @@ pub struct Args {
     /// Docker engine address (default: $DOCKER_HOST, then the local socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
-    /// Commit message (default: "Bootstrap cluster - <cluster>").
-    #[arg(long, short = 'm')]
-    pub message: Option<String>,
-    /// Commit author name (default: git config user.name).
-    #[arg(long, requires = "author_email")]
-    pub author_name: Option<String>,
-    /// Commit author email (default: git config user.email).
-    #[arg(long, requires = "author_name")]
-    pub author_email: Option<String>,
-    /// Push here instead of the remote `origin`.
-    #[arg(long, value_name = "URL")]
-    pub git_url: Option<String>,
-    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://).
+    /// The git remote and the commit (shared with `rotate`).
+    #[command(flatten)]
+    pub git: super::git_args::GitArgs,
+    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://). Flux gets
+    /// $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's credentials.
     #[arg(long, value_name = "URL")]
     pub flux_url: Option<String>,
-    /// Read the access token for HTTP(S) remotes from the first line of standard input.
-    /// Tokens are never flag values (they would show in the process list and shell history):
-    /// else $CAPI_MANAGE_GIT_TOKEN, or $CAPI_MANAGE_GIT_USERNAME with $CAPI_MANAGE_GIT_PASSWORD.
-    /// Flux gets $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's.
-    #[arg(long)]
-    pub git_token_stdin: bool,
-    /// SSH private key for the push (repeatable; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa
-    /// and the ssh-agent).
-    #[arg(long = "ssh-identity", value_name = "FILE")]
-    pub ssh_identity: Vec<PathBuf>,
-    /// known_hosts file for the push (default: ~/.ssh/known_hosts).
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Trust and record the git host's key if known_hosts lacks it.
-    #[arg(long)]
-    pub accept_new_host_key: bool,
     /// Do not ask: assume the deploy key is added.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -124,23 +100,14 @@ impl Args {
             o.kind.privileges =
                 NodePrivileges::TestOnlyCapabilities(self.test_only_node_capabilities.clone());
         }
-        o.git.push_url = self.git_url.clone();
+        o.git.push_url = self.git.git_url.clone();
         o.git.flux_url = self.flux_url.clone();
-        o.git.message = self.message.clone();
-        if let (Some(name), Some(email)) = (&self.author_name, &self.author_email) {
-            o.git.author = Some(Author {
-                name: name.clone(),
-                email: email.clone(),
-            });
-        }
-        o.git.http_credentials = git_credentials(self.git_token_stdin)?;
+        o.git.message = self.git.message.clone();
+        o.git.author = self.git.author();
+        o.git.http_credentials = self.git.http_credentials()?;
         o.git.flux_http_credentials =
-            env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
-        let mut ssh = SshOptions::default();
-        ssh.identity_files = self.ssh_identity.clone();
-        ssh.known_hosts = self.known_hosts.clone();
-        ssh.accept_new_host_key = self.accept_new_host_key;
-        o.git.ssh = ssh;
+            super::git_args::env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
+        o.git.ssh = self.git.ssh();
         o.timeouts.cluster = self.cluster_timeout;
         o.timeouts.components = self.timeout;
         o.timeouts.sync = self.timeout;
@@ -281,37 +248,4 @@ pub fn run_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
         println!("{}", path.display());
     }
     Ok(())
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The push's HTTP(S) credentials: a token from standard input (--git-token-stdin) or the
-/// environment, or a user name and password from the environment.
-fn git_credentials(token_stdin: bool) -> anyhow::Result<Option<HttpCredentials>> {
-    if token_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| anyhow::anyhow!("--git-token-stdin: cannot read standard input: {e}"))?;
-        let token = line.trim();
-        if token.is_empty() {
-            anyhow::bail!("--git-token-stdin: standard input holds no token");
-        }
-        return Ok(Some(HttpCredentials::token(token)));
-    }
-    if let Some(t) = env_value("CAPI_MANAGE_GIT_TOKEN") {
-        return Ok(Some(HttpCredentials::token(t)));
-    }
-    match (
-        env_value("CAPI_MANAGE_GIT_USERNAME"),
-        env_value("CAPI_MANAGE_GIT_PASSWORD"),
-    ) {
-        (Some(username), Some(password)) => Ok(Some(HttpCredentials { username, password })),
-        (None, None) => Ok(None),
-        _ => anyhow::bail!(
-            "set both $CAPI_MANAGE_GIT_USERNAME and $CAPI_MANAGE_GIT_PASSWORD, or $CAPI_MANAGE_GIT_TOKEN, or neither"
-        ),
-    }
 }

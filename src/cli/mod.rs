@@ -3,6 +3,7 @@
 
 mod apply;
 mod bootstrap;
+mod git_args;
 mod move_cmd;
 mod observer;
 mod plan;

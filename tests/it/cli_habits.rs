@@ -626,3 +626,45 @@ async fn apply_takes_kubectls_flags() {
         Some("three")
     );
 }
+
+/// bootstrap and rotate name their git flags alike; rotate's former names still work.
+#[test]
+fn bootstrap_and_rotate_share_their_git_flags() {
+    let flags = [
+        "--git-url",
+        "--message",
+        "--author-name",
+        "--author-email",
+        "--git-token-stdin",
+        "--ssh-identity",
+        "--known-hosts",
+        "--accept-new-host-key",
+        "--no-agent",
+    ];
+    for command in ["bootstrap", "rotate"] {
+        let (code, help, stderr) = run(capi_manage().args([command, "--help"]));
+        assert_eq!(code, Some(0), "{stderr}");
+        for flag in flags {
+            assert!(
+                help.contains(&format!("{flag} ")),
+                "{command} lacks {flag}: {help}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = cluster_repo(dir.path());
+    let cert = crate::seal::keys().cert.to_str().unwrap().to_string();
+    for flag in ["--git-url", "--remote-url"] {
+        let url = format!("http://127.0.0.1:{}/config.git", refused_port());
+        let (code, _, stderr) = run(&mut in_repo(
+            &work,
+            dir.path(),
+            &["rotate", "prod", "--cert", &cert, flag, &url],
+        ));
+        assert_eq!(code, Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&url),
+            "{flag}: the push goes to {url}: {stderr}"
+        );
+    }
+}
