@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Terminal;
 
+/// The flags of both `bootstrap` and `teardown`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CommonArgs {
     /// The cluster: a folder under clusters/.
     pub cluster: String,
     /// The config repository (default: found from the working directory).
@@ -40,19 +41,6 @@ pub struct Args {
     /// Docker engine address (default: $DOCKER_HOST, then the local socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
-    /// The git remote and the commit (shared with `rotate`).
-    #[command(flatten)]
-    pub git: super::git_args::GitArgs,
-    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://). Flux gets
-    /// $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's credentials.
-    #[arg(long, value_name = "URL")]
-    pub flux_url: Option<String>,
-    /// Do not ask: assume the deploy key is added.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
-    #[arg(long)]
-    pub deploy_key_added: bool,
     /// Skip the check of the OpenStack cloud (login, catalog, what the values name, quotas)
     /// that runs before the first step.
     #[arg(long)]
@@ -75,7 +63,65 @@ pub struct Args {
     pub test_only_node_capabilities: Vec<String>,
 }
 
-impl Args {
+/// `bootstrap`: the common flags, the git remote and the deploy key.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The git remote and the commit (shared with `rotate`).
+    #[command(flatten)]
+    pub git: super::git_args::GitArgs,
+    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://). Flux gets
+    /// $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's credentials.
+    #[arg(long, value_name = "URL")]
+    pub flux_url: Option<String>,
+    /// Do not ask: assume the deploy key is added.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
+    #[arg(long)]
+    pub deploy_key_added: bool,
+}
+
+/// `teardown`: only the flags it uses. Bootstrap's git and deploy-key flags that earlier
+/// releases accepted here are still taken, hidden, and ignored with a warning.
+#[derive(Debug, clap::Args)]
+pub struct TeardownArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long, short = 'y', hide = true)]
+    pub yes: bool,
+    #[arg(long, hide = true)]
+    pub deploy_key_added: bool,
+    #[arg(long = "ssh-identity", hide = true, value_name = "FILE")]
+    pub ssh_identity: Vec<PathBuf>,
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub accept_new_host_key: bool,
+    #[arg(long = "git-url", hide = true, value_name = "URL")]
+    pub git_url: Option<String>,
+}
+
+impl TeardownArgs {
+    /// The names of the ignored flags given.
+    fn ignored(&self) -> Vec<&'static str> {
+        [
+            (self.yes, "--yes"),
+            (self.deploy_key_added, "--deploy-key-added"),
+            (!self.ssh_identity.is_empty(), "--ssh-identity"),
+            (self.known_hosts.is_some(), "--known-hosts"),
+            (self.accept_new_host_key, "--accept-new-host-key"),
+            (self.git_url.is_some(), "--git-url"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect()
+    }
+}
+
+impl CommonArgs {
+    /// The options both commands set.
     fn options(&self) -> anyhow::Result<Options> {
         let repo = match &self.repo {
             Some(dir) => Repo::at(dir),
@@ -100,6 +146,19 @@ impl Args {
             o.kind.privileges =
                 NodePrivileges::TestOnlyCapabilities(self.test_only_node_capabilities.clone());
         }
+        o.timeouts.cluster = self.cluster_timeout;
+        o.timeouts.components = self.timeout;
+        o.timeouts.sync = self.timeout;
+        o.timeouts.delete = self.cluster_timeout;
+        o.timeouts.connect = super::timeouts().connect;
+        o.timeouts.request = super::timeouts().request;
+        Ok(o)
+    }
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<Options> {
+        let mut o = self.common.options()?;
         o.git.push_url = self.git.git_url.clone();
         o.git.flux_url = self.flux_url.clone();
         o.git.message = self.git.message.clone();
@@ -108,12 +167,6 @@ impl Args {
         o.git.flux_http_credentials =
             super::git_args::env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
         o.git.ssh = self.git.ssh();
-        o.timeouts.cluster = self.cluster_timeout;
-        o.timeouts.components = self.timeout;
-        o.timeouts.sync = self.timeout;
-        o.timeouts.delete = self.cluster_timeout;
-        o.timeouts.connect = super::timeouts().connect;
-        o.timeouts.request = super::timeouts().request;
         o.confirm_deploy_key = if self.yes || self.deploy_key_added {
             None
         } else if std::io::stdin().is_terminal() {
@@ -154,6 +207,7 @@ fn interrupt_token() -> CancellationToken {
 
 pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     let o = args.options()?;
+    let args = args.common;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
     let report = bootstrap::bootstrap(&o, &observer, &cancel)
@@ -174,8 +228,16 @@ pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
-    let o = args.options()?;
+pub async fn run_teardown(args: TeardownArgs) -> anyhow::Result<()> {
+    let o = args.common.options()?;
+    let ignored = args.ignored();
+    if !ignored.is_empty() && !super::quiet() {
+        eprintln!(
+            "warning: teardown does not use {}: ignored",
+            ignored.join(", ")
+        );
+    }
+    let args = args.common;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
     bootstrap::teardown(&o, &observer, &cancel)

@@ -241,7 +241,7 @@ pub enum Command {
     /// Create the cluster from clusters/<name>, make it self-managed and hand it to Flux.
     Bootstrap(bootstrap::Args),
     /// Move the cluster back to a temporary management cluster and delete it.
-    Teardown(bootstrap::Args),
+    Teardown(bootstrap::TeardownArgs),
     /// Print the rendered manifests of a cluster (or any kustomization folder).
     Render(render::Args),
     /// Check a cluster's config and print the steps bootstrap would take.

@@ -668,3 +668,45 @@ fn bootstrap_and_rotate_share_their_git_flags() {
         );
     }
 }
+
+/// teardown lists only the flags it uses; bootstrap's git flags are not among them (the few
+/// that earlier releases took are ignored with a warning).
+#[test]
+fn teardown_takes_only_the_flags_it_uses() {
+    let (code, help, stderr) = run(capi_manage().args(["teardown", "--help"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    for unused in [
+        "--git-url",
+        "--flux-url",
+        "--message",
+        "--yes",
+        "--deploy-key-added",
+        "--ssh-identity",
+        "--git-token-stdin",
+    ] {
+        assert!(!help.contains(unused), "teardown shows {unused}: {help}");
+    }
+    for used in [
+        "--kind-name",
+        "--retain",
+        "--timeout",
+        "--cluster-timeout",
+        "--docker-host",
+    ] {
+        assert!(help.contains(used), "teardown lacks {used}: {help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = cluster_repo(dir.path());
+    let (code, _, stderr) = run(&mut bootstrap_refused(
+        &work,
+        dir.path(),
+        "teardown",
+        &["--message", "x"],
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    // bootstrap_refused passes --yes: ignored, said so, and the run goes on.
+    let (code, _, stderr) = run(&mut bootstrap_refused(&work, dir.path(), "teardown", &[]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("teardown does not use --yes"), "{stderr}");
+    assert!(stderr.contains(DOCKER.as_str()), "{stderr}");
+}
