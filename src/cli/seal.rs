@@ -6,8 +6,9 @@ use capi_manage::kube::connect;
 use capi_manage::manifest::parse_str;
 use capi_manage::observe::ObserverExt;
 use capi_manage::seal::{
-    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope, SealOptions,
-    Secret, merge_into, seal, seal_raw, to_json, to_yaml, unsealed_secret_data,
+    Controller, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope,
+    SealOptions, Secret, merge_into, reencrypt_sealed, seal, seal_raw, to_json, to_yaml,
+    unsealed_secret_data, validate_sealed,
 };
 use zeroize::Zeroizing;
 
@@ -88,6 +89,17 @@ pub struct Args {
     /// cluster-wide).
     #[arg(long, short = 'n', env = "SEALED_SECRETS_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Ask the controller whether it can decrypt the input's SealedSecrets; exit 1 when it
+    /// cannot.
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE", conflicts_with_all = ["raw", "merge_into", "fetch_cert", "re_encrypt"])]
+    pub validate: bool,
+    /// Have the controller re-encrypt the input's SealedSecrets with its newest key.
+    #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT", conflicts_with_all = ["raw", "merge_into", "fetch_cert"])]
+    pub re_encrypt: bool,
+    /// With --validate and --re-encrypt: reach the controller's HTTP API at this URL (a
+    /// `kubectl port-forward`, an ingress) instead of through the API server's service proxy.
+    #[arg(long, value_name = "URL")]
+    pub controller_url: Option<String>,
     /// Seal a Secret that holds no values instead of refusing it.
     #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA")]
     pub allow_empty_data: bool,
@@ -117,11 +129,10 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
     if args.fetch_cert {
         return fetch_cert(&args, observer).await;
     }
-    let input_path = match (&args.from_file, &args.secret_file, &args.input) {
-        (Some(f), _, _) => PathBuf::from(f.split_once('=').map_or(f.as_str(), |(_, p)| p)),
-        (None, Some(f), _) | (None, None, Some(f)) => f.clone(),
-        (None, None, None) => PathBuf::from("-"),
-    };
+    let input_path = input_path(&args);
+    if args.validate || args.re_encrypt {
+        return through_controller(&args, &input_path).await;
+    }
     let stdin = input_path == Path::new("-");
     let input_name = if stdin {
         "<stdin>".to_string()
@@ -264,6 +275,80 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }
     }
     report_certificate(observer, &key, &key_from);
+    Ok(())
+}
+
+/// The input: --from-file (its `KEY=` dropped), -f, the argument, else standard input (`-`).
+fn input_path(args: &Args) -> PathBuf {
+    match (&args.from_file, &args.secret_file, &args.input) {
+        (Some(f), _, _) => PathBuf::from(f.split_once('=').map_or(f.as_str(), |(_, p)| p)),
+        (None, Some(f), _) | (None, None, Some(f)) => f.clone(),
+        (None, None, None) => PathBuf::from("-"),
+    }
+}
+
+/// `--validate` and `--re-encrypt`: each SealedSecret of the input sent to the controller.
+async fn through_controller(args: &Args, input_path: &Path) -> anyhow::Result<()> {
+    let name = if input_path == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        input_path.display().to_string()
+    };
+    let input = read_input(input_path)?;
+    let text = std::str::from_utf8(&input).with_context(|| format!("{name} is not UTF-8 text"))?;
+    let sealed: Vec<_> = parse_str(text, Some(Path::new(&name)))?
+        .into_iter()
+        .filter(|o| o.kind() == "SealedSecret")
+        .collect();
+    if sealed.is_empty() {
+        bail!("{name} holds no SealedSecret");
+    }
+    let client = match &args.controller_url {
+        Some(_) => None,
+        None => Some(connect(&args.kube.options()).await?),
+    };
+    let controller = match (&args.controller_url, &client) {
+        (Some(url), _) => Controller::Url(url),
+        (None, Some(client)) => Controller::Service {
+            client,
+            namespace: &args.controller_namespace,
+            name: &args.controller_name,
+        },
+        (None, None) => unreachable!("a client is made without --controller-url"),
+    };
+    if args.validate {
+        for s in &sealed {
+            if !validate_sealed(controller, s)
+                .await
+                .map_err(with_cert_hint)?
+            {
+                bail!(
+                    "sealed-secrets controller {controller} cannot decrypt {}",
+                    s.identity()
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut out = String::new();
+    for s in &sealed {
+        let new = reencrypt_sealed(controller, s)
+            .await
+            .map_err(with_cert_hint)?;
+        out.push_str(&if args.format == "json" {
+            to_json(&new)
+        } else {
+            to_yaml(&new)
+        });
+    }
+    match &args.sealed_secret_file {
+        Some(path) => write_atomically(path, out.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(out.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
     Ok(())
 }
 

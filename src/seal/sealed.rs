@@ -165,7 +165,7 @@ fn template_metadata(
 }
 
 /// Objects with their keys sorted at every level (kubeseal's YAML has them so).
-fn sorted(value: Value) -> Value {
+pub(super) fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
