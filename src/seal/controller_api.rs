@@ -58,8 +58,7 @@ async fn post(
     };
     let call_failed = |e: ::kube::Error| Error::ControllerCall {
         controller: controller.to_string(),
-        operation: operation(api),
-        sealed: sealed.identity(),
+        what: format!("{} {}", operation(api), sealed.identity()),
         source: RequestError::from(e),
     };
     match controller {
@@ -124,8 +123,7 @@ pub async fn validate_sealed(controller: Controller<'_>, sealed: &Object) -> Res
         Err(RequestError::Server { code: 409, .. }) => Ok(false),
         Err(source) => Err(Error::ControllerCall {
             controller: controller.to_string(),
-            operation: "validate",
-            sealed: sealed.identity(),
+            what: format!("validate {}", sealed.identity()),
             source,
         }),
     }
@@ -147,8 +145,7 @@ pub async fn reencrypt_sealed(
         .await?
         .map_err(|source| Error::ControllerCall {
             controller: controller.to_string(),
-            operation: "re-encrypt",
-            sealed: sealed.identity(),
+            what: format!("re-encrypt {}", sealed.identity()),
             source,
         })?;
     let bad = |detail: String| Error::ControllerAnswer {

@@ -350,14 +350,12 @@ pub enum Error {
     /// The controller did not answer a call about a SealedSecret (validate, re-encrypt) as
     /// asked: it cannot decrypt it (HTTP 409), or the request failed.
     #[cfg(feature = "kube")]
-    #[error("sealed-secrets controller {controller} cannot {operation} {sealed}")]
+    #[error("sealed-secrets controller {controller} cannot {what}")]
     ControllerCall {
         /// The controller: `namespace/name` of its Service, or its URL.
         controller: String,
-        /// `validate` or `re-encrypt`.
-        operation: &'static str,
-        /// The SealedSecret, `Kind namespace/name`.
-        sealed: String,
+        /// The call: `validate SealedSecret <namespace>/<name>` or `re-encrypt ...`.
+        what: String,
         /// The answer, or why there was none.
         #[source]
         source: crate::kube::RequestError,

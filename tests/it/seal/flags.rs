@@ -81,6 +81,9 @@ fn both(
     })
 }
 
+/// A command line, the SEALED_SECRETS_* variables it runs with, and its standard input.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a [u8]);
+
 const SECRET: &str = "apiVersion: v1
 kind: Secret
 metadata:
@@ -125,7 +128,7 @@ fn kubeseal_command_lines_give_the_same_output_in_both_formats() {
         ("empty.yaml", empty.as_str()),
     ];
     for format in ["json", "yaml"] {
-        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &[u8])> = vec![
+        let cases: Vec<Case> = vec![
             (
                 vec!["--cert", &cert, "-f", "secret.yaml", "-o", format],
                 vec![],
