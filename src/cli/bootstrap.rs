@@ -84,7 +84,8 @@ pub struct Args {
 }
 
 /// `teardown`: only the flags it uses. Bootstrap's git and deploy-key flags that earlier
-/// releases accepted here are still taken, hidden, and ignored with a warning.
+/// releases accepted here are still taken, hidden, and ignored with a warning; `--yes` (there
+/// is nothing to confirm) is taken silently, as scripts pass it to both commands.
 #[derive(Debug, clap::Args)]
 pub struct TeardownArgs {
     #[command(flatten)]
@@ -107,7 +108,6 @@ impl TeardownArgs {
     /// The names of the ignored flags given.
     fn ignored(&self) -> Vec<&'static str> {
         [
-            (self.yes, "--yes"),
             (self.deploy_key_added, "--deploy-key-added"),
             (!self.ssh_identity.is_empty(), "--ssh-identity"),
             (self.known_hosts.is_some(), "--known-hosts"),

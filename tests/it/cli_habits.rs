@@ -704,9 +704,19 @@ fn teardown_takes_only_the_flags_it_uses() {
         &["--message", "x"],
     ));
     assert_eq!(code, Some(2), "{stderr}");
-    // bootstrap_refused passes --yes: ignored, said so, and the run goes on.
-    let (code, _, stderr) = run(&mut bootstrap_refused(&work, dir.path(), "teardown", &[]));
+    // An ignored flag is said so, and the run goes on (bootstrap_refused passes --yes, which
+    // is taken silently).
+    let (code, _, stderr) = run(&mut bootstrap_refused(
+        &work,
+        dir.path(),
+        "teardown",
+        &["--ssh-identity", "/nonexistent/key"],
+    ));
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("teardown does not use --yes"), "{stderr}");
+    assert!(
+        stderr.contains("teardown does not use --ssh-identity"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--yes"), "{stderr}");
     assert!(stderr.contains(DOCKER.as_str()), "{stderr}");
 }
