@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         default_hook(info);
     }));
     let args = cli::parse();
-    cli::init_tracing(args.verbose);
+    cli::init_tracing(args.verbosity(), args.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

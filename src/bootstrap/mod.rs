@@ -151,6 +151,9 @@ pub struct Options {
     /// Preflight checks whose problems only warn (their ids, or `all`), as kubeadm's
     /// `--ignore-preflight-errors`.
     pub ignore_preflight: Vec<String>,
+    /// Keep the kind cluster at the end (`--retain`): the `delete-kind` step leaves it running
+    /// and reports it kept.
+    pub retain_kind: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -184,6 +187,7 @@ impl Options {
             flux_namespace: "flux-system".into(),
             cloud_preflight: Some(crate::cloud::Options::default()),
             ignore_preflight: Vec::new(),
+            retain_kind: false,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use capi_manage::bootstrap::{self, DeployKeyNotice, Options, StepError};
-use capi_manage::git::{Author, HttpCredentials, SshOptions};
+use capi_manage::git::HttpCredentials;
 #[cfg(feature = "test-support")]
 use capi_manage::kind::NodePrivileges;
 use capi_manage::repo::Repo;
@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Terminal;
 
+/// The flags of both `bootstrap` and `teardown`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct CommonArgs {
     /// The cluster: a folder under clusters/.
     pub cluster: String,
     /// The config repository (default: found from the working directory).
@@ -25,52 +26,21 @@ pub struct Args {
     /// Namespace of the cluster's Cluster API objects.
     #[arg(long, short = 'n', default_value = bootstrap::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// Name of the ephemeral kind cluster (default: capi-manage-<cluster>).
-    #[arg(long, value_name = "NAME")]
+    /// Name of the ephemeral kind cluster (default: $KIND_CLUSTER_NAME as kind reads it, then
+    /// capi-manage-<cluster>).
+    #[arg(long, value_name = "NAME", env = "KIND_CLUSTER_NAME")]
     pub kind_name: Option<String>,
-    /// kindest/node image for the kind cluster (default: the pinned one).
-    #[arg(long, value_name = "IMAGE")]
+    /// kindest/node image for the kind cluster (default: the pinned one); `--image` as kind
+    /// spells it.
+    #[arg(long, visible_alias = "image", value_name = "IMAGE")]
     pub node_image: Option<String>,
+    /// Keep the kind cluster after success (as `kind create cluster --retain` keeps nodes);
+    /// delete it later with `kind delete cluster --name <NAME>`.
+    #[arg(long, visible_alias = "keep-kind")]
+    pub retain: bool,
     /// Docker engine address (default: $DOCKER_HOST, then the local socket).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
-    /// Commit message (default: "Bootstrap cluster - <cluster>").
-    #[arg(long, short = 'm')]
-    pub message: Option<String>,
-    /// Commit author name (default: git config user.name).
-    #[arg(long, requires = "author_email")]
-    pub author_name: Option<String>,
-    /// Commit author email (default: git config user.email).
-    #[arg(long, requires = "author_name")]
-    pub author_email: Option<String>,
-    /// Push here instead of the remote `origin`.
-    #[arg(long, value_name = "URL")]
-    pub git_url: Option<String>,
-    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://).
-    #[arg(long, value_name = "URL")]
-    pub flux_url: Option<String>,
-    /// Read the access token for HTTP(S) remotes from the first line of standard input.
-    /// Tokens are never flag values (they would show in the process list and shell history):
-    /// else $CAPI_MANAGE_GIT_TOKEN, or $CAPI_MANAGE_GIT_USERNAME with $CAPI_MANAGE_GIT_PASSWORD.
-    /// Flux gets $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's.
-    #[arg(long)]
-    pub git_token_stdin: bool,
-    /// SSH private key for the push (repeatable; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa
-    /// and the ssh-agent).
-    #[arg(long = "ssh-identity", value_name = "FILE")]
-    pub ssh_identity: Vec<PathBuf>,
-    /// known_hosts file for the push (default: ~/.ssh/known_hosts).
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Trust and record the git host's key if known_hosts lacks it.
-    #[arg(long)]
-    pub accept_new_host_key: bool,
-    /// Do not ask: assume the deploy key is added.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
-    #[arg(long)]
-    pub deploy_key_added: bool,
     /// Skip the check of the OpenStack cloud (login, catalog, what the values name, quotas)
     /// that runs before the first step.
     #[arg(long)]
@@ -83,12 +53,14 @@ pub struct Args {
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
-    /// Longest wait for the cluster to become ready, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-    pub cluster_timeout: u64,
-    /// Longest wait for each component and for Flux's sync, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
-    pub timeout: u64,
+    /// Longest wait for the cluster to become ready (and, in teardown, deleted), e.g. 90m or
+    /// 1h (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = super::parse_duration)]
+    pub cluster_timeout: Duration,
+    /// Longest wait for each component and for Flux's sync, e.g. 90s or 10m (a bare number is
+    /// seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::parse_duration)]
+    pub timeout: Duration,
     /// TEST ONLY: run the kind node unprivileged with these capabilities (a real kindest/node
     /// does not boot this way). Only with the `test-support` feature.
     #[cfg(feature = "test-support")]
@@ -96,7 +68,65 @@ pub struct Args {
     pub test_only_node_capabilities: Vec<String>,
 }
 
-impl Args {
+/// `bootstrap`: the common flags, the git remote and the deploy key.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The git remote and the commit (shared with `rotate`).
+    #[command(flatten)]
+    pub git: super::git_args::GitArgs,
+    /// The URL Flux clones (default: the push URL; scp-like forms become ssh://). Flux gets
+    /// $CAPI_MANAGE_FLUX_GIT_TOKEN (a read-only token) when set, else the push's credentials.
+    #[arg(long, value_name = "URL")]
+    pub flux_url: Option<String>,
+    /// Do not ask: assume the deploy key is added.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The deploy key (clusters/<name>/.capi-manage/deploy-key.pub) is already added.
+    #[arg(long)]
+    pub deploy_key_added: bool,
+}
+
+/// `teardown`: only the flags it uses. Bootstrap's git and deploy-key flags that earlier
+/// releases accepted here are still taken, hidden, and ignored with a warning; `--yes` (there
+/// is nothing to confirm) is taken silently, as scripts pass it to both commands.
+#[derive(Debug, clap::Args)]
+pub struct TeardownArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long, short = 'y', hide = true)]
+    pub yes: bool,
+    #[arg(long, hide = true)]
+    pub deploy_key_added: bool,
+    #[arg(long = "ssh-identity", hide = true, value_name = "FILE")]
+    pub ssh_identity: Vec<PathBuf>,
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub accept_new_host_key: bool,
+    #[arg(long = "git-url", hide = true, value_name = "URL")]
+    pub git_url: Option<String>,
+}
+
+impl TeardownArgs {
+    /// The names of the ignored flags given.
+    fn ignored(&self) -> Vec<&'static str> {
+        [
+            (self.deploy_key_added, "--deploy-key-added"),
+            (!self.ssh_identity.is_empty(), "--ssh-identity"),
+            (self.known_hosts.is_some(), "--known-hosts"),
+            (self.accept_new_host_key, "--accept-new-host-key"),
+            (self.git_url.is_some(), "--git-url"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect()
+    }
+}
+
+impl CommonArgs {
+    /// The options both commands set.
     fn options(&self) -> anyhow::Result<Options> {
         let repo = match &self.repo {
             Some(dir) => Repo::at(dir),
@@ -108,9 +138,10 @@ impl Args {
         }
         o.ignore_preflight = self.ignore_preflight_errors.clone();
         o.namespace = self.namespace.clone();
-        if let Some(n) = &self.kind_name {
+        if let Some(n) = self.kind_name.as_ref().filter(|n| !n.is_empty()) {
             o.kind.name = n.clone();
         }
+        o.retain_kind = self.retain;
         if let Some(i) = &self.node_image {
             o.kind.image = i.clone();
         }
@@ -121,29 +152,27 @@ impl Args {
             o.kind.privileges =
                 NodePrivileges::TestOnlyCapabilities(self.test_only_node_capabilities.clone());
         }
-        o.git.push_url = self.git_url.clone();
-        o.git.flux_url = self.flux_url.clone();
-        o.git.message = self.message.clone();
-        if let (Some(name), Some(email)) = (&self.author_name, &self.author_email) {
-            o.git.author = Some(Author {
-                name: name.clone(),
-                email: email.clone(),
-            });
-        }
-        o.git.http_credentials = git_credentials(self.git_token_stdin)?;
-        o.git.flux_http_credentials =
-            env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
-        let mut ssh = SshOptions::default();
-        ssh.identity_files = self.ssh_identity.clone();
-        ssh.known_hosts = self.known_hosts.clone();
-        ssh.accept_new_host_key = self.accept_new_host_key;
-        o.git.ssh = ssh;
-        o.timeouts.cluster = Duration::from_secs(self.cluster_timeout);
-        o.timeouts.components = Duration::from_secs(self.timeout);
-        o.timeouts.sync = Duration::from_secs(self.timeout);
-        o.timeouts.delete = Duration::from_secs(self.cluster_timeout);
+        o.timeouts.cluster = self.cluster_timeout;
+        o.timeouts.components = self.timeout;
+        o.timeouts.sync = self.timeout;
+        o.timeouts.delete = self.cluster_timeout;
         o.timeouts.connect = super::timeouts().connect;
         o.timeouts.request = super::timeouts().request;
+        Ok(o)
+    }
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<Options> {
+        let mut o = self.common.options()?;
+        o.git.push_url = self.git.git_url.clone();
+        o.git.flux_url = self.flux_url.clone();
+        o.git.message = self.git.message.clone();
+        o.git.author = self.git.author();
+        o.git.http_credentials = self.git.http_credentials()?;
+        o.git.flux_http_credentials =
+            super::git_args::env_value("CAPI_MANAGE_FLUX_GIT_TOKEN").map(HttpCredentials::token);
+        o.git.ssh = self.git.ssh();
         o.confirm_deploy_key = if self.yes || self.deploy_key_added {
             None
         } else if std::io::stdin().is_terminal() {
@@ -184,6 +213,7 @@ fn interrupt_token() -> CancellationToken {
 
 pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     let o = args.options()?;
+    let args = args.common;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
     let report = bootstrap::bootstrap(&o, &observer, &cancel).await;
@@ -192,7 +222,7 @@ pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     if args.output == "json" {
         print_preflight_json(&report.preflight);
     }
-    if args.output == "text" {
+    if args.output == "text" && !super::quiet() {
         eprintln!(
             "cluster {} is self-managed and synced by Flux{}; kubeconfig: {}",
             args.cluster,
@@ -206,8 +236,16 @@ pub async fn run_bootstrap(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
-    let o = args.options()?;
+pub async fn run_teardown(args: TeardownArgs) -> anyhow::Result<()> {
+    let o = args.common.options()?;
+    let ignored = args.ignored();
+    if !ignored.is_empty() && !super::quiet() {
+        eprintln!(
+            "warning: teardown does not use {}: ignored",
+            ignored.join(", ")
+        );
+    }
+    let args = args.common;
     let observer = Terminal::for_output(&args.output);
     let cancel = interrupt_token();
     let report = bootstrap::teardown(&o, &observer, &cancel).await;
@@ -216,11 +254,18 @@ pub async fn run_teardown(args: Args) -> anyhow::Result<()> {
     if args.output == "json" {
         print_preflight_json(&report.preflight);
     }
-    if args.output == "text" {
-        eprintln!(
-            "cluster {} is deleted and the kind cluster is gone",
-            args.cluster
-        );
+    if args.output == "text" && !super::quiet() {
+        if args.retain {
+            eprintln!(
+                "cluster {} is deleted; kind cluster {} is kept",
+                args.cluster, o.kind.name
+            );
+        } else {
+            eprintln!(
+                "cluster {} is deleted and the kind cluster is gone",
+                args.cluster
+            );
+        }
     }
     Ok(())
 }
@@ -237,7 +282,7 @@ fn print_preflight_json(p: &bootstrap::Preflight) {
 
 /// A failed run: with `--output json`, the preflight's checks and the support bundle as JSON
 /// lines first; then the error as [`interrupted`] makes it.
-fn failed(e: bootstrap::Error, args: &Args, command: &str) -> anyhow::Error {
+fn failed(e: bootstrap::Error, args: &CommonArgs, command: &str) -> anyhow::Error {
     if args.output == "json" {
         if let Some(p) = e.preflight() {
             print_preflight_json(p);
@@ -302,37 +347,4 @@ pub fn run_kubeconfig(args: KubeconfigArgs) -> anyhow::Result<()> {
         println!("{}", path.display());
     }
     Ok(())
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The push's HTTP(S) credentials: a token from standard input (--git-token-stdin) or the
-/// environment, or a user name and password from the environment.
-fn git_credentials(token_stdin: bool) -> anyhow::Result<Option<HttpCredentials>> {
-    if token_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| anyhow::anyhow!("--git-token-stdin: cannot read standard input: {e}"))?;
-        let token = line.trim();
-        if token.is_empty() {
-            anyhow::bail!("--git-token-stdin: standard input holds no token");
-        }
-        return Ok(Some(HttpCredentials::token(token)));
-    }
-    if let Some(t) = env_value("CAPI_MANAGE_GIT_TOKEN") {
-        return Ok(Some(HttpCredentials::token(t)));
-    }
-    match (
-        env_value("CAPI_MANAGE_GIT_USERNAME"),
-        env_value("CAPI_MANAGE_GIT_PASSWORD"),
-    ) {
-        (Some(username), Some(password)) => Ok(Some(HttpCredentials { username, password })),
-        (None, None) => Ok(None),
-        _ => anyhow::bail!(
-            "set both $CAPI_MANAGE_GIT_USERNAME and $CAPI_MANAGE_GIT_PASSWORD, or $CAPI_MANAGE_GIT_TOKEN, or neither"
-        ),
-    }
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod bootstrap;
+mod git_args;
 mod move_cmd;
 mod observer;
 mod plan;
@@ -11,6 +12,7 @@ mod rotate;
 mod seal;
 mod status;
 mod vendor;
+mod version;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -25,9 +27,21 @@ pub use observer::Terminal;
 #[derive(Debug, Parser)]
 #[command(name = "capi-manage", version, about, long_about = None)]
 pub struct Cli {
-    /// More detail (-v: debug, -vv: trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More detail: -v N as kind takes it (1: debug, 2 and up: trace), or -v, -vv.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+    /// Verbosity level N (what `-v N` becomes).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        hide = true,
+        conflicts_with = "quiet"
+    )]
+    pub verbosity: Option<u8>,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// Longest wait for one answer from a Kubernetes API server or git server, e.g. 90s, 5m,
     /// 1h (a bare number is seconds; 0: no limit).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
@@ -56,23 +70,39 @@ impl KubeArgs {
     }
 }
 
-/// `90s`, `5m`, `1h`, or a number of seconds; `0` means no limit.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 90s, 5m or 1h"))?;
-    let seconds = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
+/// A duration as flux, kind and Go write them: `90s`, `10m`, `1h`, `1h30m`, `1.5h`, `500ms`,
+/// or a bare number of seconds; `0` means no limit where the flag says so.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration such as 90s, 10m, 1h or 1h30m");
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map(Duration::from_secs).map_err(|_| bad());
+    }
+    let mut rest = s;
+    let mut total = Duration::ZERO;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("`{s}`: the unit must be ms, s, m or h"))?;
+        let (number, tail) = rest.split_at(n_end);
+        let u_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(u_end);
+        let n: f64 = number.parse().map_err(|_| bad())?;
+        let unit_seconds = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
+        };
+        total += Duration::try_from_secs_f64(n * unit_seconds).map_err(|_| bad())?;
+        rest = tail;
+    }
+    Ok(total)
 }
 
 /// The global --connect-timeout and --request-timeout, set once by [`run`].
@@ -190,6 +220,7 @@ fn cert_hint(error: &capi_manage::seal::Error) -> Option<&'static str> {
             Some("check --controller-namespace and --controller-name, or seal offline with --cert")
         }
         E::CertificateUnavailable { .. } => Some("or seal offline with --cert FILE|URL"),
+        E::EmptyData { .. } => Some("pass --allow-empty-data to seal it anyway"),
         _ => None,
     }
 }
@@ -210,7 +241,7 @@ pub enum Command {
     /// Create the cluster from clusters/<name>, make it self-managed and hand it to Flux.
     Bootstrap(bootstrap::Args),
     /// Move the cluster back to a temporary management cluster and delete it.
-    Teardown(bootstrap::Args),
+    Teardown(bootstrap::TeardownArgs),
     /// Print the rendered manifests of a cluster (or any kustomization folder).
     Render(render::Args),
     /// Check a cluster's config and print the steps bootstrap would take.
@@ -228,12 +259,15 @@ pub enum Command {
     /// Show a cluster's conditions and Flux health.
     Status(status::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
+    #[command(visible_alias = "completions")]
+    Completion {
         /// The shell.
         shell: clap_complete::Shell,
     },
     /// Server-side apply manifest files to a cluster (as capi-manage does during bootstrap).
     Apply(apply::Args),
+    /// Print the version, the pinned components and the pinned charts.
+    Version(version::Args),
 }
 
 /// Ctrl-C stopped the operation; the message says how to resume.
@@ -241,12 +275,66 @@ pub enum Command {
 #[error("{0}")]
 pub struct Interrupted(pub String);
 
-pub fn parse() -> Cli {
-    Cli::parse()
+static QUIET: OnceLock<bool> = OnceLock::new();
+
+/// Whether `-q` was given: progress and notes are not printed, only the final error.
+pub fn quiet() -> bool {
+    QUIET.get().copied().unwrap_or(false)
 }
 
-pub fn init_tracing(verbose: u8) {
+/// Parses the command line. `-v N`, `-vN` and `-v=N` (kind's verbosity) become `--verbosity N`
+/// first, so that `-v`, `-vv` keep counting.
+pub fn parse() -> Cli {
+    let cli = Cli::parse_from(verbosity_args(std::env::args_os()));
+    let _ = QUIET.set(cli.quiet);
+    cli
+}
+
+/// Rewrites kind's `-v N` forms into `--verbosity=N`, up to a `--`.
+fn verbosity_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = args.into_iter().peekable();
+    let level = |s: &str| s.parse::<u8>().ok();
+    while let Some(a) = args.next() {
+        let Some(text) = a.to_str() else {
+            out.push(a);
+            continue;
+        };
+        if text == "--" {
+            out.push(a);
+            out.extend(args);
+            break;
+        }
+        let attached = text
+            .strip_prefix("-v=")
+            .or_else(|| text.strip_prefix("-v"))
+            .and_then(level);
+        if let Some(n) = attached {
+            out.push(format!("--verbosity={n}").into());
+        } else if text == "-v"
+            && let Some(n) = args.peek().and_then(|n| n.to_str()).and_then(level)
+        {
+            out.push(format!("--verbosity={n}").into());
+            args.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+impl Cli {
+    /// The verbosity level: `-v N`, else the count of `-v`.
+    pub fn verbosity(&self) -> u8 {
+        self.verbosity.unwrap_or(self.verbose)
+    }
+}
+
+pub fn init_tracing(verbose: u8, quiet: bool) {
     let level = match verbose {
+        // -q: only errors, and kube-client's failed connections are reported once, as the
+        // error.
+        _ if quiet => "error,kube_client::client::builder=off",
         // kube-client logs failed connections at ERROR; they are reported once, as the error.
         0 => "warn,kube_client::client::builder=off",
         1 => "capi_manage=debug,info",
@@ -287,7 +375,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Move(args) => move_cmd::run(args, &observer).await,
         Command::Kubeconfig(args) => bootstrap::run_kubeconfig(args),
         Command::Status(args) => status::run(args).await,
-        Command::Completions { shell } => {
+        Command::Version(args) => version::run(args),
+        Command::Completion { shell } => {
             use clap::CommandFactory;
             use std::io::Write as _;
             let mut script = Vec::new();
@@ -332,36 +421,45 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(flag_hint).map(str::to_string)
 }
 
+/// The error of the chain as a `T`, also where the library boxes it (a boxed error shows in
+/// the chain as its `Box`).
+fn downcast<'a, T: std::error::Error + 'static>(
+    c: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    c.downcast_ref::<T>()
+        .or_else(|| c.downcast_ref::<Box<T>>().map(|b| &**b))
+}
+
 /// The flag that fixes one error of the chain.
 fn flag_hint(c: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use capi_manage::{capi, kind};
-    if c.downcast_ref::<kind::UnknownVersion>().is_some()
+    if downcast::<kind::UnknownVersion>(c).is_some()
         || matches!(
-            c.downcast_ref::<kind::CreateError>(),
+            downcast::<kind::CreateError>(c),
             Some(kind::CreateError::Pull { .. })
         )
     {
-        return Some("pass --node-image IMAGE");
+        return Some("pass --node-image (or --image) IMAGE");
     }
     if matches!(
-        c.downcast_ref::<capi_manage::git::PushError>(),
+        downcast::<capi_manage::git::PushError>(c),
         Some(capi_manage::git::PushError::UnknownHostKey { .. })
     ) {
         return Some("verify it, then re-run with --accept-new-host-key");
     }
     if matches!(
-        c.downcast_ref::<capi_manage::components::Error>(),
+        downcast::<capi_manage::components::Error>(c),
         Some(capi_manage::components::Error::Variable { .. })
     ) {
         return Some("set it with --var NAME=VALUE or in the environment");
     }
     if matches!(
-        c.downcast_ref::<capi::Error>(),
+        downcast::<capi::Error>(c),
         Some(capi::Error::SameCluster { .. })
     ) {
-        return Some("check --from-kubeconfig/--to-kubeconfig and their contexts");
+        return Some("check --kubeconfig/--to-kubeconfig and their contexts");
     }
-    if let Some(e) = c.downcast_ref::<capi_manage::seal::Error>() {
+    if let Some(e) = downcast::<capi_manage::seal::Error>(c) {
         return cert_hint(e);
     }
     None
@@ -402,38 +500,39 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Whether an error of the chain is a library operation's cancellation (Ctrl-C).
 fn is_cancelled(c: &(dyn std::error::Error + 'static)) -> bool {
     use capi_manage::{bootstrap, capi, components, flux, git, kind, kube};
-    matches!(
-        c.downcast_ref::<kube::Error>(),
-        Some(kube::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kube::RequestError>(),
-        Some(kube::RequestError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<components::Error>(),
-        Some(components::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<capi::Error>(),
-        Some(capi::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<capi::readiness::ReadinessError>(),
-        Some(capi::readiness::ReadinessError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<flux::Error>(),
-        Some(flux::Error::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kind::CreateError>(),
-        Some(kind::CreateError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<kind::LoadError>(),
-        Some(kind::LoadError::Cancelled)
-    ) || matches!(
-        c.downcast_ref::<git::PushError>(),
-        Some(git::PushError::Cancelled { .. })
-    ) || matches!(
-        c.downcast_ref::<git::HostKeyScanError>(),
-        Some(git::HostKeyScanError::Cancelled { .. })
-    ) || matches!(
-        c.downcast_ref::<bootstrap::Error>(),
-        Some(bootstrap::Error::Cancelled { .. })
-    )
+    matches!(downcast::<kube::Error>(c), Some(kube::Error::Cancelled))
+        || matches!(
+            downcast::<kube::RequestError>(c),
+            Some(kube::RequestError::Cancelled)
+        )
+        || matches!(
+            downcast::<components::Error>(c),
+            Some(components::Error::Cancelled)
+        )
+        || matches!(downcast::<capi::Error>(c), Some(capi::Error::Cancelled))
+        || matches!(
+            downcast::<capi::readiness::ReadinessError>(c),
+            Some(capi::readiness::ReadinessError::Cancelled)
+        )
+        || matches!(downcast::<flux::Error>(c), Some(flux::Error::Cancelled))
+        || matches!(
+            downcast::<kind::CreateError>(c),
+            Some(kind::CreateError::Cancelled)
+        )
+        || matches!(
+            downcast::<kind::LoadError>(c),
+            Some(kind::LoadError::Cancelled)
+        )
+        || matches!(
+            downcast::<git::PushError>(c),
+            Some(git::PushError::Cancelled { .. })
+        )
+        || matches!(
+            downcast::<git::HostKeyScanError>(c),
+            Some(git::HostKeyScanError::Cancelled { .. })
+        )
+        || matches!(
+            downcast::<bootstrap::Error>(c),
+            Some(bootstrap::Error::Cancelled { .. })
+        )
 }

@@ -8,11 +8,20 @@ use capi_manage::repo::Repo;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Kubeconfig of the management cluster the objects are on.
-    #[arg(long, value_name = "FILE")]
+    /// Kubeconfig of the management cluster the objects are on, as clusterctl names it
+    /// (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(
+        long = "kubeconfig",
+        visible_alias = "from-kubeconfig",
+        value_name = "FILE"
+    )]
     pub from_kubeconfig: Option<PathBuf>,
-    /// Context in --from-kubeconfig.
-    #[arg(long, value_name = "NAME")]
+    /// Context in --kubeconfig (default: its current-context).
+    #[arg(
+        long = "kubeconfig-context",
+        visible_alias = "from-context",
+        value_name = "NAME"
+    )]
     pub from_context: Option<String>,
     /// Kubeconfig of the management cluster to move them to.
     #[arg(
@@ -21,13 +30,19 @@ pub struct Args {
         required_unless_present_any = ["dry_run", "to_directory"]
     )]
     pub to_kubeconfig: Option<PathBuf>,
-    /// Context in --to-kubeconfig.
-    #[arg(long, value_name = "NAME")]
+    /// Context in --to-kubeconfig (default: its current-context).
+    #[arg(
+        long = "to-kubeconfig-context",
+        visible_alias = "to-context",
+        value_name = "NAME"
+    )]
     pub to_context: Option<String>,
-    /// Namespace of the cluster's objects.
-    #[arg(long, short = 'n', default_value = "capi-self")]
-    pub namespace: String,
-    /// Print the move plan (groups in order, what stays behind) and change nothing.
+    /// Namespace of the cluster's objects (default, as in clusterctl: the namespace of the
+    /// kubeconfig's context; a context that names none: capi-self, where bootstrap puts them).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Change nothing: print what would be moved, in order (groups, what stays behind);
+    /// --to-kubeconfig is not needed.
     #[arg(long)]
     pub dry_run: bool,
     /// Delete the moved objects from the source afterwards.
@@ -85,10 +100,10 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let options = MoveOptions {
-        journal,
+    let options = |client: &::kube::Client| MoveOptions {
+        journal: journal.clone(),
         delete_source: args.delete_source,
-        ..MoveOptions::new(&args.namespace)
+        ..MoveOptions::new(namespace(args.namespace.as_deref(), client))
     };
     if let Some(dir) = &args.from_directory {
         let to = connect(&client_options(
@@ -96,6 +111,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             args.to_context.clone(),
         ))
         .await?;
+        let options = options(&to);
         let report = restore(&Discovery::new(to), dir, &options, observer, &cancel).await?;
         print_report(&report, "restored");
         return Ok(());
@@ -105,13 +121,14 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         args.from_context.clone(),
     ))
     .await?;
+    let options = options(&from);
     let source = Discovery::new(from);
     if args.dry_run {
         // Planning only reads: dropping it at Ctrl-C leaves nothing to undo.
         let planned = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(capi_manage::capi::Error::Cancelled),
-            planned = plan(&source, &args.namespace) => planned,
+            planned = plan(&source, &options.namespace) => planned,
         };
         print_report(&planned?, "would move");
         return Ok(());
@@ -130,6 +147,16 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     let report = move_objects(&source, &target, &options, observer, &cancel).await?;
     print_report(&report, "moved");
     Ok(())
+}
+
+/// The namespace to move: `-n`, else the context's namespace as clusterctl takes it, else
+/// bootstrap's namespace (a context naming none gives the client `default`).
+fn namespace(flag: Option<&str>, client: &::kube::Client) -> String {
+    match flag {
+        Some(n) => n.to_string(),
+        None if client.default_namespace() != "default" => client.default_namespace().to_string(),
+        None => capi_manage::bootstrap::DEFAULT_NAMESPACE.to_string(),
+    }
 }
 
 fn print_report(report: &MoveReport, verb: &str) {

@@ -14,6 +14,8 @@ enum Mode {
     Spinner(Mutex<Option<ProgressBar>>),
     /// One JSON object per event on stdout.
     Json,
+    /// Nothing (`-q`): only the final error is printed, by `main`.
+    Quiet,
 }
 
 /// Reports events on the terminal.
@@ -24,7 +26,12 @@ pub struct Terminal {
 impl Terminal {
     /// Plain lines on stderr.
     pub fn stderr() -> Self {
-        Terminal { mode: Mode::Lines }
+        let mode = if super::quiet() {
+            Mode::Quiet
+        } else {
+            Mode::Lines
+        };
+        Terminal { mode }
     }
 
     /// For `--output text|json`: JSON lines on stdout, else a spinner when stderr is a
@@ -32,6 +39,8 @@ impl Terminal {
     pub fn for_output(output: &str) -> Self {
         let mode = if output == "json" {
             Mode::Json
+        } else if super::quiet() {
+            Mode::Quiet
         } else if std::io::stderr().is_terminal() {
             Mode::Spinner(Mutex::new(None))
         } else {
@@ -108,6 +117,7 @@ pub fn json(event: &Event) -> serde_json::Value {
 impl Observer for Terminal {
     fn event(&self, event: Event) {
         match &self.mode {
+            Mode::Quiet => {}
             Mode::Json => {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}", json(&event));

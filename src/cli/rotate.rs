@@ -7,19 +7,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use capi_manage::bootstrap::{self, RotateOptions, StepError};
-use capi_manage::git::{Author, HttpCredentials, SshOptions};
 use capi_manage::repo::Repo;
 use capi_manage::seal::{DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
 
 use super::{CertArgs, Terminal};
-
-/// Environment variable holding an access token for HTTP(S) remotes.
-const TOKEN_ENV: &str = "CAPI_MANAGE_GIT_TOKEN";
-/// Environment variables holding a user name and password for HTTP(S) remotes.
-const USERNAME_ENV: &str = "CAPI_MANAGE_GIT_USERNAME";
-const PASSWORD_ENV: &str = "CAPI_MANAGE_GIT_PASSWORD";
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -44,30 +37,8 @@ pub struct Args {
     /// there for review; the current branch is left as it is.
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// Commit message (default: `Rotate credentials - <cluster>`).
-    #[arg(long, short = 'm', value_name = "TEXT")]
-    pub message: Option<String>,
-    /// Commit author name (default: git config user.name).
-    #[arg(long, value_name = "NAME", requires = "author_email")]
-    pub author_name: Option<String>,
-    /// Commit author email (default: git config user.email).
-    #[arg(long, value_name = "EMAIL", requires = "author_name")]
-    pub author_email: Option<String>,
-    /// Push here instead of remote `origin`'s URL.
-    #[arg(long, value_name = "URL")]
-    pub remote_url: Option<String>,
-    /// SSH private key to push with (repeatable; default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa).
-    #[arg(long = "identity", value_name = "FILE")]
-    pub identity_files: Vec<PathBuf>,
-    /// SSH known_hosts file (default: ~/.ssh/known_hosts).
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Trust and record an SSH host key known_hosts does not list yet.
-    #[arg(long)]
-    pub accept_new_host_key: bool,
-    /// Do not use the ssh-agent.
-    #[arg(long)]
-    pub no_agent: bool,
+    #[command(flatten)]
+    pub git: super::git_args::GitArgs,
 }
 
 pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
@@ -81,17 +52,11 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         .cert
         .source(&args.controller_namespace, &args.controller_name)?;
     o.branch = args.branch.clone();
-    o.message = args.message.clone();
-    o.author = match (&args.author_name, &args.author_email) {
-        (Some(name), Some(email)) => Some(Author {
-            name: name.clone(),
-            email: email.clone(),
-        }),
-        _ => None,
-    };
-    o.remote_url = args.remote_url.clone();
-    o.http_credentials = http_credentials()?;
-    o.ssh = ssh_options(&args);
+    o.message = args.git.message.clone();
+    o.author = args.git.author();
+    o.remote_url = args.git.git_url.clone();
+    o.http_credentials = args.git.http_credentials()?;
+    o.ssh = args.git.ssh();
     o.timeouts.connect = super::timeouts().connect;
     o.timeouts.request = super::timeouts().request;
     let cancel = super::cancel_on_ctrl_c();
@@ -118,29 +83,8 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
 fn hinted(e: bootstrap::Error) -> anyhow::Error {
     let hint = match e.step_error() {
         Some((_, StepError::NoKubeconfig { .. })) => "put it there or pass --cert FILE|URL",
-        Some((_, StepError::NoRemote { .. })) => "or pass --remote-url",
+        Some((_, StepError::NoRemote { .. })) => "or pass --git-url",
         _ => return e.into(),
     };
     anyhow::anyhow!("{}; {hint}", super::one_line(&anyhow::Error::from(e)))
-}
-
-fn http_credentials() -> anyhow::Result<Option<HttpCredentials>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(token) = var(TOKEN_ENV) {
-        return Ok(Some(HttpCredentials::token(token)));
-    }
-    match (var(USERNAME_ENV), var(PASSWORD_ENV)) {
-        (Some(username), Some(password)) => Ok(Some(HttpCredentials { username, password })),
-        (None, None) => Ok(None),
-        _ => bail!("set both ${USERNAME_ENV} and ${PASSWORD_ENV}, or ${TOKEN_ENV}, or neither"),
-    }
-}
-
-fn ssh_options(args: &Args) -> SshOptions {
-    let mut ssh = SshOptions::default();
-    ssh.identity_files = args.identity_files.clone();
-    ssh.known_hosts = args.known_hosts.clone();
-    ssh.accept_new_host_key = args.accept_new_host_key;
-    ssh.no_agent = args.no_agent;
-    ssh
 }

@@ -6,51 +6,108 @@ use capi_manage::kube::connect;
 use capi_manage::manifest::parse_str;
 use capi_manage::observe::ObserverExt;
 use capi_manage::seal::{
-    DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope, SealOptions,
-    Secret, merge_into, seal, seal_raw, to_yaml, unsealed_secret_data,
+    Controller, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope,
+    SealOptions, Secret, merge_into, reencrypt_sealed, seal, seal_raw, to_json, to_yaml,
+    unsealed_secret_data, validate_sealed,
 };
 use zeroize::Zeroizing;
 
 use super::{CertArgs, KubeArgs, Terminal, report_certificate, with_cert_hint};
 
+/// Flags as kubeseal names them; each also reads kubeseal's `SEALED_SECRETS_<FLAG>` variable.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The Secret to seal (YAML, one or more documents), or `-` for standard input. With
-    /// --raw: the value to seal.
-    #[arg(value_name = "SECRET", default_value = "-")]
-    pub input: PathBuf,
+    /// The Secret to seal (YAML or JSON, one or more documents), or `-` for standard input
+    /// (default). With --raw: the value to seal.
+    #[arg(value_name = "SECRET", conflicts_with = "secret_file")]
+    pub input: Option<PathBuf>,
+    /// The Secret to seal, as kubeseal's -f takes it.
+    #[arg(
+        short = 'f',
+        long = "secret-file",
+        value_name = "FILE",
+        env = "SEALED_SECRETS_SECRET_FILE"
+    )]
+    pub secret_file: Option<PathBuf>,
+    /// Write the SealedSecret to this file (atomically) instead of standard output.
+    #[arg(
+        short = 'w',
+        long = "sealed-secret-file",
+        value_name = "FILE",
+        env = "SEALED_SECRETS_SEALED_SECRET_FILE"
+    )]
+    pub sealed_secret_file: Option<PathBuf>,
+    /// Output format: yaml or json, laid out as kubeseal writes them (kubeseal's default is
+    /// json; ours is yaml, what a config repository holds).
+    #[arg(
+        short = 'o',
+        long = "format",
+        visible_alias = "output",
+        default_value = "yaml",
+        value_parser = ["yaml", "json"],
+        env = "SEALED_SECRETS_FORMAT"
+    )]
+    pub format: String,
     #[command(flatten)]
     pub cert: CertArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Namespace of the sealed-secrets controller.
-    #[arg(long, value_name = "NS", default_value = DEFAULT_CONTROLLER_NAMESPACE)]
+    #[arg(long, value_name = "NS", default_value = DEFAULT_CONTROLLER_NAMESPACE, env = "SEALED_SECRETS_CONTROLLER_NAMESPACE")]
     pub controller_namespace: String,
     /// Name of the sealed-secrets controller's Service.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONTROLLER_NAME)]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONTROLLER_NAME, env = "SEALED_SECRETS_CONTROLLER_NAME")]
     pub controller_name: String,
+    /// Print the sealing certificate (PEM) and nothing else, for later use with --cert.
+    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT", conflicts_with_all = ["raw", "merge_into"])]
+    pub fetch_cert: bool,
     /// strict, namespace-wide or cluster-wide (default: from the Secret's annotations, else
     /// strict).
-    #[arg(long, value_parser = parse_scope)]
+    #[arg(long, value_parser = parse_scope, env = "SEALED_SECRETS_SCOPE")]
     pub scope: Option<Scope>,
-    /// Write the SealedSecret to this file (atomically) instead of standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Seal into this existing SealedSecret file, in place (or to -o): only keys whose value
+    /// Seal into this existing SealedSecret file, in place (or to -w): only keys whose value
     /// changed are re-sealed when the cluster shows the current values.
-    #[arg(long, value_name = "FILE", conflicts_with = "raw")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "raw",
+        env = "SEALED_SECRETS_MERGE_INTO"
+    )]
     pub merge_into: Option<PathBuf>,
-    /// Seal one raw value (the input's bytes) and print it base64-encoded, for
-    /// spec.encryptedData.
-    #[arg(long)]
+    /// Seal one raw value (from --from-file, else the input's bytes) and print it
+    /// base64-encoded, for spec.encryptedData.
+    #[arg(long, env = "SEALED_SECRETS_RAW")]
     pub raw: bool,
+    /// With --raw: the file holding the value, as kubeseal takes it (`[KEY=]FILE`; the key is
+    /// not used).
+    #[arg(long, value_name = "[KEY=]FILE", requires = "raw", conflicts_with_all = ["input", "secret_file"])]
+    pub from_file: Option<String>,
     /// Name to seal under (the Secret's own by default; required by --raw in strict scope).
-    #[arg(long)]
+    #[arg(long, env = "SEALED_SECRETS_NAME")]
     pub name: Option<String>,
-    /// Namespace to seal into (the Secret's own by default; required by --raw unless
+    /// Namespace for a Secret that names none, as kubeseal's -n (required by --raw unless
     /// cluster-wide).
-    #[arg(long)]
+    #[arg(long, short = 'n', env = "SEALED_SECRETS_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Ask the controller whether it can decrypt the input's SealedSecrets; exit 1 when it
+    /// cannot.
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE", conflicts_with_all = ["raw", "merge_into", "fetch_cert", "re_encrypt"])]
+    pub validate: bool,
+    /// Have the controller re-encrypt the input's SealedSecrets with its newest key.
+    #[arg(long, alias = "rotate", env = "SEALED_SECRETS_RE_ENCRYPT", conflicts_with_all = ["raw", "merge_into", "fetch_cert"])]
+    pub re_encrypt: bool,
+    /// With --validate and --re-encrypt: reach the controller's HTTP API at this URL (a
+    /// `kubectl port-forward`, an ingress) instead of through the API server's service proxy.
+    #[arg(long, value_name = "URL")]
+    pub controller_url: Option<String>,
+    /// Seal a Secret that holds no values instead of refusing it.
+    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA")]
+    pub allow_empty_data: bool,
+}
+
+/// An environment variable's value, when set and not empty.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -58,15 +115,32 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
         .map_err(|e: capi_manage::seal::Error| e.to_string())
 }
 
-pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
-    let stdin = args.input == Path::new("-");
+pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
+    // kubeseal's variables for the flags shared with other commands.
+    if args.cert.cert.is_none() {
+        args.cert.cert = env_value("SEALED_SECRETS_CERT");
+    }
+    if args.kube.kubeconfig.is_none() {
+        args.kube.kubeconfig = env_value("SEALED_SECRETS_KUBECONFIG").map(PathBuf::from);
+    }
+    if args.kube.context.is_none() {
+        args.kube.context = env_value("SEALED_SECRETS_CONTEXT");
+    }
+    if args.fetch_cert {
+        return fetch_cert(&args, observer).await;
+    }
+    let input_path = input_path(&args);
+    if args.validate || args.re_encrypt {
+        return through_controller(&args, &input_path).await;
+    }
+    let stdin = input_path == Path::new("-");
     let input_name = if stdin {
         "<stdin>".to_string()
     } else {
-        args.input.display().to_string()
+        input_path.display().to_string()
     };
     // Read (and check) the input before any network traffic: bad input fails fast.
-    let input = read_input(&args.input)?;
+    let input = read_input(&input_path)?;
     let secrets = if args.raw {
         Vec::new()
     } else {
@@ -102,31 +176,18 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         None => None,
     };
 
-    let source = args
-        .cert
-        .source(&args.controller_namespace, &args.controller_name)?;
-    let use_cluster =
-        args.cert.cert.is_none() || args.kube.kubeconfig.is_some() || args.kube.context.is_some();
-    let client = if use_cluster {
-        Some(connect(&args.kube.options()).await?)
-    } else {
-        None
-    };
-    let (key, key_from) = source
-        .resolve(client.as_ref(), observer)
-        .await
-        .map_err(with_cert_hint)?;
+    let (key, key_from, client) = sealing_key(&args, observer).await?;
+    let json = args.format == "json";
 
     let output = if args.raw {
-        let mut sealed = seal_raw(
+        // As kubeseal prints it: no newline after the value.
+        seal_raw(
             &input,
             &key,
             args.scope.unwrap_or_default(),
             args.namespace.as_deref(),
             args.name.as_deref(),
-        )?;
-        sealed.push('\n');
-        sealed
+        )?
     } else if let Some((existing, marker)) = &existing {
         let secret = &secrets[0];
         let current = match &client {
@@ -169,20 +230,32 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             None,
         );
         let yaml = to_yaml(&merged.object);
-        if *marker {
+        if json {
+            to_json(&merged.object)
+        } else if *marker {
             yaml
         } else {
             yaml.trim_start_matches("---\n").to_string()
         }
     } else {
-        let options = SealOptions {
-            scope: args.scope,
-            name: args.name.clone(),
-            namespace: args.namespace.clone(),
-        };
         let mut out = String::new();
         for secret in &secrets {
-            out.push_str(&to_yaml(&seal(secret, &key, &options)?));
+            // As kubeseal: --namespace is for a Secret that names none.
+            let options = SealOptions {
+                scope: args.scope,
+                name: args.name.clone(),
+                namespace: args
+                    .namespace
+                    .clone()
+                    .filter(|_| secret.namespace().is_none()),
+                allow_empty_data: args.allow_empty_data,
+            };
+            let sealed = seal(secret, &key, &options)?;
+            out.push_str(&if json {
+                to_json(&sealed)
+            } else {
+                to_yaml(&sealed)
+            });
         }
         out
     };
@@ -190,7 +263,7 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
     drop(input);
 
     let target = args
-        .output
+        .sealed_secret_file
         .clone()
         .or_else(|| args.merge_into.clone().filter(|_| !args.raw));
     match target {
@@ -198,6 +271,123 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(output.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    report_certificate(observer, &key, &key_from);
+    Ok(())
+}
+
+/// The input: --from-file (its `KEY=` dropped), -f, the argument, else standard input (`-`).
+fn input_path(args: &Args) -> PathBuf {
+    match (&args.from_file, &args.secret_file, &args.input) {
+        (Some(f), _, _) => PathBuf::from(f.split_once('=').map_or(f.as_str(), |(_, p)| p)),
+        (None, Some(f), _) | (None, None, Some(f)) => f.clone(),
+        (None, None, None) => PathBuf::from("-"),
+    }
+}
+
+/// `--validate` and `--re-encrypt`: each SealedSecret of the input sent to the controller.
+async fn through_controller(args: &Args, input_path: &Path) -> anyhow::Result<()> {
+    let name = if input_path == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        input_path.display().to_string()
+    };
+    let input = read_input(input_path)?;
+    let text = std::str::from_utf8(&input).with_context(|| format!("{name} is not UTF-8 text"))?;
+    let sealed: Vec<_> = parse_str(text, Some(Path::new(&name)))?
+        .into_iter()
+        .filter(|o| o.kind() == "SealedSecret")
+        .collect();
+    if sealed.is_empty() {
+        bail!("{name} holds no SealedSecret");
+    }
+    let client = match &args.controller_url {
+        Some(_) => None,
+        None => Some(connect(&args.kube.options()).await?),
+    };
+    let controller = match (&args.controller_url, &client) {
+        (Some(url), _) => Controller::Url(url),
+        (None, Some(client)) => Controller::Service {
+            client,
+            namespace: &args.controller_namespace,
+            name: &args.controller_name,
+        },
+        (None, None) => unreachable!("a client is made without --controller-url"),
+    };
+    if args.validate {
+        for s in &sealed {
+            if !validate_sealed(controller, s)
+                .await
+                .map_err(with_cert_hint)?
+            {
+                bail!(
+                    "sealed-secrets controller {controller} cannot decrypt {}",
+                    s.identity()
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut out = String::new();
+    for s in &sealed {
+        let new = reencrypt_sealed(controller, s)
+            .await
+            .map_err(with_cert_hint)?;
+        out.push_str(&if args.format == "json" {
+            to_json(&new)
+        } else {
+            to_yaml(&new)
+        });
+    }
+    match &args.sealed_secret_file {
+        Some(path) => write_atomically(path, out.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(out.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// The sealing key: from --cert (a file or URL) or from the controller through the cluster;
+/// also the cluster's client when one is used.
+async fn sealing_key(
+    args: &Args,
+    observer: &Terminal,
+) -> anyhow::Result<(
+    capi_manage::seal::SealingKey,
+    String,
+    Option<::kube::Client>,
+)> {
+    let source = args
+        .cert
+        .source(&args.controller_namespace, &args.controller_name)?;
+    let use_cluster =
+        args.cert.cert.is_none() || args.kube.kubeconfig.is_some() || args.kube.context.is_some();
+    let client = if use_cluster {
+        Some(connect(&args.kube.options()).await?)
+    } else {
+        None
+    };
+    let (key, key_from) = source
+        .resolve(client.as_ref(), observer)
+        .await
+        .map_err(with_cert_hint)?;
+    Ok((key, key_from, client))
+}
+
+/// `--fetch-cert`: the certificate as PEM on standard output (or to -w).
+async fn fetch_cert(args: &Args, observer: &Terminal) -> anyhow::Result<()> {
+    let (key, key_from, _) = sealing_key(args, observer).await?;
+    let pem = key.certificate_pem();
+    match &args.sealed_secret_file {
+        Some(path) => write_atomically(path, pem.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(pem.as_bytes())?;
             stdout.flush()?;
         }
     }

@@ -27,6 +27,10 @@ pub struct ApplyOptions {
     pub definitions_timeout: Duration,
     /// Attempts per object for throttling, server and connection errors.
     pub attempts: u32,
+    /// Server-side dry run (`--dry-run=server`): the server validates and admits every object
+    /// and stores nothing. Objects whose kind only a CRD of the bundle defines cannot be
+    /// checked (the CRD is not created): they are reported as warnings and left out.
+    pub dry_run: bool,
 }
 
 impl Default for ApplyOptions {
@@ -37,6 +41,7 @@ impl Default for ApplyOptions {
             concurrency: 8,
             definitions_timeout: Duration::from_secs(60),
             attempts: 6,
+            dry_run: false,
         }
     }
 }
@@ -98,7 +103,12 @@ pub async fn apply(
         .enumerate()
         .partition(|(_, o)| apply_phase(&o.gvk()) == ApplyPhase::Definitions);
     observer.action(format!(
-        "applying {} objects ({} namespaces and CRDs first)",
+        "{} {} objects ({} namespaces and CRDs first)",
+        if options.dry_run {
+            "checking (server dry run)"
+        } else {
+            "applying"
+        },
         objects.len(),
         definitions.len()
     ));
@@ -119,7 +129,93 @@ pub async fn apply(
     )
     .await?;
 
-    // CRDs: established, then their kinds discoverable.
+    let rest = if options.dry_run {
+        dry_run_checkable(discovery, rest, &defined, &mut resolved, observer, cancel).await?
+    } else {
+        wait_for_definitions(
+            discovery,
+            &definitions,
+            &rest,
+            &defined,
+            &mut resolved,
+            options,
+            observer,
+            cancel,
+        )
+        .await?;
+        rest
+    };
+    run_phase(
+        discovery,
+        &rest,
+        &resolved,
+        options,
+        observer,
+        cancel,
+        &done,
+        total,
+        &mut results,
+    )
+    .await?;
+    let applied: Vec<Applied> = results.into_iter().flatten().collect();
+    observer.success(
+        if options.dry_run {
+            format!(
+                "the server accepts {} objects (dry run: nothing changed)",
+                applied.len()
+            )
+        } else {
+            format!("applied {} objects", applied.len())
+        },
+        Some(start.elapsed()),
+    );
+    Ok(ApplyReport { applied })
+}
+
+/// For a dry run: the objects of `rest` whose kind the server serves now; the others (their
+/// CRD is in the bundle, and a dry run does not create it) are reported and left out.
+async fn dry_run_checkable<'a>(
+    discovery: &Discovery,
+    rest: Batch<'a>,
+    defined: &BTreeSet<Gvk>,
+    resolved: &mut HashMap<Gvk, Resource>,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Batch<'a>, Error> {
+    let mut checkable = Vec::with_capacity(rest.len());
+    for (i, o) in rest {
+        let gvk = o.gvk();
+        if !resolved.contains_key(&gvk) && defined.contains(&gvk) {
+            match discovery.resolve_until_cancelled(&gvk, cancel).await? {
+                Some(r) => {
+                    resolved.insert(gvk, r);
+                }
+                None => {
+                    observer.warning(format!(
+                        "not checked: {}: its kind {gvk} comes from a CRD of this bundle, which a dry run does not create",
+                        o.identity()
+                    ));
+                    continue;
+                }
+            }
+        }
+        checkable.push((i, o));
+    }
+    Ok(checkable)
+}
+
+/// The bundle's CRDs established, then the kinds they define discoverable.
+#[allow(clippy::too_many_arguments)]
+async fn wait_for_definitions(
+    discovery: &Discovery,
+    definitions: &Batch<'_>,
+    rest: &Batch<'_>,
+    defined: &BTreeSet<Gvk>,
+    resolved: &mut HashMap<Gvk, Resource>,
+    options: &ApplyOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
     let crd_api = ::kube::Api::<DynamicObject>::all_with(
         discovery.client().clone(),
         &::kube::api::ApiResource::from_gvk_with_plural(
@@ -173,28 +269,7 @@ pub async fn apply(
             }
         }
     }
-    run_phase(
-        discovery,
-        &rest,
-        &resolved,
-        options,
-        observer,
-        cancel,
-        &done,
-        total,
-        &mut results,
-    )
-    .await?;
-    observer.success(
-        format!("applied {} objects", objects.len()),
-        Some(start.elapsed()),
-    );
-    Ok(ApplyReport {
-        applied: results
-            .into_iter()
-            .map(|r| r.expect("every object was applied"))
-            .collect(),
-    })
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -284,6 +359,7 @@ async fn apply_one(
     let identity = identity_obj.identity();
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force;
+    params.dry_run = options.dry_run;
     // Re-applying an unchanged configuration must not write: the server writes anyway for some
     // objects (a CRD whose schema defaults `status` is rewritten on every update, and a config
     // that owns no fields adds and drops its managedFields entry). So an existing object is

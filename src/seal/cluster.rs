@@ -50,23 +50,7 @@ pub async fn fetch_certificate(
         name: name.into(),
         source,
     };
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let service = match services.get(name).await.map_err(RequestError::from) {
-        Ok(s) => s,
-        Err(e) if e.is_not_found() => {
-            return Err(Error::ControllerNotFound {
-                namespace: namespace.into(),
-                name: name.into(),
-            });
-        }
-        Err(source) => return Err(request_failed(source)),
-    };
-    let port = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|p| p.first())
-        .map(|p| p.name.clone().unwrap_or_default());
+    let port = service_port(client, namespace, name).await?;
     let proxy_error = match port {
         None => format!("Service {namespace}/{name} has no ports"),
         Some(port) => {
@@ -102,6 +86,37 @@ pub async fn fetch_certificate(
             proxy,
             fallback,
         })
+}
+
+/// The name of the first port of the controller's Service (`None`: it has no ports).
+pub(super) async fn service_port(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<String>, Error> {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let service = match services.get(name).await.map_err(RequestError::from) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => {
+            return Err(Error::ControllerNotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            });
+        }
+        Err(source) => {
+            return Err(Error::ControllerRequest {
+                namespace: namespace.into(),
+                name: name.into(),
+                source,
+            });
+        }
+    };
+    Ok(service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .map(|p| p.name.clone().unwrap_or_default()))
 }
 
 /// A GET of `path` asking for a PEM file.

@@ -31,6 +31,8 @@ pub struct SealingKey {
     not_after: SystemTime,
     subject: String,
     fingerprint: String,
+    /// The certificate's DER bytes.
+    der: Vec<u8>,
 }
 
 /// The smallest RSA modulus accepted, in bits: smaller keys are within reach of factoring.
@@ -108,7 +110,22 @@ impl SealingKey {
             not_after: not_after_time,
             subject: cert.subject().to_string(),
             fingerprint: fingerprint(&cert_pem.contents),
+            der: cert_pem.contents.clone(),
         })
+    }
+
+    /// The certificate as PEM (one `CERTIFICATE` block, 64 characters a line), as the
+    /// controller serves it and `kubeseal --fetch-cert` prints it.
+    pub fn certificate_pem(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.der);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem
     }
 
     /// When the certificate expires.

@@ -15,6 +15,8 @@
 
 #[cfg(feature = "kube")]
 mod cluster;
+#[cfg(feature = "kube")]
+mod controller_api;
 mod crypto;
 mod sealed;
 mod secret;
@@ -25,9 +27,12 @@ pub use cluster::{
     FetchedCertificate, fetch_certificate, fetch_certificate_url, unsealed_secret_data,
 };
 
+#[cfg(feature = "kube")]
+pub use controller_api::{Controller, reencrypt_sealed, validate_sealed};
 pub use crypto::{MIN_RSA_BITS, SealingKey, UnsealingKey};
 pub use sealed::{
-    MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_yaml, unseal,
+    MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_json, to_yaml,
+    unseal,
 };
 pub use secret::{Secret, SecretData};
 pub use source::{CertSource, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE};
@@ -341,6 +346,31 @@ pub enum Error {
         proxy: String,
         /// Why the key Secrets did not help.
         fallback: String,
+    },
+    /// The controller did not answer a call about a SealedSecret (validate, re-encrypt) as
+    /// asked: it cannot decrypt it (HTTP 409), or the request failed.
+    #[cfg(feature = "kube")]
+    #[error("sealed-secrets controller {controller} cannot {what}")]
+    ControllerCall {
+        /// The controller: `namespace/name` of its Service, or its URL.
+        controller: String,
+        /// The call: `validate SealedSecret <namespace>/<name>` or `re-encrypt ...`.
+        what: String,
+        /// The answer, or why there was none.
+        #[source]
+        source: crate::kube::RequestError,
+    },
+    /// The controller's answer to a re-encryption is not a SealedSecret.
+    #[error(
+        "sealed-secrets controller {controller} answered the re-encryption of {sealed} with {detail}"
+    )]
+    ControllerAnswer {
+        /// The controller: `namespace/name` of its Service, or its URL.
+        controller: String,
+        /// The SealedSecret, `Kind namespace/name`.
+        sealed: String,
+        /// What is wrong with the answer.
+        detail: String,
     },
     /// The Secret unsealed from a SealedSecret cannot be read.
     #[cfg(feature = "kube")]

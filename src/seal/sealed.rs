@@ -37,6 +37,8 @@ pub struct SealOptions {
     pub name: Option<String>,
     /// Seal into this namespace instead of the Secret's.
     pub namespace: Option<String>,
+    /// Seal a Secret without values (kubeseal's `--allow-empty-data`) instead of refusing it.
+    pub allow_empty_data: bool,
 }
 
 /// Seals a Secret into a SealedSecret object laid out as `kubeseal -o yaml` lays it out:
@@ -73,7 +75,7 @@ pub fn seal(secret: &Secret, key: &SealingKey, options: &SealOptions) -> Result<
             scope,
         });
     }
-    if secret.data.is_empty() {
+    if secret.data.is_empty() && !options.allow_empty_data {
         return Err(Error::EmptyData {
             origin: secret.origin.clone(),
             name,
@@ -163,7 +165,7 @@ fn template_metadata(
 }
 
 /// Objects with their keys sorted at every level (kubeseal's YAML has them so).
-fn sorted(value: Value) -> Value {
+pub(super) fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
@@ -416,6 +418,104 @@ pub fn to_yaml(sealed: &Object) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Fields of Kubernetes' ObjectMeta in the order Go writes them.
+const OBJECT_META: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// A SealedSecret as JSON, laid out as `kubeseal -o json` writes it: fields in the order of
+/// the Go types (kind, apiVersion, metadata, spec: template, data, encryptedData), maps sorted,
+/// two-space indentation, `<`, `>` and `&` escaped, and a final newline.
+pub fn to_json(sealed: &Object) -> String {
+    let v = &sealed.value;
+    let mut top = Map::new();
+    for k in ["kind", "apiVersion"] {
+        if let Some(x) = v.get(k) {
+            top.insert(k.into(), x.clone());
+        }
+    }
+    if let Some(md) = v.get("metadata") {
+        top.insert("metadata".into(), go_ordered(md, OBJECT_META));
+    }
+    if let Some(spec) = v.get("spec") {
+        let mut out = Map::new();
+        if let Some(t) = spec.get("template") {
+            let mut template = Map::new();
+            if let Some(md) = t.get("metadata") {
+                template.insert("metadata".into(), go_ordered(md, OBJECT_META));
+            }
+            for k in ["type", "immutable", "data"] {
+                if let Some(x) = t.get(k) {
+                    template.insert(k.into(), sorted(x.clone()));
+                }
+            }
+            out.insert("template".into(), Value::Object(template));
+        }
+        for k in ["data", "encryptedData"] {
+            if let Some(x) = spec.get(k) {
+                out.insert(k.into(), sorted(x.clone()));
+            }
+        }
+        top.insert("spec".into(), Value::Object(out));
+    }
+    if let Some(status) = v.get("status") {
+        top.insert("status".into(), sorted(status.clone()));
+    }
+    let mut text =
+        serde_json::to_string_pretty(&Value::Object(top)).expect("a JSON value always serializes");
+    // Go's encoder escapes these inside strings (outside strings JSON has none of them).
+    for (c, escaped) in [
+        ('<', "\\u003c"),
+        ('>', "\\u003e"),
+        ('&', "\\u0026"),
+        ('\u{2028}', "\\u2028"),
+        ('\u{2029}', "\\u2029"),
+    ] {
+        if text.contains(c) {
+            text = text.replace(c, escaped);
+        }
+    }
+    text.push('\n');
+    text
+}
+
+/// An object with the `order` fields first, in that order, then any others sorted; nested
+/// maps sorted.
+fn go_ordered(value: &Value, order: &[&str]) -> Value {
+    let Some(map) = value.as_object() else {
+        return value.clone();
+    };
+    let mut out = Map::new();
+    for k in order {
+        if let Some(x) = map.get(*k) {
+            out.insert((*k).into(), sorted(x.clone()));
+        }
+    }
+    let mut rest: Vec<_> = map
+        .iter()
+        .filter(|(k, _)| !order.contains(&k.as_str()))
+        .collect();
+    rest.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, x) in rest {
+        out.insert(k.clone(), sorted(x.clone()));
+    }
+    Value::Object(out)
 }
 
 /// `key: 'value'` as `key: "value"`, when the line is exactly one single-quoted scalar value.

@@ -10,6 +10,7 @@ mod capi_orc;
 mod capi_safety;
 mod chart;
 mod cli_exit;
+mod cli_habits;
 mod cli_plan;
 mod cli_rotate;
 mod cli_signals;

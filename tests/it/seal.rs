@@ -3,6 +3,7 @@
 //! and one-line errors for bad input. The controller round trips are in `seal::controller`.
 
 pub(crate) mod controller;
+mod flags;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -353,7 +354,7 @@ fn output_file_is_written_whole_and_never_holds_plaintext() {
             secret.to_str().unwrap(),
             "--cert",
             k.cert.to_str().unwrap(),
-            "-o",
+            "-w",
             out_file.to_str().unwrap(),
         ],
         b"",
@@ -411,7 +412,7 @@ fn bad_inputs_fail_with_one_line_errors() {
     let not_secret =
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: n}\ndata: {a: b}\n";
     let out = capi(
-        &["seal", "--cert", cert, "-o", out_s],
+        &["seal", "--cert", cert, "-w", out_s],
         not_secret.as_bytes(),
     );
     assert_one_line_error(
@@ -420,7 +421,7 @@ fn bad_inputs_fail_with_one_line_errors() {
     );
 
     let empty = "apiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: n}\ntype: Opaque\n";
-    let out = capi(&["seal", "--cert", cert, "-o", out_s], empty.as_bytes());
+    let out = capi(&["seal", "--cert", cert, "-w", out_s], empty.as_bytes());
     assert_one_line_error(&out, "Secret c has no `data` or `stringData` entries");
 
     let out = capi(&["seal", "--cert", cert], b"a: [\n");
@@ -448,7 +449,7 @@ fn bad_inputs_fail_with_one_line_errors() {
     params.not_after = rcgen::date_time_ymd(2021, 1, 1);
     let expired = cert_file(dir.path(), "expired.pem", params, &rsa_kp);
     let out = capi(
-        &["seal", "--cert", &expired, "-o", out_s],
+        &["seal", "--cert", &expired, "-w", out_s],
         CREDENTIALS.as_bytes(),
     );
     assert_one_line_error(&out, &format!("certificate {expired} expired on "));
@@ -461,7 +462,7 @@ fn bad_inputs_fail_with_one_line_errors() {
         &ec_kp,
     );
     let out = capi(
-        &["seal", "--cert", &ec, "-o", out_s],
+        &["seal", "--cert", &ec, "-w", out_s],
         CREDENTIALS.as_bytes(),
     );
     assert_one_line_error(
@@ -470,7 +471,7 @@ fn bad_inputs_fail_with_one_line_errors() {
     );
 
     let out = capi(
-        &["seal", "--cert", k.key.to_str().unwrap(), "-o", out_s],
+        &["seal", "--cert", k.key.to_str().unwrap(), "-w", out_s],
         CREDENTIALS.as_bytes(),
     );
     assert_one_line_error(&out, "no PEM `CERTIFICATE` block found");
@@ -509,7 +510,7 @@ fn bad_inputs_fail_with_one_line_errors() {
             "seal",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
-            "-o",
+            "-w",
             out_s,
         ],
         CREDENTIALS.as_bytes(),
@@ -655,7 +656,7 @@ fn output_to_a_fifo_or_device_is_written_through_not_replaced() {
             "seal",
             "--cert",
             k.cert.to_str().unwrap(),
-            "-o",
+            "-w",
             fifo.to_str().unwrap(),
         ],
         CREDENTIALS.as_bytes(),

@@ -84,6 +84,16 @@ impl Controller {
         .await;
     }
 
+    /// The controller's HTTP API on loopback: its --listen-addr.
+    pub(crate) fn url(&self) -> String {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.process.pid())).unwrap();
+        let addr = cmdline
+            .split(|b| *b == 0)
+            .find_map(|a| a.strip_prefix(b"--listen-addr="))
+            .expect("the controller runs with --listen-addr");
+        format!("http://{}", String::from_utf8_lossy(addr))
+    }
+
     pub(crate) fn kubeconfig(&self) -> &str {
         self.cp.kubeconfig_path().to_str().unwrap()
     }
@@ -356,6 +366,39 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
     assert_eq!(a.metadata.labels, b.metadata.labels);
     assert_eq!(a.metadata.annotations, b.metadata.annotations);
 
+    // kubeseal's command line in JSON, given to both tools (each with its own input file):
+    // the same layout, and the controller unseals both to the same Secret.
+    let json_file = |ns: &str| {
+        let path = dir.path().join(format!("json-{ns}.yaml"));
+        std::fs::write(&path, input_secret("json", ns, None)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (apps_file, other_file) = (json_file("apps"), json_file("other"));
+    let json_args = |file: &str| {
+        ["--cert", cert.to_str().unwrap(), "-o", "json", "-f", file].map(str::to_string)
+    };
+    let args = json_args(&apps_file);
+    let theirs_json = ok(
+        kubeseal(&args.iter().map(String::as_str).collect::<Vec<_>>(), b""),
+        "kubeseal -o json",
+    );
+    let mut args: Vec<String> = vec!["seal".into()];
+    args.extend(json_args(&other_file));
+    let ours_json = ok(
+        capi(&args.iter().map(String::as_str).collect::<Vec<_>>(), b""),
+        "seal -o json",
+    );
+    assert_eq!(
+        super::flags::masked(&ours_json).replace("other", "apps"),
+        super::flags::masked(&theirs_json)
+    );
+    c.apply_sealed(&theirs_json).await;
+    c.apply_sealed(&ours_json).await;
+    let a = c.wait_secret("apps", "json").await;
+    let b = c.wait_secret("other", "json").await;
+    assert_eq!(data_of(&a), data_of(&b));
+    assert_eq!(a.metadata.labels, b.metadata.labels);
+
     // Rotation: the full Secret with one changed value merged into kubeseal's file. The live
     // Secret shows which values are unchanged, so only the rotated line differs.
     let file = dir.path().join("same.sealed.yaml");
@@ -401,4 +444,95 @@ async fn kubeseal_and_capi_manage_seal_to_the_same_secret_and_merge() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `--validate` and `--re-encrypt` against the real controller. The API server refuses to
+/// proxy to loopback, so capi-manage reaches the controller's HTTP API with --controller-url
+/// (what a `kubectl port-forward` gives); kubeseal, which only goes through the proxy, cannot
+/// take part. The same verdicts as the controller's, the re-encrypted file laid out as
+/// kubeseal lays out a sealed file in both formats, and the controller unseals it.
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_and_re_encrypt_through_the_real_controller() {
+    let mut c = start().await;
+    c.expose().await;
+    let kc = c.kubeconfig().to_string();
+    let url = c.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, c.active_cert().await).unwrap();
+    let cert_s = cert.to_str().unwrap();
+    let input = input_secret("checked", "apps", None);
+    let good = dir.path().join("good.yaml");
+    let sealed = ok(capi(&["seal", "--cert", cert_s], input.as_bytes()), "seal");
+    std::fs::write(&good, &sealed).unwrap();
+    // Sealed for namespace `other`, then moved to `apps`: strict scope makes it undecryptable.
+    let bad = dir.path().join("bad.yaml");
+    let other = ok(
+        capi(
+            &["seal", "--cert", cert_s],
+            input_secret("checked", "other", None).as_bytes(),
+        ),
+        "seal",
+    );
+    std::fs::write(&bad, other.replace("namespace: other", "namespace: apps")).unwrap();
+    let (good_s, bad_s) = (good.to_str().unwrap(), bad.to_str().unwrap());
+
+    let ours = |extra: &[&str]| {
+        let mut args = vec!["seal", "--controller-url", &url];
+        args.extend_from_slice(extra);
+        capi(&args, b"")
+    };
+    let out = ours(&["--validate", "-f", good_s]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert_one_line_error(
+        &ours(&["--validate", "-f", bad_s]),
+        &format!("sealed-secrets controller {url} cannot decrypt SealedSecret apps/checked"),
+    );
+    // Without --controller-url the call goes through the API server's proxy, which cannot
+    // reach a loopback controller: a one-line error naming the operation.
+    let out = capi(
+        &["seal", "--kubeconfig", &kc, "--validate", "-f", good_s],
+        b"",
+    );
+    assert_one_line_error(
+        &out,
+        "sealed-secrets controller kube-system/sealed-secrets-controller cannot validate SealedSecret apps/checked",
+    );
+
+    for format in ["yaml", "json"] {
+        let reencrypted = ok(
+            ours(&["--re-encrypt", "-o", format, "-f", good_s]),
+            "seal --re-encrypt",
+        );
+        // The controller re-seals under the SealedSecret's own metadata (it copies it over a
+        // template that differs, as every sealed file's does): kubeseal's layout for the
+        // Secret without its labels and annotations.
+        let plain = input.replace(
+            "  labels:\n    clusterctl.cluster.x-k8s.io/move: \"true\"\n  annotations:\n    example.com/owner: platform\n",
+            "",
+        );
+        assert_ne!(plain, input);
+        let theirs = ok(
+            kubeseal(&["--cert", cert_s, "-o", format], plain.as_bytes()),
+            "kubeseal",
+        );
+        assert_eq!(
+            super::flags::masked(&reencrypted),
+            super::flags::masked(&theirs),
+            "{format}"
+        );
+        assert_ne!(super::flags::masked(&reencrypted), reencrypted);
+    }
+    let reencrypted = ok(ours(&["--re-encrypt", "-f", good_s]), "seal --re-encrypt");
+    assert_ne!(reencrypted, sealed, "new ciphertexts");
+    c.apply_sealed(&reencrypted).await;
+    let secret = c.wait_secret("apps", "checked").await;
+    // The values and type; labels and annotations the controller's re-encryption drops.
+    assert_eq!(data_of(&secret), expected_data());
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    assert_one_line_error(
+        &ours(&["--re-encrypt", "-f", bad_s]),
+        "cannot re-encrypt SealedSecret apps/checked",
+    );
 }
