@@ -624,6 +624,14 @@ pub async fn preflight(
 ) -> Result<Preflight, super::Error> {
     let work = async {
         let mut checks = Vec::new();
+        // Both operations create a kind cluster of this name.
+        if let Err(e) = crate::kind::validate_name(&o.kind.name) {
+            checks.push(Check::problem(
+                "config",
+                format!("kind cluster: {e}"),
+                "choose another kind cluster name",
+            ));
+        }
         if operation == Operation::Bootstrap {
             let root = o.root.clone();
             let components = tokio::task::spawn_blocking(move || {

@@ -375,7 +375,7 @@ fn unix_now() -> i32 {
         .map_or(0, |d| d.as_secs().saturating_sub(1) as i32)
 }
 
-fn validate_name(name: &str) -> Result<(), CreateError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), CreateError> {
     let ok = !name.is_empty()
         && name.len() <= 50
         && name
