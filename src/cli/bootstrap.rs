@@ -137,6 +137,9 @@ impl CommonArgs {
             o.cloud_preflight = None;
         }
         o.ignore_preflight = self.ignore_preflight_errors.clone();
+        if let Some(cloud) = o.cloud_preflight.as_mut() {
+            cloud.timeout = super::cloud_timeout();
+        }
         o.namespace = self.namespace.clone();
         if let Some(n) = self.kind_name.as_ref().filter(|n| !n.is_empty()) {
             o.kind.name = n.clone();

@@ -141,6 +141,11 @@ pub fn client_options(
 /// What "no limit" is where the library wants a duration: a century.
 const UNLIMITED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// The timeout of each request the cloud preflight makes: the user's `--request-timeout`.
+pub fn cloud_timeout() -> Duration {
+    timeouts().request.unwrap_or(UNLIMITED)
+}
+
 /// The longest wait for one answer of the Docker engine: --request-timeout.
 pub fn docker_timeout() -> Duration {
     timeouts().request.unwrap_or(UNLIMITED)

@@ -208,7 +208,11 @@ async fn online(
         );
     }
     writeln!(out, "cloud preflight ({}):", cluster.credentials.auth_url)?;
-    let r = cloud::preflight_cluster(cluster, &cloud::Options::default()).await?;
+    let options = cloud::Options {
+        timeout: super::cloud_timeout(),
+        ..cloud::Options::default()
+    };
+    let r = cloud::preflight_cluster(cluster, &options).await?;
     for line in r.to_string().lines() {
         writeln!(out, "  {line}")?;
     }
