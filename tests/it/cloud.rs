@@ -45,9 +45,18 @@ async fn public_network(p: &TestProject) -> (String, String) {
     )
 }
 
+/// The loopback services on sqlite can be slow while the machine is busy: a longer limit than
+/// the library's default for a real cloud.
+fn options() -> Options {
+    Options {
+        timeout: std::time::Duration::from_secs(300),
+        ..Options::default()
+    }
+}
+
 async fn run(clouds_yaml: &str, chart: &Value) -> Report {
     let cloud = CloudConfig::from_clouds_yaml(clouds_yaml, cloud::CLOUD_NAME).unwrap();
-    cloud::preflight(&cloud, chart, &Options::default())
+    cloud::preflight(&cloud, chart, &options())
         .await
         .unwrap_or_else(|e| panic!("preflight failed: {e:?}"))
 }
@@ -102,7 +111,7 @@ async fn what_exists_passes_with_an_application_credential_or_a_password() {
         .password_clouds_yaml()
         .replace(&format!("project_name: {}", p.name), "project_name: admin");
     let cloud = CloudConfig::from_clouds_yaml(&other, "openstack").unwrap();
-    let r = cloud::preflight(&cloud, &v, &Options::default())
+    let r = cloud::preflight(&cloud, &v, &options())
         .await
         .unwrap();
     assert_eq!(r.problems.len(), 1, "{r}");

@@ -181,20 +181,35 @@ impl OpenStack {
         // Our own secret: a create that Keystone retried internally (409 on the name) still
         // leaves a credential we can use.
         let secret = format!("secret-{unique}");
-        let resp = http
-            .post(format!(
-                "{}/users/{user}/application_credentials",
-                self.auth_url
-            ))
-            .header("X-Auth-Token", &user_token)
-            .header("Content-Type", "application/json")
-            .body(json!({"application_credential": {"name": unique, "secret": secret}}).to_string())
-            .send()
-            .await
-            .expect("application credential");
-        let status = resp.status();
-        let mut body: Value =
-            serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+        // Keystone on sqlite may not see the role assignment made a moment ago yet ("Could not
+        // find role assignment"): a few more tries.
+        let mut attempt = 0;
+        let (status, mut body) = loop {
+            attempt += 1;
+            let resp = http
+                .post(format!(
+                    "{}/users/{user}/application_credentials",
+                    self.auth_url
+                ))
+                .header("X-Auth-Token", &user_token)
+                .header("Content-Type", "application/json")
+                .body(
+                    json!({"application_credential": {"name": unique, "secret": secret}})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .expect("application credential");
+            let status = resp.status();
+            let body: Value =
+                serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+            let lagging = status == reqwest::StatusCode::BAD_REQUEST
+                && body.to_string().contains("role assignment");
+            if !lagging || attempt == 5 {
+                break (status, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
         if status == reqwest::StatusCode::CONFLICT {
             let resp = http
                 .get(format!(
