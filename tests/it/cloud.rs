@@ -111,9 +111,7 @@ async fn what_exists_passes_with_an_application_credential_or_a_password() {
         .password_clouds_yaml()
         .replace(&format!("project_name: {}", p.name), "project_name: admin");
     let cloud = CloudConfig::from_clouds_yaml(&other, "openstack").unwrap();
-    let r = cloud::preflight(&cloud, &v, &options())
-        .await
-        .unwrap();
+    let r = cloud::preflight(&cloud, &v, &options()).await.unwrap();
     assert_eq!(r.problems.len(), 1, "{r}");
     assert!(
         r.problems[0]
