@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::openstack::{http, token};
+
 /// The clouds.yaml of the loopback stack (found as [`super::openstack::OpenStack::get`] finds
 /// it, which panics naming the command that starts it when it is missing).
 pub fn clouds_yaml() -> (PathBuf, Value) {
@@ -49,43 +51,6 @@ pub struct Admin {
     pub project_id: String,
 }
 
-fn http() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// POSTs an auth request to Keystone: (token, token body).
-async fn token(http: &reqwest::Client, auth_url: &str, auth: Value) -> (String, Value) {
-    let r = http
-        .post(format!("{auth_url}/auth/tokens"))
-        .header("content-type", "application/json")
-        .body(auth.to_string())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("keystone {auth_url}: {e}"));
-    let status = r.status();
-    let token = r
-        .headers()
-        .get("x-subject-token")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
-    match token {
-        Some(t) if status.is_success() => (t, body),
-        _ => panic!("keystone refused the token request ({status}): {body}"),
-    }
-}
-
 impl Admin {
     /// An admin session whose inventories look at project `project_id`.
     pub async fn login(project_id: &str) -> Admin {
@@ -101,7 +66,7 @@ impl Admin {
                 "domain": {"name": a["user_domain_name"]}}}},
             "scope": {"project": {"name": a["project_name"], "domain": {"name": a["project_domain_name"]}}}}}))
         .await;
-        let endpoints = body["token"]["catalog"]
+        let endpoints = body["catalog"]
             .as_array()
             .into_iter()
             .flatten()

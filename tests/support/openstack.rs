@@ -41,9 +41,10 @@ impl Drop for SettingUp {
     }
 }
 
-/// A plain-HTTP client (the stack listens on loopback without TLS); reqwest is built here
-/// without a process-wide rustls provider, so it gets ring's explicitly.
-fn http() -> reqwest::Client {
+/// A plain-HTTP client (the stack listens on loopback without TLS, and no proxy stands
+/// between); reqwest is built here without a process-wide rustls provider, so it gets ring's
+/// explicitly.
+pub(super) fn http() -> reqwest::Client {
     let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -53,6 +54,7 @@ fn http() -> reqwest::Client {
     .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .no_proxy()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap()
@@ -233,7 +235,8 @@ impl OpenStack {
     }
 }
 
-async fn token(http: &reqwest::Client, auth_url: &str, body: Value) -> (String, Value) {
+/// Logs in to Keystone: the token, and the token's body (its project, catalog, ...).
+pub(super) async fn token(http: &reqwest::Client, auth_url: &str, body: Value) -> (String, Value) {
     let resp = http
         .post(format!("{auth_url}/auth/tokens"))
         .header("Content-Type", "application/json")
