@@ -57,23 +57,6 @@ pub enum Error {
         /// Every check, problems or not.
         preflight: super::Preflight,
     },
-    /// The cloud preflight could not run (the cloud did not answer, or answered oddly).
-    #[error("the preflight against the OpenStack cloud of {} could not run", credentials.display())]
-    CloudPreflight {
-        /// The credentials file whose `clouds.yaml` was used.
-        credentials: PathBuf,
-        /// Why.
-        #[source]
-        source: crate::cloud::Error,
-    },
-    /// The cloud preflight found problems; nothing was created.
-    #[error("{} cannot hold this cluster: {}", credentials.display(), problems.join("; "))]
-    CloudProblems {
-        /// The credentials file whose `clouds.yaml` was used.
-        credentials: PathBuf,
-        /// One line each: the values field, what is wrong and what exists instead.
-        problems: Vec<String>,
-    },
     /// The state file cannot be read or written.
     #[error("state file {}", path.display())]
     State {

@@ -374,7 +374,7 @@ fn read_limit(dir: &Path, name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The inotify limits under `dir` (normally [`INOTIFY_DIR`]).
+/// The inotify limits under `dir` (normally `/proc/sys/fs/inotify`).
 pub fn inotify_from(dir: &Path) -> Check {
     inotify_check(
         read_limit(dir, "max_user_watches"),

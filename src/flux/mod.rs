@@ -1,5 +1,5 @@
-//! Flux: its GitOps objects as data ([`generate`]), whether Flux synced a pushed commit
-//! ([`health`]), and suspending and resuming Flux objects around a move ([`suspend`],
+//! Flux: its GitOps objects as data ([`sync_objects`]), whether Flux synced a pushed commit
+//! ([`wait_synced`]), and suspending and resuming Flux objects around a move ([`suspend`],
 //! [`resume`]) or nudging them ([`request_reconcile`]). Installing Flux itself, like any
 //! component, is `components::install`.
 //!

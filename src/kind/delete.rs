@@ -15,7 +15,7 @@ use crate::observe::{Observer, ObserverExt};
 pub struct DeleteOptions {
     /// The cluster name.
     pub name: String,
-    /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`].
+    /// The Docker engine address; `None` uses `DOCKER_HOST` or [`DEFAULT_DOCKER_HOST`](super::DEFAULT_DOCKER_HOST).
     pub docker_host: Option<String>,
 }
 

@@ -23,7 +23,7 @@ pub struct EngineVersion {
 ///
 /// # Errors
 ///
-/// The errors of [`connect_with_timeout`], and [`DockerError::Api`] when `/version` fails.
+/// The errors of connecting to the engine (a `DockerError` naming its address), and [`DockerError::Api`] when `/version` fails.
 pub async fn engine_version(
     host: &str,
     timeout: Duration,
@@ -102,7 +102,7 @@ pub type NodeLog = (String, String);
 ///
 /// # Errors
 ///
-/// The errors of [`connect_with_timeout`]; [`DockerError::Api`] when the container's logs
+/// The errors of connecting to the engine (a `DockerError` naming its address); [`DockerError::Api`] when the container's logs
 /// cannot be read (it does not exist, for one).
 pub async fn node_logs(
     host: &str,
