@@ -10,9 +10,12 @@ use crate::manifest::{self, Object};
 
 pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
     let mut stack = Vec::new();
-    let (k, mut list) = accumulate(dir, None, &mut stack, options)?;
+    let mut options = options.clone();
+    let root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
+    options.schema = super::openapi::for_build(dir, root_only)?.map(std::sync::Arc::new);
+    let (k, mut list) = accumulate(dir, None, &mut stack, &options)?;
     generate::add_hashes(&mut list);
-    nameref::fix(&mut list).map_err(|problem| Error::Invalid {
+    nameref::fix_with(&mut list, &k.config.name_reference).map_err(|problem| Error::Invalid {
         file: k.file.clone(),
         field: "resources".into(),
         problem,
@@ -80,7 +83,7 @@ fn append(k: &Kustomization, field: &str, list: &mut Vec<Res>, r: Res) -> Result
     Ok(())
 }
 
-fn accumulate(
+pub(super) fn accumulate(
     dir: &Path,
     parent: Option<(&Path, &str)>,
     stack: &mut Vec<PathBuf>,
@@ -101,7 +104,9 @@ fn accumulate(
     stack.push(canon);
     let mut k = kustomization::load(dir)?;
     k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
+    k.schema = options.schema.clone();
     let mut list: Vec<Res> = Vec::new();
+    let mut config = super::fieldspec::Config::default();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if is_remote(r) {
@@ -142,7 +147,8 @@ fn accumulate(
                     ),
                 });
             }
-            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            let (sk, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            super::plugins::merge_config(&k, &field, &mut config, &sk.config)?;
             for r in sub {
                 append(&k, &field, &mut list, r)?;
             }
@@ -154,8 +160,12 @@ fn accumulate(
             });
         }
     }
+    super::plugins::configure(&mut k, config)?;
     generate::run(&k, &mut list)?;
+    super::plugins::generate(&k, &mut list, stack, options)?;
     transform_all(&k, &mut list)?;
+    super::plugins::transform(&k, &mut list, stack, options)?;
+    super::plugins::validate(&k, &mut list, stack, options)?;
     stack.pop();
     Ok((k, list))
 }

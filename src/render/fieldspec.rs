@@ -125,6 +125,223 @@ fn walk(
     }
 }
 
+/// kustomize's `effectivelyEquals`: same path, and `other`'s non-empty GVK parts equal `have`'s.
+fn effectively_equal(have: &FieldSpec, other: &FieldSpec) -> bool {
+    have.path == other.path
+        && (other.gvk.group.is_empty() || other.gvk.group == have.gvk.group)
+        && (other.gvk.version.is_empty() || other.gvk.version == have.gvk.version)
+        && (other.gvk.kind.is_empty() || other.gvk.kind == have.gvk.kind)
+}
+
+/// kustomize's `FsSlice.MergeAll`: appends what is not (effectively) there yet; a spec that is
+/// there with another `create` is a conflict.
+pub fn merge_specs(into: &mut Vec<FieldSpec>, incoming: &[FieldSpec]) -> Result<(), String> {
+    for x in incoming {
+        match into.iter().find(|h| effectively_equal(h, x)) {
+            Some(h) if h.create != x.create => {
+                return Err(format!(
+                    "conflicting fieldspecs for path {:?} (create: {} and {})",
+                    x.path, h.create, x.create
+                ));
+            }
+            Some(_) => {}
+            None => into.push(x.clone()),
+        }
+    }
+    Ok(())
+}
+
+/// Drops from `extra` what the defaults already hold (kustomize merges user field specs into
+/// its defaults, which the transformers keep themselves).
+pub fn beyond_defaults(defaults: &[FieldSpec], extra: &[FieldSpec]) -> Vec<FieldSpec> {
+    extra
+        .iter()
+        .filter(|x| !defaults.iter().any(|d| effectively_equal(d, x)))
+        .cloned()
+        .collect()
+}
+
+/// A `nameReference` entry: the kind referred to and the fields that name such an object.
+#[derive(Debug, Clone, Default)]
+pub struct NameBackRef {
+    pub target: GvkSel,
+    pub referrers: Vec<FieldSpec>,
+}
+
+/// Field specs that `configurations` files and `crds` add to kustomize's defaults (the defaults
+/// stay with the transformers that use them). Accumulated from the kustomizations a build
+/// includes, like kustomize's transformer config.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub name_prefix: Vec<FieldSpec>,
+    pub name_suffix: Vec<FieldSpec>,
+    pub namespace: Vec<FieldSpec>,
+    pub common_labels: Vec<FieldSpec>,
+    pub labels: Vec<FieldSpec>,
+    pub template_labels: Vec<FieldSpec>,
+    pub common_annotations: Vec<FieldSpec>,
+    pub name_reference: Vec<NameBackRef>,
+    pub var_reference: Vec<FieldSpec>,
+    pub images: Vec<FieldSpec>,
+    pub replicas: Vec<FieldSpec>,
+}
+
+/// The keys of a transformer configuration file, in kustomize's spelling.
+const CONFIG_KEYS: &[&str] = &[
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "templateLabels",
+    "commonAnnotations",
+    "nameReference",
+    "varReference",
+    "images",
+    "replicas",
+];
+
+fn gvk_of(m: &Map<String, Value>, field: &str) -> Result<GvkSel, String> {
+    let s = |k: &str| match m.get(k) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("{field}.{k}: expected a string")),
+    };
+    Ok(GvkSel::new(&s("group")?, &s("version")?, &s("kind")?))
+}
+
+/// A list of field specs (`group`, `version`, `kind`, `path`, `create`), as kustomize reads
+/// them: unknown keys are ignored.
+pub fn parse_specs(v: &Value, field: &str) -> Result<Vec<FieldSpec>, String> {
+    let items = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(a) => a,
+        _ => return Err(format!("{field}: expected a list of field specs")),
+    };
+    let mut out = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let m = it
+            .as_object()
+            .ok_or_else(|| format!("{f}: expected a mapping"))?;
+        let path = match m.get("path") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(format!("{f}.path: expected a string")),
+        };
+        let create = match m.get("create") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(format!("{f}.create: expected true or false")),
+        };
+        out.push(FieldSpec {
+            gvk: gvk_of(m, &f)?,
+            path,
+            create,
+        });
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Reads a `configurations` file's content.
+    pub fn parse(v: &Value) -> Result<Config, String> {
+        let mut c = Config::default();
+        let m = match v {
+            Value::Null => return Ok(c),
+            Value::Object(m) => m,
+            _ => return Err("expected a mapping of transformer names to field specs".into()),
+        };
+        for (key, x) in m {
+            if !CONFIG_KEYS.contains(&key.as_str()) {
+                // kustomize reads these files leniently: other keys are ignored.
+                continue;
+            }
+            if key == "nameReference" {
+                let items = match x {
+                    Value::Null => continue,
+                    Value::Array(a) => a,
+                    _ => return Err("nameReference: expected a list".into()),
+                };
+                for (i, it) in items.iter().enumerate() {
+                    let f = format!("nameReference[{i}]");
+                    let im = it
+                        .as_object()
+                        .ok_or_else(|| format!("{f}: expected a mapping"))?;
+                    let nbr = NameBackRef {
+                        target: gvk_of(im, &f)?,
+                        referrers: parse_specs(
+                            im.get("fieldSpecs").unwrap_or(&Value::Null),
+                            &format!("{f}.fieldSpecs"),
+                        )?,
+                    };
+                    c.add_name_reference(nbr)?;
+                }
+                continue;
+            }
+            let specs = parse_specs(x, key)?;
+            merge_specs(c.slot(key), &specs)?;
+        }
+        Ok(c)
+    }
+
+    fn get(&self, key: &str) -> &[FieldSpec] {
+        match key {
+            "namePrefix" => &self.name_prefix,
+            "nameSuffix" => &self.name_suffix,
+            "namespace" => &self.namespace,
+            "commonLabels" => &self.common_labels,
+            "labels" => &self.labels,
+            "templateLabels" => &self.template_labels,
+            "commonAnnotations" => &self.common_annotations,
+            "varReference" => &self.var_reference,
+            "images" => &self.images,
+            _ => &self.replicas,
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> &mut Vec<FieldSpec> {
+        match key {
+            "namePrefix" => &mut self.name_prefix,
+            "nameSuffix" => &mut self.name_suffix,
+            "namespace" => &mut self.namespace,
+            "commonLabels" => &mut self.common_labels,
+            "labels" => &mut self.labels,
+            "templateLabels" => &mut self.template_labels,
+            "commonAnnotations" => &mut self.common_annotations,
+            "varReference" => &mut self.var_reference,
+            "images" => &mut self.images,
+            _ => &mut self.replicas,
+        }
+    }
+
+    /// kustomize's `nbrSlice.mergeOne`: same referred GVK merges the referrers.
+    pub fn add_name_reference(&mut self, nbr: NameBackRef) -> Result<(), String> {
+        match self.name_reference.iter_mut().find(|n| n.target == nbr.target) {
+            Some(n) => merge_specs(&mut n.referrers, &nbr.referrers),
+            None => {
+                self.name_reference.push(nbr);
+                Ok(())
+            }
+        }
+    }
+
+    /// Merges `other` into this (kustomize's `TransformerConfig.Merge`).
+    pub fn merge(&mut self, other: &Config) -> Result<(), String> {
+        for key in CONFIG_KEYS {
+            if *key == "nameReference" {
+                continue;
+            }
+            let theirs = other.get(key);
+            merge_specs(self.slot(key), theirs)?;
+        }
+        for n in &other.name_reference {
+            self.add_name_reference(n.clone())?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,7 +193,7 @@ fn secret_base64(data: &[u8]) -> String {
     out
 }
 
-fn generate_one(k: &Kustomization, g: &GenSpec, secret: bool) -> Result<Res, Error> {
+pub(super) fn generate_one(k: &Kustomization, g: &GenSpec, secret: bool) -> Result<Res, Error> {
     let opts = merged_options(&g.options, &k.generator_options);
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(g.name));
@@ -307,7 +307,7 @@ fn merge_map(md_old: Option<&Value>, md_new: Option<&Value>) -> Option<Value> {
     }
 }
 
-fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> Result<(), Error> {
+pub(super) fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> Result<(), Error> {
     let id = res.cur_id();
     let matches = super::res::positions_of(list, &id);
     match (matches.len(), res.behavior) {

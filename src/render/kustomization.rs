@@ -111,6 +111,19 @@ pub struct Kustomization {
     pub sort_order: Option<SortOrder>,
     /// Files must be in or below `dir`.
     pub root_only: bool,
+    /// `generators`, `transformers`, `validators`: plugin config files, folders or inline YAML.
+    pub generators: Vec<String>,
+    pub transformers: Vec<String>,
+    pub validators: Vec<String>,
+    /// `configurations` and `crds`: files adding field specs to kustomize's defaults.
+    pub configurations: Vec<String>,
+    pub crds: Vec<String>,
+    /// `openapi`: `path` (a schema file) and/or `version`.
+    pub openapi: Vec<(String, String)>,
+    /// The field specs this build adds to the defaults (set while building).
+    pub config: super::fieldspec::Config,
+    /// The build's custom OpenAPI schema, if any (set while building).
+    pub schema: Option<std::sync::Arc<super::openapi::Schema>>,
 }
 
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.
@@ -119,9 +132,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "components",
         "components are not implemented; inline the component's content",
     ),
-    ("transformers", "transformer plugins are not implemented"),
-    ("generators", "generator plugins are not implemented"),
-    ("validators", "validator plugins are not implemented"),
     (
         "replacements",
         "replacements are not implemented; use a patch",
@@ -142,15 +152,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "helmChartInflationGenerator",
         "helm chart inflation is not implemented; use a Flux HelmRelease",
     ),
-    (
-        "configurations",
-        "custom transformer configurations are not implemented",
-    ),
-    (
-        "crds",
-        "CRD schemas for transformer configuration are not implemented",
-    ),
-    ("openapi", "custom OpenAPI schemas are not implemented"),
     (
         "buildMetadata",
         "build metadata annotations are not implemented",
@@ -378,6 +379,12 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
                     }
                 }
             }
+            "generators" => k.generators = cx.strings(v, key)?,
+            "transformers" => k.transformers = cx.strings(v, key)?,
+            "validators" => k.validators = cx.strings(v, key)?,
+            "configurations" => k.configurations = cx.strings(v, key)?,
+            "crds" => k.crds = cx.strings(v, key)?,
+            "openapi" => k.openapi = cx.string_map(v, key)?,
             "generatorOptions" => {
                 k.generator_options = Some(parse_gen_options(&cx, v, key)?);
             }

@@ -14,7 +14,9 @@ mod fieldspec;
 mod generate;
 mod kustomization;
 mod nameref;
+mod openapi;
 mod patch;
+mod plugins;
 mod res;
 mod sort;
 mod transform;
@@ -123,6 +125,8 @@ pub enum LoadRestrictions {
 pub struct Options {
     /// Which files kustomizations may read.
     pub load_restrictions: LoadRestrictions,
+    /// The build's custom OpenAPI schema (set by the build from `openapi` fields).
+    pub(crate) schema: Option<std::sync::Arc<openapi::Schema>>,
 }
 
 /// Renders the kustomization in `dir` like `kustomize build dir` (kustomize v5 semantics, legacy

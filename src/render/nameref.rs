@@ -504,7 +504,13 @@ impl Ctx<'_> {
 }
 
 /// Rewrites name references across `list` (kustomize's back-reference fixing).
+#[allow(dead_code)]
 pub fn fix(list: &mut [Res]) -> Result<(), String> {
+    fix_with(list, &[])
+}
+
+/// [`fix`] with the `nameReference` entries `configurations` and `crds` add.
+pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Result<(), String> {
     let all: Vec<Cand> = list
         .iter()
         .map(|r| Cand {
@@ -514,7 +520,22 @@ pub fn fix(list: &mut [Res]) -> Result<(), String> {
             suffixes: r.suffixes.clone(),
         })
         .collect();
-    let refs = back_refs();
+    let mut refs = back_refs();
+    for a in added {
+        match refs.iter_mut().find(|b| b.target == a.target) {
+            Some(b) => {
+                for f in &a.referrers {
+                    if !b.referrers.iter().any(|o| o.gvk == f.gvk && o.path == f.path) {
+                        b.referrers.push(f.clone());
+                    }
+                }
+            }
+            None => refs.push(BackRef {
+                target: a.target.clone(),
+                referrers: a.referrers.clone(),
+            }),
+        }
+    }
     for r in list.iter_mut() {
         let org = r.org_id();
         let mut applicable: Vec<(&BackRef, &FieldSpec)> = Vec::new();

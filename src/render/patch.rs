@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::Error;
 use super::kustomization::{Kustomization, PatchSpec, Selector};
+use super::openapi::MergeCtx;
 use super::res::{Res, scalar_string};
 use crate::manifest::Gvk;
 
@@ -129,6 +130,7 @@ pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> R
             let opts = Opts {
                 allow_name_change: spec.allow_name_change,
                 allow_kind_change: spec.allow_kind_change,
+                schema: k.schema.as_deref(),
             };
             if let Some(target) = &spec.target {
                 if patches.len() > 1 {
@@ -190,7 +192,11 @@ pub fn apply_strategic_merge(
         }
     }
     for (field, p) in &all {
-        smp_by_id(k, field, list, p, Opts::default())?;
+        let opts = Opts {
+            schema: k.schema.as_deref(),
+            ..Opts::default()
+        };
+        smp_by_id(k, field, list, p, opts)?;
     }
     Ok(())
 }
@@ -203,9 +209,10 @@ fn remove_indices(list: &mut Vec<Res>, mut idx: Vec<usize>) {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Opts {
+struct Opts<'a> {
     allow_name_change: bool,
     allow_kind_change: bool,
+    schema: Option<&'a super::openapi::Schema>,
 }
 
 fn patch_id(p: &Value) -> super::res::Id {
@@ -280,7 +287,8 @@ fn smp_one(r: &mut Res, patch: &Value, opts: Opts) -> bool {
         pm.insert("apiVersion".into(), av);
     }
     let dest = std::mem::take(&mut r.value);
-    let merged = merge(Some(dest), &patch, &gvk, &mut Vec::new());
+    let cx = MergeCtx::new(gvk, opts.schema);
+    let merged = merge(Some(dest), &patch, &cx, &mut Vec::new());
     match merged {
         Some(v) if v.as_object().is_some_and(|m| !m.is_empty()) => r.value = v,
         _ => return false,
@@ -373,7 +381,12 @@ fn is_primitive_set(gvk: &Gvk, path: &[String]) -> bool {
 }
 
 /// Merges `patch` into `dest`; None removes the field (or the object).
-fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) -> Option<Value> {
+fn merge(
+    dest: Option<Value>,
+    patch: &Value,
+    gvk: &MergeCtx,
+    path: &mut Vec<String>,
+) -> Option<Value> {
     match patch {
         Value::Null => None,
         Value::Object(pm) => {
@@ -425,7 +438,7 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
             Some(Value::Object(dm))
         }
         Value::Array(pl) => {
-            if merge_key(gvk, path).is_none() && !is_primitive_set(gvk, path) {
+            if gvk.merge_key(path, merge_key).is_none() && !gvk.value_set(path, is_primitive_set) {
                 // Not associative (custom resources, atomic lists): replaced as written.
                 return Some(patch.clone());
             }
@@ -442,7 +455,7 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
                 None | Some(Value::Null) => return Some(strip(patch)),
                 Some(v) => v,
             };
-            if is_primitive_set(gvk, path)
+            if gvk.value_set(path, is_primitive_set)
                 && let Value::Array(dl) = &dest
             {
                 // A set of scalars merged patch-first (metadata.finalizers).
@@ -454,10 +467,10 @@ fn merge(dest: Option<Value>, patch: &Value, gvk: &Gvk, path: &mut Vec<String>) 
                 }
                 return Some(Value::Array(out));
             }
-            let (Some(key), Value::Array(dl)) = (merge_key(gvk, path), &dest) else {
+            let (Some(key), Value::Array(dl)) = (gvk.merge_key(path, merge_key), &dest) else {
                 return Some(strip(patch));
             };
-            Some(Value::Array(merge_list(dl, pl, key, gvk, path)))
+            Some(Value::Array(merge_list(dl, pl, &key, gvk, path)))
         }
         scalar => Some(scalar.clone()),
     }
@@ -467,7 +480,7 @@ fn merge_list(
     dest: &[Value],
     patch: &[Value],
     key: &str,
-    gvk: &Gvk,
+    gvk: &MergeCtx,
     path: &mut Vec<String>,
 ) -> Vec<Value> {
     let key_of = |v: &Value| v.get(key).map(scalar_string);
@@ -634,7 +647,7 @@ mod tests {
 
     #[test]
     fn containers_merge_by_name_patch_order_first() {
-        let gvk = Gvk::from_api_version("apps/v1", "Deployment");
+        let gvk = MergeCtx::new(Gvk::from_api_version("apps/v1", "Deployment"), None);
         let dest = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}}}});
         let patch = json!({"spec": {"template": {"spec": {"containers": [
@@ -651,7 +664,7 @@ mod tests {
 
     #[test]
     fn custom_resource_lists_are_replaced_and_nulls_delete() {
-        let gvk = Gvk::from_api_version("example.com/v1", "Thing");
+        let gvk = MergeCtx::new(Gvk::from_api_version("example.com/v1", "Thing"), None);
         let dest = json!({"spec": {"items": [{"name": "a"}], "x": 1, "y": 2}});
         let patch = json!({"spec": {"items": [{"name": "b"}], "x": null}});
         let out = merge(Some(dest), &patch, &gvk, &mut Vec::new()).unwrap();

@@ -284,6 +284,16 @@ pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
             false,
         ),
     ]);
+    // Field specs `configurations` and `crds` add (metadata/namespace is set above anyway).
+    let added: Vec<FieldSpec> = k
+        .config
+        .namespace
+        .iter()
+        .filter(|f| f.path != "metadata/namespace" && f.path != "metadata/name")
+        .filter(|f| !extra.iter().any(|e| e.gvk == f.gvk && e.path == f.path))
+        .cloned()
+        .collect();
+    let extra = [extra, added].concat();
     for i in 0..list.len() {
         let r = &mut list[i];
         r.store_prev();
@@ -357,6 +367,14 @@ pub fn prefix_suffix(k: &Kustomization, list: &mut [Res], prefix: bool) -> Resul
             format!("{name}{affix}")
         };
         r.set_name(&new);
+        let added = if prefix {
+            &k.config.name_prefix
+        } else {
+            &k.config.name_suffix
+        };
+        if !added.is_empty() {
+            super::plugins::affix_extra(k, r, added, prefix, affix)?;
+        }
     }
     Ok(())
 }
@@ -373,11 +391,16 @@ pub fn labels(
         return Ok(());
     }
     let mut fss = spec.fields.clone();
+    if !common {
+        fss.extend(k.config.labels.iter().cloned());
+    }
     if common || spec.include_selectors {
         fss.extend(common_label_specs());
+        fss.extend(k.config.common_labels.iter().cloned());
     } else {
         if spec.include_templates {
             fss.extend(specs(METADATA_LABELS));
+            fss.extend(k.config.template_labels.iter().cloned());
         }
         fss.push(FieldSpec::new("", "", "", "metadata/labels", true));
     }
@@ -409,7 +432,7 @@ pub fn annotations(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
     if k.common_annotations.is_empty() {
         return Ok(());
     }
-    let fss = specs(COMMON_ANNOTATIONS);
+    let fss = [specs(COMMON_ANNOTATIONS), k.config.common_annotations.clone()].concat();
     for r in list.iter_mut() {
         let gvk = r.gvk();
         for fs in &fss {
@@ -527,6 +550,17 @@ fn legacy_images(
 
 /// One `images` entry.
 pub fn image(k: &Kustomization, list: &mut [Res], spec: &ImageSpec) -> Result<(), Error> {
+    let fss = dedup([specs(IMAGES), k.config.images.clone()].concat());
+    image_with(k, list, spec, &fss)
+}
+
+/// An image update on kustomize's legacy container lists and on the fields `fss` names.
+pub fn image_with(
+    k: &Kustomization,
+    list: &mut [Res],
+    spec: &ImageSpec,
+    fss: &[FieldSpec],
+) -> Result<(), Error> {
     let re = regex::Regex::new(&format!(
         "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
         spec.name
@@ -536,7 +570,6 @@ pub fn image(k: &Kustomization, list: &mut [Res], spec: &ImageSpec) -> Result<()
         field: format!("{}.name", spec.field),
         problem: format!("not usable as a pattern: {e}"),
     })?;
-    let fss = specs(IMAGES);
     for r in list.iter_mut() {
         if r.kind() == "CustomResourceDefinition" {
             continue;
@@ -544,7 +577,7 @@ pub fn image(k: &Kustomization, list: &mut [Res], spec: &ImageSpec) -> Result<()
         let gvk = r.gvk();
         let mut f = |v: &mut Value| update_image(spec, &re, v);
         legacy_images(&mut r.value, &mut f).map_err(|e| invalid(k, &spec.field, r, e))?;
-        for fs in &fss {
+        for fs in fss {
             let mut f = |v: &mut Value| update_image(spec, &re, v);
             fieldspec::apply(&mut r.value, &gvk, fs, Leaf::None, &mut f)
                 .map_err(|e| invalid(k, &spec.field, r, e))?;
@@ -555,8 +588,19 @@ pub fn image(k: &Kustomization, list: &mut [Res], spec: &ImageSpec) -> Result<()
 
 /// One `replicas` entry.
 pub fn replicas(k: &Kustomization, list: &mut [Res], spec: &ReplicaSpec) -> Result<(), Error> {
+    let fss = dedup([specs(REPLICAS), k.config.replicas.clone()].concat());
+    replicas_with(k, list, spec, &fss)
+}
+
+/// A replica count set on the fields `fss` names, in the objects `spec` names.
+pub fn replicas_with(
+    k: &Kustomization,
+    list: &mut [Res],
+    spec: &ReplicaSpec,
+    fss: &[FieldSpec],
+) -> Result<(), Error> {
     let mut found = false;
-    for fs in specs(REPLICAS) {
+    for fs in fss {
         for r in list.iter_mut() {
             if !r.any_id(|id| id.name == spec.name && fs.gvk.selects(&id.gvk)) {
                 continue;
@@ -568,7 +612,7 @@ pub fn replicas(k: &Kustomization, list: &mut [Res], spec: &ReplicaSpec) -> Resu
                 *v = Value::from(count);
                 Ok(())
             };
-            fieldspec::apply(&mut r.value, &gvk, &fs, Leaf::Scalar, &mut set)
+            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut set)
                 .map_err(|e| invalid(k, &spec.field, r, e))?;
         }
     }
