@@ -356,6 +356,7 @@ pub fn run(
             }
             Ok(())
         }
+        "ValueAddTransformer" => value_add(&c, list),
         "ReplacementTransformer" => Err(Error::Unsupported {
             file: k.file.clone(),
             field: field.to_string(),
@@ -431,61 +432,13 @@ fn namespace(
     if a.namespace.is_empty() {
         return Ok(());
     }
-    let set = |v: &mut Value| -> Result<(), String> {
-        match v {
-            Value::Object(_) | Value::Array(_) => Err("namespace field specs must target scalar nodes".into()),
-            Value::String(s) if a.unset_only && !s.is_empty() => Ok(()),
-            _ => {
-                *v = Value::String(a.namespace.clone());
-                Ok(())
-            }
-        }
-    };
     for i in 0..list.len() {
         let r = &mut list[i];
         if r.value.as_object().is_none_or(|m| m.is_empty()) {
             continue;
         }
         r.store_prev();
-        let gvk = r.gvk();
-        let api_version = r
-            .value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if !crate::render::res::is_cluster_scoped(&gvk) {
-            let md = r.metadata_mut();
-            let slot = md.entry("namespace").or_insert(Value::String(String::new()));
-            set(slot).map_err(|e| invalid(k, field, e))?;
-        }
-        let binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
-        if binding
-            && a.subjects != Subjects::None
-            && let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut)
-        {
-            for s in subjects {
-                let hit = match a.subjects {
-                    Subjects::Default => s.get("name").and_then(Value::as_str) == Some("default"),
-                    _ => s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"),
-                };
-                if hit && let Some(m) = s.as_object_mut() {
-                    let slot = m.entry("namespace").or_insert(Value::String(String::new()));
-                    set(slot).map_err(|e| invalid(k, field, e))?;
-                }
-            }
-        }
-        for fs in fss {
-            if fs.path == "metadata/namespace"
-                || (fs.path == "metadata/name" && api_version != "v1")
-                || (binding && fs.path == "subjects/namespace")
-            {
-                continue;
-            }
-            let mut st = set;
-            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut st)
-                .map_err(|e| in_object(k, field, r, e))?;
-        }
+        ns_one(r, a, fss).map_err(|e| in_object(k, field, r, e))?;
         let id = list[i].cur_id();
         if list.iter().filter(|o| o.cur_id().equals(&id)).count() != 1 {
             return Err(invalid(
@@ -494,6 +447,62 @@ fn namespace(
                 format!("setting the namespace makes two objects {id}"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The namespace filter on one object.
+fn ns_one(r: &mut Res, a: &NamespaceArgs, fss: &[FieldSpec]) -> Result<(), String> {
+    let set = |v: &mut Value| -> Result<(), String> {
+        match v {
+            Value::Object(_) | Value::Array(_) => {
+                Err("namespace field specs must target scalar nodes".into())
+            }
+            Value::String(s) if a.unset_only && !s.is_empty() => Ok(()),
+            _ => {
+                *v = Value::String(a.namespace.clone());
+                Ok(())
+            }
+        }
+    };
+    let gvk = r.gvk();
+    let api_version = r
+        .value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !crate::render::res::is_cluster_scoped(&gvk) {
+        let md = r.metadata_mut();
+        let slot = md.entry("namespace").or_insert(Value::String(String::new()));
+        set(slot)?;
+    }
+    let binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
+    if binding
+        && a.subjects != Subjects::None
+        && let Some(subjects) = r.value.get_mut("subjects").and_then(Value::as_array_mut)
+    {
+        for s in subjects {
+            let hit = match a.subjects {
+                Subjects::Default => s.get("name").and_then(Value::as_str) == Some("default"),
+                _ => s.get("kind").and_then(Value::as_str) == Some("ServiceAccount"),
+            };
+            if hit && let Some(m) = s.as_object_mut() {
+                let slot = m.entry("namespace").or_insert(Value::String(String::new()));
+                set(slot)?;
+            }
+        }
+    }
+    for fs in fss {
+        if fs.path == "metadata/namespace"
+            || (fs.path == "metadata/name" && api_version != "v1")
+            || (binding && fs.path == "subjects/namespace")
+        {
+            continue;
+        }
+        let mut st = set;
+        fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut st)
+            ?;
     }
     Ok(())
 }
@@ -554,6 +563,138 @@ fn affix(
                 continue;
             }
             affix_one(r, fs, value, prefix).map_err(|e| in_object(k, field, r, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `/`-separated path parts (kustomize's `PathSplit`: a leading empty part marks an absolute
+/// path).
+fn path_split(p: &str) -> Vec<String> {
+    if p.is_empty() {
+        return Vec::new();
+    }
+    let mut parts: Vec<String> = Vec::new();
+    if p.starts_with('/') {
+        parts.push(String::new());
+    }
+    parts.extend(p.split('/').filter(|x| !x.is_empty()).map(String::from));
+    parts
+}
+
+/// kustomize's `InsertPathPart`: `part` inserted at `pos` among the path's parts.
+fn insert_path_part(path: &str, pos: usize, part: &str) -> String {
+    if part.is_empty() {
+        return path.to_string();
+    }
+    let mut parts = path_split(path);
+    let mut pos = pos.min(parts.len());
+    if parts.first().is_some_and(String::is_empty) && pos < parts.len() {
+        pos += 1;
+    }
+    parts.insert(pos, part.to_string());
+    if parts[0].is_empty() {
+        format!("/{}", parts[1..].join("/"))
+    } else {
+        parts.join("/")
+    }
+}
+
+/// ValueAddTransformer: a value (by default the kustomization folder's name) written to a
+/// field of the selected objects, or inserted as a part of the path it holds.
+fn value_add(c: &Cfg, list: &mut [Res]) -> Result<(), Error> {
+    let (k, field) = (c.k, c.field);
+    let mut value = c.string("/value")?.trim().to_string();
+    if value.is_empty() {
+        let dir = k.dir.canonicalize().map_err(|source| Error::Read {
+            path: k.dir.clone(),
+            source,
+        })?;
+        value = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    let mut targets: Vec<Value> = match c.get("/targets") {
+        Value::Array(a) => a.clone(),
+        _ => Vec::new(),
+    };
+    let file = c.string("/targetFilePath")?;
+    if !file.is_empty() {
+        let v = super::read_yaml(k, field, &file)?;
+        if let Some(a) = v.get("targets").and_then(Value::as_array) {
+            targets.extend(a.iter().cloned());
+        }
+    }
+    if targets.is_empty() {
+        return Err(invalid(k, field, "give at least one of `targets`"));
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let tc = Cfg { k, field, v: t };
+        let path = tc.string("/fieldPath")?;
+        if path.is_empty() {
+            return Err(invalid(k, field, format!("`targets[{i}].fieldPath` is empty")));
+        }
+        let position = match t.get("filePathPosition") {
+            None | Some(Value::Null) => 0,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(0) as usize,
+            Some(_) => {
+                return Err(invalid(
+                    k,
+                    field,
+                    format!("`targets[{i}].filePathPosition` must be a non-negative integer"),
+                ));
+            }
+        };
+        let chosen: Vec<usize> = match selector(&tc, "/selector")? {
+            Some(sel) => patch::select(k, field, list, &sel)?,
+            None => (0..list.len()).collect(),
+        };
+        for idx in chosen {
+            let r = &mut list[idx];
+            if path == "metadata/namespace" {
+                let a = NamespaceArgs {
+                    namespace: value.clone(),
+                    unset_only: false,
+                    subjects: Subjects::Default,
+                };
+                ns_one(r, &a, &[]).map_err(|e| in_object(k, field, r, e))?;
+                continue;
+            }
+            let parts = fieldspec::split_path(&path);
+            let mut node = &mut r.value;
+            for part in &parts {
+                if node.is_null() {
+                    *node = Value::Object(Map::new());
+                }
+                node = match node {
+                    Value::Object(m) => m.entry(part.clone()).or_insert(Value::Null),
+                    Value::Array(items) => match part.parse::<usize>() {
+                        Ok(i) if i < items.len() => &mut items[i],
+                        _ => {
+                            let problem = format!("{path}: no element {part:?} in a list");
+                            return Err(in_object(k, field, r, problem));
+                        }
+                    },
+                    _ => {
+                        let problem = format!("{path}: a scalar is on the way");
+                        return Err(in_object(k, field, r, problem));
+                    }
+                };
+            }
+            let cur = match &*node {
+                Value::Object(_) | Value::Array(_) => {
+                    return Err(in_object(k, field, r, format!("{path}: expected a scalar")));
+                }
+                Value::Null => String::new(),
+                other => crate::render::res::scalar_string(other),
+            };
+            let new = if position > 0 {
+                insert_path_part(&cur, position - 1, &value)
+            } else {
+                value.clone()
+            };
+            *node = Value::String(new);
         }
     }
     Ok(())
