@@ -317,7 +317,11 @@ impl Config {
 
     /// kustomize's `nbrSlice.mergeOne`: same referred GVK merges the referrers.
     pub fn add_name_reference(&mut self, nbr: NameBackRef) -> Result<(), String> {
-        match self.name_reference.iter_mut().find(|n| n.target == nbr.target) {
+        match self
+            .name_reference
+            .iter_mut()
+            .find(|n| n.target == nbr.target)
+        {
             Some(n) => merge_specs(&mut n.referrers, &nbr.referrers),
             None => {
                 self.name_reference.push(nbr);
@@ -346,6 +350,39 @@ impl Config {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn configurations_merge_like_kustomize() {
+        let v: Value = serde_yaml_ng::from_str(
+            "namePrefix:\n- path: metadata/name\n  kind: App\n- path: spec/host\n  kind: App\n\
+             nameReference:\n- kind: ConfigMap\n  version: v1\n  fieldSpecs:\n  - kind: App\n    path: spec/cm\n\
+             unknownKey: ignored\n",
+        )
+        .unwrap();
+        let mut c = Config::parse(&v).unwrap();
+        assert_eq!(c.name_prefix.len(), 2);
+        // The same specs again add nothing; a new referrer for the same kind joins its entry.
+        let again = Config::parse(&v).unwrap();
+        c.merge(&again).unwrap();
+        assert_eq!(c.name_prefix.len(), 2);
+        let more: Value = serde_yaml_ng::from_str(
+            "nameReference:\n- kind: ConfigMap\n  version: v1\n  fieldSpecs:\n  - kind: App\n    path: spec/other\n",
+        )
+        .unwrap();
+        c.merge(&Config::parse(&more).unwrap()).unwrap();
+        assert_eq!(c.name_reference.len(), 1);
+        assert_eq!(c.name_reference[0].referrers.len(), 2);
+        // A spec a wildcard default already covers is not added again; a narrower one is.
+        let defaults = [FieldSpec::new("", "", "", "metadata/name", true)];
+        let extra = [
+            FieldSpec::new("", "", "", "metadata/name", true),
+            FieldSpec::new("", "", "App", "metadata/name", true),
+        ];
+        assert_eq!(beyond_defaults(&defaults, &extra).len(), 1);
+        // The same path with another `create` conflicts.
+        let mut l = vec![FieldSpec::new("", "", "App", "spec/x", true)];
+        assert!(merge_specs(&mut l, &[FieldSpec::new("", "", "App", "spec/x", false)]).is_err());
+    }
 
     #[test]
     fn escaped_slashes_stay_in_the_segment() {

@@ -307,7 +307,12 @@ fn merge_map(md_old: Option<&Value>, md_new: Option<&Value>) -> Option<Value> {
     }
 }
 
-pub(super) fn absorb(k: &Kustomization, field: &str, list: &mut Vec<Res>, mut res: Res) -> Result<(), Error> {
+pub(super) fn absorb(
+    k: &Kustomization,
+    field: &str,
+    list: &mut Vec<Res>,
+    mut res: Res,
+) -> Result<(), Error> {
     let id = res.cur_id();
     let matches = super::res::positions_of(list, &id);
     match (matches.len(), res.behavior) {

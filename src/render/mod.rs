@@ -5,9 +5,10 @@
 //! cycles detected), `patches`, `patchesJson6902`, `patchesStrategicMerge`, `namespace`,
 //! `namePrefix`/`nameSuffix` (with name-reference updates), `labels`, `commonLabels`,
 //! `commonAnnotations`, `images`, `replicas`, `configMapGenerator`/`secretGenerator` with
-//! `generatorOptions` and kustomize's hash suffix, and `sortOptions`. Anything else (remote
-//! bases, components, plugins, replacements, vars, helm charts...) is an error naming the file
-//! and the field: nothing is ignored silently.
+//! `generatorOptions` and kustomize's hash suffix, `sortOptions`, `generators`/`transformers`/
+//! `validators` holding configurations of kustomize's builtin plugins, `configurations`, `crds`
+//! and `openapi`. Anything else (remote bases, exec/Go/KRM-function plugins, helm charts...) is
+//! an error naming the file and the field: nothing is ignored silently.
 
 mod build;
 mod fieldspec;

@@ -525,7 +525,11 @@ pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Re
         match refs.iter_mut().find(|b| b.target == a.target) {
             Some(b) => {
                 for f in &a.referrers {
-                    if !b.referrers.iter().any(|o| o.gvk == f.gvk && o.path == f.path) {
+                    if !b
+                        .referrers
+                        .iter()
+                        .any(|o| o.gvk == f.gvk && o.path == f.path)
+                    {
                         b.referrers.push(f.clone());
                     }
                 }

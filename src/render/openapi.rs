@@ -30,8 +30,11 @@ fn properties(schema: &Map<String, Value>) -> Option<&Map<String, Value>> {
 /// kustomize's test for a definition of a Kubernetes type: `kind`, `apiVersion` and
 /// `metadata` properties.
 fn looks_like_a_type(schema: &Map<String, Value>) -> bool {
-    properties(schema)
-        .is_some_and(|p| ["kind", "apiVersion", "metadata"].iter().all(|k| p.contains_key(*k)))
+    properties(schema).is_some_and(|p| {
+        ["kind", "apiVersion", "metadata"]
+            .iter()
+            .all(|k| p.contains_key(*k))
+    })
 }
 
 fn spec(kind: &str, path: &[String]) -> FieldSpec {
@@ -51,7 +54,9 @@ fn load_definition(
     depth: usize,
 ) -> Result<(), String> {
     if depth > 64 {
-        return Err(format!("{type_name}: definitions refer to each other too deeply"));
+        return Err(format!(
+            "{type_name}: definitions refer to each other too deeply"
+        ));
     }
     let Some(props) = defs.get(type_name).and_then(schema_of).and_then(properties) else {
         return Ok(());
@@ -149,7 +154,9 @@ impl Schema {
             .unwrap_or_default();
         let mut types = std::collections::HashMap::new();
         for (name, d) in &defs {
-            let Some(gvks) = d.get("x-kubernetes-group-version-kind").and_then(Value::as_array)
+            let Some(gvks) = d
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
             else {
                 continue;
             };
@@ -389,5 +396,46 @@ mod tests {
         assert_eq!(c.name_reference[0].referrers[0].gvk.kind, "Bee");
         assert_eq!(c.common_labels[0].path, "spec/selector");
         assert!(c.name_prefix.is_empty());
+    }
+
+    #[test]
+    fn schema_merge_keys_follow_refs_and_items() {
+        let v = json!({"definitions": {
+            "T": {
+                "properties": {"spec": {"$ref": "#/definitions/S"}},
+                "x-kubernetes-group-version-kind": [{"group": "ex.com", "version": "v1", "kind": "T"}]
+            },
+            "S": {"properties": {
+                "ws": {"type": "array", "items": {"$ref": "#/definitions/W"},
+                       "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "name"},
+                "tags": {"type": "array", "x-kubernetes-patch-strategy": "merge"},
+                "plain": {"type": "array"}
+            }},
+            "W": {"properties": {"ports": {"type": "array",
+                "x-kubernetes-patch-strategy": "merge",
+                "x-kubernetes-list-map-keys": ["port", "protocol"]}}}
+        }});
+        let s = Schema::parse(&v).unwrap();
+        let p = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            s.list("ex.com/v1", "T", &p(&["spec", "ws"])),
+            ListMerge::Keys(vec!["name".into()])
+        );
+        assert_eq!(
+            s.list("ex.com/v1", "T", &p(&["spec", "ws", "ports"])),
+            ListMerge::Keys(vec!["port".into(), "protocol".into()])
+        );
+        assert_eq!(
+            s.list("ex.com/v1", "T", &p(&["spec", "tags"])),
+            ListMerge::Values
+        );
+        assert_eq!(
+            s.list("ex.com/v1", "T", &p(&["spec", "plain"])),
+            ListMerge::Replace
+        );
+        assert_eq!(
+            s.list("apps/v1", "Deployment", &p(&["spec"])),
+            ListMerge::Replace
+        );
     }
 }

@@ -432,7 +432,11 @@ pub fn annotations(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
     if k.common_annotations.is_empty() {
         return Ok(());
     }
-    let fss = [specs(COMMON_ANNOTATIONS), k.config.common_annotations.clone()].concat();
+    let fss = [
+        specs(COMMON_ANNOTATIONS),
+        k.config.common_annotations.clone(),
+    ]
+    .concat();
     for r in list.iter_mut() {
         let gvk = r.gvk();
         for fs in &fss {

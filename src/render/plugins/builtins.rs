@@ -474,7 +474,9 @@ fn ns_one(r: &mut Res, a: &NamespaceArgs, fss: &[FieldSpec]) -> Result<(), Strin
         .to_string();
     if !crate::render::res::is_cluster_scoped(&gvk) {
         let md = r.metadata_mut();
-        let slot = md.entry("namespace").or_insert(Value::String(String::new()));
+        let slot = md
+            .entry("namespace")
+            .or_insert(Value::String(String::new()));
         set(slot)?;
     }
     let binding = gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding";
@@ -501,8 +503,7 @@ fn ns_one(r: &mut Res, a: &NamespaceArgs, fss: &[FieldSpec]) -> Result<(), Strin
             continue;
         }
         let mut st = set;
-        fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut st)
-            ?;
+        fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut st)?;
     }
     Ok(())
 }
@@ -633,7 +634,11 @@ fn value_add(c: &Cfg, list: &mut [Res]) -> Result<(), Error> {
         let tc = Cfg { k, field, v: t };
         let path = tc.string("/fieldPath")?;
         if path.is_empty() {
-            return Err(invalid(k, field, format!("`targets[{i}].fieldPath` is empty")));
+            return Err(invalid(
+                k,
+                field,
+                format!("`targets[{i}].fieldPath` is empty"),
+            ));
         }
         let position = match t.get("filePathPosition") {
             None | Some(Value::Null) => 0,
@@ -698,4 +703,21 @@ fn value_add(c: &Cfg, list: &mut [Res]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parts_insert_like_kustomize() {
+        assert_eq!(
+            insert_path_part("/data/app/logs", 1, "staging"),
+            "/data/staging/app/logs"
+        );
+        assert_eq!(insert_path_part("a/b", 0, "x"), "x/a/b");
+        assert_eq!(insert_path_part("a/b", 9, "x"), "a/b/x");
+        assert_eq!(insert_path_part("", 3, "x"), "x");
+        assert_eq!(insert_path_part("a", 0, ""), "a");
+    }
 }

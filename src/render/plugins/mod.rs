@@ -62,7 +62,11 @@ pub fn configure(k: &mut Kustomization, mut config: Config) -> Result<(), Error>
 pub fn read_yaml(k: &Kustomization, field: &str, rel: &str) -> Result<Value, Error> {
     let file = k.dir.join(rel);
     if !file.is_file() {
-        return Err(invalid(k, field, format!("{} does not exist", file.display())));
+        return Err(invalid(
+            k,
+            field,
+            format!("{} does not exist", file.display()),
+        ));
     }
     let bytes = generate::read_local(k, field, rel)?;
     let text = String::from_utf8(bytes).map_err(|_| invalid(k, field, "not UTF-8"))?;
@@ -124,7 +128,9 @@ fn load_entries(
             return Err(invalid(
                 k,
                 &field,
-                format!("{e} is absolute: kustomize only takes paths relative to the kustomization"),
+                format!(
+                    "{e} is absolute: kustomize only takes paths relative to the kustomization"
+                ),
             ));
         }
         let path = build::normalize(&k.dir.join(e));
@@ -157,7 +163,11 @@ fn load_entries(
                 });
             }
         } else {
-            return Err(invalid(k, &field, format!("{} does not exist", path.display())));
+            return Err(invalid(
+                k,
+                &field,
+                format!("{} does not exist", path.display()),
+            ));
         }
     }
     Ok(out)
@@ -234,7 +244,9 @@ pub fn generate(
                 return Err(invalid(
                     k,
                     &e.field,
-                    format!("{other} is a transformer, not a generator: list it under `transformers`"),
+                    format!(
+                        "{other} is a transformer, not a generator: list it under `transformers`"
+                    ),
                 ));
             }
             other => {
@@ -275,8 +287,10 @@ fn check_transformer<'a>(k: &Kustomization, e: &'a Entry) -> Result<&'a str, Err
     if builtins::is_transformer(kind) {
         return Ok(kind);
     }
-    let problem = if matches!(kind, "ConfigMapGenerator" | "SecretGenerator" | "IAMPolicyGenerator")
-    {
+    let problem = if matches!(
+        kind,
+        "ConfigMapGenerator" | "SecretGenerator" | "IAMPolicyGenerator"
+    ) {
         format!("{kind} is a generator, not a transformer: list it under `generators`")
     } else {
         format!("{kind} is not one of kustomize's builtin plugins")
@@ -327,7 +341,9 @@ pub fn validate(
             return Err(invalid(
                 k,
                 &e.field,
-                format!("the validator {kind} changed the objects: validators must not modify them"),
+                format!(
+                    "the validator {kind} changed the objects: validators must not modify them"
+                ),
             ));
         }
     }
@@ -351,9 +367,8 @@ pub fn affix_extra(
         if !fs.gvk.selects(&org.gvk) {
             continue;
         }
-        builtins::affix_one(r, fs, affix, prefix).map_err(|p| {
-            invalid(k, field, format!("{}: {p}", r.cur_id()))
-        })?;
+        builtins::affix_one(r, fs, affix, prefix)
+            .map_err(|p| invalid(k, field, format!("{}: {p}", r.cur_id())))?;
     }
     Ok(())
 }
