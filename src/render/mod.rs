@@ -10,6 +10,7 @@
 //! and the field: nothing is ignored silently.
 
 mod build;
+mod buildmeta;
 mod fieldspec;
 mod generate;
 mod kustomization;
@@ -123,6 +124,22 @@ pub enum LoadRestrictions {
 pub struct Options {
     /// Which files kustomizations may read.
     pub load_restrictions: LoadRestrictions,
+    /// The output order when the kustomization sets no `sortOptions` (kustomize's `--reorder`).
+    pub reorder: Reorder,
+    /// Set during a build whose top kustomization has `buildMetadata`.
+    pub(crate) track_origin: bool,
+}
+
+/// kustomize's `--reorder` flag: the kustomization's `sortOptions` win over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reorder {
+    /// No flag: kustomize's legacy order.
+    #[default]
+    Unspecified,
+    /// `--reorder legacy`.
+    Legacy,
+    /// `--reorder none`: the order the resources were read and generated in.
+    None,
 }
 
 /// Renders the kustomization in `dir` like `kustomize build dir` (kustomize v5 semantics, legacy
