@@ -43,14 +43,11 @@ pub fn needs_quotes(s: &str) -> bool {
 fn resolves_to_non_string(s: &str) -> bool {
     const WORDS: &[&str] = &[
         // Booleans of YAML 1.1 (y/n included: the 1.1 type repository lists them) and 1.2.
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE",
-        "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
-        // Nulls.
-        "~", "null", "Null", "NULL",
-        // Infinity and not-a-number.
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", // Nulls.
+        "~", "null", "Null", "NULL", // Infinity and not-a-number.
         ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
-        ".NaN", ".NAN",
-        // The merge key and YAML 1.1's value key.
+        ".NaN", ".NAN", // The merge key and YAML 1.1's value key.
         "<<", "=",
     ];
     if s.is_empty() || WORDS.contains(&s) {
@@ -64,16 +61,22 @@ fn resolves_to_non_string(s: &str) -> bool {
 /// `2001-12-14 21:59:43.10 -5`). Quoting a string that did not need it costs nothing.
 fn numberish(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    // go-yaml v2 hands signed scalars to Go's ParseFloat, which takes `+Inf` or `-infinity`.
+    if body.len() < s.len()
+        && ["inf", "infinity", "nan"].contains(&body.to_ascii_lowercase().as_str())
+    {
+        return true;
+    }
     let mut chars = body.chars();
     let first_ok = match chars.next() {
         Some(c) if c.is_ascii_digit() => true,
-        Some('.') => chars.next().is_some_and(|c| c.is_ascii_digit()),
+        Some('.') => chars.next().is_some_and(|c| c.is_ascii_digit() || c == '_'),
         _ => false,
     };
     first_ok
-        && body.chars().all(|c| {
-            c.is_ascii_hexdigit() || "xXoObB_.:+-tTzZ ".contains(c)
-        })
+        && body
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || "xXoObBpP_.:+-tTzZ ".contains(c))
 }
 
 /// A plain scalar that parses back as exactly `s` in block context (before type resolution).
@@ -262,11 +265,56 @@ mod tests {
     use serde_json::json;
 
     const AMBIGUOUS: &[&str] = &[
-        "yes", "Yes", "YES", "no", "NO", "on", "On", "off", "OFF", "y", "Y", "n", "N", "~",
-        "true", "True", "TRUE", "false", "null", "Null", "NULL", "", "0644", "0o17", "1e3", "1E3",
-        "2024-01-01", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "0x1F",
-        "0b1010", ".inf", "-.Inf", ".NaN", "1_000", "12:30:00", "190:20:30.15", "1.5", ".5", "1.",
-        "+12", "-0", "42", "<<", "=",
+        "yes",
+        "Yes",
+        "YES",
+        "no",
+        "NO",
+        "on",
+        "On",
+        "off",
+        "OFF",
+        "y",
+        "Y",
+        "n",
+        "N",
+        "~",
+        "true",
+        "True",
+        "TRUE",
+        "false",
+        "null",
+        "Null",
+        "NULL",
+        "",
+        "0644",
+        "0o17",
+        "1e3",
+        "1E3",
+        "2024-01-01",
+        "2001-12-14t21:59:43.10-05:00",
+        "2001-12-14 21:59:43.10 -5",
+        "0x1F",
+        "0b1010",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "1_000",
+        "12:30:00",
+        "190:20:30.15",
+        "1.5",
+        ".5",
+        "1.",
+        "+12",
+        "-0",
+        "42",
+        "<<",
+        "=",
+        "+Inf",
+        "-infinity",
+        "+NaN",
+        "0x1p-2",
+        "._5",
     ];
 
     #[test]
@@ -279,8 +327,21 @@ mod tests {
     #[test]
     fn leaves_ordinary_strings_plain() {
         for s in [
-            "nginx", "v1.2.3", "app.kubernetes.io/name", "Yess", "onion", "nope", "a b", "x:y",
-            "http://h:80/p", "v1.2.3-beta", "ClusterRole", "NaN", "infinity", "é", "a#b",
+            "nginx",
+            "v1.2.3",
+            "app.kubernetes.io/name",
+            "Yess",
+            "onion",
+            "nope",
+            "a b",
+            "x:y",
+            "http://h:80/p",
+            "v1.2.3-beta",
+            "ClusterRole",
+            "NaN",
+            "infinity",
+            "é",
+            "a#b",
         ] {
             assert!(!needs_quotes(s), "{s:?} should stay plain");
         }
@@ -289,8 +350,31 @@ mod tests {
     #[test]
     fn quotes_what_is_not_a_plain_scalar() {
         for s in [
-            " a", "a ", "- a", "-a", "a: b", "a #b", "#a", "*a", "&a", "!a", "|", ">", "'a", "\"a",
-            "%a", "@a", "`a", "[a]", "{a}", "a:", "---", "...", "a\tb", "\u{7}", "a\u{2028}b",
+            " a",
+            "a ",
+            "- a",
+            "-a",
+            "a: b",
+            "a #b",
+            "#a",
+            "*a",
+            "&a",
+            "!a",
+            "|",
+            ">",
+            "'a",
+            "\"a",
+            "%a",
+            "@a",
+            "`a",
+            "[a]",
+            "{a}",
+            "a:",
+            "---",
+            "...",
+            "a\tb",
+            "\u{7}",
+            "a\u{2028}b",
         ] {
             assert!(needs_quotes(s), "{s:?} must be quoted");
         }
@@ -310,9 +394,21 @@ mod tests {
             data.insert((*s).to_string(), json!(i));
         }
         for (i, s) in [
-            "line\n", "two\nlines", "trailing\n\n\n", "tab\tinside\nx\n", " lead\nx", "\nfirst\n",
-            "blank\n\nline\n", "spaces\n  \nline", "cr\r\nlf", "\"quoted\" \\ back", "\u{1}x",
-            "a\u{85}b", "\u{feff}bom", "日本語", "key: value\n# comment\n",
+            "line\n",
+            "two\nlines",
+            "trailing\n\n\n",
+            "tab\tinside\nx\n",
+            " lead\nx",
+            "\nfirst\n",
+            "blank\n\nline\n",
+            "spaces\n  \nline",
+            "cr\r\nlf",
+            "\"quoted\" \\ back",
+            "\u{1}x",
+            "a\u{85}b",
+            "\u{feff}bom",
+            "日本語",
+            "key: value\n# comment\n",
         ]
         .iter()
         .enumerate()
@@ -336,11 +432,15 @@ mod tests {
 
     #[test]
     fn layout_is_kustomize_like() {
-        let v = json!({"spec": {"containers": [{"name": "a", "args": ["yes", "x"]}]}, "s": "a\nb\n"});
+        let v =
+            json!({"spec": {"containers": [{"name": "a", "args": ["yes", "x"]}]}, "s": "a\nb\n"});
         assert_eq!(
             to_yaml_value(&v),
             "spec:\n  containers:\n  - name: a\n    args:\n    - \"yes\"\n    - x\ns: |\n  a\n  b\n"
         );
-        assert_eq!(to_yaml_value(&json!({"f": 1e300, "g": 2.0})), "f: 1.0e+300\ng: 2.0\n");
+        assert_eq!(
+            to_yaml_value(&json!({"f": 1e300, "g": 2.0})),
+            "f: 1.0e+300\ng: 2.0\n"
+        );
     }
 }

@@ -136,7 +136,9 @@ fn annotations_at(
         None => value,
         Some(i) => value.get_mut("items")?.get_mut(i)?,
     };
-    v.get_mut("metadata")?.get_mut("annotations")?.as_object_mut()
+    v.get_mut("metadata")?
+        .get_mut("annotations")?
+        .as_object_mut()
 }
 
 /// Just the annotations of a document (and of its list items), each scalar as its text.

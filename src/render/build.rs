@@ -112,6 +112,7 @@ fn accumulate(
     let mut k = kustomization::load(dir)?;
     k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
     k.track_origin = options.track_origin;
+    k.origin_path = options.origin_path.clone();
     let mut list: Vec<Res> = Vec::new();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
@@ -146,11 +147,12 @@ fn accumulate(
                     source,
                 })?;
             for o in objects {
-                let mut r = Res::new(o.value, o.origin);
+                let mut res = Res::new(o.value, o.origin);
                 if k.track_origin {
-                    r.build_origin = Some(super::res::BuildOrigin::File(path.clone()));
+                    let at = buildmeta::origin_path(&k, r);
+                    res.build_origin = Some(super::res::BuildOrigin::File(at));
                 }
-                append(&k, &field, &mut list, r)?;
+                append(&k, &field, &mut list, res)?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -163,7 +165,9 @@ fn accumulate(
                     ),
                 });
             }
-            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            let mut sub_options = options.clone();
+            sub_options.origin_path = buildmeta::origin_path(&k, r);
+            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, &sub_options)?;
             for r in sub {
                 append(&k, &field, &mut list, r)?;
             }

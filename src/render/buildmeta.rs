@@ -1,7 +1,7 @@
 //! `buildMetadata` (origin and transformer annotations, the managed-by label) and the
 //! annotations kustomize never lets out of a build.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
@@ -44,7 +44,7 @@ pub fn note_transformer(k: &Kustomization, list: &mut [Res], kind: &'static str)
         return;
     }
     let o = BuildOrigin::Builtin {
-        kustomization: k.file.clone(),
+        configured_in: configured_in(k),
         kind,
     };
     for r in list {
@@ -68,7 +68,7 @@ pub fn note_generated(k: &Kustomization, list: &mut [Res]) {
             "ConfigMapGenerator"
         };
         r.build_origin = Some(BuildOrigin::Builtin {
-            kustomization: k.file.clone(),
+            configured_in: configured_in(k),
             kind,
         });
     }
@@ -97,13 +97,9 @@ pub fn finish(top: &Kustomization, list: &mut [Res]) {
             .build_origin
             .as_ref()
             .filter(|_| origins)
-            .map(|o| yaml_text(&origin_value(o, &top.dir)));
+            .map(|o| yaml_text(&origin_value(o)));
         let done = (!r.transformations.is_empty() && transformations).then(|| {
-            let list: Vec<Value> = r
-                .transformations
-                .iter()
-                .map(|o| origin_value(o, &top.dir))
-                .collect();
+            let list: Vec<Value> = r.transformations.iter().map(origin_value).collect();
             yaml_text(&Value::Array(list))
         });
         let md = r.metadata_mut();
@@ -141,36 +137,36 @@ fn yaml_text(v: &Value) -> String {
     crate::manifest::to_yaml_value(v)
 }
 
+/// `path` (a relative path as written) joined to the origin path of `k`'s folder.
+pub fn origin_path(k: &Kustomization, path: &str) -> String {
+    join(&k.origin_path, path)
+}
+
+fn configured_in(k: &Kustomization) -> String {
+    let name = k.file.file_name().map(|n| n.to_string_lossy().into_owned());
+    join(&k.origin_path, &name.unwrap_or_default())
+}
+
+/// Go's `filepath.Join`: joined, `.` dropped, `name/..` removed, leading `..` kept.
+pub fn join(base: &str, path: &str) -> String {
+    let joined = super::build::normalize(&Path::new(base).join(path));
+    let s = joined.to_string_lossy().into_owned();
+    if s.is_empty() { ".".into() } else { s }
+}
+
 /// kustomize's Origin as a mapping: `path` for a file, `configuredIn` and `configuredBy` for a
-/// builtin plugin; paths relative to the built folder.
-fn origin_value(o: &BuildOrigin, top: &Path) -> Value {
+/// builtin plugin.
+fn origin_value(o: &BuildOrigin) -> Value {
     match o {
-        BuildOrigin::File(p) => json!({ "path": relative(top, p) }),
+        BuildOrigin::File(p) => json!({ "path": p }),
         BuildOrigin::Builtin {
-            kustomization,
+            configured_in,
             kind,
         } => json!({
-            "configuredIn": relative(top, kustomization),
+            "configuredIn": configured_in,
             "configuredBy": { "apiVersion": "builtin", "kind": kind },
         }),
     }
-}
-
-/// `to` relative to the folder `from`, lexically (both are built from the same joins).
-pub fn relative(from: &Path, to: &Path) -> String {
-    let from = super::build::normalize(from);
-    let to = super::build::normalize(to);
-    let a: Vec<Component> = from.components().collect();
-    let b: Vec<Component> = to.components().collect();
-    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let mut out = PathBuf::new();
-    for _ in common..a.len() {
-        out.push("..");
-    }
-    for c in &b[common..] {
-        out.push(c.as_os_str());
-    }
-    out.to_string_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -178,29 +174,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relative_paths_go_up_and_down() {
-        assert_eq!(relative(Path::new("a/overlay"), Path::new("a/overlay/x.yaml")), "x.yaml");
-        assert_eq!(
-            relative(Path::new("a/overlay"), Path::new("a/overlay/../base/d.yaml")),
-            "../base/d.yaml"
-        );
-        assert_eq!(relative(Path::new("./o"), Path::new("o/./k/kustomization.yaml")), "k/kustomization.yaml");
+    fn joins_like_go() {
+        assert_eq!(join("", "./x.yaml"), "x.yaml");
+        assert_eq!(join("", "../a/base"), "../a/base");
+        assert_eq!(join("../a/base", "dep.yaml"), "../a/base/dep.yaml");
+        assert_eq!(join("base", "../other/x.yaml"), "other/x.yaml");
+        assert_eq!(join("", "."), ".");
     }
 
     #[test]
     fn origins_are_kustomize_shaped() {
-        let top = Path::new("/r/o");
         assert_eq!(
-            yaml_text(&origin_value(&BuildOrigin::File("/r/b/d.yaml".into()), top)),
+            yaml_text(&origin_value(&BuildOrigin::File("../b/d.yaml".into()))),
             "path: ../b/d.yaml\n"
         );
-        let t = origin_value(
-            &BuildOrigin::Builtin {
-                kustomization: "/r/o/kustomization.yaml".into(),
-                kind: "PatchTransformer",
-            },
-            top,
-        );
+        let t = origin_value(&BuildOrigin::Builtin {
+            configured_in: "kustomization.yaml".into(),
+            kind: "PatchTransformer",
+        });
         assert_eq!(
             yaml_text(&Value::Array(vec![t])),
             "- configuredIn: kustomization.yaml\n  configuredBy:\n    apiVersion: builtin\n    kind: PatchTransformer\n"

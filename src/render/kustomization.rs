@@ -117,6 +117,9 @@ pub struct Kustomization {
     pub root_only: bool,
     /// Record origins for buildMetadata (the top kustomization has it).
     pub track_origin: bool,
+    /// This folder's path as kustomize's origins spell it: the relative paths as written,
+    /// joined from the built folder ("" for it).
+    pub origin_path: String,
 }
 
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.

@@ -5,7 +5,9 @@
 //! cycles detected), `patches`, `patchesJson6902`, `patchesStrategicMerge`, `namespace`,
 //! `namePrefix`/`nameSuffix` (with name-reference updates), `labels`, `commonLabels`,
 //! `commonAnnotations`, `images`, `replicas`, `configMapGenerator`/`secretGenerator` with
-//! `generatorOptions` and kustomize's hash suffix, and `sortOptions`. Anything else (remote
+//! `generatorOptions` and kustomize's hash suffix, `sortOptions` (with `legacySortOptions`),
+//! `buildMetadata` (origin and transformer annotations, the managed-by label), the deprecated
+//! `bases` and `imageTags`, and field names in any case (kustomize matches them so). Anything else (remote
 //! bases, components, plugins, replacements, vars, helm charts...) is an error naming the file
 //! and the field: nothing is ignored silently.
 
@@ -128,6 +130,8 @@ pub struct Options {
     pub reorder: Reorder,
     /// Set during a build whose top kustomization has `buildMetadata`.
     pub(crate) track_origin: bool,
+    /// The origin path of the folder being accumulated (see `Kustomization::origin_path`).
+    pub(crate) origin_path: String,
 }
 
 /// kustomize's `--reorder` flag: the kustomization's `sortOptions` win over it.

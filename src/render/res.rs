@@ -165,15 +165,16 @@ pub struct Res {
     pub transformations: Vec<BuildOrigin>,
 }
 
-/// A resource's or transformer's origin, as kustomize records it; paths are absolute here and
-/// made relative to the built folder when written.
+/// A resource's or transformer's origin, as kustomize records it: paths are the relative paths
+/// as written, joined from the built folder down (`../base/dep.yaml`), cleaned as Go's
+/// `filepath.Join` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildOrigin {
     /// Read from this file.
-    File(std::path::PathBuf),
+    File(String),
     /// Made or changed by a builtin generator or transformer configured in this kustomization.
     Builtin {
-        kustomization: std::path::PathBuf,
+        configured_in: String,
         kind: &'static str,
     },
 }

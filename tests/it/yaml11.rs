@@ -15,11 +15,53 @@ use crate::seal::{capi, keys, ok};
 
 /// Strings a YAML 1.1 reader resolves to something else when written plain.
 const AMBIGUOUS: &[&str] = &[
-    "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n",
-    "N", "~", "true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL", "0644",
-    "0o17", "1e3", "1E3", "2024-01-01", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
-    "0x1F", "0b1010", ".inf", "-.Inf", ".NaN", "1_000", "12:30:00", "190:20:30.15", "1.5", "+12",
-    "-0", "42", "<<", "=",
+    "yes",
+    "Yes",
+    "YES",
+    "no",
+    "No",
+    "NO",
+    "on",
+    "On",
+    "ON",
+    "off",
+    "Off",
+    "OFF",
+    "y",
+    "Y",
+    "n",
+    "N",
+    "~",
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "False",
+    "FALSE",
+    "null",
+    "Null",
+    "NULL",
+    "0644",
+    "0o17",
+    "1e3",
+    "1E3",
+    "2024-01-01",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-12-14 21:59:43.10 -5",
+    "0x1F",
+    "0b1010",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "1_000",
+    "12:30:00",
+    "190:20:30.15",
+    "1.5",
+    "+12",
+    "-0",
+    "42",
+    "<<",
+    "=",
 ];
 
 /// The documents of `yaml` as PyYAML's `safe_load_all` reads them, as JSON. A scalar it reads
@@ -138,11 +180,17 @@ fn ambiguous_secret() -> String {
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: \"yes\"\n  namespace: \"on\"\n  labels:\n",
     );
     for (i, v) in AMBIGUOUS.iter().enumerate() {
-        s.push_str(&format!("    l{i}: {}\n", serde_json::to_string(v).unwrap()));
+        s.push_str(&format!(
+            "    l{i}: {}\n",
+            serde_json::to_string(v).unwrap()
+        ));
     }
     s.push_str("  annotations:\n");
     for (i, v) in AMBIGUOUS.iter().enumerate() {
-        s.push_str(&format!("    a{i}: {}\n", serde_json::to_string(v).unwrap()));
+        s.push_str(&format!(
+            "    a{i}: {}\n",
+            serde_json::to_string(v).unwrap()
+        ));
     }
     s.push_str("type: Opaque\nstringData:\n");
     for v in AMBIGUOUS {
@@ -187,8 +235,7 @@ fn sealed_files_rotate_and_bootstrap_write_read_back_as_strings() {
         .unwrap()
         .remove(0);
     let sealed =
-        capi_manage::seal::seal(&secret, &key, &capi_manage::seal::SealOptions::default())
-            .unwrap();
+        capi_manage::seal::seal(&secret, &key, &capi_manage::seal::SealOptions::default()).unwrap();
     let yaml = capi_manage::seal::to_yaml(&sealed);
     let back = readers_agree(&yaml, "seal::to_yaml");
     check_sealed(&back[0]);
