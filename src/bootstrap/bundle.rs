@@ -125,7 +125,7 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
 /// `value` redacted, as YAML.
 fn yaml(mut value: Value) -> String {
     redact(&mut value);
-    serde_yaml_ng::to_string(&value).unwrap_or_else(|e| format!("cannot write YAML: {e}\n"))
+    crate::manifest::to_yaml_value(&value)
 }
 
 /// `YYYYMMDDTHHMMSSZ` of `t` (UTC).

@@ -114,8 +114,8 @@ pub(crate) fn host_kubeconfig(
     context["cluster"] = Value::from(name.clone());
     context["user"] = Value::from(name.clone());
     doc["current-context"] = Value::from(name);
-    Ok(serde_yaml_ng::to_string(&doc)
-        .expect("a parsed document serializes")
+    Ok(crate::manifest::to_yaml_of(&doc)
+        .map_err(|_| KubeconfigError::Shape)?
         .into_bytes())
 }
 
@@ -198,7 +198,7 @@ pub(crate) fn template_cni(manifest: &str, control_plane_endpoint: &str) -> Resu
                 .expect("set above")
                 .push(Value::Mapping(env));
         }
-        docs.push(serde_yaml_ng::to_string(&value).expect("parsed YAML serializes"));
+        docs.push(crate::manifest::to_yaml_of(&value).map_err(|e| format!("CNI manifest: {e}"))?);
     }
     Ok(docs.join("---\n"))
 }

@@ -3,17 +3,19 @@
 //! Pure: nothing here talks to a cluster or the network. Objects keep their fields in the order
 //! they were written, so what is read and written back stays recognisable.
 
+mod emit;
 mod object;
 mod order;
 mod subst;
 mod yaml;
 
+pub use emit::{needs_quotes, to_yaml_of, to_yaml_value};
 pub use object::{Gvk, Object, Origin};
 pub use order::{ApplyPhase, apply_phase};
 #[cfg(test)]
 pub(crate) use subst::tests::vars as test_vars;
 pub use subst::{SUBSTITUTE_ANNOTATION, SubstError, substitute, substitute_str};
-pub use yaml::{parse_file, parse_str, to_yaml};
+pub use yaml::{ParseOptions, parse_file, parse_file_with, parse_str, parse_str_with, to_yaml};
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
 use super::res::Res;
-use super::{Error, generate, nameref, patch, sort, transform};
+use super::{Error, buildmeta, generate, nameref, patch, sort, transform};
 use crate::manifest::{self, Object};
 
 pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
@@ -13,6 +13,8 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
     let mut options = options.clone();
     let root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
     options.schema = super::openapi::for_build(dir, root_only)?.map(std::sync::Arc::new);
+    // Origins are tracked through the whole build when the top kustomization has buildMetadata.
+    options.track_origin = !kustomization::load(dir)?.build_metadata.is_empty();
     let (k, mut list) = accumulate(dir, None, &mut stack, &options)?;
     generate::add_hashes(&mut list);
     nameref::fix_with(&mut list, &k.config.name_reference).map_err(|problem| Error::Invalid {
@@ -28,9 +30,15 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
             .and_then(|v| v.as_str())
             != Some("true")
     });
-    if k.sort_order != Some(SortOrder::Fifo) {
-        sort::legacy(&mut list);
+    // kustomize: the kustomization's sortOptions win over `--reorder`; without either, legacy.
+    match (k.sort_order, options.reorder) {
+        (Some(SortOrder::Fifo), _) | (None, super::Reorder::None) => {}
+        (Some(SortOrder::Legacy), _) if k.legacy_sort.is_some() => {
+            sort::legacy_with(&mut list, k.legacy_sort.as_ref().expect("checked"));
+        }
+        _ => sort::legacy(&mut list),
     }
+    buildmeta::finish(&k, &mut list);
     Ok(list
         .into_iter()
         .map(|r| Object {
@@ -105,6 +113,8 @@ pub(super) fn accumulate(
     let mut k = kustomization::load(dir)?;
     k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
     k.schema = options.schema.clone();
+    k.track_origin = options.track_origin;
+    k.origin_path = options.origin_path.clone();
     let mut list: Vec<Res> = Vec::new();
     let mut config = super::fieldspec::Config::default();
     for (i, r) in k.resources.iter().enumerate() {
@@ -128,13 +138,24 @@ pub(super) fn accumulate(
         let path = normalize(&dir.join(r));
         if path.is_file() {
             generate::check_inside(&k, &field, &path)?;
-            let objects = manifest::parse_file(&path).map_err(|source| Error::Manifest {
-                file: k.file.clone(),
-                field: field.clone(),
-                source,
-            })?;
+            let read = manifest::ParseOptions {
+                annotations_as_written: true,
+                api_version_optional: true,
+                name_required: true,
+            };
+            let objects =
+                manifest::parse_file_with(&path, read).map_err(|source| Error::Manifest {
+                    file: k.file.clone(),
+                    field: field.clone(),
+                    source,
+                })?;
             for o in objects {
-                append(&k, &field, &mut list, Res::new(o.value, o.origin))?;
+                let mut res = Res::new(o.value, o.origin);
+                if k.track_origin {
+                    let at = buildmeta::origin_path(&k, r);
+                    res.build_origin = Some(super::res::BuildOrigin::File(at));
+                }
+                append(&k, &field, &mut list, res)?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -147,7 +168,9 @@ pub(super) fn accumulate(
                     ),
                 });
             }
-            let (sk, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            let mut sub_options = options.clone();
+            sub_options.origin_path = buildmeta::origin_path(&k, r);
+            let (sk, sub) = accumulate(&path, Some((&k.file, &field)), stack, &sub_options)?;
             super::plugins::merge_config(&k, &field, &mut config, &sk.config)?;
             for r in sub {
                 append(&k, &field, &mut list, r)?;
@@ -162,6 +185,7 @@ pub(super) fn accumulate(
     }
     super::plugins::configure(&mut k, config)?;
     generate::run(&k, &mut list)?;
+    buildmeta::note_generated(&k, &mut list);
     super::plugins::generate(&k, &mut list, stack, options)?;
     transform_all(&k, &mut list)?;
     super::plugins::transform(&k, &mut list, stack, options)?;
@@ -171,23 +195,30 @@ pub(super) fn accumulate(
 }
 
 fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
+    let note = buildmeta::note_transformer;
     if !k.patches_strategic_merge.is_empty() {
         patch::apply_strategic_merge(k, list, &k.patches_strategic_merge)?;
+        note(k, list, "PatchStrategicMergeTransformer");
     }
     for p in &k.patches {
         patch::apply_spec(k, list, p)?;
+        note(k, list, "PatchTransformer");
     }
     if !k.namespace.is_empty() {
         transform::namespace(k, list)?;
+        note(k, list, "NamespaceTransformer");
     }
     if !k.name_prefix.is_empty() {
         transform::prefix_suffix(k, list, true)?;
+        note(k, list, "PrefixTransformer");
     }
     if !k.name_suffix.is_empty() {
         transform::prefix_suffix(k, list, false)?;
+        note(k, list, "SuffixTransformer");
     }
     for (i, l) in k.labels.iter().enumerate() {
         transform::labels(k, list, l, &format!("labels[{i}]"), false)?;
+        note(k, list, "LabelTransformer");
     }
     if !k.common_labels.is_empty() {
         let spec = LabelSpec {
@@ -196,15 +227,25 @@ fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
         };
         transform::labels(k, list, &spec, "commonLabels", true)?;
     }
+    // kustomize configures the commonLabels transformer whenever `labels` is set too.
+    if !k.common_labels.is_empty() || !k.labels.is_empty() {
+        note(k, list, "LabelTransformer");
+    }
     transform::annotations(k, list)?;
+    if !k.common_annotations.is_empty() {
+        note(k, list, "AnnotationsTransformer");
+    }
     for p in &k.patches_json6902 {
         patch::apply_spec(k, list, p)?;
+        note(k, list, "PatchJson6902Transformer");
     }
     for r in &k.replicas {
         transform::replicas(k, list, r)?;
+        note(k, list, "ReplicaCountTransformer");
     }
     for im in &k.images {
         transform::image(k, list, im)?;
+        note(k, list, "ImageTagTransformer");
     }
     Ok(())
 }

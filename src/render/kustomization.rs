@@ -109,6 +109,10 @@ pub struct Kustomization {
     pub secret_generator: Vec<GenSpec>,
     pub generator_options: Option<GenOptions>,
     pub sort_order: Option<SortOrder>,
+    /// `sortOptions.legacySortOptions` (legacy order only).
+    pub legacy_sort: Option<super::sort::Ranking>,
+    /// `buildMetadata` (only the top kustomization's counts).
+    pub build_metadata: Vec<String>,
     /// Files must be in or below `dir`.
     pub root_only: bool,
     /// `generators`, `transformers`, `validators`: plugin config files, folders or inline YAML.
@@ -124,6 +128,11 @@ pub struct Kustomization {
     pub config: super::fieldspec::Config,
     /// The build's custom OpenAPI schema, if any (set while building).
     pub schema: Option<std::sync::Arc<super::openapi::Schema>>,
+    /// Record origins for buildMetadata (the top kustomization has it).
+    pub track_origin: bool,
+    /// This folder's path as kustomize's origins spell it: the relative paths as written,
+    /// joined from the built folder ("" for it).
+    pub origin_path: String,
 }
 
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.
@@ -151,14 +160,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "helmChartInflationGenerator",
         "helm chart inflation is not implemented; use a Flux HelmRelease",
-    ),
-    (
-        "buildMetadata",
-        "build metadata annotations are not implemented",
-    ),
-    (
-        "imageTags",
-        "the deprecated imageTags field is not implemented; use images",
     ),
 ];
 
@@ -250,6 +251,21 @@ pub fn load(dir: &Path) -> Result<Kustomization, Error> {
     let file = find_file(dir).ok_or_else(|| Error::NoKustomization {
         dir: dir.to_path_buf(),
     })?;
+    let found: Vec<&str> = FILE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| dir.join(n).is_file())
+        .collect();
+    if found.len() > 1 {
+        return Err(Error::Invalid {
+            file: file.clone(),
+            field: "(file)".into(),
+            problem: format!(
+                "the folder has several kustomization files ({}): keep one",
+                found.join(", ")
+            ),
+        });
+    }
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
         path: file.clone(),
         source,
@@ -274,11 +290,15 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
             "the kustomization is empty: list `resources` at least",
         ));
     }
+    // kustomize decodes the kustomization as JSON, which matches field names ignoring case.
+    let canonical = canonical_fields(top);
+    let top = &canonical;
     let mut k = Kustomization {
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
         ..Default::default()
     };
+    let mut image_tags = Vec::new();
     for (key, v) in top {
         if let Some((_, hint)) = UNSUPPORTED.iter().find(|(f, _)| f == key) {
             return Err(Error::Unsupported {
@@ -385,19 +405,19 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
             "configurations" => k.configurations = cx.strings(v, key)?,
             "crds" => k.crds = cx.strings(v, key)?,
             "openapi" => k.openapi = cx.string_map(v, key)?,
+            // Deprecated alias of images: kustomize appends them after `images`.
+            "imageTags" => {
+                for (i, im) in cx.list(v, key)?.iter().enumerate() {
+                    image_tags.push(parse_image(&cx, im, &format!("imageTags[{i}]"))?);
+                }
+            }
+            "buildMetadata" => k.build_metadata = cx.strings(v, key)?,
             "generatorOptions" => {
                 k.generator_options = Some(parse_gen_options(&cx, v, key)?);
             }
             "sortOptions" => {
                 let m = cx.map(v, key)?;
                 cx.only(m, key, &["order", "legacySortOptions"])?;
-                if m.contains_key("legacySortOptions") {
-                    return Err(Error::Unsupported {
-                        file: file.to_path_buf(),
-                        field: "sortOptions.legacySortOptions".into(),
-                        hint: "custom legacy orders are not implemented".into(),
-                    });
-                }
                 let order =
                     cx.string(m.get("order").unwrap_or(&Value::Null), "sortOptions.order")?;
                 k.sort_order = Some(match order.as_str() {
@@ -407,6 +427,21 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
                         return Err(cx.invalid("sortOptions.order", "must be legacy or fifo"));
                     }
                 });
+                if let Some(l) = m.get("legacySortOptions").filter(|l| !l.is_null()) {
+                    let f = "sortOptions.legacySortOptions";
+                    if k.sort_order == Some(SortOrder::Fifo) {
+                        return Err(cx.invalid(f, "is set but the order is fifo, not legacy"));
+                    }
+                    let lm = cx.map(l, f)?;
+                    cx.only(lm, f, &["orderFirst", "orderLast"])?;
+                    let list = |n: &str| {
+                        cx.strings(lm.get(n).unwrap_or(&Value::Null), &format!("{f}.{n}"))
+                    };
+                    k.legacy_sort = Some(super::sort::Ranking {
+                        first: list("orderFirst")?,
+                        last: list("orderLast")?,
+                    });
+                }
             }
             _ => {
                 return Err(cx.invalid(key, "unknown kustomization field (check the spelling)"));
@@ -416,7 +451,60 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
     if let Some(b) = top.get("bases") {
         k.resources.extend(cx.strings(b, "bases")?);
     }
+    k.images.extend(image_tags);
     Ok(k)
+}
+
+/// Every field of kustomize's Kustomization type.
+const FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "openapi",
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "commonAnnotations",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "patches",
+    "images",
+    "imageTags",
+    "replacements",
+    "replicas",
+    "vars",
+    "sortOptions",
+    "resources",
+    "components",
+    "crds",
+    "bases",
+    "configMapGenerator",
+    "secretGenerator",
+    "helmGlobals",
+    "helmCharts",
+    "helmChartInflationGenerator",
+    "generatorOptions",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "buildMetadata",
+];
+
+/// `top` with each key spelled as kustomize's field it matches ignoring case (`NamePrefix`,
+/// `patchesJSON6902`); a later spelling of the same field replaces an earlier one, as in Go.
+fn canonical_fields(top: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, v) in top {
+        let name = FIELDS
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(key))
+            .map_or_else(|| key.clone(), |f| f.to_string());
+        out.insert(name, v.clone());
+    }
+    out
 }
 
 fn parse_label(cx: &Ctx, v: &Value, f: &str) -> Result<LabelSpec, Error> {

@@ -5,12 +5,16 @@
 //! cycles detected), `patches`, `patchesJson6902`, `patchesStrategicMerge`, `namespace`,
 //! `namePrefix`/`nameSuffix` (with name-reference updates), `labels`, `commonLabels`,
 //! `commonAnnotations`, `images`, `replicas`, `configMapGenerator`/`secretGenerator` with
-//! `generatorOptions` and kustomize's hash suffix, `sortOptions`, `generators`/`transformers`/
-//! `validators` holding configurations of kustomize's builtin plugins, `configurations`, `crds`
-//! and `openapi`. Anything else (remote bases, exec/Go/KRM-function plugins, helm charts...) is
-//! an error naming the file and the field: nothing is ignored silently.
+//! `generatorOptions` and kustomize's hash suffix, `sortOptions` (with `legacySortOptions`),
+//! `buildMetadata` (origin and transformer annotations, the managed-by label), the deprecated
+//! `bases` and `imageTags`, field names in any case (kustomize matches them so),
+//! `generators`/`transformers`/`validators` holding configurations of kustomize's builtin
+//! plugins, `configurations`, `crds` and `openapi`. Anything else (remote bases, exec/Go/KRM-function
+//! plugins, helm charts...) is an error naming the file and the field: nothing is ignored
+//! silently.
 
 mod build;
+mod buildmeta;
 mod fieldspec;
 mod generate;
 mod kustomization;
@@ -128,6 +132,24 @@ pub struct Options {
     pub load_restrictions: LoadRestrictions,
     /// The build's custom OpenAPI schema (set by the build from `openapi` fields).
     pub(crate) schema: Option<std::sync::Arc<openapi::Schema>>,
+    /// The output order when the kustomization sets no `sortOptions` (kustomize's `--reorder`).
+    pub reorder: Reorder,
+    /// Set during a build whose top kustomization has `buildMetadata`.
+    pub(crate) track_origin: bool,
+    /// The origin path of the folder being accumulated (see `Kustomization::origin_path`).
+    pub(crate) origin_path: String,
+}
+
+/// kustomize's `--reorder` flag: the kustomization's `sortOptions` win over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reorder {
+    /// No flag: kustomize's legacy order.
+    #[default]
+    Unspecified,
+    /// `--reorder legacy`.
+    Legacy,
+    /// `--reorder none`: the order the resources were read and generated in.
+    None,
 }
 
 /// Renders the kustomization in `dir` like `kustomize build dir` (kustomize v5 semantics, legacy

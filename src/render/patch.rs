@@ -41,6 +41,13 @@ fn split_docs(text: &str) -> Vec<String> {
     docs
 }
 
+/// Only comments, blank lines and document markers.
+fn is_blank(text: &str) -> bool {
+    split_docs(text)
+        .iter()
+        .all(|d| serde_yaml_ng::from_str::<Value>(d).is_ok_and(|v| v.is_null()))
+}
+
 fn load(k: &Kustomization, field: &str, text: &str) -> Result<Loaded, Error> {
     let mut values = Vec::new();
     for doc in split_docs(text) {
@@ -85,7 +92,17 @@ fn patch_text(k: &Kustomization, spec: &PatchSpec) -> Result<String, Error> {
 /// One `patches` (or `patchesJson6902`) entry.
 pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> Result<(), Error> {
     let text = patch_text(k, spec)?;
+    // kustomize skips a `patches` entry that is empty or only comments (`[]` included); the
+    // legacy patchesJson6902 refuses it.
+    let legacy = spec.field.starts_with("patchesJson6902");
+    if !legacy && is_blank(&text) {
+        return Ok(());
+    }
     match load(k, &spec.field, &text)? {
+        Loaded::Json(ops) if legacy && ops.0.is_empty() => {
+            Err(invalid(k, &spec.field, "the patch is empty"))
+        }
+        Loaded::Json(ops) if ops.0.is_empty() => Ok(()),
         Loaded::Json(ops) => {
             let Some(target) = &spec.target else {
                 return Err(invalid(

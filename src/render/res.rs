@@ -159,6 +159,24 @@ pub struct Res {
     /// Generated with a name hash still to add.
     pub needs_hash: bool,
     pub behavior: Behavior,
+    /// With `buildMetadata`: where the object came from (kustomize's `config.kubernetes.io/origin`).
+    pub build_origin: Option<BuildOrigin>,
+    /// With `buildMetadata`: the transformers that ran over it, in order.
+    pub transformations: Vec<BuildOrigin>,
+}
+
+/// A resource's or transformer's origin, as kustomize records it: paths are the relative paths
+/// as written, joined from the built folder down (`../base/dep.yaml`), cleaned as Go's
+/// `filepath.Join` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOrigin {
+    /// Read from this file.
+    File(String),
+    /// Made or changed by a builtin generator or transformer configured in this kustomization.
+    Builtin {
+        configured_in: String,
+        kind: &'static str,
+    },
 }
 
 impl Res {
@@ -171,6 +189,8 @@ impl Res {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: Behavior::Create,
+            build_origin: None,
+            transformations: Vec::new(),
         }
     }
 

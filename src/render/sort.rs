@@ -1,5 +1,6 @@
-//! kustomize's legacy output order: a fixed kind ranking, then group/version/kind, then
-//! namespace and name.
+//! kustomize's legacy output order: a kind ranking (kustomize's fixed one, or the
+//! kustomization's `sortOptions.legacySortOptions`), then group/version/kind, then namespace and
+//! name.
 
 use super::res::Res;
 use crate::manifest::Gvk;
@@ -36,14 +37,33 @@ const LAST: &[&str] = &[
     "ValidatingWebhookConfiguration",
 ];
 
-fn rank(kind: &str) -> i64 {
-    if let Some(i) = FIRST.iter().position(|k| *k == kind) {
-        return i as i64 - FIRST.len() as i64;
+/// Which kinds go first and last, in order (`sortOptions.legacySortOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ranking {
+    pub first: Vec<String>,
+    pub last: Vec<String>,
+}
+
+impl Ranking {
+    /// kustomize's built-in ranking.
+    pub fn builtin() -> Self {
+        Ranking {
+            first: FIRST.iter().map(|k| k.to_string()).collect(),
+            last: LAST.iter().map(|k| k.to_string()).collect(),
+        }
     }
-    if let Some(i) = LAST.iter().position(|k| *k == kind) {
-        return 1 + i as i64;
+
+    /// A kind's rank: negative for `first`, positive for `last`, 0 for the others. A kind in
+    /// both lists takes its `last` rank, as kustomize's map does (later entries win).
+    fn rank(&self, kind: &str) -> i64 {
+        if let Some(i) = self.last.iter().rposition(|k| k == kind) {
+            return 1 + i as i64;
+        }
+        if let Some(i) = self.first.iter().rposition(|k| k == kind) {
+            return i as i64 - self.first.len() as i64;
+        }
+        0
     }
-    0
 }
 
 fn or<'a>(s: &'a str, empty: &'a str) -> &'a str {
@@ -59,10 +79,10 @@ fn gvk_key(g: &Gvk) -> String {
     )
 }
 
-fn order(a: &Res, b: &Res) -> std::cmp::Ordering {
+fn order(ranking: &Ranking, a: &Res, b: &Res) -> std::cmp::Ordering {
     let (ia, ib) = (a.cur_id(), b.cur_id());
     if ia.gvk != ib.gvk {
-        let (ra, rb) = (rank(&ia.gvk.kind), rank(&ib.gvk.kind));
+        let (ra, rb) = (ranking.rank(&ia.gvk.kind), ranking.rank(&ib.gvk.kind));
         if ra != rb {
             return ra.cmp(&rb);
         }
@@ -97,5 +117,29 @@ fn id_gvk_string(g: &Gvk) -> String {
 
 /// Sorts in kustomize's legacy order.
 pub fn legacy(list: &mut [Res]) {
-    list.sort_by(order);
+    legacy_with(list, &Ranking::builtin());
+}
+
+/// Sorts in kustomize's legacy order with a custom kind ranking.
+pub fn legacy_with(list: &mut [Res], ranking: &Ranking) {
+    list.sort_by(|a, b| order(ranking, a, b));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_first_negative_last_positive_and_last_wins() {
+        let r = Ranking {
+            first: vec!["A".into(), "B".into()],
+            last: vec!["C".into(), "B".into()],
+        };
+        assert_eq!(r.rank("A"), -2);
+        assert_eq!(r.rank("B"), 2);
+        assert_eq!(r.rank("C"), 1);
+        assert_eq!(r.rank("D"), 0);
+        assert_eq!(Ranking::builtin().rank("Namespace"), -22);
+        assert_eq!(Ranking::default().rank("Namespace"), 0);
+    }
 }

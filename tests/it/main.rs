@@ -26,3 +26,4 @@ mod seal;
 mod status;
 mod vendor;
 mod webhooks;
+mod yaml11;

@@ -54,7 +54,11 @@ fn compare(dir: &Path) -> Result<(), String> {
 /// Compares our rendering of `dir` with kustomize's output for it.
 fn compare_with(dir: &Path, kustomized: Result<String, String>) -> Result<(), String> {
     let expected = kustomized.map_err(|e| format!("kustomize failed: {e}"))?;
-    let expected = parse_str(&expected, None).map_err(|e| format!("kustomize output: {e}"))?;
+    // kustomize keeps objects without an apiVersion.
+    let mut read = capi_manage::manifest::ParseOptions::default();
+    read.api_version_optional = true;
+    let expected = capi_manage::manifest::parse_str_with(&expected, None, read)
+        .map_err(|e| format!("kustomize output: {e}"))?;
     let ours = render(dir).map_err(|e| {
         let mut s = e.to_string();
         let mut src = std::error::Error::source(&e);
