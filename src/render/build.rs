@@ -1,10 +1,11 @@
 //! The build: accumulate resources depth-first, generate, transform (kustomize's order), then
 //! at the top level add hash suffixes, fix name references, drop local config and sort.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
-use super::res::Res;
+use super::res::{IdKey, Res};
 use super::{Error, generate, nameref, patch, sort, transform};
 use crate::manifest::{self, Object};
 
@@ -67,9 +68,16 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-fn append(k: &Kustomization, field: &str, list: &mut Vec<Res>, r: Res) -> Result<(), Error> {
+/// Adds `r` to `list`; `ids` holds the ids of `list` (a lookup, not a scan of the list).
+fn append(
+    k: &Kustomization,
+    field: &str,
+    list: &mut Vec<Res>,
+    ids: &mut HashSet<IdKey>,
+    r: Res,
+) -> Result<(), Error> {
     let id = r.cur_id();
-    if list.iter().any(|o| o.cur_id().equals(&id)) {
+    if !ids.insert(id.key()) {
         return Err(Error::Invalid {
             file: k.file.clone(),
             field: field.to_string(),
@@ -102,6 +110,7 @@ fn accumulate(
     let mut k = kustomization::load(dir)?;
     k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
     let mut list: Vec<Res> = Vec::new();
+    let mut ids = HashSet::new();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if is_remote(r) {
@@ -129,7 +138,7 @@ fn accumulate(
                 source,
             })?;
             for o in objects {
-                append(&k, &field, &mut list, Res::new(o.value, o.origin))?;
+                append(&k, &field, &mut list, &mut ids, Res::new(o.value, o.origin))?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -144,7 +153,7 @@ fn accumulate(
             }
             let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
             for r in sub {
-                append(&k, &field, &mut list, r)?;
+                append(&k, &field, &mut list, &mut ids, r)?;
             }
         } else {
             return Err(Error::Invalid {
