@@ -159,9 +159,10 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
 ];
 
 pub fn is_cluster_scoped(gvk: &Gvk) -> bool {
+    // The kind first: it tells most kinds apart without comparing groups.
     CLUSTER_SCOPED
         .iter()
-        .any(|(g, k)| *g == gvk.group && *k == gvk.kind)
+        .any(|(g, k)| *k == gvk.kind && *g == gvk.group)
 }
 
 /// One object during a build.

@@ -605,6 +605,49 @@ pub fn replicas(k: &Kustomization, list: &mut [Res], spec: &ReplicaSpec) -> Resu
 mod tests {
     use super::*;
 
+    fn object(kind: &str, name: &str, namespace: Option<&str>) -> Res {
+        let mut v =
+            serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            v["metadata"]["namespace"] = ns.into();
+        }
+        Res::new(v, Default::default())
+    }
+
+    #[test]
+    fn namespace_refuses_objects_it_would_make_the_same() {
+        let k = Kustomization {
+            namespace: "z".into(),
+            ..Default::default()
+        };
+        let mut ok = vec![
+            object("ConfigMap", "a", None),
+            object("ConfigMap", "b", Some("x")),
+            object("Secret", "a", Some("z")),
+        ];
+        namespace(&k, &mut ok).unwrap();
+        assert!(ok.iter().all(|r| r.namespace() == "z"));
+        for mut list in [
+            vec![
+                object("ConfigMap", "a", Some("x")),
+                object("ConfigMap", "a", Some("y")),
+            ],
+            // The second is already where the first moves.
+            vec![
+                object("ConfigMap", "a", None),
+                object("ConfigMap", "a", Some("z")),
+            ],
+            // Both Namespaces are renamed to the namespace.
+            vec![
+                object("Namespace", "p", None),
+                object("Namespace", "q", None),
+            ],
+        ] {
+            let e = namespace(&k, &mut list).unwrap_err().to_string();
+            assert!(e.contains("setting the namespace makes two objects"), "{e}");
+        }
+    }
+
     #[test]
     fn image_references_split_like_kustomize() {
         let s = |i: &str| {
