@@ -1,5 +1,8 @@
 //! Sealing 100 Secrets, one whole process each, with `capi-manage seal --cert` and with the real
-//! `kubeseal --cert` in the same run; prints both times and their ratio.
+//! `kubeseal --cert` in the same run (both to standard output; ours with -w, which syncs to
+//! disk, timed too), and all 100 in one `capi-manage seal --output-dir` run
+//! (which kubeseal cannot do); prints the medians of BENCH_ROUNDS (default 5) rounds and the
+//! ratios.
 //!
 //!     cargo bench --bench seal            (needs `scripts/test-binaries kubeseal`)
 
@@ -61,54 +64,148 @@ fn time(mut cmd: Command) -> Duration {
     elapsed
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 fn main() {
     let ours = PathBuf::from(env!("CARGO_BIN_EXE_capi-manage"));
     let theirs = kubeseal();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let dir = tempfile::tempdir().expect("temp dir");
     let cert = certificate(dir.path());
+    let inputs_dir = dir.path().join("secrets");
+    std::fs::create_dir(&inputs_dir).expect("secrets folder");
     let inputs: Vec<PathBuf> = (0..SECRETS)
         .map(|i| {
-            let p = dir.path().join(format!("secret-{i}.yaml"));
+            let p = inputs_dir.join(format!("secret-{i:03}.yaml"));
             std::fs::write(&p, secret(i)).expect("write secret");
             p
         })
         .collect();
+    let out_dir = dir.path().join("sealed");
+    std::fs::create_dir(&out_dir).expect("output folder");
 
-    // One warm-up run each (page cache, dynamic loader), then interleaved runs so both tools
-    // see the same machine load.
-    let mut ours_total = Duration::ZERO;
-    let mut theirs_total = Duration::ZERO;
-    for (i, input) in std::iter::once(&inputs[0]).chain(&inputs).enumerate() {
+    // Both print to standard output, redirected to a file: `capi-manage seal -w` also syncs the
+    // file and its folder to disk before renaming it into place, which kubeseal's -w does not
+    // (timed separately below).
+    let to_file = |cmd: &mut Command, name: String| {
+        let out = std::fs::File::create(dir.path().join(name)).expect("output file");
+        cmd.stdout(out);
+    };
+    let ours_one = |input: &Path, i: usize| {
+        let mut a = Command::new(&ours);
+        a.arg("seal").arg(input).arg("--cert").arg(&cert).arg("-q");
+        to_file(&mut a, format!("ours-{i}.yaml"));
+        a
+    };
+    let ours_durable = |input: &Path, i: usize| {
         let mut a = Command::new(&ours);
         a.arg("seal")
             .arg(input)
             .arg("--cert")
             .arg(&cert)
-            .arg("-o")
-            .arg(dir.path().join(format!("ours-{i}.yaml")));
-        let mut b = Command::new(&theirs);
-        b.arg("--cert")
-            .arg(&cert)
-            .arg("-f")
-            .arg(input)
+            .arg("-q")
             .arg("-w")
-            .arg(dir.path().join(format!("theirs-{i}.yaml")));
-        let (ta, tb) = (time(a), time(b));
-        if i > 0 {
-            ours_total += ta;
-            theirs_total += tb;
+            .arg(dir.path().join(format!("durable-{i}.yaml")));
+        a
+    };
+    let theirs_one = |input: &Path, i: usize| {
+        let mut b = Command::new(&theirs);
+        b.arg("--cert").arg(&cert).arg("-f").arg(input);
+        to_file(&mut b, format!("theirs-{i}.yaml"));
+        b
+    };
+    let ours_all_stdout = || {
+        let mut a = Command::new(&ours);
+        a.arg("seal")
+            .arg("--cert")
+            .arg(&cert)
+            .arg("-q")
+            .arg(&inputs_dir);
+        to_file(&mut a, "all.yaml".into());
+        a
+    };
+    let ours_all = || {
+        let mut a = Command::new(&ours);
+        a.arg("seal")
+            .arg("--cert")
+            .arg(&cert)
+            .arg("-q")
+            .arg("--output-dir")
+            .arg(&out_dir)
+            .arg(&inputs_dir);
+        a
+    };
+
+    // One warm-up run each (page cache, dynamic loader), then interleaved runs so both tools
+    // see the same machine load.
+    time(ours_one(&inputs[0], 0));
+    time(theirs_one(&inputs[0], 0));
+    time(ours_all());
+    let (mut t_ours, mut t_theirs, mut t_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut t_durable, mut t_stream) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (mut a, mut b, mut c) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        for (i, input) in inputs.iter().enumerate() {
+            a += time(ours_one(input, i));
+            b += time(theirs_one(input, i));
+            c += time(ours_durable(input, i));
         }
+        t_ours.push(a);
+        t_theirs.push(b);
+        t_durable.push(c);
+        t_all.push(time(ours_all()));
+        t_stream.push(time(ours_all_stdout()));
     }
+    // The one-run output is what the per-file runs wrote.
+    for i in [0, SECRETS - 1] {
+        let one = std::fs::read_to_string(dir.path().join(format!("ours-{i}.yaml"))).unwrap();
+        let many = std::fs::read_to_string(out_dir.join(format!("secret-{i:03}.yaml"))).unwrap();
+        let layout = |s: &str| {
+            s.lines()
+                .map(|l| l.split_once(": ").map_or(l, |(k, _)| k).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(layout(&one), layout(&many), "secret {i}: same layout");
+    }
+    let (ours_m, theirs_m, all_m) = (median(t_ours), median(t_theirs), median(t_all));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / SECRETS as f64;
+    println!("seal {SECRETS} Secrets, median of {rounds} rounds:");
     println!(
-        "seal {SECRETS} Secrets, one process each: capi-manage {:.2}s ({:.1} ms/secret), kubeseal {:.2}s ({:.1} ms/secret)",
-        ours_total.as_secs_f64(),
-        per(ours_total),
-        theirs_total.as_secs_f64(),
-        per(theirs_total)
+        "  one process each: capi-manage {:.3}s ({:.2} ms/secret), kubeseal {:.3}s ({:.2} ms/secret)",
+        ours_m.as_secs_f64(),
+        per(ours_m),
+        theirs_m.as_secs_f64(),
+        per(theirs_m)
     );
     println!(
-        "ratio kubeseal/capi-manage: {:.2}x (above 1: capi-manage is faster)",
-        theirs_total.as_secs_f64() / ours_total.as_secs_f64()
+        "  ratio kubeseal/capi-manage: {:.2}x (above 1: capi-manage is faster)",
+        theirs_m.as_secs_f64() / ours_m.as_secs_f64()
+    );
+    let durable_m = median(t_durable);
+    println!(
+        "  capi-manage seal -w (file and folder synced to disk): {:.3}s ({:.2} ms/secret), {:.2}x kubeseal",
+        durable_m.as_secs_f64(),
+        per(durable_m),
+        theirs_m.as_secs_f64() / durable_m.as_secs_f64()
+    );
+    let stream_m = median(t_stream);
+    println!(
+        "  one process for all, one stream (capi-manage seal FOLDER > file): {:.3}s ({:.3} ms/secret), {:.1}x kubeseal's one-process-each",
+        stream_m.as_secs_f64(),
+        per(stream_m),
+        theirs_m.as_secs_f64() / stream_m.as_secs_f64()
+    );
+    println!(
+        "  one process for all (capi-manage seal --output-dir DIR FOLDER; kubeseal has no such mode): {:.3}s ({:.3} ms/secret), {:.1}x kubeseal's one-process-each",
+        all_m.as_secs_f64(),
+        per(all_m),
+        theirs_m.as_secs_f64() / all_m.as_secs_f64()
     );
 }

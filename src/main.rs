@@ -26,17 +26,25 @@ fn main() -> ExitCode {
     }));
     let args = cli::parse();
     cli::init_tracing(args.verbosity(), args.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+    // Offline commands (render, seal with a --cert file) run without the async runtime: no
+    // worker threads to start and join, which a short run would mostly spend waiting on.
+    let result = match cli::run_offline(args) {
+        Ok(result) => result,
+        Err(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(cli::run(*args))
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -361,6 +361,38 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// Runs the commands that need no async runtime: `render`, offline `seal` (a --cert file),
+/// `completion`. Any other command is handed back, to be run by [`run`] on the runtime.
+pub fn run_offline(cli: Cli) -> Result<anyhow::Result<()>, Box<Cli>> {
+    match cli.command {
+        Command::Render(args) => Ok(render::run(args)),
+        Command::Seal(mut args) => {
+            args.apply_env();
+            if args.offline() {
+                Ok(seal::run_offline(args, &Terminal::stderr()))
+            } else {
+                Err(Box::new(Cli {
+                    command: Command::Seal(args),
+                    ..cli
+                }))
+            }
+        }
+        Command::Completion { shell } => Ok(completion(shell)),
+        command => Err(Box::new(Cli { command, ..cli })),
+    }
+}
+
+fn completion(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "capi-manage", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&script)?;
+    stdout.flush()?;
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let limit = |d: Duration| (!d.is_zero()).then_some(d);
     let _ = TIMEOUTS.set(Timeouts {
@@ -369,7 +401,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     let observer = Terminal::stderr();
     match cli.command {
-        Command::Render(args) => render::run(args).await,
+        Command::Render(args) => render::run(args),
         Command::Plan(args) => plan::run(args).await,
         Command::Seal(args) => seal::run(args, &observer).await,
         Command::Rotate(args) => rotate::run(args, &observer).await,
@@ -381,16 +413,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kubeconfig(args) => bootstrap::run_kubeconfig(args),
         Command::Status(args) => status::run(args).await,
         Command::Version(args) => version::run(args),
-        Command::Completion { shell } => {
-            use clap::CommandFactory;
-            use std::io::Write as _;
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "capi-manage", &mut script);
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&script)?;
-            stdout.flush()?;
-            Ok(())
-        }
+        Command::Completion { shell } => completion(shell),
     }
 }
 

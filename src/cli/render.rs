@@ -21,7 +21,7 @@ pub fn resolve(target: &str) -> anyhow::Result<PathBuf> {
     Ok(repo.cluster_dir(target)?)
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = resolve(&args.target)?;
     let objects = capi_manage::render::render(&dir)?;
     let yaml = capi_manage::manifest::to_yaml(&objects);

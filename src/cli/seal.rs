@@ -7,8 +7,8 @@ use capi_manage::manifest::parse_str;
 use capi_manage::observe::ObserverExt;
 use capi_manage::seal::{
     Controller, DEFAULT_CONTROLLER_NAME, DEFAULT_CONTROLLER_NAMESPACE, MergeOptions, Scope,
-    SealOptions, Secret, merge_into, reencrypt_sealed, seal, seal_raw, to_json, to_yaml,
-    unsealed_secret_data, validate_sealed,
+    SealOptions, Secret, merge_into, reencrypt_sealed, seal, seal_files, seal_raw, secret_files,
+    to_json, to_yaml, unsealed_secret_data, validate_sealed,
 };
 use zeroize::Zeroizing;
 
@@ -21,14 +21,19 @@ pub struct Args {
     /// (default). With --raw: the value to seal.
     #[arg(value_name = "SECRET", conflicts_with = "secret_file")]
     pub input: Option<PathBuf>,
-    /// The Secret to seal, as kubeseal's -f takes it.
+    /// The Secret to seal, as kubeseal's -f takes it. Repeat it, or name a folder (its
+    /// .yaml, .yml and .json files), to seal many files in one run.
     #[arg(
         short = 'f',
         long = "secret-file",
         value_name = "FILE",
         env = "SEALED_SECRETS_SECRET_FILE"
     )]
-    pub secret_file: Option<PathBuf>,
+    pub secret_file: Vec<PathBuf>,
+    /// With several inputs or a folder: write each file's SealedSecrets to DIR/<its file
+    /// name> (atomically) instead of all of them to one output.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["sealed_secret_file", "raw", "merge_into", "fetch_cert", "validate", "re_encrypt"])]
+    pub output_dir: Option<PathBuf>,
     /// Write the SealedSecret to this file (atomically) instead of standard output.
     #[arg(
         short = 'w',
@@ -115,32 +120,125 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
         .map_err(|e: capi_manage::seal::Error| e.to_string())
 }
 
+impl Args {
+    /// kubeseal's variables for the flags shared with other commands.
+    pub fn apply_env(&mut self) {
+        if self.cert.cert.is_none() {
+            self.cert.cert = env_value("SEALED_SECRETS_CERT");
+        }
+        if self.kube.kubeconfig.is_none() {
+            self.kube.kubeconfig = env_value("SEALED_SECRETS_KUBECONFIG").map(PathBuf::from);
+        }
+        if self.kube.context.is_none() {
+            self.kube.context = env_value("SEALED_SECRETS_CONTEXT");
+        }
+    }
+
+    /// Whether the run needs neither the network nor a cluster: the certificate is a --cert
+    /// file, no cluster is named and the controller is not asked anything.
+    pub fn offline(&self) -> bool {
+        self.cert
+            .cert
+            .as_deref()
+            .is_some_and(|c| !c.contains("://"))
+            && self.kube.kubeconfig.is_none()
+            && self.kube.context.is_none()
+            && !self.validate
+            && !self.re_encrypt
+    }
+
+    /// Several files or a folder to seal in one run.
+    fn many(&self) -> bool {
+        self.output_dir.is_some()
+            || self.secret_file.len() > 1
+            || self
+                .secret_file
+                .first()
+                .or(self.input.as_ref())
+                .is_some_and(|p| p.is_dir())
+    }
+}
+
 pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
-    // kubeseal's variables for the flags shared with other commands.
-    if args.cert.cert.is_none() {
-        args.cert.cert = env_value("SEALED_SECRETS_CERT");
-    }
-    if args.kube.kubeconfig.is_none() {
-        args.kube.kubeconfig = env_value("SEALED_SECRETS_KUBECONFIG").map(PathBuf::from);
-    }
-    if args.kube.context.is_none() {
-        args.kube.context = env_value("SEALED_SECRETS_CONTEXT");
-    }
+    args.apply_env();
     if args.fetch_cert {
-        return fetch_cert(&args, observer).await;
+        let (key, key_from, _) = sealing_key(&args, observer).await?;
+        return write_certificate(&args, &key, &key_from, observer);
+    }
+    if args.many() {
+        let files = many_inputs(&args)?;
+        let (key, key_from, _) = sealing_key(&args, observer).await?;
+        return seal_many(&args, &files, &key, &key_from, observer);
     }
     let input_path = input_path(&args);
     if args.validate || args.re_encrypt {
         return through_controller(&args, &input_path).await;
     }
+    let input = prepare(&args, &input_path)?;
+    let (key, key_from, client) = sealing_key(&args, observer).await?;
+    let current = match (&input.existing, &client) {
+        (Some((existing, _)), Some(client)) => {
+            let ns = existing.namespace().unwrap_or_default();
+            match unsealed_secret_data(client, ns, existing.name()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    observer.warning(format!(
+                        "cannot read the current values of Secret {ns}/{}, re-sealing every key: {}",
+                        existing.name(),
+                        super::one_line(&anyhow::Error::from(e))
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    finish(&args, input, &key, &key_from, current.as_ref(), observer)
+}
+
+/// [`run`] for [`Args::offline`] runs: no async runtime, no network.
+pub fn run_offline(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
+    args.apply_env();
+    let offline_key = |args: &Args| -> anyhow::Result<_> {
+        let source = args
+            .cert
+            .source(&args.controller_namespace, &args.controller_name)?;
+        source
+            .resolve_offline()
+            .map_err(with_cert_hint)?
+            .context("the certificate is not a file")
+    };
+    if args.fetch_cert {
+        let (key, key_from) = offline_key(&args)?;
+        return write_certificate(&args, &key, &key_from, observer);
+    }
+    if args.many() {
+        let files = many_inputs(&args)?;
+        let (key, key_from) = offline_key(&args)?;
+        return seal_many(&args, &files, &key, &key_from, observer);
+    }
+    let input = prepare(&args, &input_path(&args))?;
+    let (key, key_from) = offline_key(&args)?;
+    finish(&args, input, &key, &key_from, None, observer)
+}
+
+/// The input of a one-file run, read and checked before the certificate is looked for: bad
+/// input fails fast.
+struct Input {
+    bytes: Zeroizing<Vec<u8>>,
+    secrets: Vec<Secret>,
+    /// The --merge-into SealedSecret, and whether its file starts with `---`.
+    existing: Option<(capi_manage::manifest::Object, bool)>,
+}
+
+fn prepare(args: &Args, input_path: &Path) -> anyhow::Result<Input> {
     let stdin = input_path == Path::new("-");
     let input_name = if stdin {
         "<stdin>".to_string()
     } else {
         input_path.display().to_string()
     };
-    // Read (and check) the input before any network traffic: bad input fails fast.
-    let input = read_input(&input_path)?;
+    let input = read_input(input_path)?;
     let secrets = if args.raw {
         Vec::new()
     } else {
@@ -175,45 +273,41 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }
         None => None,
     };
+    Ok(Input {
+        bytes: input,
+        secrets,
+        existing,
+    })
+}
 
-    let (key, key_from, client) = sealing_key(&args, observer).await?;
+/// Seals the input with the key and writes the result.
+fn finish(
+    args: &Args,
+    input: Input,
+    key: &capi_manage::seal::SealingKey,
+    key_from: &str,
+    current: Option<&capi_manage::seal::SecretData>,
+    observer: &Terminal,
+) -> anyhow::Result<()> {
     let json = args.format == "json";
-
     let output = if args.raw {
         // As kubeseal prints it: no newline after the value.
         seal_raw(
-            &input,
-            &key,
+            &input.bytes,
+            key,
             args.scope.unwrap_or_default(),
             args.namespace.as_deref(),
             args.name.as_deref(),
         )?
-    } else if let Some((existing, marker)) = &existing {
-        let secret = &secrets[0];
-        let current = match &client {
-            Some(client) => {
-                let ns = existing.namespace().unwrap_or_default();
-                match unsealed_secret_data(client, ns, existing.name()).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        observer.warning(format!(
-                            "cannot read the current values of Secret {ns}/{}, re-sealing every key: {}",
-                            existing.name(),
-                            super::one_line(&anyhow::Error::from(e))
-                        ));
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
+    } else if let Some((existing, marker)) = &input.existing {
+        let secret = &input.secrets[0];
         let merged = merge_into(
             existing,
             secret,
-            &key,
+            key,
             &MergeOptions {
                 scope: args.scope,
-                current: current.as_ref(),
+                current,
             },
         )?;
         observer.success(
@@ -239,7 +333,7 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }
     } else {
         let mut out = String::new();
-        for secret in &secrets {
+        for secret in &input.secrets {
             // As kubeseal: --namespace is for a Secret that names none.
             let options = SealOptions {
                 scope: args.scope,
@@ -250,7 +344,7 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
                     .filter(|_| secret.namespace().is_none()),
                 allow_empty_data: args.allow_empty_data,
             };
-            let sealed = seal(secret, &key, &options)?;
+            let sealed = seal(secret, key, &options)?;
             out.push_str(&if json {
                 to_json(&sealed)
             } else {
@@ -259,7 +353,6 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
         }
         out
     };
-    drop(secrets);
     drop(input);
 
     let target = args
@@ -274,13 +367,117 @@ pub async fn run(mut args: Args, observer: &Terminal) -> anyhow::Result<()> {
             stdout.flush()?;
         }
     }
-    report_certificate(observer, &key, &key_from);
+    report_certificate(observer, key, key_from);
+    Ok(())
+}
+
+/// The files of a many-file run (each -f, or the argument; folders listed), checked before the
+/// certificate is looked for.
+fn many_inputs(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    for (given, flag) in [
+        (args.raw, "--raw"),
+        (args.merge_into.is_some(), "--merge-into"),
+        (args.name.is_some(), "--name"),
+        (args.validate, "--validate"),
+        (args.re_encrypt, "--re-encrypt"),
+    ] {
+        if given {
+            bail!("{flag} takes one Secret file, not several or a folder");
+        }
+    }
+    let inputs: Vec<PathBuf> = if args.secret_file.is_empty() {
+        args.input.iter().cloned().collect()
+    } else {
+        args.secret_file.clone()
+    };
+    if inputs.iter().any(|p| p == Path::new("-")) {
+        bail!("standard input (`-`) cannot be one of several inputs: name the files");
+    }
+    let files = secret_files(&inputs)?;
+    if files.is_empty() {
+        bail!(
+            "no .yaml, .yml or .json file to seal in {}",
+            list_paths(&inputs)
+        );
+    }
+    if args.output_dir.is_some() {
+        let mut names: Vec<_> = files.iter().map(|f| f.file_name()).collect();
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            bail!(
+                "two inputs are named {}: --output-dir writes each to a file of its name",
+                Path::new(w[0].unwrap_or_default()).display()
+            );
+        }
+    }
+    Ok(files)
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Seals many files with one key: each to --output-dir/<its name>, or all to one output.
+fn seal_many(
+    args: &Args,
+    files: &[PathBuf],
+    key: &capi_manage::seal::SealingKey,
+    key_from: &str,
+    observer: &Terminal,
+) -> anyhow::Result<()> {
+    let options = SealOptions {
+        scope: args.scope,
+        name: None,
+        namespace: args.namespace.clone(),
+        allow_empty_data: args.allow_empty_data,
+    };
+    let sealed = seal_files(files, key, &options)?;
+    let render = |objects: &[capi_manage::manifest::Object]| {
+        let mut out = String::new();
+        for o in objects {
+            out.push_str(&if args.format == "json" {
+                to_json(o)
+            } else {
+                to_yaml(o)
+            });
+        }
+        out
+    };
+    match &args.output_dir {
+        Some(dir) => {
+            for file in &sealed {
+                let name = file.path.file_name().context("an input has no file name")?;
+                write_atomically(&dir.join(name), render(&file.sealed).as_bytes())?;
+            }
+            observer.success(
+                format!("sealed {} files into {}", sealed.len(), dir.display()),
+                None,
+            );
+        }
+        None => {
+            let all: Vec<_> = sealed.into_iter().flat_map(|f| f.sealed).collect();
+            let output = render(&all);
+            match &args.sealed_secret_file {
+                Some(path) => write_atomically(path, output.as_bytes())?,
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    stdout.write_all(output.as_bytes())?;
+                    stdout.flush()?;
+                }
+            }
+        }
+    }
+    report_certificate(observer, key, key_from);
     Ok(())
 }
 
 /// The input: --from-file (its `KEY=` dropped), -f, the argument, else standard input (`-`).
 fn input_path(args: &Args) -> PathBuf {
-    match (&args.from_file, &args.secret_file, &args.input) {
+    match (&args.from_file, args.secret_file.first(), &args.input) {
         (Some(f), _, _) => PathBuf::from(f.split_once('=').map_or(f.as_str(), |(_, p)| p)),
         (None, Some(f), _) | (None, None, Some(f)) => f.clone(),
         (None, None, None) => PathBuf::from("-"),
@@ -380,8 +577,12 @@ async fn sealing_key(
 }
 
 /// `--fetch-cert`: the certificate as PEM on standard output (or to -w).
-async fn fetch_cert(args: &Args, observer: &Terminal) -> anyhow::Result<()> {
-    let (key, key_from, _) = sealing_key(args, observer).await?;
+fn write_certificate(
+    args: &Args,
+    key: &capi_manage::seal::SealingKey,
+    key_from: &str,
+    observer: &Terminal,
+) -> anyhow::Result<()> {
     let pem = key.certificate_pem();
     match &args.sealed_secret_file {
         Some(path) => write_atomically(path, pem.as_bytes())?,
@@ -391,7 +592,7 @@ async fn fetch_cert(args: &Args, observer: &Terminal) -> anyhow::Result<()> {
             stdout.flush()?;
         }
     }
-    report_certificate(observer, &key, &key_from);
+    report_certificate(observer, key, key_from);
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! The build: accumulate resources depth-first, generate, transform (kustomize's order), then
 //! at the top level add hash suffixes, fix name references, drop local config and sort.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
-use super::res::Res;
+use super::res::{IdKey, Res};
 use super::{Error, buildmeta, generate, nameref, patch, sort, transform};
 use crate::manifest::{self, Object};
 
@@ -78,9 +79,16 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-fn append(k: &Kustomization, field: &str, list: &mut Vec<Res>, r: Res) -> Result<(), Error> {
+/// Adds `r` to `list`; `ids` holds the ids of `list` (a lookup, not a scan of the list).
+fn append(
+    k: &Kustomization,
+    field: &str,
+    list: &mut Vec<Res>,
+    ids: &mut HashSet<IdKey>,
+    r: Res,
+) -> Result<(), Error> {
     let id = r.cur_id();
-    if list.iter().any(|o| o.cur_id().equals(&id)) {
+    if !ids.insert(id.key()) {
         return Err(Error::Invalid {
             file: k.file.clone(),
             field: field.to_string(),
@@ -117,6 +125,7 @@ pub(super) fn accumulate(
     k.origin_path = options.origin_path.clone();
     let mut list: Vec<Res> = Vec::new();
     let mut config = super::fieldspec::Config::default();
+    let mut ids = HashSet::new();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if is_remote(r) {
@@ -155,7 +164,7 @@ pub(super) fn accumulate(
                     let at = buildmeta::origin_path(&k, r);
                     res.build_origin = Some(super::res::BuildOrigin::File(at));
                 }
-                append(&k, &field, &mut list, res)?;
+                append(&k, &field, &mut list, &mut ids, res)?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -173,7 +182,7 @@ pub(super) fn accumulate(
             let (sk, sub) = accumulate(&path, Some((&k.file, &field)), stack, &sub_options)?;
             super::plugins::merge_config(&k, &field, &mut config, &sk.config)?;
             for r in sub {
-                append(&k, &field, &mut list, r)?;
+                append(&k, &field, &mut list, &mut ids, r)?;
             }
         } else {
             return Err(Error::Invalid {

@@ -1,6 +1,8 @@
 //! Name references: once prefixes, suffixes and hashes have renamed objects, the fields that
 //! refer to them by name (a Deployment's ConfigMap volume, a RoleBinding's roleRef...) follow.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::fieldspec::{self, FieldSpec, Leaf};
@@ -347,13 +349,40 @@ fn affixes_equal(a: &Cand, r: &Cand, allow_empty: bool) -> bool {
     }
 }
 
-/// The candidates a referrer could name: same namespace, or cluster-scoped, or (for a
-/// RoleBinding) in a namespace one of its ServiceAccount subjects names.
-fn could_be_referenced(referrer: &Res, all: &[Cand]) -> Vec<usize> {
-    let rid = referrer.cur_id();
-    if rid.is_cluster_scoped() {
-        return (0..all.len()).collect();
+/// The objects of the build by each name they had before their current one, and by the
+/// namespace of their original id: each list in build order, each object once. References are
+/// resolved through these instead of a scan of every object, so fixing them stays linear.
+struct Index<'a> {
+    by_prev_name: HashMap<&'a str, Vec<usize>>,
+    by_org_namespace: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(all: &'a [Cand]) -> Self {
+        let mut by_prev_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_org_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in all.iter().enumerate() {
+            for p in &c.prev {
+                let v = by_prev_name.entry(p.name.as_str()).or_default();
+                if v.last() != Some(&i) {
+                    v.push(i);
+                }
+            }
+            let org = c.prev.first().unwrap_or(&c.cur);
+            by_org_namespace
+                .entry(org.namespace.as_str())
+                .or_default()
+                .push(i);
+        }
+        Index {
+            by_prev_name,
+            by_org_namespace,
+        }
     }
+}
+
+/// The RoleBinding's ServiceAccount subjects' namespaces (where its references may point too).
+fn subject_namespaces(referrer: &Res) -> Vec<String> {
     let mut sa_namespaces: Vec<String> = Vec::new();
     if referrer.kind() == "RoleBinding"
         && let Some(subjects) = referrer.value.get("subjects").and_then(Value::as_array)
@@ -366,28 +395,59 @@ fn could_be_referenced(referrer: &Res, all: &[Cand]) -> Vec<usize> {
             }
         }
     }
-    (0..all.len())
-        .filter(|&i| {
-            let id = &all[i].cur;
-            id.is_cluster_scoped() || id.ns_equals(&rid) || sa_namespaces.contains(&id.namespace)
-        })
-        .collect()
+    sa_namespaces
+}
+
+/// Which namespace a reference names, when it names one.
+enum NsFilter<'n> {
+    Any,
+    /// Candidates whose original id is in this namespace.
+    Original(&'n str),
+    /// Candidates whose current id is in this namespace.
+    Current(&'n str),
 }
 
 struct Ctx<'a> {
     referrer: Cand,
     referrer_cluster_scoped: bool,
+    /// The namespaces of a RoleBinding's ServiceAccount subjects.
+    sa_namespaces: Vec<String>,
     target: &'a GvkSel,
     role_ref: Option<GvkSel>,
     all: &'a [Cand],
+    index: &'a Index<'a>,
 }
 
 impl Ctx<'_> {
-    fn select(&self, old: &str, cands: &[usize], with_ns: bool) -> Result<Option<usize>, String> {
-        let mut c: Vec<usize> = cands
+    /// Whether the referrer could name candidate `i`: same namespace, or cluster-scoped, or
+    /// (for a RoleBinding) in a namespace one of its ServiceAccount subjects names.
+    fn could_reference(&self, i: usize) -> bool {
+        if self.referrer_cluster_scoped {
+            return true;
+        }
+        let id = &self.all[i].cur;
+        id.is_cluster_scoped()
+            || id.ns_equals(&self.referrer.cur)
+            || self.sa_namespaces.contains(&id.namespace)
+    }
+
+    fn ns_matches(&self, i: usize, ns: &NsFilter) -> bool {
+        match ns {
+            NsFilter::Any => true,
+            NsFilter::Original(ns) => {
+                let c = &self.all[i];
+                c.prev.first().unwrap_or(&c.cur).namespace == *ns
+            }
+            NsFilter::Current(ns) => self.all[i].cur.namespace == *ns,
+        }
+    }
+
+    fn select(&self, old: &str, ns: &NsFilter, with_ns: bool) -> Result<Option<usize>, String> {
+        let named: &[usize] = self.index.by_prev_name.get(old).map_or(&[], Vec::as_slice);
+        let mut c: Vec<usize> = named
             .iter()
             .copied()
-            .filter(|&i| self.all[i].prev.iter().any(|p| p.name == old))
+            .filter(|&i| self.could_reference(i) && self.ns_matches(i, ns))
             .filter(|&i| self.all[i].prev.iter().any(|p| self.target.selects(&p.gvk)))
             .filter(|&i| match &self.role_ref {
                 Some(sel) => self.all[i].prev.iter().any(|p| sel.selects(&p.gvk)),
@@ -434,20 +494,20 @@ impl Ctx<'_> {
         }
     }
 
-    fn set(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
+    fn set(&self, node: &mut Value) -> Result<(), String> {
         match node {
             Value::Null => Ok(()),
             Value::String(s) => {
-                if let Some(i) = self.select(s, cands, false)? {
+                if let Some(i) = self.select(s, &NsFilter::Any, false)? {
                     *s = self.all[i].cur.name.clone();
                 }
                 Ok(())
             }
-            Value::Object(_) => self.set_map(node, cands),
+            Value::Object(_) => self.set_map(node),
             Value::Array(items) => {
                 for it in items {
                     match it {
-                        Value::String(_) | Value::Object(_) => self.set(it, cands)?,
+                        Value::String(_) | Value::Object(_) => self.set(it)?,
                         _ => {}
                     }
                 }
@@ -457,38 +517,29 @@ impl Ctx<'_> {
         }
     }
 
-    fn set_map(&self, node: &mut Value, cands: &[usize]) -> Result<(), String> {
+    fn set_map(&self, node: &mut Value) -> Result<(), String> {
         let m = node.as_object_mut().expect("mapping");
         let Some(old) = m.get("name").map(super::res::scalar_string) else {
             return Err("no `name` field in the reference".into());
         };
-        let filtered: Vec<usize> = match m.get("namespace").map(super::res::scalar_string) {
-            None => cands.to_vec(),
+        let namespace = m.get("namespace").map(super::res::scalar_string);
+        let filter = match namespace.as_deref() {
+            None => NsFilter::Any,
             Some(ns) => {
-                let by_org: Vec<usize> = cands
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        self.all[i]
-                            .prev
-                            .first()
-                            .unwrap_or(&self.all[i].cur)
-                            .namespace
-                            == ns
-                    })
-                    .collect();
-                if !by_org.is_empty() {
-                    by_org
+                // By the original namespace when a candidate has it, else by the current one.
+                let by_org = self
+                    .index
+                    .by_org_namespace
+                    .get(ns)
+                    .is_some_and(|v| v.iter().any(|&i| self.could_reference(i)));
+                if by_org {
+                    NsFilter::Original(ns)
                 } else {
-                    cands
-                        .iter()
-                        .copied()
-                        .filter(|&i| self.all[i].cur.namespace == ns)
-                        .collect()
+                    NsFilter::Current(ns)
                 }
             }
         };
-        let Some(i) = self.select(&old, &filtered, true)? else {
+        let Some(i) = self.select(&old, &filter, true)? else {
             return Ok(());
         };
         let r = &self.all[i].cur;
@@ -520,6 +571,7 @@ pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Re
             suffixes: r.suffixes.clone(),
         })
         .collect();
+    let index = Index::new(&all);
     let mut refs = back_refs();
     for a in added {
         match refs.iter_mut().find(|b| b.target == a.target) {
@@ -553,7 +605,7 @@ pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Re
         if applicable.is_empty() {
             continue;
         }
-        let cands = could_be_referenced(r, &all);
+        let sa_namespaces = subject_namespaces(r);
         let referrer = Cand {
             cur: r.cur_id(),
             prev: r.prev.clone(),
@@ -572,9 +624,11 @@ pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Re
         let mut ctx = Ctx {
             referrer,
             referrer_cluster_scoped: cluster,
+            sa_namespaces,
             target: &refs[0].target,
             role_ref: None,
             all: &all,
+            index: &index,
         };
         for (br, fs) in applicable {
             ctx.target = &br.target;
@@ -589,7 +643,7 @@ pub fn fix_with(list: &mut [Res], added: &[super::fieldspec::NameBackRef]) -> Re
                 path: fs.path.clone(),
                 create: false,
             };
-            let mut set = |v: &mut Value| ctx.set(v, &cands);
+            let mut set = |v: &mut Value| ctx.set(v);
             fieldspec::apply(&mut r.value, &gvk, &spec, Leaf::None, &mut set).map_err(|e| {
                 format!(
                     "{}: updating name reference in '{}': {e}",

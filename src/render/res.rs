@@ -49,6 +49,23 @@ impl Id {
     pub fn is_cluster_scoped(&self) -> bool {
         is_cluster_scoped(&self.gvk)
     }
+
+    /// A hashable form of the id: two ids are [`Id::equals`] exactly when their keys are equal.
+    pub fn key(&self) -> IdKey {
+        IdKey {
+            gvk: self.gvk.clone(),
+            name: self.name.clone(),
+            namespace: self.effective_namespace().to_string(),
+        }
+    }
+}
+
+/// An [`Id`] for hash maps: its GVK, name and effective namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdKey {
+    gvk: Gvk,
+    name: String,
+    namespace: String,
 }
 
 impl std::fmt::Display for Id {
@@ -142,9 +159,10 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
 ];
 
 pub fn is_cluster_scoped(gvk: &Gvk) -> bool {
+    // The kind first: it tells most kinds apart without comparing groups.
     CLUSTER_SCOPED
         .iter()
-        .any(|(g, k)| *g == gvk.group && *k == gvk.kind)
+        .any(|(g, k)| *k == gvk.kind && *g == gvk.group)
 }
 
 /// One object during a build.

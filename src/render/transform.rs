@@ -1,12 +1,14 @@
 //! kustomize's built-in transformers: namespace, name prefix/suffix, labels, annotations,
 //! images and replicas, with the field specs kustomize applies them to.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 
 use super::Error;
 use super::fieldspec::{self, FieldSpec, Leaf};
 use super::kustomization::{ImageSpec, Kustomization, LabelSpec, ReplicaSpec};
-use super::res::Res;
+use super::res::{IdKey, Res};
 
 type Spec = (&'static str, &'static str, &'static str, &'static str, bool);
 
@@ -294,8 +296,21 @@ pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
         .cloned()
         .collect();
     let extra = [extra, added].concat();
-    for i in 0..list.len() {
-        let r = &mut list[i];
+    // The ids of the objects not yet moved, and of those moved: a moved object's new id must
+    // be neither (kustomize checks each object as it goes), looked up instead of scanned.
+    let mut unmoved: HashMap<IdKey, usize> = HashMap::new();
+    for r in list.iter() {
+        *unmoved.entry(r.cur_id().key()).or_default() += 1;
+    }
+    let mut moved: HashSet<IdKey> = HashSet::new();
+    for r in list.iter_mut() {
+        let before = r.cur_id().key();
+        if let Some(n) = unmoved.get_mut(&before) {
+            *n -= 1;
+            if *n == 0 {
+                unmoved.remove(&before);
+            }
+        }
         r.store_prev();
         let gvk = r.gvk();
         if !super::res::is_cluster_scoped(&gvk) {
@@ -324,8 +339,9 @@ pub fn namespace(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
             fieldspec::apply(&mut r.value, &gvk, fs, Leaf::Scalar, &mut set)
                 .map_err(|e| invalid(k, "namespace", r, e))?;
         }
-        let id = list[i].cur_id();
-        if list.iter().filter(|o| o.cur_id().equals(&id)).count() != 1 {
+        let id = r.cur_id();
+        let key = id.key();
+        if unmoved.contains_key(&key) || !moved.insert(key) {
             return Err(Error::Invalid {
                 file: k.file.clone(),
                 field: "namespace".into(),
@@ -636,6 +652,49 @@ pub fn replicas_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(kind: &str, name: &str, namespace: Option<&str>) -> Res {
+        let mut v =
+            serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = namespace {
+            v["metadata"]["namespace"] = ns.into();
+        }
+        Res::new(v, Default::default())
+    }
+
+    #[test]
+    fn namespace_refuses_objects_it_would_make_the_same() {
+        let k = Kustomization {
+            namespace: "z".into(),
+            ..Default::default()
+        };
+        let mut ok = vec![
+            object("ConfigMap", "a", None),
+            object("ConfigMap", "b", Some("x")),
+            object("Secret", "a", Some("z")),
+        ];
+        namespace(&k, &mut ok).unwrap();
+        assert!(ok.iter().all(|r| r.namespace() == "z"));
+        for mut list in [
+            vec![
+                object("ConfigMap", "a", Some("x")),
+                object("ConfigMap", "a", Some("y")),
+            ],
+            // The second is already where the first moves.
+            vec![
+                object("ConfigMap", "a", None),
+                object("ConfigMap", "a", Some("z")),
+            ],
+            // Both Namespaces are renamed to the namespace.
+            vec![
+                object("Namespace", "p", None),
+                object("Namespace", "q", None),
+            ],
+        ] {
+            let e = namespace(&k, &mut list).unwrap_err().to_string();
+            assert!(e.contains("setting the namespace makes two objects"), "{e}");
+        }
+    }
 
     #[test]
     fn image_references_split_like_kustomize() {

@@ -10,6 +10,7 @@
 //! - [`seal`]: a `bitnami.com/v1alpha1` SealedSecret laid out as `kubeseal -o yaml` lays it out.
 //! - [`merge_into`]: re-seal into an existing SealedSecret, touching only the keys that changed.
 //! - [`seal_raw`]: one value, as `kubeseal --raw` prints it.
+//! - [`seal_files`]: every Secret of many files (or folders, [`secret_files`]) with one key.
 //! - [`unseal`] with an [`UnsealingKey`]: recovery with a backup of the controller's key.
 //! - [`CertSource`]: where the certificate comes from (a file, a URL, a cluster's controller).
 
@@ -18,6 +19,7 @@ mod cluster;
 #[cfg(feature = "kube")]
 mod controller_api;
 mod crypto;
+mod files;
 mod sealed;
 mod secret;
 mod source;
@@ -30,6 +32,7 @@ pub use cluster::{
 #[cfg(feature = "kube")]
 pub use controller_api::{Controller, reencrypt_sealed, validate_sealed};
 pub use crypto::{MIN_RSA_BITS, SealingKey, UnsealingKey};
+pub use files::{SealedFile, read_secret_file, seal_files, secret_files};
 pub use sealed::{
     MergeOptions, Merged, SealOptions, merge_into, seal, seal_raw, sealed_scope, to_json, to_yaml,
     unseal,
@@ -273,6 +276,21 @@ pub enum Error {
         existing: Scope,
         /// The scope asked for.
         wanted: Scope,
+    },
+    /// A Secret file (or a folder of them) cannot be read, or is not UTF-8 text.
+    #[error("cannot read Secret file {}", path.display())]
+    SecretFile {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Secret file holds no document.
+    #[error("{} holds no Secret: expected a YAML `kind: Secret` document", path.display())]
+    NoSecret {
+        /// The file.
+        path: PathBuf,
     },
     /// A certificate file cannot be read.
     #[error("cannot read certificate file {}", path.display())]

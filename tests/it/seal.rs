@@ -675,3 +675,100 @@ fn output_to_a_fifo_or_device_is_written_through_not_replaced() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "no temporary file left behind");
 }
+
+/// `seal -f a -f b --output-dir`, a folder, and several files to one output: one process seals
+/// every file, each the same as a one-file run would (kubeseal opens each), and a bad file
+/// among them fails the run naming it, writing nothing.
+#[test]
+fn many_files_and_folders_seal_in_one_run() {
+    let k = keys();
+    let cert = k.cert.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let path = inputs.join(format!("secret-{i}.yaml"));
+        std::fs::write(
+            &path,
+            CREDENTIALS.replace("cloud-credentials", &format!("cloud-credentials-{i}")),
+        )
+        .unwrap();
+        files.push(path);
+    }
+    std::fs::write(inputs.join("notes.txt"), "not a manifest").unwrap();
+    let want = expected(&[
+        ("cacert", "-----BEGIN CERTIFICATE-----"),
+        (
+            "clouds.yaml",
+            "clouds:\n  openstack:\n    auth:\n      application_credential_id: 0123\n      application_credential_secret: s3cr3t-value\n",
+        ),
+    ]);
+    let check = |text: &str, i: usize| {
+        assert!(
+            text.contains(&format!("name: cloud-credentials-{i}\n")),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(kubeseal_unseal(text), want, "file {i}");
+    };
+
+    // Each -f to --output-dir/<its name>.
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut args = vec![
+        "seal",
+        "--cert",
+        cert,
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    for f in &files {
+        args.extend(["-f", f.to_str().unwrap()]);
+    }
+    ok(capi(&args, b""), "seal -f -f --output-dir");
+    for i in 0..3 {
+        check(
+            &std::fs::read_to_string(out.join(format!("secret-{i}.yaml"))).unwrap(),
+            i,
+        );
+    }
+
+    // A folder: its .yaml files in name order, to standard output.
+    let all = ok(
+        capi(&["seal", "--cert", cert, inputs.to_str().unwrap()], b""),
+        "seal FOLDER",
+    );
+    let docs: Vec<&str> = all.split("---\n").filter(|d| !d.is_empty()).collect();
+    assert_eq!(docs.len(), 3, "{all}");
+    for (i, doc) in docs.iter().enumerate() {
+        check(doc, i);
+    }
+
+    // A file that is not a Secret fails the whole run, naming it; nothing is written.
+    std::fs::write(
+        inputs.join("secret-9.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+    )
+    .unwrap();
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let failed = capi(
+        &[
+            "seal",
+            "--cert",
+            cert,
+            "--output-dir",
+            fresh.to_str().unwrap(),
+            inputs.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("secret-9.yaml") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0);
+}
