@@ -108,7 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Verdict::Failed(e) => failed.push(format!("{name}: {}", super::one_line(&e))),
             Verdict::NotReady(why) => not_ready.push(format!("{name} is not ready: {why}")),
             Verdict::NotBootstrapped if !args.all => {
-                let kubeconfig = repo.layout(name)?.kubeconfig();
+                let kubeconfig = repo.layout(&name)?.kubeconfig();
                 bail!(
                     "{} is missing: the cluster is not bootstrapped (`capi-manage bootstrap {name}` writes it)",
                     kubeconfig.display()

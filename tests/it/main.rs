@@ -24,5 +24,6 @@ mod preflight;
 mod render;
 mod seal;
 mod status;
+mod status_e2e;
 mod vendor;
 mod webhooks;
