@@ -454,7 +454,10 @@ fn collect_not_ready(row: &Row, out: &mut Vec<String>) {
 }
 
 fn first_line(s: &str) -> &str {
-    s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
 }
 
 /// How long ago `since` (RFC 3339) was, as clusterctl prints ages: `45s`, `12m`, `3h`, `2d`.
@@ -573,7 +576,6 @@ pub fn render(d: &Description, now: SystemTime) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,28 +614,68 @@ mod tests {
                     "workers": {"desiredReplicas": 2, "replicas": 2, "readyReplicas": 1, "availableReplicas": 1, "upToDateReplicas": 2},
                     "conditions": [cond("Available", "True", "Available", "")]}}),
             // CAPO v0.14's OpenStackCluster: v1beta1 conditions only.
-            infrastructure: Some(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+            infrastructure: Some(
+                json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
                 "kind": "OpenStackCluster", "metadata": {"name": "prod", "namespace": "ns"},
-                "status": {"ready": true, "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": T0}]}})),
-            control_plane: Some(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2",
+                "status": {"ready": true, "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": T0}]}}),
+            ),
+            control_plane: Some(
+                json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta2",
                 "kind": "KubeadmControlPlane", "metadata": {"name": "prod-cp", "namespace": "ns"},
                 "spec": {"replicas": 3, "version": "v1.33.1"},
                 "status": {"replicas": 3, "readyReplicas": 3, "availableReplicas": 3, "upToDateReplicas": 3,
-                           "conditions": [cond("Available", "True", "Available", "")]}})),
+                           "conditions": [cond("Available", "True", "Available", "")]}}),
+            ),
             machine_deployments: vec![json!({"apiVersion": "cluster.x-k8s.io/v1beta2",
                 "kind": "MachineDeployment", "metadata": {"name": "prod-md-0", "namespace": "ns"},
                 "spec": {"replicas": 2, "template": {"spec": {"version": "v1.33.1"}}},
                 "status": {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1, "upToDateReplicas": 2,
                            "conditions": [cond("Available", worker_ready, if worker_ready == "True" {"Available"} else {"NotAvailable"},
                                                "1 available replicas, at least 2 required")]}})],
-            machine_sets: vec![json!({"kind": "MachineSet", "metadata": {"name": "prod-md-0-abc",
-                "ownerReferences": [{"kind": "MachineDeployment", "name": "prod-md-0"}]}})],
+            machine_sets: vec![
+                json!({"kind": "MachineSet", "metadata": {"name": "prod-md-0-abc",
+                "ownerReferences": [{"kind": "MachineDeployment", "name": "prod-md-0"}]}}),
+            ],
             machines: vec![
-                machine("prod-cp-1", ("KubeadmControlPlane", "prod-cp"), true, "True", "Ready"),
-                machine("prod-cp-2", ("KubeadmControlPlane", "prod-cp"), true, "True", "Ready"),
-                machine("prod-cp-3", ("KubeadmControlPlane", "prod-cp"), true, "True", "Ready"),
-                machine("prod-md-0-abc-x", ("MachineSet", "prod-md-0-abc"), false, "True", "Ready"),
-                machine("prod-md-0-abc-y", ("MachineSet", "prod-md-0-abc"), false, worker_ready, if worker_ready == "True" {"Ready"} else {"NotReady"}),
+                machine(
+                    "prod-cp-1",
+                    ("KubeadmControlPlane", "prod-cp"),
+                    true,
+                    "True",
+                    "Ready",
+                ),
+                machine(
+                    "prod-cp-2",
+                    ("KubeadmControlPlane", "prod-cp"),
+                    true,
+                    "True",
+                    "Ready",
+                ),
+                machine(
+                    "prod-cp-3",
+                    ("KubeadmControlPlane", "prod-cp"),
+                    true,
+                    "True",
+                    "Ready",
+                ),
+                machine(
+                    "prod-md-0-abc-x",
+                    ("MachineSet", "prod-md-0-abc"),
+                    false,
+                    "True",
+                    "Ready",
+                ),
+                machine(
+                    "prod-md-0-abc-y",
+                    ("MachineSet", "prod-md-0-abc"),
+                    false,
+                    worker_ready,
+                    if worker_ready == "True" {
+                        "Ready"
+                    } else {
+                        "NotReady"
+                    },
+                ),
             ],
         }
     }
@@ -662,19 +704,36 @@ mod tests {
         let cp = &t.children[1];
         assert_eq!(cp.children.len(), 1);
         assert_eq!(cp.children[0].name, "3 Machines...");
-        assert_eq!(cp.children[0].members, ["prod-cp-1", "prod-cp-2", "prod-cp-3"]);
+        assert_eq!(
+            cp.children[0].members,
+            ["prod-cp-1", "prod-cp-2", "prod-cp-3"]
+        );
         assert_eq!(cp.children[0].ready.as_deref(), Some("3"));
         let md = &t.children[2].children[0];
         assert_eq!(md.name, "MachineDeployment ns/prod-md-0, v1.33.1");
         assert_eq!(md.children[0].name, "2 Machines...");
 
-        let text = render(&d, SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600 + 300));
+        let text = render(
+            &d,
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600 + 300),
+        );
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("NAME") && lines[0].contains("UP TO DATE  STATUS  REASON"), "{text}");
+        assert!(
+            lines[0].starts_with("NAME") && lines[0].contains("UP TO DATE  STATUS  REASON"),
+            "{text}"
+        );
         assert!(lines[1].starts_with("Cluster ns/prod "), "{text}");
-        assert!(lines[2].starts_with("├─ClusterInfrastructure - OpenStackCluster ns/prod "), "{text}");
+        assert!(
+            lines[2].starts_with("├─ClusterInfrastructure - OpenStackCluster ns/prod "),
+            "{text}"
+        );
         assert!(lines[4].starts_with("│ └─3 Machines... "), "{text}");
-        assert!(lines[4].contains("True") && lines[4].contains("5m") && lines[4].contains("See prod-cp-1, prod-cp-2, ..."), "{text}");
+        assert!(
+            lines[4].contains("True")
+                && lines[4].contains("5m")
+                && lines[4].contains("See prod-cp-1, prod-cp-2, ..."),
+            "{text}"
+        );
         assert!(lines[5].starts_with("└─Workers"), "{text}");
         assert!(lines[7].starts_with("    └─2 Machines... "), "{text}");
         assert_eq!(lines.len(), 8, "{text}");
@@ -688,7 +747,10 @@ mod tests {
         let names: Vec<&str> = md.children.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
-            ["Machine ns/prod-md-0-abc-x, v1.33.1", "Machine ns/prod-md-0-abc-y, v1.33.1"]
+            [
+                "Machine ns/prod-md-0-abc-x, v1.33.1",
+                "Machine ns/prod-md-0-abc-y, v1.33.1"
+            ]
         );
         assert_eq!(
             d.not_ready,
@@ -699,7 +761,10 @@ mod tests {
         );
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["ready"], false);
-        assert_eq!(json["tree"]["children"][2]["children"][0]["condition"]["reason"], "NotAvailable");
+        assert_eq!(
+            json["tree"]["children"][2]["children"][0]["condition"]["reason"],
+            "NotAvailable"
+        );
     }
 
     #[test]
@@ -712,18 +777,28 @@ mod tests {
                                        "reason": "WaitingForControlPlane", "lastTransitionTime": T0}]}});
         let d = describe(&o);
         let c = d.tree.condition.as_ref().unwrap();
-        assert_eq!((c.type_.as_str(), c.severity.as_deref()), ("Ready", Some("Warning")));
+        assert_eq!(
+            (c.type_.as_str(), c.severity.as_deref()),
+            ("Ready", Some("Warning"))
+        );
         assert_eq!(
             d.not_ready,
             ["Cluster ns/prod: Ready=False (WaitingForControlPlane); paused (spec.paused)"]
         );
-        o.cluster["status"]["v1beta2"] = json!({"conditions": [cond("Available", "True", "Available", "")]});
+        o.cluster["status"]["v1beta2"] =
+            json!({"conditions": [cond("Available", "True", "Available", "")]});
         let d = describe(&o);
         assert_eq!(d.tree.condition.as_ref().unwrap().type_, "Available");
-        assert_eq!(d.not_ready, ["Cluster ns/prod: Available=True (Available); paused (spec.paused)"]);
+        assert_eq!(
+            d.not_ready,
+            ["Cluster ns/prod: Available=True (Available); paused (spec.paused)"]
+        );
         // No condition yet: not ready, said so.
         o.cluster = json!({"kind": "Cluster", "metadata": {"name": "prod", "namespace": "ns"}});
-        assert_eq!(describe(&o).not_ready, ["Cluster ns/prod: no condition reported yet"]);
+        assert_eq!(
+            describe(&o).not_ready,
+            ["Cluster ns/prod: no condition reported yet"]
+        );
     }
 
     #[test]
@@ -734,7 +809,8 @@ mod tests {
         let workers = &d.tree.children[2];
         assert_eq!(workers.children[0].name, "Other");
         assert_eq!(workers.children[0].children[0].name, "2 Machines...");
-        let at = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600 + s);
+        let at =
+            |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600 + s);
         assert_eq!(age(T0, at(59)), "59s");
         assert_eq!(age(T0, at(3600)), "60m");
         assert_eq!(age(T0, at(5 * 3600)), "5h");

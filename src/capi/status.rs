@@ -99,9 +99,11 @@ pub async fn describe_cluster(
     let Some(clusters) = api(discovery, CLUSTER_API_VERSION, "Cluster", namespace).await? else {
         return Ok(None);
     };
-    let read = |what: String| move |e: ::kube::Error| ReadinessError::Read {
-        what,
-        source: RequestError::from(e),
+    let read = |what: String| {
+        move |e: ::kube::Error| ReadinessError::Read {
+            what,
+            source: RequestError::from(e),
+        }
     };
     let Some(cluster) = clusters.get_opt(name).await.map_err(read(what.clone()))? else {
         return Ok(None);
@@ -149,39 +151,35 @@ async fn referenced(
         return Ok(None);
     };
     let what = format!("{kind} {namespace}/{name}");
-    let api_version = match (r["apiVersion"].as_str(), r["apiGroup"].as_str()) {
-        (Some(v), _) => v.to_string(),
-        (None, Some(group)) => {
-            let groups = discovery
-                .client()
-                .list_api_groups()
-                .await
-                .map_err(|e| ReadinessError::Read {
-                    what: format!("the API groups, for {what}"),
-                    source: RequestError::from(e),
+    let api_version =
+        match (r["apiVersion"].as_str(), r["apiGroup"].as_str()) {
+            (Some(v), _) => v.to_string(),
+            (None, Some(group)) => {
+                let groups = discovery.client().list_api_groups().await.map_err(|e| {
+                    ReadinessError::Read {
+                        what: format!("the API groups, for {what}"),
+                        source: RequestError::from(e),
+                    }
                 })?;
-            let Some(v) = groups
-                .groups
-                .iter()
-                .find(|g| g.name == group)
-                .and_then(|g| g.preferred_version.as_ref())
-            else {
-                return Ok(None);
-            };
-            v.group_version.clone()
-        }
-        (None, None) => return Ok(None),
-    };
+                let Some(v) = groups
+                    .groups
+                    .iter()
+                    .find(|g| g.name == group)
+                    .and_then(|g| g.preferred_version.as_ref())
+                else {
+                    return Ok(None);
+                };
+                v.group_version.clone()
+            }
+            (None, None) => return Ok(None),
+        };
     let Some(api) = api(discovery, &api_version, kind, namespace).await? else {
         return Ok(None);
     };
-    let found = api
-        .get_opt(name)
-        .await
-        .map_err(|e| ReadinessError::Read {
-            what,
-            source: RequestError::from(e),
-        })?;
+    let found = api.get_opt(name).await.map_err(|e| ReadinessError::Read {
+        what,
+        source: RequestError::from(e),
+    })?;
     Ok(found.as_ref().map(value))
 }
 

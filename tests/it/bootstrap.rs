@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::status_e2e;
 use crate::support::capi::{api_in, apply_all};
 use crate::support::capo::{self, Admin};
 use crate::support::docker::{self as sd, StandIn};
@@ -41,7 +42,6 @@ use crate::support::openstack::OpenStack;
 use crate::support::orc::Orc;
 use crate::support::release_mirror::{Mirror, release_files};
 use crate::support::webhooks::Webhooks;
-use crate::status_e2e;
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
 
 const CLUSTER: &str = "e2e";
@@ -803,13 +803,18 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
 async fn bundle_secrets(work: &Path, new_cp: &ControlPlane, app_secret: &str) -> Vec<String> {
     let dir = capi_manage::repo::ClusterDir::new(work, CLUSTER);
     let mut out = vec![app_secret.to_string()];
-    for kc in [dir.kind_kubeconfig(), new_cp.kubeconfig_path().to_path_buf()] {
+    for kc in [
+        dir.kind_kubeconfig(),
+        new_cp.kubeconfig_path().to_path_buf(),
+    ] {
         let text = std::fs::read_to_string(&kc).unwrap_or_default();
         out.extend(status_e2e::kubeconfig_secrets(&text));
     }
     let keys: Api<Secret> = Api::namespaced(new_cp.client().await, SEALED_NS);
     let label = format!("{}=active", capi_manage::seal::SEALING_KEY_LABEL);
-    let listed = keys.list(&::kube::api::ListParams::default().labels(&label)).await;
+    let listed = keys
+        .list(&::kube::api::ListParams::default().labels(&label))
+        .await;
     for s in listed.map(|l| l.items).unwrap_or_default() {
         let key = s.data.unwrap_or_default().remove("tls.key").map(|b| b.0);
         let key = key.unwrap_or_default();
@@ -817,7 +822,12 @@ async fn bundle_secrets(work: &Path, new_cp: &ControlPlane, app_secret: &str) ->
         out.push(base64::engine::general_purpose::STANDARD.encode(&key));
         // A line from the middle of the PEM body, in case it was written decoded.
         let pem = String::from_utf8_lossy(&key).into_owned();
-        out.extend(pem.lines().filter(|l| l.len() >= 60).nth(3).map(str::to_string));
+        out.extend(
+            pem.lines()
+                .filter(|l| l.len() >= 60)
+                .nth(3)
+                .map(str::to_string),
+        );
     }
     out
 }

@@ -168,7 +168,10 @@ async fn status_reads_the_clusters_pause_and_fluxs_sync() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "cluster example: not ready", "{stdout}");
-    assert!(lines[1].starts_with("NAME ") && lines[2] == "Cluster capi-self/example", "{stdout}");
+    assert!(
+        lines[1].starts_with("NAME ") && lines[2] == "Cluster capi-self/example",
+        "{stdout}"
+    );
     // No git remote in this copy: the head is unknown, only readiness is judged.
     assert!(stdout.contains("flux: branch head unknown ("), "{stdout}");
     assert!(

@@ -96,11 +96,32 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
     // Ready: 0, the tree drawn like clusterctl's.
     let out = t.status(&[cluster]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    check!(p, out.status.code() == Some(0), "ready: exit {:?}", out.status.code());
+    check!(
+        p,
+        out.status.code() == Some(0),
+        "ready: exit {:?}",
+        out.status.code()
+    );
     let lines: Vec<&str> = text.lines().collect();
-    check!(p, lines.first() == Some(&format!("cluster {cluster}: ready").as_str()), "first line: {text}");
-    check!(p, lines.get(1).is_some_and(|l| l.starts_with("NAME") && l.contains("STATUS  REASON")), "heading: {text}");
-    check!(p, lines.get(2).is_some_and(|l| l.starts_with(&format!("Cluster {ns}/{cluster} "))), "root row: {text}");
+    check!(
+        p,
+        lines.first() == Some(&format!("cluster {cluster}: ready").as_str()),
+        "first line: {text}"
+    );
+    check!(
+        p,
+        lines
+            .get(1)
+            .is_some_and(|l| l.starts_with("NAME") && l.contains("STATUS  REASON")),
+        "heading: {text}"
+    );
+    check!(
+        p,
+        lines
+            .get(2)
+            .is_some_and(|l| l.starts_with(&format!("Cluster {ns}/{cluster} "))),
+        "root row: {text}"
+    );
     for want in [
         format!("├─ClusterInfrastructure - OpenStackCluster {ns}/{cluster}"),
         format!("├─ControlPlane - KubeadmControlPlane {ns}/"),
@@ -116,9 +137,18 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
 
     // The JSON: the tree's conditions are the live objects' conditions.
     let out = t.status(&[cluster, "-o", "json"]);
-    check!(p, out.status.code() == Some(0), "json: exit {:?}", out.status.code());
+    check!(
+        p,
+        out.status.code() == Some(0),
+        "json: exit {:?}",
+        out.status.code()
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let live = api_in(d, CAPI, "Cluster", ns).await.get(cluster).await.unwrap();
+    let live = api_in(d, CAPI, "Cluster", ns)
+        .await
+        .get(cluster)
+        .await
+        .unwrap();
     let live = serde_json::to_value(&live).unwrap();
     let available = live_condition(&live, "Available");
     let shown = &j["describe"]["tree"]["condition"];
@@ -139,16 +169,32 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
         .await
         .unwrap()
         .items;
-    check!(p, in_tree.len() == live_machines.len() && in_tree.len() == 5, "machines in the tree {in_tree:?}, live {}", live_machines.len());
+    check!(
+        p,
+        in_tree.len() == live_machines.len() && in_tree.len() == 5,
+        "machines in the tree {in_tree:?}, live {}",
+        live_machines.len()
+    );
     for m in &live_machines {
         let ready = live_condition(&serde_json::to_value(m).unwrap(), "Ready");
-        check!(p, ready["status"] == "True", "live Machine {:?} Ready {ready}", m.metadata.name);
+        check!(
+            p,
+            ready["status"] == "True",
+            "live Machine {:?} Ready {ready}",
+            m.metadata.name
+        );
     }
-    check!(p, j["flux"]["head"] == t.head, "flux head {}", j["flux"]["head"]);
+    check!(
+        p,
+        j["flux"]["head"] == t.head,
+        "flux head {}",
+        j["flux"]["head"]
+    );
     let flux = j["flux"]["objects"].as_array().cloned().unwrap_or_default();
     check!(
         p,
-        flux.iter().any(|o| o["kind"] == "Kustomization" && o["name"] == cluster)
+        flux.iter()
+            .any(|o| o["kind"] == "Kustomization" && o["name"] == cluster)
             && flux.iter().all(|o| o["drift"].is_null()),
         "flux objects {flux:?}"
     );
@@ -160,12 +206,24 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| (r["cluster"].as_str().unwrap_or_default().to_string(), r.clone()))
+        .map(|r| {
+            (
+                r["cluster"].as_str().unwrap_or_default().to_string(),
+                r.clone(),
+            )
+        })
         .collect();
-    check!(p, out.status.code() == Some(0), "--all: exit {:?}", out.status.code());
     check!(
         p,
-        by_name.get("example").is_some_and(|r| r["bootstrapped"] == false)
+        out.status.code() == Some(0),
+        "--all: exit {:?}",
+        out.status.code()
+    );
+    check!(
+        p,
+        by_name
+            .get("example")
+            .is_some_and(|r| r["bootstrapped"] == false)
             && by_name.get(cluster).is_some_and(|r| r["ready"] == true),
         "--all: {all}"
     );
@@ -181,22 +239,48 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
     let out = t.status(&[cluster]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    check!(p, out.status.code() == Some(4), "paused: exit {:?}", out.status.code());
-    check!(p, text.starts_with(&format!("cluster {cluster}: not ready\n")), "paused text: {text}");
     check!(
         p,
-        stderr.lines().last().is_some_and(|l| l.starts_with(&format!("error: cluster {cluster} is not ready: Cluster {ns}/{cluster}")) && l.contains("paused (spec.paused)")),
+        out.status.code() == Some(4),
+        "paused: exit {:?}",
+        out.status.code()
+    );
+    check!(
+        p,
+        text.starts_with(&format!("cluster {cluster}: not ready\n")),
+        "paused text: {text}"
+    );
+    check!(
+        p,
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(&format!(
+                "error: cluster {cluster} is not ready: Cluster {ns}/{cluster}"
+            )) && l.contains("paused (spec.paused)")),
         "paused stderr: {stderr}"
     );
     let out = t.status(&[cluster, "-o", "json"]);
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    check!(p, out.status.code() == Some(4) && j["ready"] == false && j["describe"]["tree"]["paused"] == true, "paused json: {:?} {j}", out.status.code());
+    check!(
+        p,
+        out.status.code() == Some(4)
+            && j["ready"] == false
+            && j["describe"]["tree"]["paused"] == true,
+        "paused json: {:?} {j}",
+        out.status.code()
+    );
     clusters
         .patch(cluster, &PatchParams::default(), &pause(Value::Null))
         .await
         .unwrap();
     let out = t.status(&[cluster]);
-    check!(p, out.status.code() == Some(0), "unpaused: exit {:?}", out.status.code());
+    check!(
+        p,
+        out.status.code() == Some(0),
+        "unpaused: exit {:?}",
+        out.status.code()
+    );
 
     // Unreachable: the kubeconfig names a port nobody listens on: 1, one line.
     let kc = t.work.join(format!("clusters/{cluster}/kubeconfig"));
@@ -205,14 +289,30 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
     let port = dead.local_addr().unwrap().port();
     drop(dead);
     let server = regex::Regex::new(r"server: https://[^\s]+").unwrap();
-    std::fs::write(&kc, server.replace_all(&original, format!("server: https://127.0.0.1:{port}").as_str()).as_ref()).unwrap();
+    std::fs::write(
+        &kc,
+        server
+            .replace_all(
+                &original,
+                format!("server: https://127.0.0.1:{port}").as_str(),
+            )
+            .as_ref(),
+    )
+    .unwrap();
     let out = t.status(&[cluster]);
     std::fs::write(&kc, &original).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    check!(p, out.status.code() == Some(1), "unreachable: exit {:?}", out.status.code());
     check!(
         p,
-        stderr.lines().count() == 1 && stderr.starts_with("error: ") && stderr.contains(&port.to_string()),
+        out.status.code() == Some(1),
+        "unreachable: exit {:?}",
+        out.status.code()
+    );
+    check!(
+        p,
+        stderr.lines().count() == 1
+            && stderr.starts_with("error: ")
+            && stderr.contains(&port.to_string()),
         "unreachable stderr: {stderr}"
     );
     p
@@ -241,7 +341,12 @@ pub fn bundles(work: &Path, cluster: &str) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("support-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("support-")
+        })
         .collect();
     v.sort();
     v
@@ -274,15 +379,40 @@ pub async fn bundle_checks(
 ) -> Vec<String> {
     let mut p = Vec::new();
     // The credential, two kubeconfigs' keys or tokens, the sealing key (two forms).
-    check!(p, secrets.len() >= 5, "only {} credential values to look for", secrets.len());
+    check!(
+        p,
+        secrets.len() >= 5,
+        "only {} credential values to look for",
+        secrets.len()
+    );
     let files = untar(bundle);
     let names: Vec<&String> = files.keys().collect();
     eprintln!("support bundle {}: {names:?}", bundle.display());
-    for want in ["README.txt", "error.txt", "state.json", "node/docker-logs.txt", "kind/events.yaml", "kind/cluster-conditions.yaml"] {
+    for want in [
+        "README.txt",
+        "error.txt",
+        "state.json",
+        "node/docker-logs.txt",
+        "kind/events.yaml",
+        "kind/cluster-conditions.yaml",
+    ] {
         check!(p, files.contains_key(want), "{want} not in {names:?}");
     }
-    check!(p, files.get("error.txt").is_some_and(|e| e.contains(&format!("step {step}"))), "error.txt: {:?}", files.get("error.txt"));
-    check!(p, files.get("node/docker-logs.txt").is_some_and(|l| !l.trim().is_empty()), "empty node logs");
+    check!(
+        p,
+        files
+            .get("error.txt")
+            .is_some_and(|e| e.contains(&format!("step {step}"))),
+        "error.txt: {:?}",
+        files.get("error.txt")
+    );
+    check!(
+        p,
+        files
+            .get("node/docker-logs.txt")
+            .is_some_and(|l| !l.trim().is_empty()),
+        "empty node logs"
+    );
     // The Cluster's conditions as its controllers wrote them: every condition in the bundle is
     // the live object's (same type and status, reason and transition time) unless it moved on
     // since; the bundle was written moments ago.
@@ -291,11 +421,27 @@ pub async fn bundle_checks(
         .and_then(|t| serde_yaml_ng::from_str(t).ok())
         .unwrap_or(Value::Null);
     eprintln!("bundle's Cluster conditions: {conditions}");
-    let live = api_in(kind_d, CAPI, "Cluster", namespace).await.get(cluster).await.unwrap();
+    let live = api_in(kind_d, CAPI, "Cluster", namespace)
+        .await
+        .get(cluster)
+        .await
+        .unwrap();
     let live = serde_json::to_value(&live).unwrap();
-    check!(p, conditions["cluster"] == format!("{namespace}/{cluster}"), "cluster-conditions names {}", conditions["cluster"]);
-    let listed = conditions["conditions"].as_array().cloned().unwrap_or_default();
-    check!(p, !listed.is_empty(), "no conditions in the bundle: {conditions}");
+    check!(
+        p,
+        conditions["cluster"] == format!("{namespace}/{cluster}"),
+        "cluster-conditions names {}",
+        conditions["cluster"]
+    );
+    let listed = conditions["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    check!(
+        p,
+        !listed.is_empty(),
+        "no conditions in the bundle: {conditions}"
+    );
     for c in &listed {
         let now = live_condition(&live, c["type"].as_str().unwrap_or_default());
         let same = now["status"] == c["status"] && now["reason"] == c["reason"];
@@ -307,10 +453,20 @@ pub async fn bundle_checks(
     let controller_pods: Vec<&String> = names
         .iter()
         .copied()
-        .filter(|n| n.starts_with("kind/pods/capi-system/") || n.starts_with("kind/pods/capo-system/"))
+        .filter(|n| {
+            n.starts_with("kind/pods/capi-system/") || n.starts_with("kind/pods/capo-system/")
+        })
         .collect();
-    check!(p, !controller_pods.is_empty(), "no controller Pods in {names:?}");
-    let logs: Vec<&String> = controller_pods.iter().copied().filter(|n| n.ends_with(".log")).collect();
+    check!(
+        p,
+        !controller_pods.is_empty(),
+        "no controller Pods in {names:?}"
+    );
+    let logs: Vec<&String> = controller_pods
+        .iter()
+        .copied()
+        .filter(|n| n.ends_with(".log"))
+        .collect();
     check!(
         p,
         !logs.is_empty() || readme.contains("logs of capi-system/"),
@@ -327,7 +483,11 @@ pub async fn bundle_checks(
     let mut all = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut all).unwrap();
     for s in secrets {
-        check!(p, !all.windows(s.len()).any(|w| w == s.as_bytes()), "the archive holds a secret value");
+        check!(
+            p,
+            !all.windows(s.len()).any(|w| w == s.as_bytes()),
+            "the archive holds a secret value"
+        );
     }
     p
 }
