@@ -231,8 +231,11 @@ fn machine_row(m: &Value) -> Row {
     row
 }
 
+/// Status and reason of a Machine's Available, Ready and UpToDate conditions.
+type Likeness = Vec<Option<(String, String)>>;
+
 /// What makes Machines alike: status and reason of Available, Ready and UpToDate.
-fn likeness(m: &Value) -> Vec<Option<(String, String)>> {
+fn likeness(m: &Value) -> Likeness {
     ["Available", "Ready", "UpToDate"]
         .iter()
         .map(|t| {
@@ -248,7 +251,7 @@ fn likeness(m: &Value) -> Vec<Option<(String, String)>> {
 
 /// Rows for `machines` under a grouping parent: alike Machines (two or more) become one group row.
 fn machine_rows(machines: &[&Value]) -> Vec<Row> {
-    let mut rows: Vec<(Vec<Option<(String, String)>>, Vec<&Value>)> = Vec::new();
+    let mut rows: Vec<(Likeness, Vec<&Value>)> = Vec::new();
     for m in machines {
         let key = likeness(m);
         let deleting = m["metadata"]["deletionTimestamp"].is_string();
@@ -391,7 +394,7 @@ pub fn describe(objects: &Objects) -> Description {
         }
         children.push(heading);
     }
-    children.sort_by(|a, b| row_name(a).cmp(&row_name(b)));
+    children.sort_by_key(row_name);
     root.children = children;
     settle(&mut root);
     let mut not_ready = Vec::new();

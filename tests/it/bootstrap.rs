@@ -452,13 +452,13 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // before it would leave the cluster's OpenStack resources behind).
     let mut problems = Vec::new();
     for step in STEPS {
-        if step == "cluster-ready" {
-            // A step failed on purpose once the Cluster exists (a 1s wait for it to be ready)
-            // leaves a support bundle.
-            let mut a = args("bootstrap");
-            let i = a.iter().position(|x| x == "--cluster-timeout").unwrap();
-            a[i + 1] = "1".into();
-            let (code, _, _) = wait(spawn(&a, &home));
+        if step == "kubeconfig" {
+            // A step broken on purpose once the Cluster exists and is ready (its kubeconfig's
+            // path is taken by a folder) leaves a support bundle.
+            let taken = work.join(format!("clusters/{CLUSTER}/kubeconfig"));
+            std::fs::create_dir_all(taken.join("taken")).unwrap();
+            let (code, _, _) = wait(spawn(&args("bootstrap"), &home));
+            std::fs::remove_dir_all(&taken).unwrap();
             let found = status_e2e::bundles(&work, CLUSTER);
             match (code, found.as_slice()) {
                 (1, [bundle]) => {
