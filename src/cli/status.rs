@@ -239,7 +239,10 @@ async fn gather(
     args: &Args,
 ) -> anyhow::Result<Gathered> {
     let cluster = repo.cluster(name)?;
-    let client = connect(&client_options(Some(kubeconfig), None)).await?;
+    let through = || format!("reading cluster {name} through {}", kubeconfig.display());
+    let client = connect(&client_options(Some(kubeconfig.clone()), None))
+        .await
+        .with_context(through)?;
     let discovery = Discovery::new(client);
     let status = cluster_status(
         &discovery,
@@ -249,8 +252,11 @@ async fn gather(
             helm_releases: helm_releases(&cluster.objects),
         },
     )
-    .await?;
-    let flux = sync_status(&discovery, FLUX_NAMESPACE).await?;
+    .await
+    .with_context(through)?;
+    let flux = sync_status(&discovery, FLUX_NAMESPACE)
+        .await
+        .with_context(through)?;
     // The branch the cluster's GitRepository follows (the one named after the cluster, else
     // any), else the config repository's checked-out branch.
     let sources = flux.iter().find(|k| k.kind == "GitRepository");

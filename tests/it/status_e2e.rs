@@ -312,7 +312,10 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
         p,
         stderr.lines().count() == 1
             && stderr.starts_with("error: ")
-            && stderr.contains(&port.to_string()),
+            && stderr.contains(&format!(
+                "reading cluster {cluster} through {}",
+                kc.display()
+            )),
         "unreachable stderr: {stderr}"
     );
     p
