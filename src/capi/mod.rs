@@ -4,6 +4,7 @@
 //! clusters builds on them: discovery, pure transforms, the journal, the mover's steps, and
 //! backup and restore through a directory each have their own file.
 
+pub mod describe;
 mod directory;
 mod discovery;
 mod error;

@@ -431,6 +431,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     } else if is_broken_pipe(e) {
         // The reader went away (`capi-manage render x | head`): not a failure.
         0
+    } else if e.downcast_ref::<status::NotReady>().is_some() {
+        status::NOT_READY
     } else {
         1
     }

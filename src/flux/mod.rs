@@ -25,7 +25,7 @@ pub use generate::{
     sync_objects,
 };
 pub use health::{SyncReport, kustomization_synced, source_synced, wait_synced};
-pub use status::{KindStatus, SYNC_KINDS, SyncObject, sync_status};
+pub use status::{KindStatus, SYNC_KINDS, SyncObject, drift, sync_status};
 
 /// What went wrong syncing or suspending.
 #[derive(Debug, thiserror::Error)]

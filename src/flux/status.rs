@@ -1,4 +1,5 @@
-//! What Flux reports about its sync, object by object: the data of a status report.
+//! What Flux reports about its sync, object by object: the data of a status report, and the
+//! drift of each object against the branch head (pure: [`drift`]).
 
 use ::kube::Api;
 use ::kube::api::{DynamicObject, ListParams};
@@ -26,6 +27,38 @@ pub struct SyncObject {
     /// The revision it applied (`status.lastAppliedRevision`) or holds as its artifact
     /// (`status.artifact.revision`), when it has one.
     pub revision: Option<String>,
+    /// Its `Ready` condition is True for its current generation, and it is not suspended.
+    pub ready: bool,
+    /// The branch it follows: a GitRepository's `spec.ref.branch`.
+    pub branch: Option<String>,
+}
+
+/// Why `o` drifted from `head` (a commit, hex): it is not Ready, or its revision
+/// (`<branch>@sha1:<commit>`, Flux's form) is another commit; `None` when it is in sync.
+/// Without a head only readiness is judged.
+pub fn drift(o: &SyncObject, head: Option<&str>) -> Option<String> {
+    let mut why = Vec::new();
+    if !o.ready {
+        why.push("not Ready".to_string());
+    }
+    if let Some(head) = head {
+        let commit = o
+            .revision
+            .as_deref()
+            .map(|r| r.rsplit_once(':').map_or(r, |(_, c)| c));
+        match commit {
+            None => why.push(format!("no revision yet (head {})", short(head))),
+            Some(c) if !c.eq_ignore_ascii_case(head) => {
+                why.push(format!("at {}, head is {}", short(c), short(head)))
+            }
+            Some(_) => {}
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// The objects of one sync kind, or that the cluster does not serve it (no Flux).
@@ -93,7 +126,32 @@ fn sync_object(o: &DynamicObject) -> SyncObject {
             .as_str()
             .or(status["artifact"]["revision"].as_str())
             .map(str::to_string),
+        ready: ready(o),
+        branch: o.data["spec"]["ref"]["branch"].as_str().map(str::to_string),
     }
+}
+
+/// Ready=True observed for the current generation, and not suspended.
+fn ready(o: &DynamicObject) -> bool {
+    if o.data["spec"]["suspend"] == true {
+        return false;
+    }
+    let Some(c) = o.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+    else {
+        return false;
+    };
+    let observed = c["observedGeneration"]
+        .as_i64()
+        .or(o.data["status"]["observedGeneration"].as_i64());
+    c["status"] == "True"
+        && match (o.metadata.generation, observed) {
+            (Some(g), Some(seen)) => seen >= g,
+            _ => true,
+        }
 }
 
 #[cfg(test)]
@@ -115,8 +173,36 @@ mod tests {
         let s = sync_object(&o);
         assert_eq!(s.revision.as_deref(), Some("main@sha1:1"));
         assert_eq!(s.conditions, "Ready=True (Succeeded)");
+        assert!(s.ready);
         let mut bare = o.clone();
         bare.data["status"] = serde_json::json!({});
         assert_eq!(sync_object(&bare).revision, None);
+        assert!(!sync_object(&bare).ready);
+    }
+
+    #[test]
+    fn drift_is_another_commit_or_not_ready() {
+        let head = "0123456789abcdef0123456789abcdef01234567";
+        let mut o = SyncObject {
+            name: "flux-system".into(),
+            conditions: String::new(),
+            revision: Some(format!("main@sha1:{head}")),
+            ready: true,
+            branch: Some("main".into()),
+        };
+        assert_eq!(drift(&o, Some(head)), None);
+        assert_eq!(drift(&o, None), None);
+        o.revision = Some("main@sha1:ffffffffffffffffffffffffffffffffffffffff".into());
+        assert_eq!(
+            drift(&o, Some(head)).as_deref(),
+            Some("at ffffffffffff, head is 0123456789ab")
+        );
+        o.ready = false;
+        o.revision = None;
+        assert_eq!(
+            drift(&o, Some(head)).as_deref(),
+            Some("not Ready; no revision yet (head 0123456789ab)")
+        );
+        assert_eq!(drift(&o, None).as_deref(), Some("not Ready"));
     }
 }

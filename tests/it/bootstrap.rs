@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::status_e2e;
 use crate::support::capi::{api_in, apply_all};
 use crate::support::capo::{self, Admin};
 use crate::support::docker::{self as sd, StandIn};
@@ -447,7 +448,27 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let mut kills = Vec::new();
     let mut bootstrap_time = Duration::ZERO;
     let mut before_pivot = None;
+    // Problems of the status and support-bundle checks, asserted after teardown (a panic
+    // before it would leave the cluster's OpenStack resources behind).
+    let mut problems = Vec::new();
     for step in STEPS {
+        if step == "kubeconfig" {
+            // A step broken on purpose once the Cluster exists and is ready (its kubeconfig's
+            // path is taken by a folder) leaves a support bundle.
+            let taken = work.join(format!("clusters/{CLUSTER}/kubeconfig"));
+            std::fs::create_dir_all(taken.join("taken")).unwrap();
+            let (code, _, _) = wait(spawn(&args("bootstrap"), &home));
+            std::fs::remove_dir_all(&taken).unwrap();
+            let found = status_e2e::bundles(&work, CLUSTER);
+            match (code, found.as_slice()) {
+                (1, [bundle]) => {
+                    let secrets = bundle_secrets(&work, &new_cp, &cred.secret).await;
+                    let p = status_e2e::bundle_checks(bundle, step, CLUSTER, NS, &kind_d, &secrets);
+                    problems.extend(p.await);
+                }
+                _ => problems.push(format!("failed run: exit {code}, bundles {found:?}")),
+            }
+        }
         if step == "move" {
             // The cluster is ready (CAPO built it): its resources before the pivot.
             before_pivot = Some(admin.inventory(NS, CLUSTER).await);
@@ -622,31 +643,18 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     );
     assert_eq!(git_server::rev_parse(&bare, "main").unwrap(), head);
 
-    // status and kubeconfig read the same cluster.
+    // status (must-show 4) and kubeconfig read the same cluster.
+    let target = status_e2e::Target {
+        work: &work,
+        cluster: CLUSTER,
+        namespace: NS,
+        home: &home,
+        ssh_identity: &sshd.client_key,
+        known_hosts: &sshd.known_hosts,
+        head: &head,
+    };
+    problems.extend(status_e2e::status_checks(&target, &new_d).await);
     let work_s = work.display().to_string();
-    let out = capi_manage()
-        .args(["status", CLUSTER, "--repo", &work_s])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.starts_with(&format!("cluster {CLUSTER}: ready\n")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("MachineDeployment {CLUSTER}-md-0: 2/2 ready")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("flux Kustomization {CLUSTER}: "))
-            && text.contains(&format!("(revision {revision})")),
-        "{text}"
-    );
     let out = capi_manage()
         .args(["kubeconfig", CLUSTER, "--repo", &work_s, "--print"])
         .output()
@@ -787,6 +795,41 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         rss_td / 1024,
         test_started.elapsed().as_secs_f64()
     );
+    assert!(problems.is_empty(), "status and bundle: {problems:#?}");
+}
+
+/// Every credential value a support bundle must not hold: the application credential secret,
+/// the kind and new clusters' kubeconfig keys, the sealed-secrets controller's private key.
+async fn bundle_secrets(work: &Path, new_cp: &ControlPlane, app_secret: &str) -> Vec<String> {
+    let dir = capi_manage::repo::ClusterDir::new(work, CLUSTER);
+    let mut out = vec![app_secret.to_string()];
+    for kc in [
+        dir.kind_kubeconfig(),
+        new_cp.kubeconfig_path().to_path_buf(),
+    ] {
+        let text = std::fs::read_to_string(&kc).unwrap_or_default();
+        out.extend(status_e2e::kubeconfig_secrets(&text));
+    }
+    let keys: Api<Secret> = Api::namespaced(new_cp.client().await, SEALED_NS);
+    let label = format!("{}=active", capi_manage::seal::SEALING_KEY_LABEL);
+    let listed = keys
+        .list(&::kube::api::ListParams::default().labels(&label))
+        .await;
+    for s in listed.map(|l| l.items).unwrap_or_default() {
+        let key = s.data.unwrap_or_default().remove("tls.key").map(|b| b.0);
+        let key = key.unwrap_or_default();
+        use base64::Engine as _;
+        out.push(base64::engine::general_purpose::STANDARD.encode(&key));
+        // A line from the middle of the PEM body, in case it was written decoded.
+        let pem = String::from_utf8_lossy(&key).into_owned();
+        out.extend(
+            pem.lines()
+                .filter(|l| l.len() >= 60)
+                .nth(3)
+                .map(str::to_string),
+        );
+    }
+    out
 }
 
 const SEALED_NS: &str = capi_manage::seal::DEFAULT_CONTROLLER_NAMESPACE;

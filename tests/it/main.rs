@@ -24,6 +24,7 @@ mod preflight;
 mod render;
 mod seal;
 mod status;
+mod status_e2e;
 mod vendor;
 mod webhooks;
 mod yaml11;

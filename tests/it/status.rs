@@ -116,6 +116,8 @@ async fn status_reads_the_clusters_pause_and_fluxs_sync() {
             name: "flux-system".into(),
             conditions: "Ready=True (Succeeded: stored artifact)".into(),
             revision: Some(REVISION.into()),
+            ready: true,
+            branch: Some("main".into()),
         }]
     );
     assert_eq!(
@@ -156,17 +158,43 @@ async fn status_reads_the_clusters_pause_and_fluxs_sync() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    // Not ready (paused, the Kustomization failing): 4, and the last line says why.
+    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        stdout.starts_with("cluster example: not ready\n"),
+        last.starts_with("error: cluster example is not ready: Cluster capi-self/example: no condition reported yet; paused (spec.paused)")
+            && last.contains("Flux Kustomization flux-system: not Ready"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "cluster example: not ready", "{stdout}");
+    assert!(
+        lines[1].starts_with("NAME ") && lines[2] == "Cluster capi-self/example",
         "{stdout}"
     );
+    // No git remote in this copy: the head is unknown, only readiness is judged.
+    assert!(stdout.contains("flux: branch head unknown ("), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "flux GitRepository flux-system: Ready=True (Succeeded: stored artifact) (revision {REVISION})"
+            "  GitRepository flux-system: Ready=True (Succeeded: stored artifact) (revision {REVISION}): in sync"
         )),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("  Kustomization flux-system: Ready=False (BuildFailed: kustomize build failed) (revision ")
+            && stdout.contains("): drift: not Ready"),
+        "{stdout}"
+    );
+    let out = capi_manage()
+        .args(["status", "example", "-o", "json", "--repo"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["ready"], false);
+    assert_eq!(j["describe"]["tree"]["paused"], true);
+    assert_eq!(j["flux"]["objects"][1]["drift"], "not Ready");
     assert!(stderr.contains("a move (run run-7) paused it"), "{stderr}");
 
     // Unpaused: no pause reported.
