@@ -168,7 +168,10 @@ fn our_requests(stderr: &str) -> Vec<Request> {
             continue;
         };
         // Path and query only: the server's address is the same for every request.
-        let url = match url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j)) {
+        let url = match url
+            .find("://")
+            .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+        {
             Some(i) => url[i..].to_string(),
             None => url,
         };
@@ -369,7 +372,11 @@ fn main() {
         .unwrap_or_else(|_| "10,100,1000,3000".into())
         .split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().expect("BENCH_SIZES: comma-separated counts"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("BENCH_SIZES: comma-separated counts")
+        })
         .collect();
     if sizes.is_empty() {
         return;

@@ -236,9 +236,11 @@ impl<'a> Mover<'a> {
             // The objects of a group own none of each other (owners are in earlier groups), so
             // they are copied at once; the journal is written when the whole group is there.
             let this = &*self;
-            let mut copies = stream::iter(group.iter().map(|uid| async move {
-                (uid, this.copy_one(uid, to).await)
-            }))
+            let mut copies = stream::iter(
+                group
+                    .iter()
+                    .map(|uid| async move { (uid, this.copy_one(uid, to).await) }),
+            )
             .buffer_unordered(COPY_CONCURRENCY);
             let mut landed = Vec::new();
             let mut failed = None;
@@ -289,12 +291,10 @@ impl<'a> Mover<'a> {
         let r = &self.resources[uid];
         let current = match self.source {
             Some(source) => {
-                let current = until_cancelled(
-                    self.cancel,
-                    self.api(source, uid).get(&node.reference.name),
-                )
-                .await
-                .map_err(request_err("reading", "source", &node.reference))?;
+                let current =
+                    until_cancelled(self.cancel, self.api(source, uid).get(&node.reference.name))
+                        .await
+                        .map_err(request_err("reading", "source", &node.reference))?;
                 let mut current = serde_json::to_value(&current).expect("serialises");
                 current["apiVersion"] = json!(r.api.api_version);
                 current["kind"] = json!(r.api.kind);
@@ -377,7 +377,9 @@ impl<'a> Mover<'a> {
             Ok(_) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
             Err(e) => {
-                return Err(obj_err("marking for deletion", "source", &node.reference)(e));
+                return Err(obj_err("marking for deletion", "source", &node.reference)(
+                    e,
+                ));
             }
         }
         match api

@@ -297,6 +297,8 @@ mod tests {
         let d = find(&gvs["apps/v1"], "Deployment").unwrap();
         assert_eq!(d.api.api_version, "apps/v1");
         assert!(d.namespaced && !d.has_status);
-        assert!(parse_aggregated(&serde_json::json!({"kind": "APIGroupList", "groups": []})).is_none());
+        assert!(
+            parse_aggregated(&serde_json::json!({"kind": "APIGroupList", "groups": []})).is_none()
+        );
     }
 }
