@@ -2,7 +2,8 @@
 //! `clusterctl move` (v1.14.0), both as whole processes, in one run.
 //!
 //! Run: `scripts/test-binaries clusterctl && cargo bench --bench move`. `BENCH_SIZES=1,10`
-//! picks other graph counts; `BENCH_COLD=1` skips warming the apiservers' watch caches (see
+//! picks other graph counts, `BENCH_ROUNDS` (default 5) the runs per measurement (medians);
+//! `BENCH_COLD=1` skips warming the apiservers' watch caches (see
 //! `setup`). Every measurement gets a fresh source and target, both set up as
 //! `clusterctl init` leaves a management cluster (upstream CRDs with clusterctl's labels,
 //! provider inventory), with N graphs `demo-0`..`demo-<N-1>` of 17 objects each in one
@@ -167,30 +168,53 @@ fn main() {
                 .expect("BENCH_SIZES: comma-separated counts")
         })
         .collect();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let clusterctl = support::test_bin("clusterctl");
     let home = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    println!("move N cluster graphs between fresh kube-apiservers, one run each (seconds):");
     println!(
-        "{:>5} {:>12} {:>14} {:>16} {:>12} {:>12}",
-        "N", "capi-manage", "capi-manage", "clusterctl move", "ratio", "ratio"
+        "move N cluster graphs between fresh kube-apiservers, median of {rounds} (seconds); growth per tenfold of N:"
     );
     println!(
-        "{:>5} {:>12} {:>14} {:>16} {:>12} {:>12}",
-        "", "move", "--delete-src", "", "cc/ours", "cc/ours-del"
+        "{:>5} {:>12} {:>7} {:>14} {:>16} {:>7} {:>12} {:>12}",
+        "N", "capi-manage", "growth", "capi-manage", "clusterctl move", "growth", "ratio", "ratio"
     );
+    println!(
+        "{:>5} {:>12} {:>7} {:>14} {:>16} {:>7} {:>12} {:>12}",
+        "", "move", "", "--delete-src", "", "", "cc/ours", "cc/ours-del"
+    );
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    let mut prev: Option<(usize, f64, f64)> = None;
     for n in sizes {
-        let o = ours(&rt, n, false);
-        let od = ours(&rt, n, true);
-        let t = theirs(&rt, n, &clusterctl, home.path());
+        let (mut os, mut ods, mut ts) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            os.push(ours(&rt, n, false));
+            ods.push(ours(&rt, n, true));
+            ts.push(theirs(&rt, n, &clusterctl, home.path()));
+        }
+        let (o, od, t) = (median(os), median(ods), median(ts));
+        let growth = |now: f64, then: Option<(usize, f64)>| {
+            then.map_or("-".to_string(), |(m, was)| {
+                format!(
+                    "{:.1}x",
+                    (now / was).powf(1.0 / (n as f64 / m as f64).log10())
+                )
+            })
+        };
         println!(
-            "{n:>5} {:>12.2} {:>14.2} {:>16.2} {:>12.2} {:>12.2}",
-            o.as_secs_f64(),
-            od.as_secs_f64(),
-            t.as_secs_f64(),
-            t.as_secs_f64() / o.as_secs_f64(),
-            t.as_secs_f64() / od.as_secs_f64()
+            "{n:>5} {o:>12.2} {:>7} {od:>14.2} {t:>16.2} {:>7} {:>12.2} {:>12.2}",
+            growth(o, prev.map(|(m, o, _)| (m, o))),
+            growth(t, prev.map(|(m, _, t)| (m, t))),
+            t / o,
+            t / od
         );
+        prev = Some((n, o, t));
     }
     println!("objects moved per graph: capi-manage 17, clusterctl 14 (see the header comment)");
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ::kube::Api;
 use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -135,6 +136,9 @@ fn skip_reason(o: &Value) -> Option<&'static str> {
     }
 }
 
+/// Kinds listed at once by [`discover`].
+const LIST_CONCURRENCY: usize = 16;
+
 /// Everything in the namespace, split into what moves and what stays (with reasons).
 pub(super) async fn discover(
     discovery: &Discovery,
@@ -144,15 +148,23 @@ pub(super) async fn discover(
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
     let mut resources = BTreeMap::new();
-    for k in kinds(discovery, "source", cancel).await? {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(discovery.client().clone(), namespace, &k.resource.api);
-        let list = until_cancelled(cancel, api.list(&ListParams::default()))
-            .await
-            .map_err(list_error(
-                "source",
-                format!("{} in {namespace}", k.resource.api.kind),
-            ))?;
+    // Every kind at once (in order): on an apiserver whose watch caches are cold, the first
+    // list of each kind waits for its cache, and those waits overlap.
+    let lists: Vec<_> = futures::stream::iter(kinds(discovery, "source", cancel).await?)
+        .map(|k| async move {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(discovery.client().clone(), namespace, &k.resource.api);
+            let list = until_cancelled(cancel, api.list(&ListParams::default())).await;
+            (k, list)
+        })
+        .buffered(LIST_CONCURRENCY)
+        .collect()
+        .await;
+    for (k, list) in lists {
+        let list = list.map_err(list_error(
+            "source",
+            format!("{} in {namespace}", k.resource.api.kind),
+        ))?;
         for item in list.items {
             let mut v = serde_json::to_value(&item).expect("objects serialise");
             v["apiVersion"] = json!(k.resource.api.api_version);

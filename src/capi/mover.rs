@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use ::kube::Api;
 use ::kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+/// Objects of one group copied (or deleted) at once.
+const COPY_CONCURRENCY: usize = 16;
 
 use super::discovery::{discover, preflight, refuse_same_cluster};
 use super::error::obj_err;
@@ -224,72 +228,52 @@ impl<'a> Mover<'a> {
         let start = Instant::now();
         let total = self.graph.len() as u64;
         let mut done = 0;
-        for uid in self.seq.groups.iter().flatten() {
+        let groups = self.seq.groups.clone();
+        for group in &groups {
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let node = self.graph.node(uid).expect("sequenced");
-            let r = &self.resources[uid];
-            let current = match self.source {
-                Some(source) => {
-                    let current = until_cancelled(
-                        self.cancel,
-                        self.api(source, uid).get(&node.reference.name),
-                    )
-                    .await
-                    .map_err(request_err(
-                        "reading",
-                        "source",
-                        &node.reference,
-                    ))?;
-                    let mut current = serde_json::to_value(&current).expect("serialises");
-                    current["apiVersion"] = json!(r.api.api_version);
-                    current["kind"] = json!(r.api.kind);
-                    current
+            // The objects of a group own none of each other (owners are in earlier groups), so
+            // they are copied at once; the journal is written when the whole group is there.
+            let this = &*self;
+            let mut copies = stream::iter(
+                group
+                    .iter()
+                    .map(|uid| async move { (uid, this.copy_one(uid, to).await) }),
+            )
+            .buffer_unordered(COPY_CONCURRENCY);
+            let mut landed = Vec::new();
+            let mut failed = None;
+            while let Some((uid, r)) = copies.next().await {
+                match r {
+                    Ok(target_uid) => {
+                        landed.push((uid.clone(), target_uid));
+                        done += 1;
+                        let what = match to {
+                            CopyTo::Target => "objects copied",
+                            CopyTo::Directory(_) => "objects saved",
+                        };
+                        self.observer.progress(what, done, Some(total));
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 }
-                None => node.object.clone(),
-            };
-            let paused = self.journal.has_paused(&node.reference);
-            if let CopyTo::Directory(directory) = to {
-                super::directory::write_object(directory, &node.reference, current, paused)?;
-                done += 1;
-                self.observer.progress("objects saved", done, Some(total));
-                continue;
             }
-            let target = self.target();
-            let mut body = target_copy(&current, &self.journal.copied);
-            // Created paused when this tool unpauses it at the end: no controller on the
-            // target acts on it before everything it owns is there.
-            if paused {
-                set_paused(&mut body, true);
+            drop(copies);
+            if let Some(e) = failed {
+                // The group's other copies stay unrecorded: a rerun copies the group again
+                // (an existing copy is replaced), and the rollback counts whole groups.
+                return Err(e);
             }
-            let api = self.api(target, uid);
-            let stored = tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Err(Error::Cancelled),
-                stored = create_or_replace(&api, &node.reference, &body) => stored?,
-            };
-            if r.has_status && current.get("status").is_some_and(|s| !s.is_null()) {
-                // A merge patch: no resourceVersion, so no conflict with a controller that
-                // writes status meanwhile.
-                let status = Patch::Merge(json!({"status": current["status"].clone()}));
-                until_cancelled(
-                    self.cancel,
-                    api.patch_status(&node.reference.name, &PatchParams::default(), &status),
-                )
-                .await
-                .map_err(request_err(
-                    "restoring status of",
-                    "target",
-                    &node.reference,
-                ))?;
+            if let CopyTo::Target = to {
+                self.journal.copied.extend(
+                    landed
+                        .into_iter()
+                        .map(|(uid, target)| (uid, target.unwrap_or_default())),
+                );
+                self.save()?;
             }
-            self.journal
-                .copied
-                .insert(uid.clone(), stored.metadata.uid.clone().unwrap_or_default());
-            self.save()?;
-            done += 1;
-            self.observer.progress("objects copied", done, Some(total));
         }
         let what = match to {
             CopyTo::Target => format!("copied {done} objects to the target"),
@@ -301,51 +285,111 @@ impl<'a> Mover<'a> {
         Ok(())
     }
 
+    /// Copies one object (see [`Mover::copy_all`]); the UID of its copy on the target.
+    async fn copy_one(&self, uid: &str, to: CopyTo<'_>) -> Result<Option<String>, Error> {
+        let node = self.graph.node(uid).expect("sequenced");
+        let r = &self.resources[uid];
+        let current = match self.source {
+            Some(source) => {
+                let current =
+                    until_cancelled(self.cancel, self.api(source, uid).get(&node.reference.name))
+                        .await
+                        .map_err(request_err("reading", "source", &node.reference))?;
+                let mut current = serde_json::to_value(&current).expect("serialises");
+                current["apiVersion"] = json!(r.api.api_version);
+                current["kind"] = json!(r.api.kind);
+                current
+            }
+            None => node.object.clone(),
+        };
+        let paused = self.journal.has_paused(&node.reference);
+        if let CopyTo::Directory(directory) = to {
+            super::directory::write_object(directory, &node.reference, current, paused)?;
+            return Ok(None);
+        }
+        let target = self.target();
+        let mut body = target_copy(&current, &self.journal.copied);
+        // Created paused when this tool unpauses it at the end: no controller on the
+        // target acts on it before everything it owns is there.
+        if paused {
+            set_paused(&mut body, true);
+        }
+        let api = self.api(target, uid);
+        let stored = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(Error::Cancelled),
+            stored = create_or_replace(&api, &node.reference, &body) => stored?,
+        };
+        if r.has_status && current.get("status").is_some_and(|s| !s.is_null()) {
+            // A merge patch: no resourceVersion, so no conflict with a controller that
+            // writes status meanwhile.
+            let status = Patch::Merge(json!({"status": current["status"].clone()}));
+            until_cancelled(
+                self.cancel,
+                api.patch_status(&node.reference.name, &PatchParams::default(), &status),
+            )
+            .await
+            .map_err(request_err(
+                "restoring status of",
+                "target",
+                &node.reference,
+            ))?;
+        }
+        Ok(Some(stored.metadata.uid.clone().unwrap_or_default()))
+    }
+
     /// Deletes the moved objects from the source, last group first, marked as clusterctl marks
     /// them and without their finalizers (ORC objects guarded, see [`super::orc`]).
     async fn delete_from_source(&self) -> Result<(), Error> {
-        let source = self.source();
         for group in self.seq.groups.iter().rev() {
-            for uid in group {
-                let node = self.graph.node(uid).expect("sequenced");
-                let api = self.api(source, uid);
-                if super::orc::is_orc(&node.object) {
-                    delete_orc_copy(&api, &node.reference).await?;
-                    continue;
-                }
-                let patch =
-                    json!({"metadata": {"finalizers": null, "annotations": {DELETE_FOR_MOVE: ""}}});
-                match api
-                    .patch(
-                        &node.reference.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(::kube::Error::Api(s)) if s.code == 404 => continue,
-                    Err(e) => {
-                        return Err(obj_err("marking for deletion", "source", &node.reference)(
-                            e,
-                        ));
-                    }
-                }
-                match api
-                    .delete(&node.reference.name, &DeleteParams::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(::kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(obj_err("deleting", "source", &node.reference)(e)),
-                }
-            }
+            // One group at a time, its objects at once; the first failure is reported once the
+            // group's other deletions have ended.
+            let outcomes: Vec<Result<(), Error>> =
+                stream::iter(group.iter().map(|uid| self.delete_one(uid)))
+                    .buffer_unordered(COPY_CONCURRENCY)
+                    .collect()
+                    .await;
+            outcomes.into_iter().collect::<Result<(), Error>>()?;
         }
         self.observer.success(
             format!("deleted {} moved objects from the source", self.graph.len()),
             None,
         );
         Ok(())
+    }
+
+    /// Deletes one moved object from the source (see [`Mover::delete_from_source`]).
+    async fn delete_one(&self, uid: &str) -> Result<(), Error> {
+        let node = self.graph.node(uid).expect("sequenced");
+        let api = self.api(self.source(), uid);
+        if super::orc::is_orc(&node.object) {
+            return delete_orc_copy(&api, &node.reference).await;
+        }
+        let patch = json!({"metadata": {"finalizers": null, "annotations": {DELETE_FOR_MOVE: ""}}});
+        match api
+            .patch(
+                &node.reference.name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => {
+                return Err(obj_err("marking for deletion", "source", &node.reference)(
+                    e,
+                ));
+            }
+        }
+        match api
+            .delete(&node.reference.name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(::kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(obj_err("deleting", "source", &node.reference)(e)),
+        }
     }
 
     /// Finishes the deletion of ORC source copies that an interrupted earlier move left guarded

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ::kube::Api;
@@ -13,6 +13,10 @@ use crate::manifest::{ApplyPhase, Gvk, Object, apply_phase};
 use crate::observe::{Observer, ObserverExt};
 
 type Batch<'a> = Vec<(usize, &'a Object)>;
+
+/// Which objects of a batch exist on the server, by kind: `None` for a kind whose objects
+/// could not be listed (each is then read before it is applied).
+type Existing = HashMap<Gvk, Option<HashSet<(String, String)>>>;
 
 /// How [`apply`] behaves.
 #[derive(Debug, Clone)]
@@ -38,7 +42,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             field_manager: FIELD_MANAGER.into(),
             force: true,
-            concurrency: 8,
+            concurrency: 16,
             definitions_timeout: Duration::from_secs(60),
             attempts: 6,
             dry_run: false,
@@ -116,9 +120,21 @@ pub async fn apply(
     let total = objects.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
     let mut results: Vec<Option<Applied>> = vec![None; objects.len()];
+    let mut existing = list_existing(discovery, &definitions, &resolved, cancel).await?;
+    // The kinds of CRDs this apply creates have no objects yet: nothing to read first.
+    let crd_gvk = Gvk::from_api_version("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+    let new_kinds: BTreeSet<Gvk> = match existing.get(&crd_gvk) {
+        Some(Some(crds)) => objects
+            .iter()
+            .filter(|o| o.gvk() == crd_gvk && !crds.contains(&(String::new(), o.name().into())))
+            .flat_map(|o| crd_kinds(std::slice::from_ref(o)))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
     run_phase(
         discovery,
         &definitions,
+        &existing,
         &resolved,
         options,
         observer,
@@ -145,9 +161,19 @@ pub async fn apply(
         .await?;
         rest
     };
+    let listed: Batch = rest
+        .iter()
+        .filter(|(_, o)| !new_kinds.contains(&o.gvk()))
+        .copied()
+        .collect();
+    existing.extend(list_existing(discovery, &listed, &resolved, cancel).await?);
+    for gvk in new_kinds {
+        existing.insert(gvk, Some(HashSet::new()));
+    }
     run_phase(
         discovery,
         &rest,
+        &existing,
         &resolved,
         options,
         observer,
@@ -228,45 +254,66 @@ async fn wait_for_definitions(
         ),
     );
     let wait = WaitOptions::timeout(options.definitions_timeout);
-    for (_, crd) in definitions
+    // Every CRD at once: each is watched, so its wait ends when the server establishes it.
+    let waits = definitions
         .iter()
         .filter(|(_, o)| o.kind() == "CustomResourceDefinition")
-    {
-        wait_for(
-            &crd_api,
-            crd.name(),
-            &format!("CRD {} established", crd.name()),
-            &conditions::crd_established(),
-            wait,
-            observer,
-            cancel,
-        )
-        .await?;
+        .map(|(_, crd)| {
+            let (api, what) = (&crd_api, format!("CRD {} established", crd.name()));
+            async move {
+                wait_for(
+                    api,
+                    crd.name(),
+                    &what,
+                    &conditions::crd_established(),
+                    wait,
+                    observer,
+                    cancel,
+                )
+                .await
+            }
+        });
+    let outcomes = futures::future::join_all(waits).await;
+    if let Some(e) = outcomes.into_iter().find_map(Result::err) {
+        return Err(e);
     }
-    let needed: BTreeSet<Gvk> = rest
+    let mut needed: BTreeSet<Gvk> = rest
         .iter()
         .map(|(_, o)| o.gvk())
         .filter(|g| defined.contains(g))
         .collect();
-    for gvk in needed {
-        let deadline = Instant::now() + options.definitions_timeout;
-        loop {
-            discovery.invalidate(&gvk.api_version()).await;
-            if let Some(r) = discovery.resolve_until_cancelled(&gvk, cancel).await? {
-                resolved.insert(gvk, r);
-                break;
+    let deadline = Instant::now() + options.definitions_timeout;
+    while !needed.is_empty() {
+        // One refresh answers for every kind (two requests with aggregated discovery).
+        let complete = discovery.refresh(cancel).await?;
+        let mut missing = BTreeSet::new();
+        for gvk in needed {
+            let found = if complete {
+                discovery.cached(&gvk).await
+            } else {
+                discovery.resolve_until_cancelled(&gvk, cancel).await?
+            };
+            match found {
+                Some(r) => {
+                    resolved.insert(gvk, r);
+                }
+                None => {
+                    missing.insert(gvk);
+                }
             }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout {
-                    what: format!("kind {gvk} to become discoverable"),
-                    timeout: options.definitions_timeout,
-                    last: None,
-                });
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(Error::Cancelled),
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
+        }
+        needed = missing;
+        let Some(gvk) = needed.first() else { break };
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: format!("kind {gvk} to become discoverable"),
+                timeout: options.definitions_timeout,
+                last: None,
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
     Ok(())
@@ -276,6 +323,7 @@ async fn wait_for_definitions(
 async fn run_phase(
     discovery: &Discovery,
     batch: &[(usize, &Object)],
+    existing: &Existing,
     resolved: &HashMap<Gvk, Resource>,
     options: &ApplyOptions,
     observer: &dyn Observer,
@@ -289,9 +337,13 @@ async fn run_phase(
             let resource = resolved
                 .get(&o.gvk())
                 .expect("kinds were resolved before applying");
+            let exists = existing
+                .get(&o.gvk())
+                .and_then(Option::as_ref)
+                .map(|names| names.contains(&key(discovery, resource, o)));
             let r = tokio::select! {
                 _ = cancel.cancelled() => Err(Error::Cancelled),
-                r = apply_one(discovery, resource, o, options) => r,
+                r = apply_one(discovery, resource, o, options, exists) => r,
             };
             if r.is_ok() {
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -333,11 +385,74 @@ fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// The objects of the batch's kinds that exist, each kind listed once (metadata only) across
+/// namespaces, all kinds at once. A kind that cannot be listed (e.g. RBAC allows only reading
+/// single objects) is `None`.
+async fn list_existing(
+    discovery: &Discovery,
+    batch: &[(usize, &Object)],
+    resolved: &HashMap<Gvk, Resource>,
+    cancel: &CancellationToken,
+) -> Result<Existing, Error> {
+    let kinds: BTreeSet<Gvk> = batch.iter().map(|(_, o)| o.gvk()).collect();
+    let lists = stream::iter(kinds.into_iter().filter_map(|gvk| {
+        let resource = resolved.get(&gvk)?.clone();
+        Some(async move {
+            let api: Api<::kube::core::PartialObjectMeta<DynamicObject>> =
+                Api::all_with(discovery.client().clone(), &resource.api);
+            let list = super::until_cancelled(cancel, async {
+                api.list_metadata(&::kube::api::ListParams::default()).await
+            })
+            .await;
+            (gvk, list)
+        })
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    let mut out = Existing::new();
+    for (gvk, list) in lists {
+        let names = match list {
+            Err(RequestError::Cancelled) => return Err(Error::Cancelled),
+            Err(_) => None,
+            Ok(list) => Some(
+                list.items
+                    .into_iter()
+                    .map(|m| {
+                        (
+                            m.metadata.namespace.unwrap_or_default(),
+                            m.metadata.name.unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        out.insert(gvk, names);
+    }
+    Ok(out)
+}
+
+/// Namespace (empty when cluster-scoped) and name the object is applied as.
+fn key(discovery: &Discovery, resource: &Resource, object: &Object) -> (String, String) {
+    let ns = if resource.namespaced {
+        object
+            .namespace()
+            .unwrap_or(discovery.client().default_namespace())
+            .to_string()
+    } else {
+        String::new()
+    };
+    (ns, object.name().to_string())
+}
+
+/// Applies one object. `exists`: whether it is on the server, when the caller knows (a new
+/// object is applied at once; an existing or unknown one is read first, see below).
 async fn apply_one(
     discovery: &Discovery,
     resource: &Resource,
     object: &Object,
     options: &ApplyOptions,
+    exists: Option<bool>,
 ) -> Result<Applied, Error> {
     let client = discovery.client().clone();
     let mut body = object.value.clone();
@@ -364,14 +479,18 @@ async fn apply_one(
     // objects (a CRD whose schema defaults `status` is rewritten on every update, and a config
     // that owns no fields adds and drops its managedFields entry). So an existing object is
     // first applied as a dry run, and only written when the result differs from what is live.
-    let live = with_retries(options, || api.get_opt(object.name()))
-        .await
-        .map_err(|source| Error::Object {
-            action: "reading",
-            identity: identity.clone(),
-            origin: object.origin.clone(),
-            source,
-        })?;
+    let live = if exists == Some(false) {
+        None
+    } else {
+        with_retries(options, || api.get_opt(object.name()))
+            .await
+            .map_err(|source| Error::Object {
+                action: "reading",
+                identity: identity.clone(),
+                origin: object.origin.clone(),
+                source,
+            })?
+    };
     if let Some(live) = live {
         if owns_no_fields(&body) {
             return Ok(Applied {

@@ -347,8 +347,10 @@ impl WaitOptions {
 /// Waits until `condition` holds for the object `name` behind `api`.
 ///
 /// `what` names the wait in events and errors (e.g. `Deployment ns/name available`). Returns the
-/// object as last seen (`None` if it is gone). Transient API errors are retried until the
-/// timeout; others end the wait at once.
+/// object as last seen (`None` if it is gone). The object is read once, then watched (one
+/// request that the server answers with every change), so the wait ends as soon as the object
+/// gets there; where the server refuses the watch, it is read again at `options`' intervals.
+/// Transient API errors are retried until the timeout; others end the wait at once.
 pub async fn wait_for(
     api: &Api<DynamicObject>,
     name: &str,
@@ -358,35 +360,31 @@ pub async fn wait_for(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Option<DynamicObject>, Error> {
-    let start = Instant::now();
+    let mut state = WaitState {
+        what,
+        condition,
+        observer,
+        start: Instant::now(),
+        last: None,
+        announced: false,
+    };
     let mut delay = options.interval;
-    let mut last: Option<String> = None;
-    let mut announced = false;
+    let mut watch = true;
     loop {
+        let mut from = None;
         match until_cancelled(cancel, api.get_opt(name)).await {
             Err(RequestError::Cancelled) => return Err(Error::Cancelled),
-            Ok(obj) => match condition.check(obj.as_ref()) {
-                Check::Done => {
-                    if announced {
-                        observer.success(what.to_string(), Some(start.elapsed()));
-                    }
-                    return Ok(obj);
+            Ok(obj) => {
+                from = Some(
+                    obj.as_ref()
+                        .and_then(|o| o.metadata.resource_version.clone())
+                        .unwrap_or_default(),
+                );
+                if let Some(done) = state.look(obj)? {
+                    return Ok(done);
                 }
-                Check::Failed(reason) => {
-                    return Err(Error::Failed {
-                        what: what.to_string(),
-                        reason,
-                    });
-                }
-                Check::Pending(detail) => {
-                    if !announced || detail != last {
-                        observer.waiting(what.to_string(), detail.clone());
-                        announced = true;
-                    }
-                    last = detail;
-                }
-            },
-            Err(e) if e.is_transient() => last = Some(format!("API error: {e}")),
+            }
+            Err(e) if e.is_transient() => state.last = Some(format!("API error: {e}")),
             Err(source) => {
                 return Err(Error::Object {
                     action: "reading",
@@ -396,20 +394,137 @@ pub async fn wait_for(
                 });
             }
         }
-        let elapsed = start.elapsed();
+        let elapsed = state.start.elapsed();
         if elapsed >= options.timeout {
-            return Err(Error::Timeout {
-                what: what.to_string(),
-                timeout: options.timeout,
-                last,
-            });
+            return Err(state.timeout(options.timeout));
         }
-        let sleep = delay.min(options.timeout - elapsed);
+        if let (true, Some(from)) = (watch, from) {
+            match watch_until(api, name, &from, &mut state, options.timeout, cancel).await? {
+                Watched::Done(obj) => return Ok(obj),
+                // Read again at once: the watch ran and ended (its timeout, a compaction).
+                Watched::Ended { events: true } => continue,
+                Watched::Ended { events: false } => {}
+                Watched::Refused => watch = false,
+            }
+            if state.start.elapsed() >= options.timeout {
+                return Err(state.timeout(options.timeout));
+            }
+        }
+        let elapsed = state.start.elapsed();
+        let sleep = delay.min(options.timeout.saturating_sub(elapsed));
         tokio::select! {
             _ = cancel.cancelled() => return Err(Error::Cancelled),
             _ = tokio::time::sleep(sleep) => {}
         }
         delay = (delay * 2).min(options.max_interval);
+    }
+}
+
+/// A wait's progress: what it reported last, for events and its timeout error.
+struct WaitState<'a> {
+    what: &'a str,
+    condition: &'a dyn Condition,
+    observer: &'a dyn Observer,
+    start: Instant,
+    last: Option<String>,
+    announced: bool,
+}
+
+impl WaitState<'_> {
+    /// Checks the object: `Some` when the wait is over, an error when it can never be.
+    #[allow(clippy::option_option)]
+    fn look(&mut self, obj: Option<DynamicObject>) -> Result<Option<Option<DynamicObject>>, Error> {
+        match self.condition.check(obj.as_ref()) {
+            Check::Done => {
+                if self.announced {
+                    self.observer
+                        .success(self.what.to_string(), Some(self.start.elapsed()));
+                }
+                Ok(Some(obj))
+            }
+            Check::Failed(reason) => Err(Error::Failed {
+                what: self.what.to_string(),
+                reason,
+            }),
+            Check::Pending(detail) => {
+                if !self.announced || detail != self.last {
+                    self.observer.waiting(self.what.to_string(), detail.clone());
+                    self.announced = true;
+                }
+                self.last = detail;
+                Ok(None)
+            }
+        }
+    }
+
+    fn timeout(&mut self, timeout: Duration) -> Error {
+        Error::Timeout {
+            what: self.what.to_string(),
+            timeout,
+            last: self.last.take(),
+        }
+    }
+}
+
+/// How a watch of one object ended.
+enum Watched {
+    /// The condition holds; the object as last seen.
+    Done(Option<DynamicObject>),
+    /// The watch closed or failed; `events`: whether it delivered any.
+    Ended { events: bool },
+    /// The server does not allow the watch (e.g. RBAC): poll instead.
+    Refused,
+}
+
+/// Watches object `name` from resourceVersion `from` (empty: from now, with the object's current
+/// state first) and checks every change, until the condition holds, the watch ends or the
+/// wait's `timeout` passes (then [`Watched::Ended`], and the caller reports the timeout).
+async fn watch_until(
+    api: &Api<DynamicObject>,
+    name: &str,
+    from: &str,
+    state: &mut WaitState<'_>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Watched, Error> {
+    use ::kube::api::{WatchEvent, WatchParams};
+    use futures::StreamExt;
+    let left = timeout.saturating_sub(state.start.elapsed());
+    // The server ends the watch after its own timeout (below the client's read timeout).
+    let secs = left.as_secs().clamp(1, 290) as u32;
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(secs);
+    let stream = match until_cancelled(cancel, api.watch(&params, from)).await {
+        Err(RequestError::Cancelled) => return Err(Error::Cancelled),
+        Ok(s) => s,
+        Err(RequestError::Server { code, .. }) if code == 403 || code == 405 => {
+            return Ok(Watched::Refused);
+        }
+        Err(_) => return Ok(Watched::Ended { events: false }),
+    };
+    let mut stream = std::pin::pin!(stream);
+    let mut events = false;
+    let deadline = tokio::time::Instant::now() + left;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            _ = tokio::time::sleep_until(deadline) => return Ok(Watched::Ended { events }),
+            e = stream.next() => e,
+        };
+        let obj = match event {
+            None | Some(Err(_)) | Some(Ok(WatchEvent::Error(_))) => {
+                return Ok(Watched::Ended { events });
+            }
+            Some(Ok(WatchEvent::Bookmark(_))) => continue,
+            Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o))) => Some(o),
+            Some(Ok(WatchEvent::Deleted(_))) => None,
+        };
+        events = true;
+        if let Some(done) = state.look(obj)? {
+            return Ok(Watched::Done(done));
+        }
     }
 }
 
