@@ -33,7 +33,12 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "USER", requires = "password")]
     pub username: Option<String>,
     /// Its password (better from the environment).
-    #[arg(long, env = "CAPI_MANAGE_REGISTRY_PASSWORD", hide_env_values = true, requires = "username")]
+    #[arg(
+        long,
+        env = "CAPI_MANAGE_REGISTRY_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
     pub password: Option<String>,
     /// Speak plain HTTP to this registry host (loopback hosts always are); repeatable.
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -136,12 +141,18 @@ fn repo_root(arg: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
     let pins = PathBuf::from(VENDOR_DIR).join(PINS_FILE);
     if let Some(dir) = arg {
         if !dir.join(&pins).is_file() {
-            bail!("{} does not exist: --repo must name the repository root", dir.join(&pins).display());
+            bail!(
+                "{} does not exist: --repo must name the repository root",
+                dir.join(&pins).display()
+            );
         }
         return Ok(Some(dir));
     }
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    Ok(cwd.ancestors().find(|d| d.join(&pins).is_file()).map(PathBuf::from))
+    Ok(cwd
+        .ancestors()
+        .find(|d| d.join(&pins).is_file())
+        .map(PathBuf::from))
 }
 
 fn parse_refs(texts: &[String]) -> anyhow::Result<Vec<Reference>> {
@@ -169,7 +180,12 @@ async fn list(args: ListArgs, observer: &Terminal) -> anyhow::Result<()> {
         observer.warning(n.clone());
     }
     if args.resolve {
-        let refs = parse_refs(&inv.images.iter().map(|i| i.reference.clone()).collect::<Vec<_>>())?;
+        let refs = parse_refs(
+            &inv.images
+                .iter()
+                .map(|i| i.reference.clone())
+                .collect::<Vec<_>>(),
+        )?;
         let hosts = match &args.source_registry {
             Some(r) => vec![r.split('/').next().unwrap_or(r).to_string()],
             None => refs.iter().map(|r| r.registry.clone()).collect(),
@@ -185,7 +201,11 @@ async fn list(args: ListArgs, observer: &Terminal) -> anyhow::Result<()> {
             if let Some(pinned) = &i.digest
                 && *pinned != d
             {
-                bail!("{}: the registry serves {d} but {} records {pinned}", i.reference, IMAGES_LOCK);
+                bail!(
+                    "{}: the registry serves {d} but {} records {pinned}",
+                    i.reference,
+                    IMAGES_LOCK
+                );
             }
             i.digest = Some(d);
         }
@@ -218,7 +238,9 @@ async fn pull(args: PullArgs, observer: &Terminal) -> anyhow::Result<()> {
     let root = repo_root(args.repo)?;
     let (refs, locked, lock) = match &root {
         Some(root) => {
-            let lock = root.join(capi_manage::components::VENDOR_DIR).join(IMAGES_LOCK);
+            let lock = root
+                .join(capi_manage::components::VENDOR_DIR)
+                .join(IMAGES_LOCK);
             let recorded = images::read_lock(root)?;
             let locked: BTreeMap<String, String> = recorded
                 .iter()
@@ -251,7 +273,10 @@ async fn pull(args: PullArgs, observer: &Terminal) -> anyhow::Result<()> {
     let report = images::pull(&refs, &args.to, &options, observer, &cancel).await?;
     let mut out = String::new();
     for i in &report.images {
-        out.push_str(&format!("{}\t{}\t{} blobs fetched\t{} present\n", i.reference, i.digest, i.blobs_copied, i.blobs_present));
+        out.push_str(&format!(
+            "{}\t{}\t{} blobs fetched\t{} present\n",
+            i.reference, i.digest, i.blobs_copied, i.blobs_present
+        ));
     }
     if !args.chart.is_empty() {
         let layout = Layout::create(&args.to)?;
@@ -265,7 +290,12 @@ async fn pull(args: PullArgs, observer: &Terminal) -> anyhow::Result<()> {
 }
 
 async fn push(args: PushArgs, observer: &Terminal) -> anyhow::Result<()> {
-    let host = args.registry.split('/').next().unwrap_or(&args.registry).to_string();
+    let host = args
+        .registry
+        .split('/')
+        .next()
+        .unwrap_or(&args.registry)
+        .to_string();
     let options = PushOptions {
         client: args.auth.options(&[host]),
         registry: args.registry.clone(),
@@ -274,7 +304,10 @@ async fn push(args: PushArgs, observer: &Terminal) -> anyhow::Result<()> {
     let report = images::push(&args.from, &options, observer, &cancel).await?;
     let mut out = String::new();
     for i in &report.images {
-        out.push_str(&format!("{}\t{}\t{}\t{} blobs uploaded\t{} present\n", i.reference, i.location, i.digest, i.blobs_copied, i.blobs_present));
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{} blobs uploaded\t{} present\n",
+            i.reference, i.location, i.digest, i.blobs_copied, i.blobs_present
+        ));
     }
     print!("{out}");
     Ok(())

@@ -65,7 +65,10 @@ pub fn add_chart(layout: &Layout, tgz: &Path, repository: &str) -> Result<Refere
 fn chart_yaml(archive: &[u8]) -> Result<serde_json::Value, String> {
     let gz = flate2::read::GzDecoder::new(archive);
     let mut tar = tar::Archive::new(gz);
-    for entry in tar.entries().map_err(|e| format!("not a gzipped tar ({e})"))? {
+    for entry in tar
+        .entries()
+        .map_err(|e| format!("not a gzipped tar ({e})"))?
+    {
         let mut entry = entry.map_err(|e| format!("not a gzipped tar ({e})"))?;
         let path = entry.path().map_err(|e| e.to_string())?.into_owned();
         let parts: Vec<_> = path.components().collect();

@@ -313,11 +313,11 @@ impl Client {
         let challenge = challenge
             .and_then(parse_challenge)
             .ok_or_else(|| refused("401 without a usable WWW-Authenticate challenge".into()))?;
-        let credentials = self.options.credentials.get(&r.registry).or_else(|| {
-            self.options
-                .credentials
-                .get(r.api_host())
-        });
+        let credentials = self
+            .options
+            .credentials
+            .get(&r.registry)
+            .or_else(|| self.options.credentials.get(r.api_host()));
         let value = match challenge.scheme.as_str() {
             "basic" => {
                 let c = credentials.ok_or_else(|| {
@@ -428,7 +428,9 @@ mod tests {
         let c = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
         assert_eq!(c.scheme, "basic");
         assert_eq!(c.params["realm"], "Registry Realm");
-        assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:80"));
+        assert!(
+            is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:80")
+        );
         assert!(!is_loopback("registry.k8s.io"));
     }
 }

@@ -66,7 +66,9 @@ pub enum Error {
         problem: String,
     },
     /// Content does not match its digest: a corrupted or substituted blob or manifest.
-    #[error("{what} of {reference} does not match its digest {expected}: got {actual} ({bytes} bytes)")]
+    #[error(
+        "{what} of {reference} does not match its digest {expected}: got {actual} ({bytes} bytes)"
+    )]
     Digest {
         /// `blob`, `manifest` or a file.
         what: String,

@@ -59,7 +59,10 @@ pub fn object_images(objects: &[Object]) -> Vec<String> {
         let Some(spec) = spec else { continue };
         for list in ["initContainers", "containers"] {
             if let Some(Value::Array(cs)) = spec.get(list) {
-                out.extend(cs.iter().filter_map(|c| c["image"].as_str().map(str::to_string)));
+                out.extend(
+                    cs.iter()
+                        .filter_map(|c| c["image"].as_str().map(str::to_string)),
+                );
             }
         }
     }
@@ -80,7 +83,10 @@ pub fn read_lock(root: &Path) -> Result<Vec<InventoryImage>, Error> {
     };
     let lock: LockFile = toml::from_str(&text).map_err(|e| bad(format!("does not parse ({e})")))?;
     if lock.format != FORMAT {
-        return Err(bad(format!("format {} is not the supported {FORMAT}", lock.format)));
+        return Err(bad(format!(
+            "format {} is not the supported {FORMAT}",
+            lock.format
+        )));
     }
     for i in &lock.image {
         Reference::parse(&i.reference).map_err(|e| bad(e.to_string()))?;
@@ -104,7 +110,8 @@ pub fn write_lock(root: &Path, images: &[InventoryImage]) -> Result<(), Error> {
         })
         .expect("the lock serialises")
     );
-    crate::fs::write_atomic(&file, text.as_bytes(), crate::fs::Access::Keep).map_err(Error::io(&file))
+    crate::fs::write_atomic(&file, text.as_bytes(), crate::fs::Access::Keep)
+        .map_err(Error::io(&file))
 }
 
 /// The images a bootstrap of the repository at `root` runs: the kind node image, every image
@@ -118,11 +125,23 @@ pub fn inventory(root: &Path, cluster: Option<&str>) -> Result<Inventory, Error>
             from: from.to_string(),
             source: e,
         })?;
-        let entry = found.entry(Reference { digest: None, ..r.clone() }.to_string()).or_insert_with(|| InventoryImage {
-            reference: Reference { digest: None, ..r.clone() }.to_string(),
-            digest: None,
-            sources: Vec::new(),
-        });
+        let entry = found
+            .entry(
+                Reference {
+                    digest: None,
+                    ..r.clone()
+                }
+                .to_string(),
+            )
+            .or_insert_with(|| InventoryImage {
+                reference: Reference {
+                    digest: None,
+                    ..r.clone()
+                }
+                .to_string(),
+                digest: None,
+                sources: Vec::new(),
+            });
         if r.digest.is_some() {
             entry.digest = r.digest.clone();
         }
@@ -153,7 +172,11 @@ pub fn inventory(root: &Path, cluster: Option<&str>) -> Result<Inventory, Error>
             source,
         })?;
         for image in object_images(&objects) {
-            add(&image, &format!("cluster {name}"), &dir.display().to_string())?;
+            add(
+                &image,
+                &format!("cluster {name}"),
+                &dir.display().to_string(),
+            )?;
         }
     }
     for locked in read_lock(root)? {

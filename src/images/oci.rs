@@ -185,7 +185,10 @@ mod tests {
         );
         let (p, t) = Parsed::parse(i.as_bytes(), None).unwrap();
         assert!(is_index(&t));
-        assert_eq!(p.manifests[0].platform.as_ref().unwrap().architecture, "arm64");
+        assert_eq!(
+            p.manifests[0].platform.as_ref().unwrap().architecture,
+            "arm64"
+        );
         assert!(Parsed::parse(br#"{"mediaType":"text/plain"}"#, None).is_err());
         let bad = m.replace(&d, "sha256:zz");
         assert!(Parsed::parse(bad.as_bytes(), None).is_err());

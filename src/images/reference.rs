@@ -121,7 +121,10 @@ impl Reference {
     /// The same image at `registry` (a host with an optional path prefix), under the path that
     /// `vendor --image-registry` rewrites it to.
     pub fn moved_to(&self, registry: &str) -> Result<Reference, ParseError> {
-        Reference::parse(&crate::components::mirror_image(&self.to_string(), registry))
+        Reference::parse(&crate::components::mirror_image(
+            &self.to_string(),
+            registry,
+        ))
     }
 
     /// The same image with its digest set to `digest`.

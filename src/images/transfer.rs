@@ -124,7 +124,10 @@ pub async fn pull(
         present: 0,
         bytes: 0,
     };
-    let platform = options.platform.clone().unwrap_or_else(Platform::linux_amd64);
+    let platform = options
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::linux_amd64);
     let mut report = TransferReport::default();
     for image in images {
         ctx.check()?;
@@ -145,8 +148,15 @@ pub async fn pull(
             digest: None,
             ..image.clone()
         };
-        let name = if image.tag.is_some() { name.to_string() } else { image.to_string() };
-        if let Some(locked) = options.locked.get(&name).or(options.locked.get(&image.to_string()))
+        let name = if image.tag.is_some() {
+            name.to_string()
+        } else {
+            image.to_string()
+        };
+        if let Some(locked) = options
+            .locked
+            .get(&name)
+            .or(options.locked.get(&image.to_string()))
             && *locked != top
         {
             return Err(Error::Locked {
@@ -157,12 +167,11 @@ pub async fn pull(
             });
         }
         let descriptor = if oci::is_index(&media_type) && !options.all_platforms {
-            let (index, _) = Parsed::parse(&bytes, Some(&media_type)).map_err(|problem| {
-                Error::Manifest {
+            let (index, _) =
+                Parsed::parse(&bytes, Some(&media_type)).map_err(|problem| Error::Manifest {
                     reference: source.to_string(),
                     problem,
-                }
-            })?;
+                })?;
             let chosen = index
                 .manifests
                 .iter()
@@ -258,7 +267,11 @@ async fn fetch_manifest(
         .map(str::to_string);
     let bytes = read_limited(resp, MAX_MANIFEST_BYTES as u64, &url, r).await?;
     let actual = oci::digest_of(&bytes);
-    let expected = if oci::is_digest(by) { Some(by.to_string()) } else { served };
+    let expected = if oci::is_digest(by) {
+        Some(by.to_string())
+    } else {
+        served
+    };
     if let Some(expected) = expected
         && expected != actual
     {
@@ -278,12 +291,11 @@ async fn fetch_manifest(
             problem: format!("{} bytes where the index says {size}", bytes.len()),
         });
     }
-    let (_, media_type) = Parsed::parse(&bytes, content_type.as_deref()).map_err(|problem| {
-        Error::Manifest {
+    let (_, media_type) =
+        Parsed::parse(&bytes, content_type.as_deref()).map_err(|problem| Error::Manifest {
             reference: r.to_string(),
             problem,
-        }
-    })?;
+        })?;
     Ok((bytes, media_type))
 }
 
@@ -333,10 +345,11 @@ async fn store_manifest(
     bytes: &[u8],
     media_type: &str,
 ) -> Result<(), Error> {
-    let (parsed, _) = Parsed::parse(bytes, Some(media_type)).map_err(|problem| Error::Manifest {
-        reference: r.to_string(),
-        problem,
-    })?;
+    let (parsed, _) =
+        Parsed::parse(bytes, Some(media_type)).map_err(|problem| Error::Manifest {
+            reference: r.to_string(),
+            problem,
+        })?;
     for child in &parsed.manifests {
         pull_manifest(ctx, layout, r, child).await?;
     }
@@ -361,7 +374,16 @@ async fn pull_blob(
     let url = ctx.client.url(r, &format!("blobs/{}", d.digest));
     let resp = ctx
         .client
-        .send(Method::GET, &url, r, Access::Pull, &[], &Body::None, true, ctx.cancel)
+        .send(
+            Method::GET,
+            &url,
+            r,
+            Access::Pull,
+            &[],
+            &Body::None,
+            true,
+            ctx.cancel,
+        )
         .await?;
     if !resp.status().is_success() {
         return Err(status_error("GET", &url, resp).await);
@@ -523,7 +545,15 @@ async fn push_manifest(
         })?;
     for child in &parsed.manifests {
         if layout.blob_path(&child.digest).exists() {
-            Box::pin(push_manifest(ctx, layout, target, child, &child.digest, seen)).await?;
+            Box::pin(push_manifest(
+                ctx,
+                layout,
+                target,
+                child,
+                &child.digest,
+                seen,
+            ))
+            .await?;
         } else {
             return Err(Error::Layout {
                 dir: layout.dir().to_path_buf(),
@@ -583,7 +613,16 @@ async fn push_blob(
     let head = ctx.client.url(target, &format!("blobs/{}", d.digest));
     let resp = ctx
         .client
-        .send(Method::HEAD, &head, target, Access::Push, &[], &Body::None, true, ctx.cancel)
+        .send(
+            Method::HEAD,
+            &head,
+            target,
+            Access::Push,
+            &[],
+            &Body::None,
+            true,
+            ctx.cancel,
+        )
         .await?;
     if resp.status().is_success() {
         ctx.present += 1;
@@ -620,7 +659,16 @@ async fn upload(
     let start = ctx.client.url(target, "blobs/uploads/");
     let resp = ctx
         .client
-        .send(Method::POST, &start, target, Access::Push, &[("Content-Length", "0".into())], &Body::None, false, ctx.cancel)
+        .send(
+            Method::POST,
+            &start,
+            target,
+            Access::Push,
+            &[("Content-Length", "0".into())],
+            &Body::None,
+            false,
+            ctx.cancel,
+        )
         .await?;
     if resp.status() != StatusCode::ACCEPTED {
         return Err(status_error("POST", &start, resp).await);
@@ -652,7 +700,10 @@ async fn upload(
                 &location,
                 target,
                 Access::Push,
-                &[("Content-Type", "application/octet-stream".into()), ("Content-Range", range)],
+                &[
+                    ("Content-Type", "application/octet-stream".into()),
+                    ("Content-Range", range),
+                ],
                 &Body::Bytes(Arc::new(buf[..n].to_vec())),
                 false,
                 ctx.cancel,
@@ -663,14 +714,26 @@ async fn upload(
         }
         location = self::location(&location, &resp)?;
         offset += n as u64;
-        ctx.observer
-            .progress(format!("{target} {}", &d.digest[..19]), offset, Some(d.size));
+        ctx.observer.progress(
+            format!("{target} {}", &d.digest[..19]),
+            offset,
+            Some(d.size),
+        );
     }
     let actual = format!("sha256:{}", oci::hex(hasher.finish().as_ref()));
     if actual != d.digest || offset != d.size {
         let _ = ctx
             .client
-            .send(Method::DELETE, &location, target, Access::Push, &[], &Body::None, false, ctx.cancel)
+            .send(
+                Method::DELETE,
+                &location,
+                target,
+                Access::Push,
+                &[],
+                &Body::None,
+                false,
+                ctx.cancel,
+            )
             .await;
         return Err(Error::Digest {
             what: path.display().to_string(),
@@ -688,7 +751,16 @@ async fn upload(
     let url = url.to_string();
     let resp = ctx
         .client
-        .send(Method::PUT, &url, target, Access::Push, &[("Content-Length", "0".into())], &Body::None, false, ctx.cancel)
+        .send(
+            Method::PUT,
+            &url,
+            target,
+            Access::Push,
+            &[("Content-Length", "0".into())],
+            &Body::None,
+            false,
+            ctx.cancel,
+        )
         .await?;
     if resp.status() != StatusCode::CREATED {
         return Err(status_error("PUT", &url, resp).await);

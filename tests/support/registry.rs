@@ -67,7 +67,9 @@ impl Registry {
             let x5c = base64::engine::general_purpose::STANDARD.encode(cert.der());
             token = Some(tokio::spawn(async move {
                 loop {
-                    let Ok((conn, _)) = listener.accept().await else { return };
+                    let Ok((conn, _)) = listener.accept().await else {
+                        return;
+                    };
                     let (signer, x5c) = (signer.clone(), x5c.clone());
                     tokio::spawn(async move { serve_token(conn, &signer, &x5c).await });
                 }
@@ -233,7 +235,11 @@ pub async fn imported_image(
         .repo(repo)
         .tag(&tag)
         .build();
-    let mut stream = docker.create_image(Some(options), Some(bollard::body_full(tar.stdout.into())), None);
+    let mut stream = docker.create_image(
+        Some(options),
+        Some(bollard::body_full(tar.stdout.into())),
+        None,
+    );
     while let Some(item) = stream.next().await {
         item.expect("docker import");
     }
@@ -244,7 +250,11 @@ pub async fn imported_image(
         saved.extend_from_slice(&chunk.expect("docker save"));
     }
     let _ = docker
-        .remove_image(&image, None::<bollard::query_parameters::RemoveImageOptions>, None)
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
         .await;
     let out = tempfile::tempdir().unwrap();
     let mut archive = tar::Archive::new(&saved[..]);
@@ -305,7 +315,11 @@ pub fn index_of(layout: &Path, manifests: &[serde_json::Value]) -> serde_json::V
 
 /// Writes `oci-layout` and `index.json` naming `images` (name, descriptor).
 pub fn write_layout_index(layout: &Path, images: &[(&str, serde_json::Value)]) {
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let manifests: Vec<serde_json::Value> = images
         .iter()
         .map(|(name, d)| {
