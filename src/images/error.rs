@@ -151,7 +151,7 @@ pub enum Error {
     Components {
         /// The cause.
         #[source]
-        source: crate::components::Error,
+        source: Box<crate::components::Error>,
     },
     /// The cluster's folder could not be rendered for the inventory.
     #[error("cannot render {dir} for the image inventory")]
@@ -160,7 +160,7 @@ pub enum Error {
         dir: PathBuf,
         /// The cause.
         #[source]
-        source: crate::render::Error,
+        source: Box<crate::render::Error>,
     },
     /// The cancellation token fired.
     #[error("cancelled")]

@@ -163,13 +163,17 @@ pub fn inventory(root: &Path, cluster: Option<&str>) -> Result<Inventory, Error>
         Err(crate::components::Error::NotVendored { .. }) => notes.push(format!(
             "{VENDOR_DIR} is not vendored yet: run `capi-manage vendor` to list the components' images"
         )),
-        Err(source) => return Err(Error::Components { source }),
+        Err(source) => {
+            return Err(Error::Components {
+                source: Box::new(source),
+            });
+        }
     }
     if let Some(name) = cluster {
         let dir = root.join("clusters").join(name);
         let objects = crate::render::render(&dir).map_err(|source| Error::Render {
             dir: dir.clone(),
-            source,
+            source: Box::new(source),
         })?;
         for image in object_images(&objects) {
             add(
