@@ -22,6 +22,8 @@
 //! - [`flux`]: Flux's GitOps objects (pure), sync health, suspend and resume.
 //! - [`components`]: pinned, checksummed component manifests (download, verify, render, load;
 //!   the `vendor` command and `vendor-manifests/`) and their install with health gates.
+//! - [`images`]: the images and charts of an air-gapped bootstrap: inventory and lock, pull
+//!   into an OCI image layout, push into an internal registry (own OCI distribution client).
 //!
 //! # Features
 //!
@@ -95,6 +97,8 @@ pub mod flux;
 pub mod fs;
 #[cfg(feature = "git")]
 pub mod git;
+#[cfg(feature = "images")]
+pub mod images;
 #[cfg(feature = "kind")]
 pub mod kind;
 #[cfg(feature = "kube")]

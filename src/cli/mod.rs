@@ -4,6 +4,7 @@
 mod apply;
 mod bootstrap;
 mod git_args;
+mod images;
 mod move_cmd;
 mod observer;
 mod plan;
@@ -259,6 +260,8 @@ pub enum Command {
     Vendor(vendor::Args),
     /// Move Cluster API objects between management clusters.
     Move(move_cmd::Args),
+    /// The images and charts of an air-gapped bootstrap: list, pull into a folder, push.
+    Images(images::Args),
     /// Print where a cluster's kubeconfig is, or its contents.
     Kubeconfig(bootstrap::KubeconfigArgs),
     /// Show a cluster's conditions and Flux health.
@@ -410,6 +413,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Teardown(args) => bootstrap::run_teardown(args).await,
         Command::Vendor(args) => vendor::run(args, &observer).await,
         Command::Move(args) => move_cmd::run(args, &observer).await,
+        Command::Images(args) => images::run(args, &observer).await,
         Command::Kubeconfig(args) => bootstrap::run_kubeconfig(args),
         Command::Status(args) => status::run(args).await,
         Command::Version(args) => version::run(args),

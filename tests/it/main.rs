@@ -17,6 +17,7 @@ mod cli_signals;
 mod cloud;
 mod flux;
 mod git;
+mod images;
 mod kind;
 mod kube;
 mod plan;

@@ -12,6 +12,7 @@ pub mod infra;
 pub mod openstack;
 pub mod orc;
 mod process;
+pub mod registry;
 pub mod release_mirror;
 pub mod sealed_secrets;
 pub mod webhooks;
