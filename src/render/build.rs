@@ -5,18 +5,20 @@ use std::path::{Path, PathBuf};
 
 use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
 use super::res::Res;
-use super::{Error, generate, nameref, patch, sort, transform};
+use super::{Error, components, generate, nameref, patch, replacements, sort, transform, vars};
 use crate::manifest::{self, Object};
 
 pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
     let mut stack = Vec::new();
-    let (k, mut list) = accumulate(dir, None, &mut stack, options)?;
+    let mut var_set = vars::VarSet::default();
+    let (k, mut list) = accumulate(dir, None, &mut stack, options, &mut var_set)?;
     generate::add_hashes(&mut list);
     nameref::fix(&mut list).map_err(|problem| Error::Invalid {
         file: k.file.clone(),
         field: "resources".into(),
         problem,
     })?;
+    vars::resolve(&k, &mut list, &var_set)?;
     list.retain(|r| {
         r.value
             .get("metadata")
@@ -37,7 +39,7 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
         .collect())
 }
 
-fn is_remote(r: &str) -> bool {
+pub(super) fn is_remote(r: &str) -> bool {
     r.contains("://")
         || r.starts_with("git@")
         || r.starts_with("github.com/")
@@ -85,7 +87,24 @@ fn accumulate(
     parent: Option<(&Path, &str)>,
     stack: &mut Vec<PathBuf>,
     options: &super::Options,
+    var_set: &mut vars::VarSet,
 ) -> Result<(Kustomization, Vec<Res>), Error> {
+    let mut list = Vec::new();
+    let k = accumulate_into(dir, parent, stack, options, var_set, &mut list, false)?;
+    Ok((k, list))
+}
+
+/// Accumulates the kustomization in `dir` into `list`: empty for a kustomization, the parent's
+/// resources for a component (which works on its parent's accumulation).
+pub(super) fn accumulate_into(
+    dir: &Path,
+    parent: Option<(&Path, &str)>,
+    stack: &mut Vec<PathBuf>,
+    options: &super::Options,
+    var_set: &mut vars::VarSet,
+    list: &mut Vec<Res>,
+    as_component: bool,
+) -> Result<Kustomization, Error> {
     let canon = dir.canonicalize().map_err(|source| Error::Read {
         path: dir.to_path_buf(),
         source,
@@ -101,7 +120,9 @@ fn accumulate(
     stack.push(canon);
     let mut k = kustomization::load(dir)?;
     k.root_only = options.load_restrictions == super::LoadRestrictions::RootOnly;
-    let mut list: Vec<Res> = Vec::new();
+    if let Some((file, field)) = parent {
+        components::check_kind(&k, file, field, as_component)?;
+    }
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if is_remote(r) {
@@ -129,7 +150,7 @@ fn accumulate(
                 source,
             })?;
             for o in objects {
-                append(&k, &field, &mut list, Res::new(o.value, o.origin))?;
+                append(&k, &field, list, Res::new(o.value, o.origin))?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -142,10 +163,18 @@ fn accumulate(
                     ),
                 });
             }
-            let (_, sub) = accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            let mut sub_vars = vars::VarSet::default();
+            let (_, sub) = accumulate(
+                &path,
+                Some((&k.file, &field)),
+                stack,
+                options,
+                &mut sub_vars,
+            )?;
             for r in sub {
-                append(&k, &field, &mut list, r)?;
+                append(&k, &field, list, r)?;
             }
+            var_set.merge_set(&k, &field, sub_vars)?;
         } else {
             return Err(Error::Invalid {
                 file: k.file.clone(),
@@ -154,10 +183,24 @@ fn accumulate(
             });
         }
     }
-    generate::run(&k, &mut list)?;
-    transform_all(&k, &mut list)?;
+    generate::run(&k, list)?;
+    for (i, c) in k.components.iter().enumerate() {
+        let field = format!("components[{i}]");
+        let path = components::resolve(&k, &field, c)?;
+        accumulate_into(
+            &path,
+            Some((&k.file, &field)),
+            stack,
+            options,
+            var_set,
+            list,
+            true,
+        )?;
+    }
+    transform_all(&k, list)?;
+    vars::merge(&k, list, var_set)?;
     stack.pop();
-    Ok((k, list))
+    Ok(k)
 }
 
 fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
@@ -196,5 +239,6 @@ fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
     for im in &k.images {
         transform::image(k, list, im)?;
     }
+    replacements::apply(k, list)?;
     Ok(())
 }

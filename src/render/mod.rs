@@ -5,19 +5,22 @@
 //! cycles detected), `patches`, `patchesJson6902`, `patchesStrategicMerge`, `namespace`,
 //! `namePrefix`/`nameSuffix` (with name-reference updates), `labels`, `commonLabels`,
 //! `commonAnnotations`, `images`, `replicas`, `configMapGenerator`/`secretGenerator` with
-//! `generatorOptions` and kustomize's hash suffix, and `sortOptions`. Anything else (remote
-//! bases, components, plugins, replacements, vars, helm charts...) is an error naming the file
-//! and the field: nothing is ignored silently.
+//! `generatorOptions` and kustomize's hash suffix, `sortOptions`, `components`, `replacements`
+//! and the legacy `vars`. Anything else (remote bases, plugins, helm charts...) is an error
+//! naming the file and the field: nothing is ignored silently.
 
 mod build;
+mod components;
 mod fieldspec;
 mod generate;
 mod kustomization;
 mod nameref;
 mod patch;
+mod replacements;
 mod res;
 mod sort;
 mod transform;
+mod vars;
 
 use std::path::{Path, PathBuf};
 

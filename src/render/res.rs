@@ -159,6 +159,8 @@ pub struct Res {
     /// Generated with a name hash still to add.
     pub needs_hash: bool,
     pub behavior: Behavior,
+    /// Names of the `vars` whose `objref` is this object (kustomize's refVarNames).
+    pub ref_vars: Vec<String>,
 }
 
 impl Res {
@@ -171,6 +173,7 @@ impl Res {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: Behavior::Create,
+            ref_vars: Vec::new(),
         }
     }
 
