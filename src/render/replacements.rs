@@ -204,7 +204,11 @@ fn parse_one(k: &Kustomization, v: &Value, f: &str) -> Result<Replacement, Error
             ));
         }
     };
-    let Some(ts) = m.get("targets") else {
+    // kustomize drops an empty list before it reads the replacement: `targets: []` is none.
+    let ts = m
+        .get("targets")
+        .filter(|t| t.as_array().is_none_or(|a| !a.is_empty()));
+    let Some(ts) = ts else {
         return Err(invalid(
             k,
             f,

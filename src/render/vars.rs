@@ -413,6 +413,19 @@ pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<()
                 problem: format!("{id}: {problem}"),
             })?;
         }
+        // kustomize rewrites an object's annotations as strings when it removes its build
+        // annotations: a whole-value number or boolean there ends up quoted.
+        if let Some(Value::Object(a)) = r
+            .value
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+        {
+            for v in a.values_mut() {
+                if let Value::Number(_) | Value::Bool(_) = v {
+                    *v = Value::String(text_of(v).unwrap_or_default());
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -294,7 +294,8 @@ fn cli_render_errors_are_one_line_naming_file_and_field() {
     assert!(stdout.is_empty());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("e05-replacements/kustomization.yaml") && stderr.contains("`replacements`"),
+        stderr.contains("e05-replacements/kustomization.yaml")
+            && stderr.contains("`replacements[0]`"),
         "{stderr}"
     );
     let (code, _, stderr) = run_cli(&["render", "no-such-cluster"]);
