@@ -524,13 +524,28 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
                 }
                 let id = res.cur_id();
                 for fp in &t.field_paths {
-                    path::set(&mut res.value, fp, &value, t.create, &t.delimiter, t.index)
-                        .map_err(|e| {
-                            invalid(k, &format!("{tf}.fieldPaths"), format!("{id}: {e}"))
-                        })?;
+                    let untagged =
+                        path::set(&mut res.value, fp, &value, t.create, &t.delimiter, t.index)
+                            .map_err(|e| {
+                                invalid(k, &format!("{tf}.fieldPaths"), format!("{id}: {e}"))
+                            })?;
+                    res.untagged.extend(untagged);
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A strategic-merge patch re-tags the plain scalars of the object it patches as strings
+/// (kustomize's merge leaves them `!!str`): numbers and booleans a replacement created become
+/// their text.
+pub fn settle_untagged(r: &mut Res) {
+    for at in std::mem::take(&mut r.untagged) {
+        if let Some(v) = r.value.pointer_mut(&at) {
+            if let Value::Number(_) | Value::Bool(_) = v {
+                *v = Value::String(path::scalar_text(v).unwrap_or_default());
+            }
+        }
+    }
 }

@@ -161,6 +161,9 @@ pub struct Res {
     pub behavior: Behavior,
     /// Names of the `vars` whose `objref` is this object (kustomize's refVarNames).
     pub ref_vars: Vec<String>,
+    /// JSON pointers of plain (untagged) scalars a replacement created: kustomize prints them
+    /// by their text's YAML type until a strategic-merge patch turns them into strings.
+    pub untagged: Vec<String>,
 }
 
 impl Res {
@@ -174,6 +177,7 @@ impl Res {
             needs_hash: false,
             behavior: Behavior::Create,
             ref_vars: Vec::new(),
+            untagged: Vec::new(),
         }
     }
 

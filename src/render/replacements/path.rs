@@ -234,8 +234,16 @@ fn fresh(kind: Kind) -> Value {
     }
 }
 
-/// What a matched field receives: the field and whether the matcher just created it.
-type SetFn<'f> = dyn FnMut(&mut Value, bool) -> Result<(), String> + 'f;
+/// What a matched field receives: the field, whether the matcher just created it, and its
+/// JSON pointer.
+type SetFn<'f> = dyn FnMut(&mut Value, bool, &str) -> Result<(), String> + 'f;
+
+fn pointer(trail: &[String]) -> String {
+    trail
+        .iter()
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
 
 /// The text a `[key=value]` regular expression is matched against (trimmed YAML of the value).
 fn match_text(v: &Value) -> String {
@@ -251,10 +259,11 @@ fn matcher(
     path: &[String],
     create: Option<Kind>,
     created: bool,
+    trail: &mut Vec<String>,
     f: &mut SetFn,
 ) -> Result<usize, String> {
     let Some(p0) = path.first() else {
-        f(node, created)?;
+        f(node, created, &pointer(trail))?;
         return Ok(1);
     };
     let rest = &path[1..];
@@ -281,7 +290,10 @@ fn matcher(
                 items.len()
             ));
         }
-        return matcher(&mut items[idx], rest, create, made, f);
+        trail.push(idx.to_string());
+        let n = matcher(&mut items[idx], rest, create, made, trail, f);
+        trail.pop();
+        return n;
     }
     if is_list_index(p0) {
         let (key, pattern) = split_index(p0)?;
@@ -290,16 +302,25 @@ fn matcher(
             let mut count = 0;
             match node {
                 Value::Array(items) => {
-                    for e in items.iter_mut() {
-                        if key.is_empty() {
-                            if re.is_match(&match_text(e)) {
-                                count += matcher(e, &[], create, attempt == 1, f)?;
-                            }
-                        } else if let Some(x) = e.get(&key).filter(|x| !x.is_null()) {
-                            if re.is_match(&match_text(x)) {
-                                count += matcher(e, rest, create, false, f)?;
-                            }
+                    for (i, e) in items.iter_mut().enumerate() {
+                        let hit = if key.is_empty() {
+                            re.is_match(&match_text(e))
+                        } else {
+                            e.get(&key)
+                                .filter(|x| !x.is_null())
+                                .is_some_and(|x| re.is_match(&match_text(x)))
+                        };
+                        if !hit {
+                            continue;
                         }
+                        trail.push(i.to_string());
+                        let n = if key.is_empty() {
+                            matcher(e, &[], create, attempt == 1, trail, f)
+                        } else {
+                            matcher(e, rest, create, false, trail, f)
+                        };
+                        trail.pop();
+                        count += n?;
                     }
                 }
                 Value::Null => {}
@@ -330,8 +351,11 @@ fn matcher(
         return match node {
             Value::Array(items) => {
                 let mut count = 0;
-                for e in items.iter_mut() {
-                    count += matcher(e, rest, create, false, f)?;
+                for (i, e) in items.iter_mut().enumerate() {
+                    trail.push(i.to_string());
+                    let n = matcher(e, rest, create, false, trail, f);
+                    trail.pop();
+                    count += n?;
                 }
                 Ok(count)
             }
@@ -377,20 +401,31 @@ fn matcher(
             let Some(mut parsed) = parsed else {
                 return Err(format!("{}: expected a mapping, found a scalar", rest[0]));
             };
-            return matcher(&mut parsed, rest, create, false, &mut |_, _| Ok(()));
+            return matcher(
+                &mut parsed,
+                rest,
+                create,
+                false,
+                &mut Vec::new(),
+                &mut |_, _, _| Ok(()),
+            );
         }
     }
-    matcher(field, rest, create, made, f)
+    trail.push(p0.clone());
+    let n = matcher(field, rest, create, made, trail, f);
+    trail.pop();
+    n
 }
 
-/// Writes `value` into a matched field (kustomize's `setFieldValue`).
+/// Writes `value` into a matched field (kustomize's `setFieldValue`); true when the field is
+/// a plain scalar without a type tag (a created one).
 fn put(
     target: &mut Value,
     created: bool,
     value: &Value,
     delimiter: &str,
     index: i64,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let mut value = value.clone();
     if !delimiter.is_empty() {
         let Some(text) = scalar_text(target) else {
@@ -414,10 +449,11 @@ fn put(
         } else {
             retyped(&text, target)
         };
+        Ok(created)
     } else {
         *target = value;
+        Ok(false)
     }
-    Ok(())
 }
 
 /// Go's `json.Marshal` of decoded YAML: sorted keys, `<>&` escaped, whole floats as integers.
@@ -493,7 +529,8 @@ fn set_structured(
         &clean(&parts[i..]),
         create,
         false,
-        &mut |t, created| put(t, created, value, "", 0),
+        &mut Vec::new(),
+        &mut |t, created, _| put(t, created, value, "", 0).map(|_| ()),
     );
     match n {
         Ok(n) if n > 0 => {}
@@ -522,7 +559,8 @@ fn set_structured(
     Ok(true)
 }
 
-/// kustomize's `copyValueToTarget` for one field path of one target object.
+/// kustomize's `copyValueToTarget` for one field path of one target object. Returns the JSON
+/// pointers of the plain (untagged) scalars it wrote.
 pub fn set(
     obj: &mut Value,
     field_path: &str,
@@ -530,12 +568,13 @@ pub fn set(
     create: bool,
     delimiter: &str,
     index: i64,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let create_kind = create.then(|| kind_of(value));
     let parts = split_path(field_path);
     if set_structured(obj, &parts, value, create_kind)? {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut untagged = Vec::new();
     let what = if create {
         "cannot find or create"
     } else {
@@ -546,13 +585,19 @@ pub fn set(
         &clean(&parts),
         create_kind,
         false,
-        &mut |t, created| put(t, created, value, delimiter, index),
+        &mut Vec::new(),
+        &mut |t, created, at| {
+            if put(t, created, value, delimiter, index)? {
+                untagged.push(at.to_string());
+            }
+            Ok(())
+        },
     )
     .map_err(|e| format!("{what} field {field_path:?}: {e}"))?;
     if n == 0 {
         return Err(format!("{what} field {field_path:?} in the target"));
     }
-    Ok(())
+    Ok(untagged)
 }
 
 #[cfg(test)]
