@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::kustomization::{self, Kustomization, LabelSpec, SortOrder};
 use super::res::{IdKey, Res};
-use super::{Error, buildmeta, generate, nameref, patch, sort, transform};
+use super::{
+    Error, buildmeta, components, generate, nameref, patch, replacements, sort, transform, vars,
+};
 use crate::manifest::{self, Object};
 
 pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error> {
@@ -16,13 +18,15 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
     options.schema = super::openapi::for_build(dir, root_only)?.map(std::sync::Arc::new);
     // Origins are tracked through the whole build when the top kustomization has buildMetadata.
     options.track_origin = !kustomization::load(dir)?.build_metadata.is_empty();
-    let (k, mut list) = accumulate(dir, None, &mut stack, &options)?;
+    let mut var_set = vars::VarSet::default();
+    let (k, mut list) = accumulate(dir, None, &mut stack, &options, &mut var_set)?;
     generate::add_hashes(&mut list);
     nameref::fix_with(&mut list, &k.config.name_reference).map_err(|problem| Error::Invalid {
         file: k.file.clone(),
         field: "resources".into(),
         problem,
     })?;
+    vars::resolve(&k, &mut list, &var_set)?;
     list.retain(|r| {
         r.value
             .get("metadata")
@@ -49,7 +53,7 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
         .collect())
 }
 
-fn is_remote(r: &str) -> bool {
+pub(super) fn is_remote(r: &str) -> bool {
     r.contains("://")
         || r.starts_with("git@")
         || r.starts_with("github.com/")
@@ -104,7 +108,24 @@ pub(super) fn accumulate(
     parent: Option<(&Path, &str)>,
     stack: &mut Vec<PathBuf>,
     options: &super::Options,
+    var_set: &mut vars::VarSet,
 ) -> Result<(Kustomization, Vec<Res>), Error> {
+    let mut list = Vec::new();
+    let k = accumulate_into(dir, parent, stack, options, var_set, &mut list, false)?;
+    Ok((k, list))
+}
+
+/// Accumulates the kustomization in `dir` into `list`: empty for a kustomization, the parent's
+/// resources for a component (which works on its parent's accumulation).
+pub(super) fn accumulate_into(
+    dir: &Path,
+    parent: Option<(&Path, &str)>,
+    stack: &mut Vec<PathBuf>,
+    options: &super::Options,
+    var_set: &mut vars::VarSet,
+    list: &mut Vec<Res>,
+    as_component: bool,
+) -> Result<Kustomization, Error> {
     let canon = dir.canonicalize().map_err(|source| Error::Read {
         path: dir.to_path_buf(),
         source,
@@ -123,9 +144,12 @@ pub(super) fn accumulate(
     k.schema = options.schema.clone();
     k.track_origin = options.track_origin;
     k.origin_path = options.origin_path.clone();
-    let mut list: Vec<Res> = Vec::new();
+    if let Some((file, field)) = parent {
+        components::check_kind(&k, file, field, as_component)?;
+    }
     let mut config = super::fieldspec::Config::default();
-    let mut ids = HashSet::new();
+    // A component adds to its parent's accumulation: ids stay unique across both.
+    let mut ids: HashSet<IdKey> = list.iter().map(|r| r.cur_id().key()).collect();
     for (i, r) in k.resources.iter().enumerate() {
         let field = format!("resources[{i}]");
         if is_remote(r) {
@@ -164,7 +188,7 @@ pub(super) fn accumulate(
                     let at = buildmeta::origin_path(&k, r);
                     res.build_origin = Some(super::res::BuildOrigin::File(at));
                 }
-                append(&k, &field, &mut list, &mut ids, res)?;
+                append(&k, &field, list, &mut ids, res)?;
             }
         } else if path.is_dir() {
             if kustomization::find_file(&path).is_none() {
@@ -179,11 +203,19 @@ pub(super) fn accumulate(
             }
             let mut sub_options = options.clone();
             sub_options.origin_path = buildmeta::origin_path(&k, r);
-            let (sk, sub) = accumulate(&path, Some((&k.file, &field)), stack, &sub_options)?;
+            let mut sub_vars = vars::VarSet::default();
+            let (sk, sub) = accumulate(
+                &path,
+                Some((&k.file, &field)),
+                stack,
+                &sub_options,
+                &mut sub_vars,
+            )?;
             super::plugins::merge_config(&k, &field, &mut config, &sk.config)?;
             for r in sub {
-                append(&k, &field, &mut list, &mut ids, r)?;
+                append(&k, &field, list, &mut ids, r)?;
             }
+            var_set.merge_set(&k, &field, sub_vars)?;
         } else {
             return Err(Error::Invalid {
                 file: k.file.clone(),
@@ -193,14 +225,29 @@ pub(super) fn accumulate(
         }
     }
     super::plugins::configure(&mut k, config)?;
-    generate::run(&k, &mut list)?;
-    buildmeta::note_generated(&k, &mut list);
-    super::plugins::generate(&k, &mut list, stack, options)?;
-    transform_all(&k, &mut list)?;
-    super::plugins::transform(&k, &mut list, stack, options)?;
-    super::plugins::validate(&k, &mut list, stack, options)?;
+    generate::run(&k, list)?;
+    buildmeta::note_generated(&k, list);
+    super::plugins::generate(&k, list, stack, options)?;
+    // kustomize runs components after the generators and before the transformers.
+    for (i, c) in k.components.iter().enumerate() {
+        let field = format!("components[{i}]");
+        let path = components::resolve(&k, &field, c)?;
+        accumulate_into(
+            &path,
+            Some((&k.file, &field)),
+            stack,
+            options,
+            var_set,
+            list,
+            true,
+        )?;
+    }
+    transform_all(&k, list)?;
+    super::plugins::transform(&k, list, stack, options)?;
+    super::plugins::validate(&k, list, stack, options)?;
+    vars::merge(&k, list, var_set)?;
     stack.pop();
-    Ok((k, list))
+    Ok(k)
 }
 
 fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
@@ -256,5 +303,6 @@ fn transform_all(k: &Kustomization, list: &mut Vec<Res>) -> Result<(), Error> {
         transform::image(k, list, im)?;
         note(k, list, "ImageTagTransformer");
     }
+    replacements::apply(k, list)?;
     Ok(())
 }

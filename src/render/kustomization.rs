@@ -113,6 +113,14 @@ pub struct Kustomization {
     pub legacy_sort: Option<super::sort::Ranking>,
     /// `buildMetadata` (only the top kustomization's counts).
     pub build_metadata: Vec<String>,
+    /// `kind: Component`.
+    pub is_component: bool,
+    /// `components`: folders of `kind: Component` kustomizations.
+    pub components: Vec<String>,
+    /// `replacements`, as written (read by `replacements.rs`).
+    pub replacements: Option<Value>,
+    /// `vars`, as written (read by `vars.rs`).
+    pub vars: Option<Value>,
     /// Files must be in or below `dir`.
     pub root_only: bool,
     /// `generators`, `transformers`, `validators`: plugin config files, folders or inline YAML.
@@ -137,18 +145,6 @@ pub struct Kustomization {
 
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "components",
-        "components are not implemented; inline the component's content",
-    ),
-    (
-        "replacements",
-        "replacements are not implemented; use a patch",
-    ),
-    (
-        "vars",
-        "vars are deprecated in kustomize and not implemented; use a patch",
-    ),
     (
         "helmCharts",
         "helm chart inflation is not implemented; use a Flux HelmRelease",
@@ -308,25 +304,20 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
             });
         }
         match key.as_str() {
+            // Checked after the loop, against `kind`.
             "apiVersion" => {
-                let s = cx.string(v, key)?;
-                if !s.is_empty() && s != "kustomize.config.k8s.io/v1beta1" {
-                    return Err(cx.invalid(key, "must be kustomize.config.k8s.io/v1beta1"));
-                }
+                cx.string(v, key)?;
             }
             "kind" => {
                 let s = cx.string(v, key)?;
-                if s == "Component" {
-                    return Err(Error::Unsupported {
-                        file: file.to_path_buf(),
-                        field: "kind".into(),
-                        hint: "components are not implemented".into(),
-                    });
+                if !s.is_empty() && s != "Kustomization" && s != "Component" {
+                    return Err(cx.invalid(key, "must be Kustomization or Component"));
                 }
-                if !s.is_empty() && s != "Kustomization" {
-                    return Err(cx.invalid(key, "must be Kustomization"));
-                }
+                k.is_component = s == "Component";
             }
+            "components" => k.components.extend(cx.strings(v, key)?),
+            "replacements" => k.replacements = Some(v.clone()),
+            "vars" => k.vars = Some(v.clone()),
             // Informational only: kustomize does not use it either.
             "metadata" => {}
             "resources" => k.resources.extend(cx.strings(v, key)?),
@@ -446,6 +437,22 @@ fn parse(value: Value, file: &Path, dir: &Path) -> Result<Kustomization, Error> 
             _ => {
                 return Err(cx.invalid(key, "unknown kustomization field (check the spelling)"));
             }
+        }
+    }
+    let wanted = if k.is_component {
+        "kustomize.config.k8s.io/v1alpha1"
+    } else {
+        "kustomize.config.k8s.io/v1beta1"
+    };
+    if let Some(v) = top.get("apiVersion") {
+        let s = cx.string(v, "apiVersion")?;
+        if !s.is_empty() && s != wanted {
+            let kind = if k.is_component {
+                "Component"
+            } else {
+                "Kustomization"
+            };
+            return Err(cx.invalid("apiVersion", format!("must be {wanted} for a {kind}")));
         }
     }
     if let Some(b) = top.get("bases") {

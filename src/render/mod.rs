@@ -7,14 +7,15 @@
 //! `commonAnnotations`, `images`, `replicas`, `configMapGenerator`/`secretGenerator` with
 //! `generatorOptions` and kustomize's hash suffix, `sortOptions` (with `legacySortOptions`),
 //! `buildMetadata` (origin and transformer annotations, the managed-by label), the deprecated
-//! `bases` and `imageTags`, field names in any case (kustomize matches them so),
-//! `generators`/`transformers`/`validators` holding configurations of kustomize's builtin
-//! plugins, `configurations`, `crds` and `openapi`. Anything else (remote bases, exec/Go/KRM-function
-//! plugins, helm charts...) is an error naming the file and the field: nothing is ignored
-//! silently.
+//! `bases` and `imageTags`, field names in any case (kustomize matches them so), `components`,
+//! `replacements`, the legacy `vars`, `generators`/`transformers`/`validators` holding
+//! configurations of kustomize's builtin plugins, `configurations`, `crds` and `openapi`.
+//! Anything else (remote bases, exec/Go/KRM-function plugins, helm charts...) is an error
+//! naming the file and the field: nothing is ignored silently.
 
 mod build;
 mod buildmeta;
+mod components;
 mod fieldspec;
 mod generate;
 mod kustomization;
@@ -22,9 +23,11 @@ mod nameref;
 mod openapi;
 mod patch;
 mod plugins;
+mod replacements;
 mod res;
 mod sort;
 mod transform;
+mod vars;
 
 use std::path::{Path, PathBuf};
 

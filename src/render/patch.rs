@@ -317,6 +317,7 @@ fn smp_one(r: &mut Res, patch: &Value, opts: Opts) -> bool {
         r.set_name(&name);
     }
     r.set_namespace(&ns);
+    super::replacements::settle_untagged(r);
     true
 }
 

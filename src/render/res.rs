@@ -181,6 +181,11 @@ pub struct Res {
     pub build_origin: Option<BuildOrigin>,
     /// With `buildMetadata`: the transformers that ran over it, in order.
     pub transformations: Vec<BuildOrigin>,
+    /// Names of the `vars` whose `objref` is this object (kustomize's refVarNames).
+    pub ref_vars: Vec<String>,
+    /// JSON pointers of plain (untagged) scalars a replacement created: kustomize prints them
+    /// by their text's YAML type until a strategic-merge patch turns them into strings.
+    pub untagged: Vec<String>,
 }
 
 /// A resource's or transformer's origin, as kustomize records it: paths are the relative paths
@@ -209,6 +214,8 @@ impl Res {
             behavior: Behavior::Create,
             build_origin: None,
             transformations: Vec::new(),
+            ref_vars: Vec::new(),
+            untagged: Vec::new(),
         }
     }
 

@@ -357,12 +357,12 @@ pub fn run(
             Ok(())
         }
         "ValueAddTransformer" => value_add(&c, list),
-        "ReplacementTransformer" => Err(Error::Unsupported {
-            file: k.file.clone(),
-            field: field.to_string(),
-            // Hook: render-b's replacements module takes this over.
-            hint: "ReplacementTransformer configurations are not implemented yet".into(),
-        }),
+        "ReplacementTransformer" => {
+            // The configuration's `replacements` read as a kustomization's field would be.
+            let mut with = k.clone();
+            with.replacements = v.get("replacements").cloned();
+            super::super::replacements::apply(&with, list)
+        }
         other => Err(Error::Unsupported {
             file: k.file.clone(),
             field: field.to_string(),

@@ -155,7 +155,10 @@ fn load_entries(
                     format!("{} has no kustomization.yaml", path.display()),
                 ));
             }
-            let (_, sub) = build::accumulate(&path, Some((&k.file, &field)), stack, options)?;
+            // Vars declared in a plugin-config folder are not the build's: kept apart.
+            let mut vars = super::vars::VarSet::default();
+            let (_, sub) =
+                build::accumulate(&path, Some((&k.file, &field)), stack, options, &mut vars)?;
             for r in sub {
                 out.push(Entry {
                     field: field.clone(),
