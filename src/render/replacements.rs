@@ -542,10 +542,10 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
 /// their text.
 pub fn settle_untagged(r: &mut Res) {
     for at in std::mem::take(&mut r.untagged) {
-        if let Some(v) = r.value.pointer_mut(&at) {
-            if let Value::Number(_) | Value::Bool(_) = v {
-                *v = Value::String(path::scalar_text(v).unwrap_or_default());
-            }
+        if let Some(v) = r.value.pointer_mut(&at)
+            && let Value::Number(_) | Value::Bool(_) = v
+        {
+            *v = Value::String(path::scalar_text(v).unwrap_or_default());
         }
     }
 }

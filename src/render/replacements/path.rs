@@ -114,21 +114,20 @@ pub fn untagged(text: &str) -> Value {
         "null" | "Null" | "NULL" | "~" => return Value::Null,
         _ => {}
     }
-    if let Ok(i) = text.parse::<i64>() {
-        if !text.starts_with('+') && !(text.len() > 1 && text.starts_with('0')) {
-            return Value::from(i);
-        }
+    if let Ok(i) = text.parse::<i64>()
+        && !(text.starts_with('+') || text.len() > 1 && text.starts_with('0'))
+    {
+        return Value::from(i);
     }
     let float = regex::Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
         .expect("valid regex");
-    if float.is_match(text) {
-        if let Some(n) = text
+    if float.is_match(text)
+        && let Some(n) = text
             .parse::<f64>()
             .ok()
             .and_then(serde_json::Number::from_f64)
-        {
-            return Value::Number(n);
-        }
+    {
+        return Value::Number(n);
     }
     Value::String(text.to_string())
 }
@@ -506,11 +505,11 @@ fn set_structured(
     }
     let mut at = None;
     for i in 1..parts.len() {
-        if let Ok(Some(v)) = lookup(obj, &parts[..i]) {
-            if kind_of(v) == Kind::Scalar {
-                at = Some(i);
-                break;
-            }
+        if let Ok(Some(v)) = lookup(obj, &parts[..i])
+            && kind_of(v) == Kind::Scalar
+        {
+            at = Some(i);
+            break;
         }
     }
     let Some(i) = at else { return Ok(false) };
