@@ -12,6 +12,7 @@
 
 mod bundle;
 mod context;
+mod egress;
 mod error;
 mod plan;
 mod preflight;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use bundle::{REDACTED, is_secret_key, redact, scrub, secret_values};
 pub use context::Context;
+pub use egress::{Destination, EgressInput, Origin, egress, is_loopback};
 pub use error::{Error, Side, StepError};
 pub use plan::{CredentialsPlan, Machines, Plan, PlannedStep, ValuesPlan, plan};
 pub use preflight::{

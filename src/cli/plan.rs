@@ -26,6 +26,14 @@ pub struct Args {
     /// The remote the preflight checks push access to (default: `origin`).
     #[arg(long, value_name = "URL")]
     pub git_url: Option<String>,
+    /// List every host the bootstrap would contact (with the step that contacts it and from
+    /// where), to open exactly those in a firewall; nothing else is checked or printed.
+    #[arg(long)]
+    pub egress: bool,
+    /// With --egress: images are pulled from this registry (HOST[:PORT][/PATH]), as after
+    /// `vendor --image-registry` and `images push`.
+    #[arg(long, value_name = "REGISTRY", requires = "egress")]
+    pub image_registry: Option<String>,
     /// Output: text, or json (the plan's preflight checks, one JSON object per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -137,6 +145,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .join(components::VENDOR_DIR)
             .join(components::PINS_FILE),
     )?;
+    if args.egress {
+        return egress(&args, &repo, &cluster);
+    }
     let checks = preflight(&args, repo.root(), &name).await?;
     let mut out = std::io::stdout().lock();
     if args.output == "json" {
@@ -224,4 +235,98 @@ async fn online(
         );
     }
     Ok(())
+}
+
+/// `--egress`: the destinations [`bootstrap::egress`] lists for this cluster.
+fn egress(args: &Args, repo: &Repo, cluster: &capi_manage::repo::Cluster) -> anyhow::Result<()> {
+    let options = bootstrap::Options::new(repo.root(), &cluster.name);
+    let node_image = args
+        .node_image
+        .clone()
+        .unwrap_or_else(|| options.kind.image.clone());
+    let inventory = capi_manage::images::inventory(repo.root(), Some(&cluster.name))?;
+    let images = inventory
+        .images
+        .iter()
+        .filter(|i| i.sources.iter().any(|s| s != "kind node"))
+        .map(|i| i.reference.clone())
+        .collect();
+    let node_image = capi_manage::images::Reference::parse(&node_image)
+        .map(|r| r.to_string())
+        .unwrap_or(node_image);
+    let git_url = args.git_url.clone().or_else(|| {
+        capi_manage::git::remote_url(repo.root(), "origin")
+            .ok()
+            .flatten()
+            .map(|u| capi_manage::git::split_credentials(&u).0)
+    });
+    let input = bootstrap::EgressInput {
+        docker_host: capi_manage::kind::docker_host(args.docker_host.as_deref()),
+        node_image,
+        images,
+        image_registry: args.image_registry.clone(),
+        charts: components::chart_sources(&cluster.objects),
+        git_url,
+        auth_url: cluster.credentials.auth_url.clone(),
+    };
+    let destinations = bootstrap::egress(&input);
+    let mut out = std::io::stdout().lock();
+    if args.output == "json" {
+        for d in &destinations {
+            let mut v = serde_json::to_value(d)?;
+            v["event"] = "egress".into();
+            writeln!(out, "{v}")?;
+        }
+        for n in &inventory.notes {
+            writeln!(out, "{}", serde_json::json!({"event": "note", "detail": n}))?;
+        }
+    } else {
+        out.write_all(egress_text(&destinations, &inventory.notes).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The destinations as text: one line each, then what is known only later.
+pub fn egress_text(destinations: &[bootstrap::Destination], notes: &[String]) -> String {
+    let mut s = String::from(
+        "egress (every connection the bootstrap opens; open these in the firewall):\n",
+    );
+    let origin = |d: &bootstrap::Destination| {
+        d.from
+            .iter()
+            .map(|o| match o {
+                bootstrap::Origin::ThisHost => "this host",
+                bootstrap::Origin::DockerEngine => "the Docker engine",
+                bootstrap::Origin::KindCluster => "kind",
+                bootstrap::Origin::NewCluster => "the new cluster",
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for d in destinations {
+        let at = match (&d.host, d.port) {
+            (Some(h), Some(p)) if h.contains(':') => format!("[{h}]:{p}"),
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.clone(),
+            (None, Some(p)) => format!("?:{p}"),
+            (None, None) if d.local => "local".to_string(),
+            (None, None) => "?".to_string(),
+        };
+        let local = if d.local { " (local)" } else { "" };
+        let _ = writeln!(
+            s,
+            "  {at} {}{local}  from {}  steps {}  {}",
+            d.protocol,
+            origin(d),
+            d.steps.join(","),
+            d.purpose
+        );
+        if let Some(n) = &d.note {
+            let _ = writeln!(s, "      note: {n}");
+        }
+    }
+    for n in notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    s
 }

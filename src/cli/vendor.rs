@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use capi_manage::components::{ChecksumStatus, FileStatus, PINS_FILE, VENDOR_DIR, VendorOptions};
+use capi_manage::components::{
+    ChartSource, ChecksumStatus, FileStatus, PINS_FILE, VENDOR_DIR, VendorOptions, chart_sources,
+};
 
 use super::Terminal;
 
@@ -28,6 +30,33 @@ pub struct Args {
     /// parent holding vendor-manifests/vendor.toml).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+}
+
+/// The charts of every cluster folder (`clusters/*/` with a kustomization, `bases` left out),
+/// each with the URL of the HelmRepository its release takes it from.
+fn cluster_charts(root: &std::path::Path) -> anyhow::Result<Vec<ChartSource>> {
+    let clusters = root.join("clusters");
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&clusters) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().is_some_and(|n| n != "bases")
+                    && capi_manage::render::is_kustomization_dir(p)
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", clusters.display())),
+    };
+    dirs.sort();
+    let mut charts = Vec::new();
+    for dir in dirs {
+        let objects = capi_manage::render::render(&dir)
+            .with_context(|| format!("cannot render {} for its charts", dir.display()))?;
+        charts.extend(chart_sources(&objects));
+    }
+    charts.sort();
+    charts.dedup();
+    Ok(charts)
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -68,7 +97,9 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
         bail!("--mirror {m}: expected an http:// or https:// URL");
     }
     let root = repo_root(args.repo)?;
+    let charts = cluster_charts(&root)?;
     let options = VendorOptions {
+        charts,
         mirror: args.mirror,
         image_registry: args.image_registry,
         variables: args.vars.into_iter().collect::<BTreeMap<_, _>>(),
@@ -94,6 +125,16 @@ pub async fn run(args: Args, observer: &Terminal) -> anyhow::Result<()> {
             a.sha256,
             a.bytes,
             a.file.display()
+        ));
+    }
+    for c in &report.charts {
+        let checksum = match c.checksum {
+            ChecksumStatus::Recorded => "recorded",
+            ChecksumStatus::Verified => "verified",
+        };
+        out.push_str(&format!(
+            "chart {} {}\t{}\tsha256 {} {checksum}\t{} bytes\t{}\n",
+            c.name, c.version, c.url, c.sha256, c.bytes, c.file
         ));
     }
     for r in &report.removed {

@@ -132,6 +132,18 @@ pub enum Error {
         /// The status.
         status: u16,
     },
+    /// A chart's Helm repository index does not give the pinned chart.
+    #[error("chart {chart} {version}: {repository}/index.yaml: {problem}")]
+    ChartIndex {
+        /// The chart.
+        chart: String,
+        /// The pinned version.
+        version: String,
+        /// The Helm repository's URL.
+        repository: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A download differs from the sha256 recorded (or pinned) for it.
     #[error(
         "{component}: {url} (from {from}) has sha256 {actual}, but {expected} was recorded when it was first vendored; refusing it, nothing was written"

@@ -23,6 +23,25 @@ pub(crate) struct Lock {
     pub kustomization_sha256: String,
     #[serde(default)]
     pub component: Vec<LockedComponent>,
+    /// The charts of the repository's clusters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chart: Vec<LockedChart>,
+}
+
+/// A chart archive as its Helm repository served it when first vendored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedChart {
+    pub name: String,
+    pub version: String,
+    /// The Helm repository's URL.
+    pub repository: String,
+    /// The archive's file name, e.g. `openstack-cluster-0.27.0.tgz`.
+    pub file: String,
+    /// sha256 of the archive.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +99,8 @@ impl Lock {
             lock.component
                 .iter()
                 .flat_map(|c| c.asset.iter())
-                .flat_map(|a| [&a.sha256, &a.rendered_sha256]),
+                .flat_map(|a| [&a.sha256, &a.rendered_sha256])
+                .chain(lock.chart.iter().map(|c| &c.sha256)),
         );
         for s in sums {
             if !is_sha256(s) {
@@ -99,7 +119,22 @@ impl Lock {
                 )));
             }
         }
+        for c in &lock.chart {
+            if c.file.is_empty() || c.file.contains(['/', '\\']) || c.file.starts_with('.') {
+                return Err(bad(format!(
+                    "chart {} {}: file `{}` is not a plain file name",
+                    c.name, c.version, c.file
+                )));
+            }
+        }
         Ok(Some(lock))
+    }
+
+    /// The recorded archive of chart `name` at `version`.
+    pub fn chart(&self, name: &str, version: &str) -> Option<&LockedChart> {
+        self.chart
+            .iter()
+            .find(|c| c.name == name && c.version == version)
     }
 
     /// The lock's text.
@@ -143,6 +178,14 @@ mod tests {
                     rendered_sha256: sum.clone(),
                 }],
             }],
+            chart: vec![LockedChart {
+                name: "openstack-cluster".into(),
+                version: "0.27.0".into(),
+                repository: "https://charts.example/capi".into(),
+                file: "openstack-cluster-0.27.0.tgz".into(),
+                sha256: "b".repeat(64),
+                bytes: 9,
+            }],
         };
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("vendor.lock");
@@ -161,6 +204,22 @@ mod tests {
         );
         std::fs::write(&file, lock.to_text().replacen(&sum, "xyz", 1)).unwrap();
         assert!(Lock::read(&file).unwrap_err().to_string().contains("`xyz`"));
+        assert_eq!(lock.chart("openstack-cluster", "0.27.0").unwrap().bytes, 9);
+        assert!(lock.chart("openstack-cluster", "0.26.0").is_none());
+        std::fs::write(
+            &file,
+            lock.to_text()
+                .replace("\"openstack-cluster-0.27.0.tgz", "\"../x.tgz"),
+        )
+        .unwrap();
+        assert!(
+            Lock::read(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("../x.tgz")
+        );
+        std::fs::write(&file, lock.to_text().replace(&"b".repeat(64), "bad")).unwrap();
+        assert!(Lock::read(&file).unwrap_err().to_string().contains("`bad`"));
         assert_eq!(Lock::read(&dir.path().join("none")).unwrap(), None);
     }
 }

@@ -15,6 +15,7 @@
 //! downloading is a thin layer around it. With the `kube` feature as well, `install` applies
 //! components unit by unit with health gates.
 
+mod charts;
 mod download;
 mod envsubst;
 mod error;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::{Object, parse_str};
 use crate::observe::{Observer, ObserverExt};
 
+pub use charts::ChartReport;
 pub use download::mirror_url;
 pub use error::Error;
 #[cfg(feature = "kube")]
@@ -40,7 +42,10 @@ pub use install::{
     InstallOptions, InstallReport, NAMESPACE_NAME_LABEL, Unit, UnitReport, gate, install,
     webhook_ca_injected,
 };
-pub use pins::{Asset, ChartPin, Pin, Pins, Provider, ProviderType, Role, chart_pins};
+pub use pins::{
+    Asset, ChartPin, ChartSource, Pin, Pins, Provider, ProviderType, Role, chart_pins,
+    chart_sources,
+};
 pub use transform::{
     CERT_MANAGER_VERSION_ANNOTATION, CLUSTERCTL_CORE_LABEL, CLUSTERCTL_LABEL, PROVIDER_LABEL,
     mirror_image, provider_components, render_objects, rewrite_images,
@@ -72,6 +77,10 @@ pub struct VendorOptions {
     /// entry, recording what the mirror serves. Off, such an asset is refused: the first
     /// download through a mirror would otherwise take the mirror's word for the bytes.
     pub trust_mirror_for_new_assets: bool,
+    /// The charts to pin in `vendor.lock` (see [`chart_sources`]): each archive is downloaded
+    /// from its Helm repository (never through `mirror`: a chart mirror is the HelmRepository's
+    /// URL, as Flux fetches it), its sha256 recorded the first time and checked afterwards.
+    pub charts: Vec<ChartSource>,
 }
 
 /// The most an asset with no recorded size may be.
@@ -124,12 +133,18 @@ pub struct VendorReport {
     pub assets: Vec<AssetReport>,
     /// Rendered files of components no longer pinned, removed.
     pub removed: Vec<PathBuf>,
+    /// Every chart, sorted.
+    pub charts: Vec<ChartReport>,
 }
 
 impl VendorReport {
     /// Whether nothing on disk changed.
     pub fn unchanged(&self) -> bool {
         self.removed.is_empty()
+            && self
+                .charts
+                .iter()
+                .all(|c| c.checksum == ChecksumStatus::Verified)
             && self.assets.iter().all(|a| {
                 a.checksum == ChecksumStatus::Verified && a.file_status == FileStatus::Unchanged
             })
@@ -243,7 +258,11 @@ pub async fn vendor(
                 .iter()
                 .flat_map(|c| &c.assets)
                 .any(|a| a.url.starts_with("https://"))
-        });
+        })
+        || options
+            .charts
+            .iter()
+            .any(|c| c.repository.starts_with("https://"));
     let downloader = download::Downloader::new(https).map_err(|source| Error::Client { source })?;
 
     let started = Instant::now();
@@ -362,6 +381,14 @@ pub async fn vendor(
             asset: assets,
         });
     }
+    let (locked_charts, chart_reports) = charts::vendor_charts(
+        &downloader,
+        &options.charts,
+        old_lock.as_ref(),
+        observer,
+        cancel,
+    )
+    .await?;
     if cancel.is_cancelled() {
         return Err(Error::Cancelled);
     }
@@ -383,6 +410,7 @@ pub async fn vendor(
         image_registry: options.image_registry.clone(),
         kustomization_sha256: sha256_hex(kustomization.as_bytes()),
         component: locked,
+        chart: locked_charts,
     };
     let mut removed = Vec::new();
     if let Some(old) = &old_lock {
@@ -410,11 +438,14 @@ pub async fn vendor(
     let report = VendorReport {
         assets: prepared.into_iter().map(|p| p.report).collect(),
         removed,
+        charts: chart_reports,
     };
     let recorded = report
         .assets
         .iter()
-        .filter(|a| a.checksum == ChecksumStatus::Recorded)
+        .map(|a| a.checksum)
+        .chain(report.charts.iter().map(|c| c.checksum))
+        .filter(|c| *c == ChecksumStatus::Recorded)
         .count();
     let written = report
         .assets
@@ -423,10 +454,11 @@ pub async fn vendor(
         .count();
     observer.success(
         format!(
-            "vendored {} assets of {} components: {} verified, {recorded} recorded, {written} files written",
+            "vendored {} assets of {} components and {} charts: {} verified, {recorded} recorded, {written} files written",
             report.assets.len(),
             pins.components.len(),
-            report.assets.len() - recorded,
+            report.charts.len(),
+            report.assets.len() + report.charts.len() - recorded,
         ),
         Some(started.elapsed()),
     );

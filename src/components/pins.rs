@@ -389,6 +389,62 @@ pub fn chart_pins(objects: &[crate::manifest::Object]) -> Vec<ChartPin> {
         .collect()
 }
 
+/// A pinned chart with the Helm repository its HelmRelease takes it from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChartSource {
+    /// The chart's name.
+    pub name: String,
+    /// The pinned version.
+    pub version: String,
+    /// The HelmRepository's `spec.url` (no trailing `/`).
+    pub repository: String,
+}
+
+/// The charts of the HelmReleases among `objects` whose source is a HelmRepository among
+/// `objects` as well, each with that repository's URL, sorted and without duplicates. Releases
+/// without a pinned version, or with another kind of source, are left out.
+pub fn chart_sources(objects: &[crate::manifest::Object]) -> Vec<ChartSource> {
+    let repository = |name: &str, namespace: &str| {
+        objects.iter().find_map(|o| {
+            (o.kind() == "HelmRepository"
+                && o.name() == name
+                && o.namespace().unwrap_or_default() == namespace)
+                .then(|| o.value["spec"]["url"].as_str())
+                .flatten()
+        })
+    };
+    let mut out: Vec<ChartSource> = objects
+        .iter()
+        .filter(|o| {
+            o.kind() == "HelmRelease"
+                && o.value["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("helm.toolkit.fluxcd.io/"))
+        })
+        .filter_map(|o| {
+            let spec = &o.value["spec"]["chart"]["spec"];
+            let source = &spec["sourceRef"];
+            if source["kind"].as_str() != Some("HelmRepository") {
+                return None;
+            }
+            let namespace = source["namespace"]
+                .as_str()
+                .or(o.namespace())
+                .unwrap_or_default();
+            Some(ChartSource {
+                name: spec["chart"].as_str()?.to_string(),
+                version: spec["version"].as_str()?.to_string(),
+                repository: repository(source["name"].as_str()?, namespace)?
+                    .trim_end_matches('/')
+                    .to_string(),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Where a component's rendered asset goes, relative to `vendor-manifests/`.
 pub(crate) fn rendered_path(pin: &Pin, asset: &Asset) -> PathBuf {
     PathBuf::from(&pin.name).join(asset.file_name())
@@ -453,6 +509,27 @@ assets = [{ url = "https://example.com/bootstrap-components.yaml", sha256 = "000
             ("ns/c", "openstack-cluster", "0.27.0")
         );
         assert_eq!(pins[1].version, "*");
+    }
+
+    #[test]
+    fn chart_sources_resolve_the_helm_repository() {
+        let objects = crate::manifest::parse_str(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: r, namespace: ns}\nspec: {url: 'http://127.0.0.1:1/charts/'}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: c, namespace: ns}\nspec: {chart: {spec: {chart: a, version: 1.0.0, sourceRef: {kind: HelmRepository, name: r}}}}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: d, namespace: other}\nspec: {chart: {spec: {chart: b, version: 2.0.0, sourceRef: {kind: HelmRepository, name: r, namespace: ns}}}}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: e, namespace: other}\nspec: {chart: {spec: {chart: c, version: 2.0.0, sourceRef: {kind: HelmRepository, name: r}}}}\n",
+            None,
+        )
+        .unwrap();
+        let sources = chart_sources(&objects);
+        let names: Vec<_> = sources
+            .iter()
+            .map(|c| (c.name.as_str(), c.version.as_str(), c.repository.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a", "1.0.0", "http://127.0.0.1:1/charts"),
+                ("b", "2.0.0", "http://127.0.0.1:1/charts")
+            ]
+        );
     }
 
     #[test]
