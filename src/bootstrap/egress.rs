@@ -305,6 +305,22 @@ pub fn egress(input: &EgressInput) -> Vec<Destination> {
         }
     }
 
+    if !input.charts.is_empty() {
+        add(Destination {
+            host: None,
+            port: None,
+            protocol: "https".into(),
+            purpose: "registries of the images the charts run (their controllers on kind and the new cluster; the add-ons such as CNI, cloud provider and CSI on the new cluster)".into(),
+            steps: vec!["apply-cluster", "cluster-ready", "flux-sync"],
+            from: vec![Origin::KindCluster, Origin::NewCluster],
+            local: false,
+            note: Some(
+                "not known offline: the charts' templates and values choose them; set their image registries in the values to a mirror"
+                    .into(),
+            ),
+        });
+    }
+
     // The new cluster's API.
     add(Destination {
         host: None,

@@ -322,12 +322,19 @@ async fn cli_plan_egress_lists_each_host_and_only_local_ones_with_mirrors() {
         assert!(hosts.contains(&want.to_string()), "{want} not in {hosts:?}");
     }
     // Still said: what only a login or the created cluster tells.
-    assert_eq!(
-        d.iter()
-            .filter(|v| v["host"].is_null() && v["local"] == false)
-            .count(),
-        2
-    );
+    let later: Vec<&str> = d
+        .iter()
+        .filter(|v| v["host"].is_null() && v["local"] == false)
+        .map(|v| v["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(later.len(), 3, "{later:?}");
+    for said in [
+        "online",
+        "after the cluster is created",
+        "not known offline",
+    ] {
+        assert!(later.iter().any(|n| n.contains(said)), "{said}: {later:?}");
+    }
 
     // Text: one line per destination.
     let out = support::capi_manage()
