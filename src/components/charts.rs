@@ -111,6 +111,14 @@ pub(crate) async fn vendor_charts(
             return Err(Error::Cancelled);
         }
         let what = format!("chart {} {}", c.name, c.version);
+        if !(c.repository.starts_with("https://") || c.repository.starts_with("http://")) {
+            return Err(Error::ChartIndex {
+                chart: c.name.clone(),
+                version: c.version.clone(),
+                repository: c.repository.clone(),
+                problem: "only http(s) Helm repositories (an index.yaml) can be vendored".into(),
+            });
+        }
         let index_url = format!("{}/index.yaml", c.repository.trim_end_matches('/'));
         observer.action(format!("reading {index_url} for {what}"));
         let bytes = downloader

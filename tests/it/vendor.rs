@@ -842,8 +842,28 @@ async fn charts_are_recorded_with_their_sha256_and_a_flipped_byte_is_refused() {
     }
     assert_eq!(snapshot(root), before);
 
-    // A chart the index does not have at the pinned version: refused, naming it.
+    // An index whose digest disagrees with the archive: refused too.
     helm.set(&path, tgz.clone());
+    let index = String::from_utf8(helm.get("/index.yaml")).unwrap();
+    let with_digest = index.replacen(
+        &format!("    urls: [{name}-{version}.tgz]\n"),
+        &format!(
+            "    urls: [{name}-{version}.tgz]\n    digest: {}\n",
+            sha256(&flipped)
+        ),
+        1,
+    );
+    assert_ne!(with_digest, index);
+    helm.set("/index.yaml", with_digest.into_bytes());
+    let err = run(root, &opts).await.unwrap_err().to_string();
+    assert!(
+        err.contains("digest") && err.contains(name.as_str()),
+        "{err}"
+    );
+    assert_eq!(snapshot(root), before);
+    helm.set("/index.yaml", index.into_bytes());
+
+    // A chart the index does not have at the pinned version: refused, naming it.
     opts.charts[0].version = "9.9.9".into();
     let err = run(root, &opts).await.unwrap_err().to_string();
     assert!(
