@@ -218,4 +218,27 @@ mod tests {
         assert!(e.contains("1.0.0, 2.0.0"), "{e}");
         assert!(chart_url(&index, "http://127.0.0.1:9", "b", "1.0.0").is_err());
     }
+
+    #[tokio::test]
+    async fn an_oci_repository_is_refused_before_any_download() {
+        let charts = [ChartSource {
+            name: "a".into(),
+            version: "1.0.0".into(),
+            repository: "oci://127.0.0.1:9/charts".into(),
+        }];
+        let downloader = Downloader::new(false).unwrap();
+        let err = vendor_charts(
+            &downloader,
+            &charts,
+            None,
+            &crate::observe::Silent,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::ChartIndex { chart, .. } if chart == "a"),
+            "{err:?}"
+        );
+    }
 }
