@@ -25,6 +25,7 @@ mod layout;
 pub mod oci;
 mod reference;
 mod transfer;
+mod upload;
 
 pub use chart::add_chart;
 pub use client::{ClientOptions, Credentials};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Access, Body, Client, ClientOptions, MAX_MANIFEST_BYTES, status_error};
@@ -13,9 +13,6 @@ use super::layout::{HashingWriter, Layout, Present, ref_name};
 use super::oci::{self, Descriptor, Parsed, Platform};
 use super::{Error, Reference};
 use crate::observe::{Observer, ObserverExt};
-
-/// Size of each upload request of a blob.
-const CHUNK: usize = 16 << 20;
 
 /// Options for [`pull`].
 #[derive(Debug, Clone, Default)]
@@ -71,22 +68,46 @@ pub struct TransferReport {
     pub images: Vec<Copied>,
 }
 
-struct Ctx<'a> {
-    client: Client,
-    observer: &'a dyn Observer,
-    cancel: &'a CancellationToken,
+pub(super) struct Ctx<'a> {
+    pub(super) client: Client,
+    pub(super) observer: &'a dyn Observer,
+    pub(super) cancel: &'a CancellationToken,
     copied: usize,
     present: usize,
     bytes: u64,
 }
 
 impl Ctx<'_> {
-    fn check(&self) -> Result<(), Error> {
+    pub(super) fn check(&self) -> Result<(), Error> {
         if self.cancel.is_cancelled() {
             Err(Error::Cancelled)
         } else {
             Ok(())
         }
+    }
+
+    /// One request to `target` with push access.
+    pub(super) async fn push(
+        &self,
+        method: Method,
+        url: &str,
+        target: &Reference,
+        headers: &[(&str, String)],
+        body: &Body,
+        retry: bool,
+    ) -> Result<reqwest::Response, Error> {
+        self.client
+            .send(
+                method,
+                url,
+                target,
+                Access::Push,
+                headers,
+                body,
+                retry,
+                self.cancel,
+            )
+            .await
     }
 }
 
@@ -571,16 +592,13 @@ async fn push_manifest(
     }
     let url = ctx.client.url(target, &format!("manifests/{tag}"));
     let resp = ctx
-        .client
-        .send(
+        .push(
             Method::PUT,
             &url,
             target,
-            Access::Push,
             &[("Content-Type", media_type)],
             &Body::Bytes(Arc::new(bytes)),
             true,
-            ctx.cancel,
         )
         .await?;
     if !resp.status().is_success() {
@@ -612,17 +630,7 @@ async fn push_blob(
     ctx.check()?;
     let head = ctx.client.url(target, &format!("blobs/{}", d.digest));
     let resp = ctx
-        .client
-        .send(
-            Method::HEAD,
-            &head,
-            target,
-            Access::Push,
-            &[],
-            &Body::None,
-            true,
-            ctx.cancel,
-        )
+        .push(Method::HEAD, &head, target, &[], &Body::None, true)
         .await?;
     if resp.status().is_success() {
         ctx.present += 1;
@@ -632,7 +640,7 @@ async fn push_blob(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match upload(ctx, target, d, &path).await {
+        match super::upload::upload(ctx, target, d, &path).await {
             Ok(()) => break,
             Err(Error::Request { .. } | Error::Status { status: 500.., .. })
                 if attempt < super::client::ATTEMPTS =>
@@ -645,140 +653,6 @@ async fn push_blob(
     ctx.copied += 1;
     ctx.bytes += d.size;
     Ok(())
-}
-
-/// One upload session: POST, PATCH chunks while hashing the file, then PUT with the digest
-/// only when the bytes sent match it (otherwise the session is cancelled).
-async fn upload(
-    ctx: &Ctx<'_>,
-    target: &Reference,
-    d: &Descriptor,
-    path: &Path,
-) -> Result<(), Error> {
-    use std::io::Read as _;
-    let start = ctx.client.url(target, "blobs/uploads/");
-    let resp = ctx
-        .client
-        .send(
-            Method::POST,
-            &start,
-            target,
-            Access::Push,
-            &[("Content-Length", "0".into())],
-            &Body::None,
-            false,
-            ctx.cancel,
-        )
-        .await?;
-    if resp.status() != StatusCode::ACCEPTED {
-        return Err(status_error("POST", &start, resp).await);
-    }
-    let mut location = location(&start, &resp)?;
-    let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut offset = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        ctx.check()?;
-        let mut n = 0;
-        while n < CHUNK {
-            let k = file.read(&mut buf[n..]).map_err(Error::io(path))?;
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        let range = format!("{}-{}", offset, offset + n as u64 - 1);
-        let resp = ctx
-            .client
-            .send(
-                Method::PATCH,
-                &location,
-                target,
-                Access::Push,
-                &[
-                    ("Content-Type", "application/octet-stream".into()),
-                    ("Content-Range", range),
-                ],
-                &Body::Bytes(Arc::new(buf[..n].to_vec())),
-                false,
-                ctx.cancel,
-            )
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(status_error("PATCH", &location, resp).await);
-        }
-        location = self::location(&location, &resp)?;
-        offset += n as u64;
-        ctx.observer.progress(
-            format!("{target} {}", &d.digest[..19]),
-            offset,
-            Some(d.size),
-        );
-    }
-    let actual = format!("sha256:{}", oci::hex(hasher.finish().as_ref()));
-    if actual != d.digest || offset != d.size {
-        let _ = ctx
-            .client
-            .send(
-                Method::DELETE,
-                &location,
-                target,
-                Access::Push,
-                &[],
-                &Body::None,
-                false,
-                ctx.cancel,
-            )
-            .await;
-        return Err(Error::Digest {
-            what: path.display().to_string(),
-            reference: target.to_string(),
-            expected: d.digest.clone(),
-            actual,
-            bytes: offset,
-        });
-    }
-    let mut url = reqwest::Url::parse(&location).map_err(|e| Error::Manifest {
-        reference: target.to_string(),
-        problem: format!("the upload location `{location}` is not a URL ({e})"),
-    })?;
-    url.query_pairs_mut().append_pair("digest", &d.digest);
-    let url = url.to_string();
-    let resp = ctx
-        .client
-        .send(
-            Method::PUT,
-            &url,
-            target,
-            Access::Push,
-            &[("Content-Length", "0".into())],
-            &Body::None,
-            false,
-            ctx.cancel,
-        )
-        .await?;
-    if resp.status() != StatusCode::CREATED {
-        return Err(status_error("PUT", &url, resp).await);
-    }
-    Ok(())
-}
-
-fn location(base: &str, resp: &reqwest::Response) -> Result<String, Error> {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(|l| Client::resolve(base, l))
-        .ok_or_else(|| Error::Status {
-            method: "upload".into(),
-            url: base.to_string(),
-            status: resp.status().as_u16(),
-            body: "no Location header".into(),
-        })
 }
 
 /// The digest each of `images` has in its registry (through `options.source_registry` when
