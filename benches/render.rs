@@ -3,29 +3,14 @@
 //! config repository (bases with generators, components, replacements, an overlay). Prints the
 //! median of each and the ratio. Needs `scripts/test-binaries kustomize`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn kustomize() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("CAPI_MANAGE_TEST_BIN") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new(root.join("scripts/test-binaries"))
-                .arg("--print-dir")
-                .output()
-                .expect("run scripts/test-binaries --print-dir");
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        }
-    };
-    let bin = dir.join("kustomize");
-    assert!(
-        bin.is_file(),
-        "kustomize is missing at {}: run `scripts/test-binaries kustomize`",
-        bin.display()
-    );
-    bin
+    common::test_bin("kustomize")
 }
 
 fn time(cmd: &mut Command) -> Duration {

@@ -10,24 +10,14 @@
 //! BENCH_ROUNDS (default 5) sets the runs per size and tool; BENCH_SIZES (default
 //! `10,100,1000,3000`) the sizes N, in resources.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn kustomize() -> PathBuf {
-    let dir = std::env::var_os("CAPI_MANAGE_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/capi-manage/test-bin")
-        });
-    let bin = dir.join("kustomize");
-    assert!(
-        bin.is_file(),
-        "kustomize is missing at {}: run `scripts/test-binaries kustomize`",
-        bin.display()
-    );
-    bin
+    common::test_bin("kustomize")
 }
 
 /// base/ with `n` resources (n/2 Deployments and their ConfigMaps), overlay/ over it;

@@ -6,6 +6,8 @@
 //!
 //!     cargo bench --bench seal            (needs `scripts/test-binaries kubeseal`)
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,19 +15,7 @@ use std::time::{Duration, Instant};
 const SECRETS: usize = 100;
 
 fn kubeseal() -> PathBuf {
-    let dir = std::env::var_os("CAPI_MANAGE_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/capi-manage/test-bin")
-        });
-    let path = dir.join("kubeseal");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `scripts/test-binaries kubeseal`",
-        path.display()
-    );
-    path
+    common::test_bin("kubeseal")
 }
 
 /// A certificate for a 4096-bit RSA key, the size the controller generates.

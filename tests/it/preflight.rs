@@ -294,22 +294,6 @@ async fn a_fresh_fork_gets_every_problem_at_once_and_each_fix_clears_its_line() 
     );
 }
 
-/// The entries of a `.tar.gz`, name -> text.
-fn untar(path: &Path) -> std::collections::BTreeMap<String, String> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    tar.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().display().to_string();
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
-            (name, text)
-        })
-        .collect()
-}
-
 /// A bootstrap whose first step fails on purpose (the kind node comes up, but its kubeconfig
 /// names a CA that is no certificate: the step cannot connect to its API server) writes a support bundle named in the error, with
 /// the node's logs, the state file and the error, and without the credentials' secret.
@@ -386,7 +370,7 @@ async fn a_failed_step_leaves_a_support_bundle_without_secrets() {
         std::fs::metadata(bundle).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let files = untar(bundle);
+    let files = crate::support::untar(bundle);
     let names: Vec<&String> = files.keys().collect();
     for want in [
         "README.txt",

@@ -321,22 +321,6 @@ pub async fn status_checks(t: &Target<'_>, d: &Discovery) -> Vec<String> {
     p
 }
 
-/// The entries of a gzipped tar, by name.
-pub fn untar(path: &Path) -> BTreeMap<String, String> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    tar.entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().display().to_string();
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
-            (name, text)
-        })
-        .collect()
-}
-
 /// The support bundles in the cluster's state folder.
 pub fn bundles(work: &Path, cluster: &str) -> Vec<PathBuf> {
     let dir = work.join(format!("clusters/{cluster}/.capi-manage"));
@@ -388,7 +372,7 @@ pub async fn bundle_checks(
         "only {} credential values to look for",
         secrets.len()
     );
-    let files = untar(bundle);
+    let files = crate::support::untar(bundle);
     let names: Vec<&String> = files.keys().collect();
     eprintln!("support bundle {}: {names:?}", bundle.display());
     for want in [

@@ -97,3 +97,19 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn capi_manage() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_capi-manage"))
 }
+
+/// The entries of a `.tar.gz` (a support bundle), name -> text.
+pub fn untar(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let f = std::fs::File::open(path).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            (name, text)
+        })
+        .collect()
+}
