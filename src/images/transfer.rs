@@ -86,6 +86,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// What one image's copy did: the counters' growth since `mark` (copied, present, bytes).
+    fn copied_since(
+        &self,
+        mark: (usize, usize, u64),
+        reference: String,
+        location: String,
+        digest: &str,
+    ) -> Copied {
+        Copied {
+            reference,
+            location,
+            digest: digest.to_string(),
+            blobs_copied: self.copied - mark.0,
+            blobs_present: self.present - mark.1,
+            bytes: self.bytes - mark.2,
+        }
+    }
+
     /// One request to `target` with push access.
     pub(super) async fn push(
         &self,
@@ -153,7 +171,7 @@ pub async fn pull(
     for image in images {
         ctx.check()?;
         let started = Instant::now();
-        let (c0, p0, b0) = (ctx.copied, ctx.present, ctx.bytes);
+        let mark = (ctx.copied, ctx.present, ctx.bytes);
         let source = match &options.source_registry {
             Some(r) => image.moved_to(r).map_err(|source| Error::Reference {
                 from: format!("{image} moved to {r}"),
@@ -231,14 +249,7 @@ pub async fn pull(
             }
         };
         layout.tag(&name, &descriptor)?;
-        let item = Copied {
-            reference: name,
-            location: source.to_string(),
-            digest: descriptor.digest.clone(),
-            blobs_copied: ctx.copied - c0,
-            blobs_present: ctx.present - p0,
-            bytes: ctx.bytes - b0,
-        };
+        let item = ctx.copied_since(mark, name, source.to_string(), &descriptor.digest);
         observer.success(
             format!(
                 "pulled {} ({}): {} blobs fetched, {} already present",
@@ -515,7 +526,7 @@ pub async fn push(
     for (name, d) in named {
         ctx.check()?;
         let started = Instant::now();
-        let (c0, p0, b0) = (ctx.copied, ctx.present, ctx.bytes);
+        let mark = (ctx.copied, ctx.present, ctx.bytes);
         let image = Reference::parse(name).map_err(|source| Error::Reference {
             from: format!("{}/index.json", dir.display()),
             source,
@@ -530,14 +541,7 @@ pub async fn push(
         let tag = target.tag.clone().unwrap_or_else(|| d.digest.clone());
         let mut seen = BTreeSet::new();
         push_manifest(&mut ctx, &layout, &target, d, &tag, &mut seen).await?;
-        let item = Copied {
-            reference: name.to_string(),
-            location: target.to_string(),
-            digest: d.digest.clone(),
-            blobs_copied: ctx.copied - c0,
-            blobs_present: ctx.present - p0,
-            bytes: ctx.bytes - b0,
-        };
+        let item = ctx.copied_since(mark, name.to_string(), target.to_string(), &d.digest);
         observer.success(
             format!(
                 "pushed {} as {} ({}): {} blobs uploaded, {} already there",
