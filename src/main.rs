@@ -1,8 +1,8 @@
 //! The `capi-manage` command. Thin: parse, run, report the error chain on one line.
 //!
 //! Exit codes: 0 success (also when the reader of standard output went away); 1 the operation
-//! failed; 2 bad usage (unknown flag, invalid value); 130 interrupted (Ctrl-C), whichever
-//! operation was running.
+//! failed; 2 bad usage (unknown flag, invalid value); 4 `status` found a cluster not ready or
+//! Flux drifted; 130 interrupted (Ctrl-C), whichever operation was running.
 
 mod cli;
 
