@@ -129,6 +129,17 @@ impl Ctx<'_> {
     }
 }
 
+/// Where `image` is fetched from: itself, or its path in `options.source_registry`.
+fn source_of(image: &Reference, options: &PullOptions) -> Result<Reference, Error> {
+    match &options.source_registry {
+        Some(r) => image.moved_to(r).map_err(|source| Error::Reference {
+            from: format!("{image} moved to {r}"),
+            source,
+        }),
+        None => Ok(image.clone()),
+    }
+}
+
 fn platform_name(p: &Platform) -> String {
     match &p.variant {
         Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
@@ -172,13 +183,7 @@ pub async fn pull(
         ctx.check()?;
         let started = Instant::now();
         let mark = (ctx.copied, ctx.present, ctx.bytes);
-        let source = match &options.source_registry {
-            Some(r) => image.moved_to(r).map_err(|source| Error::Reference {
-                from: format!("{image} moved to {r}"),
-                source,
-            })?,
-            None => image.clone(),
-        };
+        let source = source_of(image, options)?;
         observer.action(format!("pulling {image} from {source}"));
         let (bytes, media_type) =
             fetch_manifest(&ctx, &source, source.manifest_reference(), None).await?;
@@ -679,13 +684,7 @@ pub async fn resolve(
     let mut out = Vec::new();
     for image in images {
         ctx.check()?;
-        let source = match &options.source_registry {
-            Some(r) => image.moved_to(r).map_err(|source| Error::Reference {
-                from: format!("{image} moved to {r}"),
-                source,
-            })?,
-            None => image.clone(),
-        };
+        let source = source_of(image, options)?;
         observer.action(format!("resolving {image}"));
         let (bytes, _) = fetch_manifest(&ctx, &source, source.manifest_reference(), None).await?;
         out.push(oci::digest_of(&bytes));

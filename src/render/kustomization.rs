@@ -143,6 +143,17 @@ pub struct Kustomization {
     pub origin_path: String,
 }
 
+/// The fields of a patch or replacement target selector.
+pub(super) const SELECTOR_FIELDS: &[&str] = &[
+    "group",
+    "version",
+    "kind",
+    "name",
+    "namespace",
+    "labelSelector",
+    "annotationSelector",
+];
+
 /// Fields kustomize has that this renderer refuses, with the reason given to the user.
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
@@ -552,19 +563,7 @@ fn parse_label(cx: &Ctx, v: &Value, f: &str) -> Result<LabelSpec, Error> {
 
 fn parse_selector(cx: &Ctx, v: &Value, f: &str) -> Result<Selector, Error> {
     let m = cx.map(v, f)?;
-    cx.only(
-        m,
-        f,
-        &[
-            "group",
-            "version",
-            "kind",
-            "name",
-            "namespace",
-            "labelSelector",
-            "annotationSelector",
-        ],
-    )?;
+    cx.only(m, f, SELECTOR_FIELDS)?;
     let s = |k: &str| cx.string(m.get(k).unwrap_or(&Value::Null), &format!("{f}.{k}"));
     let sel = Selector {
         gvk: GvkSel::new(&s("group")?, &s("version")?, &s("kind")?),

@@ -115,20 +115,7 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_selector(k: &Kustomization, v: &Value, f: &str) -> Result<Selector, Error> {
-    let m = Fields::new(
-        k,
-        v,
-        f,
-        &[
-            "group",
-            "version",
-            "kind",
-            "name",
-            "namespace",
-            "labelSelector",
-            "annotationSelector",
-        ],
-    )?;
+    let m = Fields::new(k, v, f, super::kustomization::SELECTOR_FIELDS)?;
     let s = |n: &str| m.string(k, f, n);
     Ok(Selector {
         gvk: GvkSel::new(&s("group")?, &s("version")?, &s("kind")?),
