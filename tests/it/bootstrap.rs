@@ -30,7 +30,6 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::status_e2e;
 use crate::support::capi::{api_in, apply_all};
 use crate::support::capo::{self, Admin};
 use crate::support::docker::{self as sd, StandIn};
@@ -43,6 +42,7 @@ use crate::support::orc::Orc;
 use crate::support::release_mirror::{Mirror, release_files};
 use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
+use crate::{e2e_timing, status_e2e};
 
 const CLUSTER: &str = "e2e";
 const NS: &str = "capi-self";
@@ -153,12 +153,15 @@ fn spawn(args: &[String], home: &Path) -> Run {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run capi-manage");
+    let started = Instant::now();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if let Ok(mut v) = serde_json::from_str::<Value>(&line) {
+                // When it arrived, for the per-step timing (e2e_timing).
+                v[e2e_timing::AT] = json!(started.elapsed().as_secs_f64());
                 if tx.send(v).is_err() {
                     break;
                 }
@@ -170,27 +173,33 @@ fn spawn(args: &[String], home: &Path) -> Run {
     Run {
         child,
         events: rx,
-        started: Instant::now(),
+        started,
     }
 }
 
-/// Waits for the process and returns (exit code, peak RSS in KiB).
-fn wait(run: Run) -> (i32, i64, Vec<Value>) {
-    let pid = run.child.id() as libc::pid_t;
+/// Reaps the child: its wait status and peak RSS in KiB.
+fn reap(child: Child) -> (libc::c_int, i64) {
+    let pid = child.id() as libc::pid_t;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child and fills `usage`.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid, "wait4");
     // std's Child must not wait again.
-    std::mem::forget(run.child);
+    std::mem::forget(child);
+    (status, usage.ru_maxrss)
+}
+
+/// Waits for the process and returns (exit code, peak RSS in KiB).
+fn wait(run: Run) -> (i32, i64, Vec<Value>) {
+    let (status, rss) = reap(run.child);
     let events: Vec<Value> = run.events.iter().collect();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
         128 + libc::WTERMSIG(status)
     };
-    (code, usage.ru_maxrss, events)
+    (code, rss, events)
 }
 
 /// Adds the time since its start to a total when dropped.
@@ -214,11 +223,17 @@ enum Killed {
 }
 
 /// Runs until step `name` starts, lets it work for `grace`, then kills the process (SIGKILL).
-fn kill_during(mut run: Run, name: &str, grace: Duration) -> Killed {
+/// Every event of the run and its peak RSS go to `log`.
+fn kill_during(mut run: Run, name: &str, grace: Duration, log: &mut e2e_timing::Runs) -> Killed {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut skipped = false;
+    let mut events = Vec::new();
     loop {
-        match run.events.recv_timeout(Duration::from_millis(200)) {
+        let next = run.events.recv_timeout(Duration::from_millis(200));
+        if let Ok(e) = &next {
+            events.push(e.clone());
+        }
+        match next {
             Ok(e) if e["event"] == "step" && e["step"] == name && e["phase"] == "skipped" => {
                 skipped = true;
             }
@@ -229,7 +244,9 @@ fn kill_during(mut run: Run, name: &str, grace: Duration) -> Killed {
             {
                 std::thread::sleep(grace);
                 let _ = run.child.kill();
-                let _ = run.child.wait();
+                let (_, rss) = reap(run.child);
+                events.extend(run.events.iter());
+                log.add(events, rss);
                 return if skipped {
                     Killed::AlreadyDone
                 } else {
@@ -446,6 +463,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // Killed (SIGKILL) inside every step in turn; each rerun resumes. A step that finishes
     // within the grace period is done before the kill lands: the kill then hits the next step.
     let mut kills = Vec::new();
+    let mut runs = e2e_timing::Runs::default();
     let mut bootstrap_time = Duration::ZERO;
     let mut before_pivot = None;
     // Problems of the status and support-bundle checks, asserted after teardown (a panic
@@ -476,7 +494,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         let run = spawn(&args("bootstrap"), &home);
         let t = run.started;
         let _time = Elapsed(t, &mut bootstrap_time);
-        match kill_during(run, step, Duration::from_millis(200)) {
+        match kill_during(run, step, Duration::from_millis(200), &mut runs) {
             Killed::InStep => kills.push(format!("{step} ({:.1}s)", t.elapsed().as_secs_f64())),
             Killed::AlreadyDone => kills.push(format!("after {step}")),
             Killed::Finished => {
@@ -491,6 +509,11 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     let final_time = started.elapsed();
     bootstrap_time += final_time;
     assert_eq!(code, 0, "the final bootstrap run failed");
+    runs.add(events.clone(), rss_kib);
+    eprintln!(
+        "bootstrap, each step in the run that finished it (own work: outside waits):\n{}",
+        runs.report()
+    );
     let skipped = events
         .iter()
         .filter(|e| e["event"] == "step" && e["phase"] == "skipped")
@@ -625,10 +648,10 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             .is_empty()
     );
     eprintln!(
-        "bootstrap: all runs {:.1}s, final run {:.1}s, peak RSS {} MiB; whole test so far {:.1}s",
+        "bootstrap: all runs {:.1}s, final run {:.1}s, peak RSS {} MiB (highest of all runs); whole test so far {:.1}s",
         bootstrap_time.as_secs_f64(),
         final_time.as_secs_f64(),
-        rss_kib / 1024,
+        runs.peak_rss_kib / 1024,
         test_started.elapsed().as_secs_f64()
     );
 

@@ -15,6 +15,7 @@ mod cli_plan;
 mod cli_rotate;
 mod cli_signals;
 mod cloud;
+mod e2e_timing;
 mod flux;
 mod git;
 mod images;
