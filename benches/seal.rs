@@ -2,9 +2,14 @@
 //! `kubeseal --cert` in the same run (both to standard output; ours with -w, which syncs to
 //! disk, timed too), and all 100 in one `capi-manage seal --output-dir` run
 //! (which kubeseal cannot do); prints the medians of BENCH_ROUNDS (default 5) rounds and the
-//! ratios.
+//! ratios. The floor of a process, `--version` of each tool, is timed in the same rounds.
 //!
 //!     cargo bench --bench seal            (needs `scripts/test-binaries kubeseal`)
+//!
+//! Env: `BENCH_BIN=<capi-manage binary>` times that binary instead of the bench's own build
+//! (e.g. `scripts/build-static`'s, the one that ships); `BENCH_BASELINE=<capi-manage binary>`
+//! times another build as well, one process per Secret, in the same rounds (e.g. the previous
+//! commit's).
 
 mod common;
 
@@ -60,7 +65,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_capi-manage"));
+    let ours = std::env::var_os("BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_capi-manage")));
+    let baseline = std::env::var_os("BENCH_BASELINE").map(PathBuf::from);
     let theirs = kubeseal();
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
@@ -88,10 +96,16 @@ fn main() {
         let out = std::fs::File::create(dir.path().join(name)).expect("output file");
         cmd.stdout(out);
     };
-    let ours_one = |input: &Path, i: usize| {
-        let mut a = Command::new(&ours);
+    let one = |bin: &Path, input: &Path, i: usize| {
+        let mut a = Command::new(bin);
         a.arg("seal").arg(input).arg("--cert").arg(&cert).arg("-q");
         to_file(&mut a, format!("ours-{i}.yaml"));
+        a
+    };
+    let ours_one = |input: &Path, i: usize| one(&ours, input, i);
+    let version = |bin: &Path| {
+        let mut a = Command::new(bin);
+        a.arg("--version").stdout(std::process::Stdio::null());
         a
     };
     let ours_durable = |input: &Path, i: usize| {
@@ -140,16 +154,26 @@ fn main() {
     time(ours_all());
     let (mut t_ours, mut t_theirs, mut t_all) = (Vec::new(), Vec::new(), Vec::new());
     let (mut t_durable, mut t_stream) = (Vec::new(), Vec::new());
+    let (mut t_base, mut t_floor_ours, mut t_floor_theirs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let (mut a, mut b, mut c) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut d, mut e, mut f) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for (i, input) in inputs.iter().enumerate() {
             a += time(ours_one(input, i));
             b += time(theirs_one(input, i));
             c += time(ours_durable(input, i));
+            if let Some(base) = &baseline {
+                d += time(one(base, input, i));
+            }
+            e += time(version(&ours));
+            f += time(version(&theirs));
         }
         t_ours.push(a);
         t_theirs.push(b);
         t_durable.push(c);
+        t_base.push(d);
+        t_floor_ours.push(e);
+        t_floor_theirs.push(f);
         t_all.push(time(ours_all()));
         t_stream.push(time(ours_all_stdout()));
     }
@@ -177,6 +201,22 @@ fn main() {
     println!(
         "  ratio kubeseal/capi-manage: {:.2}x (above 1: capi-manage is faster)",
         theirs_m.as_secs_f64() / ours_m.as_secs_f64()
+    );
+    if baseline.is_some() {
+        let base_m = median(t_base);
+        println!(
+            "  baseline capi-manage (BENCH_BASELINE), one process each: {:.3}s ({:.2} ms/secret), {:.2}x kubeseal; this build is {:.2}x the baseline",
+            base_m.as_secs_f64(),
+            per(base_m),
+            theirs_m.as_secs_f64() / base_m.as_secs_f64(),
+            base_m.as_secs_f64() / ours_m.as_secs_f64()
+        );
+    }
+    let (floor_ours, floor_theirs) = (median(t_floor_ours), median(t_floor_theirs));
+    println!(
+        "  floor, --version of each ({SECRETS} processes): capi-manage {:.2} ms/process, kubeseal {:.2} ms/process",
+        per(floor_ours),
+        per(floor_theirs)
     );
     let durable_m = median(t_durable);
     println!(
