@@ -1,0 +1,261 @@
+//! `bootstrap --images DIR`, `--registry-mirror` and `--registry-ca`: what the preflight refuses
+//! before anything is created, and the flags' one-line errors.
+
+use std::path::{Path, PathBuf};
+
+use capi_manage::bootstrap::{self, CheckStatus, Operation, Options};
+use capi_manage::images::oci::{self, Descriptor};
+use capi_manage::images::Layout;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{capi_manage, project_root};
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A repository with the example cluster and an `images.lock` naming two images the kind node
+/// runs besides the node image.
+fn repo(dir: &Path) -> PathBuf {
+    let work = dir.join("repo");
+    copy(&project_root().join("clusters"), &work.join("clusters"));
+    std::fs::create_dir_all(work.join("vendor-manifests")).unwrap();
+    std::fs::copy(
+        project_root().join("vendor-manifests/vendor.toml"),
+        work.join("vendor-manifests/vendor.toml"),
+    )
+    .unwrap();
+    let node = capi_manage::kind::resolve_node_image(None, None).unwrap();
+    let (node_ref, node_digest) = node.split_once('@').unwrap();
+    std::fs::write(
+        work.join("vendor-manifests/images.lock"),
+        format!(
+            r#"format = 1
+
+[[image]]
+reference = "docker.io/{node_ref}"
+digest = "{node_digest}"
+sources = ["kind node"]
+
+[[image]]
+reference = "ghcr.io/fluxcd/source-controller:v1.6.2"
+sources = ["flux"]
+
+[[image]]
+reference = "registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4"
+sources = ["cluster-api"]
+"#
+        ),
+    )
+    .unwrap();
+    work
+}
+
+/// Adds one small image to the layout under each name.
+fn add_image(layout: &Layout, names: &[&str]) -> String {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = b"not really a layer, but bytes with a digest".to_vec();
+    layout.put(&oci::digest_of(config), config).unwrap();
+    layout.put(&oci::digest_of(&layer), &layer).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": oci::digest_of(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": oci::digest_of(&layer), "size": layer.len()}],
+    }))
+    .unwrap();
+    let digest = oci::digest_of(&manifest);
+    layout.put(&digest, &manifest).unwrap();
+    for name in names {
+        layout
+            .tag(
+                name,
+                &Descriptor {
+                    media_type: oci::OCI_MANIFEST.into(),
+                    digest: digest.clone(),
+                    size: manifest.len() as u64,
+                    platform: None,
+                    annotations: Default::default(),
+                },
+            )
+            .unwrap();
+    }
+    oci::digest_of(&layer)
+}
+
+async fn images_check(o: &Options) -> Option<bootstrap::Check> {
+    let p = bootstrap::preflight(o, Operation::Bootstrap, false, &CancellationToken::new())
+        .await
+        .unwrap();
+    p.checks.into_iter().find(|c| c.id == "images")
+}
+
+#[tokio::test]
+async fn the_preflight_refuses_a_layout_that_is_not_one_or_lacks_an_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = repo(tmp.path());
+    let mut o = Options::new(&work, "example");
+    o.cloud_preflight = None;
+    // A dead engine address: the Docker checks fail at once, the images check is what counts.
+    o.kind.docker_host = Some(format!("unix://{}", tmp.path().join("no.sock").display()));
+    assert!(images_check(&o).await.is_none(), "no --images, no check");
+
+    // Not a layout.
+    let dir = tmp.path().join("images");
+    o.images = Some(dir.clone());
+    let c = images_check(&o).await.unwrap();
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
+    assert!(c.detail.contains("not a usable OCI image layout"), "{c}");
+    let fix = c.fix.clone().unwrap();
+    assert!(
+        fix.contains(&format!("`capi-manage images pull --to {}`", dir.display())),
+        "{c}"
+    );
+
+    // A layout lacking one image: named, with the command that adds it. The node image is
+    // not asked for (Docker runs it).
+    let layout = Layout::create(&dir).unwrap();
+    let layer = add_image(&layout, &["ghcr.io/fluxcd/source-controller:v1.6.2"]);
+    let c = images_check(&o).await.unwrap();
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
+    assert!(
+        c.detail.ends_with(
+            "lacks 1 of the images the kind node runs: registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4"
+        ),
+        "{c}"
+    );
+    assert!(
+        c.fix.as_deref().unwrap().contains(&format!(
+            "`capi-manage images pull --to {} registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4`",
+            dir.display()
+        )),
+        "{c}"
+    );
+    assert_eq!(c.to_string().lines().count(), 1);
+
+    // Complete: fine.
+    add_image(
+        &layout,
+        &["registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4"],
+    );
+    let c = images_check(&o).await.unwrap();
+    assert_eq!(c.status, CheckStatus::Ok, "{c}");
+    assert!(c.detail.contains("2 images"), "{c}");
+
+    // A blob gone: the image and the blob are named.
+    std::fs::remove_file(layout.blob_path(&layer)).unwrap();
+    let c = images_check(&o).await.unwrap();
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
+    assert!(
+        c.detail.contains(&format!("blob {layer} is missing"))
+            && c.detail.contains("ghcr.io/fluxcd/source-controller:v1.6.2"),
+        "{c}"
+    );
+}
+
+fn bootstrap_cli(work: &Path, args: &[&str]) -> std::process::Output {
+    capi_manage()
+        .args(["bootstrap", "example", "--repo"])
+        .arg(work)
+        .args(["--skip-cloud-preflight", "--yes"])
+        .args(args)
+        .env_remove("KIND_CLUSTER_NAME")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_flags_refuse_bad_values_in_one_line_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = repo(tmp.path());
+    for (value, needle) in [
+        ("https://docker.io=http://127.0.0.1:5000", "\"https://docker.io\" is not a registry host"),
+        ("docker.io=127.0.0.1:5000", "\"127.0.0.1:5000\" is not an http:// or https:// URL"),
+        ("docker.io", "\"docker.io\" is not HOST=URL"),
+    ] {
+        let out = bootstrap_cli(&work, &["--registry-mirror", value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(
+            errors[0].contains("--registry-mirror") && errors[0].contains(needle),
+            "{stderr}"
+        );
+    }
+    let not_pem = tmp.path().join("ca.txt");
+    std::fs::write(&not_pem, "just text").unwrap();
+    for (args, needle) in [
+        (
+            vec![
+                "--registry-mirror".to_string(),
+                "docker.io=https://127.0.0.1:5443".into(),
+                "--registry-ca".into(),
+                not_pem.display().to_string(),
+            ],
+            format!(
+                "--registry-ca: registry CA {} is not a PEM certificate",
+                not_pem.display()
+            ),
+        ),
+        (
+            vec![
+                "--registry-mirror".to_string(),
+                "docker.io=https://127.0.0.1:5443".into(),
+                "--registry-ca".into(),
+                tmp.path().join("absent.pem").display().to_string(),
+            ],
+            "--registry-ca: cannot read registry CA".to_string(),
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = bootstrap_cli(&work, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(&needle), "`{needle}` in {stderr}");
+    }
+}
+
+#[test]
+fn bootstrap_with_an_incomplete_layout_stops_in_the_preflight_naming_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = repo(tmp.path());
+    let dir = tmp.path().join("images");
+    add_image(
+        &Layout::create(&dir).unwrap(),
+        &["registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4"],
+    );
+    let dead = format!("unix://{}", tmp.path().join("no.sock").display());
+    let out = bootstrap_cli(
+        &work,
+        &["--images", dir.to_str().unwrap(), "--docker-host", &dead],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(error.contains("nothing was created"), "{stderr}");
+    assert!(
+        error.contains(&format!(
+            "images: {} lacks 1 of the images the kind node runs: ghcr.io/fluxcd/source-controller:v1.6.2 (fix: on a connected host, `capi-manage images pull --to {} ghcr.io/fluxcd/source-controller:v1.6.2`",
+            dir.display(),
+            dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!work.join("clusters/example/.capi-manage/state.json").exists());
+}
