@@ -259,3 +259,71 @@ fn bootstrap_with_an_incomplete_layout_stops_in_the_preflight_naming_the_image()
     );
     assert!(!work.join("clusters/example/.capi-manage/state.json").exists());
 }
+
+/// `--node-image` may name the internal registry: the preflight says whether Docker has it,
+/// and whether that registry serves it. Uses dockerd: run under `flock /work/docker.lock`.
+#[tokio::test]
+async fn the_preflight_says_when_the_node_image_is_missing_from_docker() {
+    let _serial = crate::kind::SERIAL.lock().await;
+    let docker = crate::support::docker::engine().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = repo(tmp.path());
+    let mut o = Options::new(&work, "example");
+    o.cloud_preflight = None;
+    o.kind.docker_host = Some(crate::support::docker::docker_host());
+    let node_check = |p: bootstrap::Preflight| {
+        p.checks.into_iter().find(|c| c.id == "node-image").unwrap()
+    };
+    let stand_in =
+        crate::support::docker::build_stand_in(&docker, &crate::support::docker::StandIn::default())
+            .await;
+    let registry = crate::support::docker::Registry::serve(
+        &docker,
+        &stand_in.image,
+        "kindest/node",
+        "v1.35.0",
+    )
+    .await;
+    crate::support::docker::remove_loopback_registry_images(&docker).await;
+    let internal = format!(
+        "{}/kindest/node:v1.35.0@{}",
+        registry.addr, registry.manifest_digest
+    );
+    o.kind.image = internal.clone();
+
+    // Offline: missing from Docker, said as a warning (the registry is not asked).
+    let offline = bootstrap::preflight(&o, Operation::Bootstrap, false, &CancellationToken::new())
+        .await
+        .unwrap();
+    let c = node_check(offline);
+    assert_eq!(c.status, CheckStatus::Warning, "{c}");
+    assert!(
+        c.detail
+            .starts_with(&format!("{internal} is missing from Docker")),
+        "{c}"
+    );
+    // Online: the internal registry serves it, so creating the cluster pulls it from there.
+    let online = bootstrap::preflight(&o, Operation::Bootstrap, true, &CancellationToken::new())
+        .await
+        .unwrap();
+    let c = node_check(online);
+    assert_eq!(c.status, CheckStatus::Ok, "{c}");
+    assert!(c.detail.contains(&registry.manifest_digest), "{c}");
+    assert!(
+        docker.inspect_image(&internal).await.is_err(),
+        "the preflight pulls nothing"
+    );
+    // A registry that does not answer: a problem, with the fixes.
+    drop(registry);
+    let online = bootstrap::preflight(&o, Operation::Bootstrap, true, &CancellationToken::new())
+        .await
+        .unwrap();
+    let c = node_check(online);
+    assert_eq!(c.status, CheckStatus::Problem, "{c}");
+    assert!(
+        c.detail
+            .starts_with(&format!("{internal} is missing from Docker and cannot be pulled")),
+        "{c}"
+    );
+    assert!(c.fix.as_deref().unwrap().contains("docker load"), "{c}");
+}
