@@ -327,3 +327,134 @@ async fn the_preflight_says_when_the_node_image_is_missing_from_docker() {
     );
     assert!(c.fix.as_deref().unwrap().contains("docker load"), "{c}");
 }
+
+/// `bootstrap --images DIR` on the stand-in node: the `kind-cluster` step makes the cluster and
+/// streams the layout into the node's `ctr images import` before `kind-components` runs (which
+/// fails here: nothing is vendored). Uses dockerd: run under `flock /work/docker.lock`.
+#[tokio::test]
+async fn the_kind_cluster_step_loads_the_layout_before_the_components() {
+    use crate::support::docker::{self as sd, StandIn};
+    let _serial = crate::kind::SERIAL.lock().await;
+    let docker = sd::engine().await;
+    let cp = crate::support::ControlPlane::start().await;
+    let name = "capi-airgap-it-step";
+    let stand_in = sd::build_stand_in(
+        &docker,
+        &StandIn {
+            ca_pem: cp.ca_pem().to_string(),
+            token: cp.admin_token().to_string(),
+            ..StandIn::default()
+        },
+    )
+    .await;
+    let _cleanup = crate::kind::clean(name).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = repo(tmp.path());
+    let dir = tmp.path().join("images");
+    let layout = Layout::create(&dir).unwrap();
+    add_image(
+        &layout,
+        &[
+            "ghcr.io/fluxcd/source-controller:v1.6.2",
+            "registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4",
+        ],
+    );
+    let mut o = Options::new(&work, "example");
+    o.cloud_preflight = None;
+    // The fork is not complete (no git remote, nothing vendored): only the steps count here.
+    o.ignore_preflight = vec!["all".into()];
+    o.images = Some(dir.clone());
+    o.kind = capi_manage::kind::CreateOptions {
+        name: name.into(),
+        image: stand_in.image.clone(),
+        docker_host: Some(sd::docker_host()),
+        ready_timeout: std::time::Duration::from_secs(30),
+        privileges: capi_manage::kind::NodePrivileges::TestOnlyCapabilities(
+            sd::test_capabilities(),
+        ),
+        ..Default::default()
+    };
+    // The node made first (the relay to the test API server needs the `kind` network); the
+    // step reuses it, as a resumed bootstrap does.
+    capi_manage::kind::create(&o.kind, &capi_manage::observe::Silent, &CancellationToken::new())
+        .await
+        .expect("create");
+    let _relay = sd::Relay::start(&docker, stand_in.relay_port, cp.port()).await;
+    let err = bootstrap::bootstrap(&o, &capi_manage::observe::Silent, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    let (step, _) = err.step_error().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(step, "kind-components", "{err}");
+
+    let node = capi_manage::kind::control_plane_name(name);
+    let (code, log) = sd::exec(&docker, &node, &["cat", "/kind/stand-in/ctr.log"]).await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        log.trim(),
+        "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=native -"
+    );
+    // What ctr got is the layout: the index naming both images, every blob by its digest.
+    let kept = download(&docker, &node, "/var/lib/stand-in/import.tar").await;
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(&kept[..]);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let n = e.path().unwrap().to_string_lossy().into_owned();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut content).unwrap();
+        if let Some(hex) = n.strip_prefix("blobs/sha256/") {
+            assert_eq!(oci::digest_of(&content), format!("sha256:{hex}"));
+        }
+        if n == "index.json" {
+            let index: serde_json::Value = serde_json::from_slice(&content).unwrap();
+            let mut refs: Vec<&str> = index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+                .collect();
+            refs.sort();
+            assert_eq!(
+                refs,
+                [
+                    "ghcr.io/fluxcd/source-controller:v1.6.2",
+                    "registry.k8s.io/cluster-api/cluster-api-controller:v1.10.4"
+                ]
+            );
+        }
+        names.push(n);
+    }
+    assert_eq!(names, read_layout_names(&dir));
+    assert_eq!(names.len(), 5, "oci-layout, index.json, manifest, config, layer: {names:?}");
+    let state = std::fs::read_to_string(work.join("clusters/example/.capi-manage/state.json"))
+        .unwrap();
+    assert!(state.contains("\"kind-cluster\""), "{state}");
+}
+
+/// The archive's member names for the layout at `dir`, in order.
+fn read_layout_names(dir: &Path) -> Vec<String> {
+    bootstrap::read_layout(dir)
+        .unwrap()
+        .files
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// A file of the container, through the engine's archive download.
+async fn download(docker: &bollard::Docker, container: &str, path: &str) -> Vec<u8> {
+    use futures::StreamExt;
+    let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let mut stream = docker.download_from_container(container, Some(options));
+    let mut wrapped = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        wrapped.extend_from_slice(&chunk.expect("download"));
+    }
+    let mut outer = tar::Archive::new(&wrapped[..]);
+    let mut e = outer.entries().unwrap().next().expect("the file").unwrap();
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut content).unwrap();
+    content
+}
