@@ -157,8 +157,12 @@ fn walk(
     };
     present(&d.digest, d.size, "manifest")?;
     let bytes = layout.read_verified(&d.digest, name)?;
-    let (parsed, media_type) = Parsed::parse(&bytes, Some(&d.media_type))
-        .map_err(|problem| bad(dir, format!("image {name}: manifest {}: {problem}", d.digest)))?;
+    let (parsed, media_type) = Parsed::parse(&bytes, Some(&d.media_type)).map_err(|problem| {
+        bad(
+            dir,
+            format!("image {name}: manifest {}: {problem}", d.digest),
+        )
+    })?;
     reached.push((d.digest.clone(), d.size));
     if oci::is_index(&media_type) {
         for child in &parsed.manifests {

@@ -74,7 +74,11 @@ impl Check {
             fix: None,
         }
     }
-    pub(super) fn problem(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(super) fn problem(
+        id: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             id,
             status: Status::Problem,

@@ -60,8 +60,8 @@ pub struct CommonArgs {
     #[arg(long)]
     pub skip_cloud_preflight: bool,
     /// Preflight checks whose problems only warn, comma-separated ids (components, config,
-    /// credentials, docker, inotify, node-image, git-remote, host-key, branch, kubeconfig,
-    /// cloud) or `all`, as kubeadm's flag of the same name.
+    /// credentials, docker, inotify, node-image, images, git-remote, host-key, branch,
+    /// kubeconfig, cloud) or `all`, as kubeadm's flag of the same name.
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).

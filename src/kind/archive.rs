@@ -149,7 +149,9 @@ pub(crate) async fn write_tar<W: AsyncWrite + Unpin>(
                         });
                     }
                     ctx.update(&buf[..n]);
-                    out.write_all(&buf[..n]).await.map_err(ArchiveError::Write)?;
+                    out.write_all(&buf[..n])
+                        .await
+                        .map_err(ArchiveError::Write)?;
                     sent += n as u64;
                 }
                 if let Some(expected) = digest {
@@ -230,7 +232,10 @@ mod tests {
         assert!(matches!(e, ArchiveError::Digest { .. }), "{e}");
         std::fs::write(&blob, &content[1..]).unwrap();
         let e = write_tar(&files, &mut Vec::new()).await.unwrap_err();
-        assert!(matches!(e, ArchiveError::Size { actual: 69_999, .. }), "{e}");
+        assert!(
+            matches!(e, ArchiveError::Size { actual: 69_999, .. }),
+            "{e}"
+        );
         let long = ArchiveFile {
             name: "x".repeat(101),
             content: ArchiveContent::Bytes(Vec::new()),

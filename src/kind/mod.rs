@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Observer, ObserverExt};
 
+pub use archive::{ArchiveContent, ArchiveFile};
 pub use config::{
     API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeconfigError, NODE_IMAGES, node_image_for,
 };
@@ -44,12 +45,11 @@ pub use engine::{
 };
 pub use error::{CreateError, UnknownVersion};
 pub use kubeadm::{KubeVersion, KubeadmApi};
-pub use archive::{ArchiveContent, ArchiveFile};
 pub use load::{LoadError, LoadOptions, Loaded, load_image_archive, load_image_files};
+pub use network::NETWORK_NAME;
 pub use registry::{
     CERTS_DIR, RegistryCa, RegistryConfig, RegistryError, RegistryMirror, hosts_toml,
 };
-pub use network::NETWORK_NAME;
 
 /// The label kind puts on every node container: its value is the cluster name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";

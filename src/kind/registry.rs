@@ -350,9 +350,9 @@ pub(crate) fn reads_certs_dir(config_dump: &str) -> bool {
 /// documented patch sets it (the table of the file's config version); `None` when it is set
 /// so already.
 pub(crate) fn patch_config_toml(config: &str) -> Option<String> {
-    let v3 = config.lines().any(|l| {
-        l.split('#').next().unwrap_or("").replace([' ', '\t'], "") == "version=3"
-    });
+    let v3 = config
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").replace([' ', '\t'], "") == "version=3");
     let wanted_table = if v3 {
         REGISTRY_TABLE_V3
     } else {
@@ -407,7 +407,11 @@ fn step_ok(node: &str, cluster: &str, step: &str, out: &ExecOutput) -> Result<()
 }
 
 /// A file's content in the node, `None` when it does not exist.
-async fn read_file(docker: &Docker, node: &str, path: &str) -> Result<Option<Vec<u8>>, CreateError> {
+async fn read_file(
+    docker: &Docker,
+    node: &str,
+    path: &str,
+) -> Result<Option<Vec<u8>>, CreateError> {
     let out = docker::exec(docker, node, &["cat", path], None).await?;
     Ok(out.success().then(|| out.stdout.into_bytes()))
 }
@@ -449,7 +453,9 @@ pub(crate) async fn configure(
     let dump = docker::exec(docker, node, &["containerd", "config", "dump"], None).await?;
     step_ok(node, cluster, "containerd config dump", &dump)?;
     if !reads_certs_dir(&dump.stdout) {
-        let current = read_file(docker, node, CONFIG_TOML).await?.unwrap_or_default();
+        let current = read_file(docker, node, CONFIG_TOML)
+            .await?
+            .unwrap_or_default();
         let current = String::from_utf8_lossy(&current).into_owned();
         if let Some(patched) = patch_config_toml(&current) {
             observer.action(format!(
@@ -469,8 +475,8 @@ pub(crate) async fn configure(
     }
     for (host, toml, ca) in config.host_files() {
         let dir = format!("{CERTS_DIR}/{host}");
-        let mut changed = ensure_file(docker, node, cluster, &dir, "hosts.toml", toml.as_bytes())
-            .await?;
+        let mut changed =
+            ensure_file(docker, node, cluster, &dir, "hosts.toml", toml.as_bytes()).await?;
         if let Some(ca) = &ca {
             changed |= ensure_file(docker, node, cluster, &dir, "ca.crt", ca).await?;
         }
@@ -508,7 +514,10 @@ mod tests {
         assert!(RegistryMirror::parse("_default=http://10.0.0.5").is_ok());
         assert!(RegistryMirror::parse("[::1]:5000=http://[::1]:5001").is_ok());
         let e = RegistryMirror::parse("docker.io").unwrap_err();
-        assert!(e.to_string().contains("\"docker.io\" is not HOST=URL"), "{e}");
+        assert!(
+            e.to_string().contains("\"docker.io\" is not HOST=URL"),
+            "{e}"
+        );
         let e = RegistryMirror::parse("https://docker.io=https://m").unwrap_err();
         assert!(matches!(e, RegistryError::Host { .. }), "{e}");
         assert!(e.to_string().contains("\"https://docker.io\""), "{e}");
@@ -550,7 +559,10 @@ mod tests {
             hosts_toml("_default", &["https://h/v2/proxy"], None),
             "\n[host.\"https://h/v2/proxy\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"
         );
-        assert!(hosts_toml("quay.io", &["https://h/mirror"], None).starts_with("server = \"https://quay.io\"\n"));
+        assert!(
+            hosts_toml("quay.io", &["https://h/mirror"], None)
+                .starts_with("server = \"https://quay.io\"\n")
+        );
         assert!(!hosts_toml("quay.io", &["https://h/mirror"], None).contains("override_path"));
         // Every file parses as TOML with the keys containerd reads.
         #[cfg(feature = "components")]
@@ -587,8 +599,15 @@ mod tests {
         let files = c.host_files();
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].0, "docker.io");
-        assert!(files[0].1.contains("[host.\"https://a\"]") && files[0].1.contains("[host.\"http://c\"]"));
-        assert!(files[0].1.contains("ca = \"/etc/containerd/certs.d/docker.io/ca.crt\""));
+        assert!(
+            files[0].1.contains("[host.\"https://a\"]")
+                && files[0].1.contains("[host.\"http://c\"]")
+        );
+        assert!(
+            files[0]
+                .1
+                .contains("ca = \"/etc/containerd/certs.d/docker.io/ca.crt\"")
+        );
         assert_eq!(files[0].2.as_deref(), Some(&b"PEM"[..]));
         assert_eq!(files[1].0, "ghcr.io");
         assert!(files[1].2.is_none() && !files[1].1.contains("ca ="));
@@ -629,9 +648,15 @@ mod tests {
         // A table already there: its config_path is replaced, other keys kept.
         let with = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/other\"\n  x = 1\n[y]\n";
         let p = patch_config_toml(with).unwrap();
-        assert!(p.contains("  config_path = \"/etc/containerd/certs.d\"\n  x = 1\n[y]"), "{p}");
+        assert!(
+            p.contains("  config_path = \"/etc/containerd/certs.d\"\n  x = 1\n[y]"),
+            "{p}"
+        );
         // Version 3 uses containerd 2's table.
         let p = patch_config_toml("version = 3\n").unwrap();
-        assert!(p.contains("[plugins.\"io.containerd.cri.v1.images\".registry]"), "{p}");
+        assert!(
+            p.contains("[plugins.\"io.containerd.cri.v1.images\".registry]"),
+            "{p}"
+        );
     }
 }

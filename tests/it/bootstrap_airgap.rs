@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use capi_manage::bootstrap::{self, CheckStatus, Operation, Options};
-use capi_manage::images::oci::{self, Descriptor};
 use capi_manage::images::Layout;
+use capi_manage::images::oci::{self, Descriptor};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{capi_manage, project_root};
@@ -61,7 +61,8 @@ sources = ["cluster-api"]
 
 /// Adds one small image to the layout under each name.
 fn add_image(layout: &Layout, names: &[&str]) -> String {
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let layer = b"not really a layer, but bytes with a digest".to_vec();
     layout.put(&oci::digest_of(config), config).unwrap();
     layout.put(&oci::digest_of(&layer), &layer).unwrap();
@@ -179,8 +180,14 @@ fn the_flags_refuse_bad_values_in_one_line_naming_them() {
     let tmp = tempfile::tempdir().unwrap();
     let work = repo(tmp.path());
     for (value, needle) in [
-        ("https://docker.io=http://127.0.0.1:5000", "\"https://docker.io\" is not a registry host"),
-        ("docker.io=127.0.0.1:5000", "\"127.0.0.1:5000\" is not an http:// or https:// URL"),
+        (
+            "https://docker.io=http://127.0.0.1:5000",
+            "\"https://docker.io\" is not a registry host",
+        ),
+        (
+            "docker.io=127.0.0.1:5000",
+            "\"127.0.0.1:5000\" is not an http:// or https:// URL",
+        ),
         ("docker.io", "\"docker.io\" is not HOST=URL"),
     ] {
         let out = bootstrap_cli(&work, &["--registry-mirror", value]);
@@ -257,7 +264,11 @@ fn bootstrap_with_an_incomplete_layout_stops_in_the_preflight_naming_the_image()
         )),
         "{stderr}"
     );
-    assert!(!work.join("clusters/example/.capi-manage/state.json").exists());
+    assert!(
+        !work
+            .join("clusters/example/.capi-manage/state.json")
+            .exists()
+    );
 }
 
 /// `--node-image` may name the internal registry: the preflight says whether Docker has it,
@@ -271,12 +282,13 @@ async fn the_preflight_says_when_the_node_image_is_missing_from_docker() {
     let mut o = Options::new(&work, "example");
     o.cloud_preflight = None;
     o.kind.docker_host = Some(crate::support::docker::docker_host());
-    let node_check = |p: bootstrap::Preflight| {
-        p.checks.into_iter().find(|c| c.id == "node-image").unwrap()
-    };
-    let stand_in =
-        crate::support::docker::build_stand_in(&docker, &crate::support::docker::StandIn::default())
-            .await;
+    let node_check =
+        |p: bootstrap::Preflight| p.checks.into_iter().find(|c| c.id == "node-image").unwrap();
+    let stand_in = crate::support::docker::build_stand_in(
+        &docker,
+        &crate::support::docker::StandIn::default(),
+    )
+    .await;
     let registry = crate::support::docker::Registry::serve(
         &docker,
         &stand_in.image,
@@ -321,8 +333,9 @@ async fn the_preflight_says_when_the_node_image_is_missing_from_docker() {
     let c = node_check(online);
     assert_eq!(c.status, CheckStatus::Problem, "{c}");
     assert!(
-        c.detail
-            .starts_with(&format!("{internal} is missing from Docker and cannot be pulled")),
+        c.detail.starts_with(&format!(
+            "{internal} is missing from Docker and cannot be pulled"
+        )),
         "{c}"
     );
     assert!(c.fix.as_deref().unwrap().contains("docker load"), "{c}");
@@ -369,16 +382,18 @@ async fn the_kind_cluster_step_loads_the_layout_before_the_components() {
         image: stand_in.image.clone(),
         docker_host: Some(sd::docker_host()),
         ready_timeout: std::time::Duration::from_secs(30),
-        privileges: capi_manage::kind::NodePrivileges::TestOnlyCapabilities(
-            sd::test_capabilities(),
-        ),
+        privileges: capi_manage::kind::NodePrivileges::TestOnlyCapabilities(sd::test_capabilities()),
         ..Default::default()
     };
     // The node made first (the relay to the test API server needs the `kind` network); the
     // step reuses it, as a resumed bootstrap does.
-    capi_manage::kind::create(&o.kind, &capi_manage::observe::Silent, &CancellationToken::new())
-        .await
-        .expect("create");
+    capi_manage::kind::create(
+        &o.kind,
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("create");
     let _relay = sd::Relay::start(&docker, stand_in.relay_port, cp.port()).await;
     let err = bootstrap::bootstrap(&o, &capi_manage::observe::Silent, &CancellationToken::new())
         .await
@@ -411,7 +426,11 @@ async fn the_kind_cluster_step_loads_the_layout_before_the_components() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+                .map(|m| {
+                    m["annotations"]["org.opencontainers.image.ref.name"]
+                        .as_str()
+                        .unwrap()
+                })
                 .collect();
             refs.sort();
             assert_eq!(
@@ -425,9 +444,13 @@ async fn the_kind_cluster_step_loads_the_layout_before_the_components() {
         names.push(n);
     }
     assert_eq!(names, read_layout_names(&dir));
-    assert_eq!(names.len(), 5, "oci-layout, index.json, manifest, config, layer: {names:?}");
-    let state = std::fs::read_to_string(work.join("clusters/example/.capi-manage/state.json"))
-        .unwrap();
+    assert_eq!(
+        names.len(),
+        5,
+        "oci-layout, index.json, manifest, config, layer: {names:?}"
+    );
+    let state =
+        std::fs::read_to_string(work.join("clusters/example/.capi-manage/state.json")).unwrap();
     assert!(state.contains("\"kind-cluster\""), "{state}");
 }
 

@@ -96,7 +96,12 @@ async fn mirrors_write_containerds_hosts_toml_and_ca_once_and_patch_config_path(
     let node = created.node.clone();
 
     // containerd's hosts.toml format: the upstream as server, then each mirror in order.
-    let docker_io = cat(&docker, &node, "/etc/containerd/certs.d/docker.io/hosts.toml").await;
+    let docker_io = cat(
+        &docker,
+        &node,
+        "/etc/containerd/certs.d/docker.io/hosts.toml",
+    )
+    .await;
     assert_eq!(
         docker_io,
         r#"server = "https://registry-1.docker.io"
@@ -132,7 +137,11 @@ async fn mirrors_write_containerds_hosts_toml_and_ca_once_and_patch_config_path(
     let (code, _) = sd::exec(
         &docker,
         &node,
-        &["test", "-e", "/etc/containerd/certs.d/registry.k8s.io/ca.crt"],
+        &[
+            "test",
+            "-e",
+            "/etc/containerd/certs.d/registry.k8s.io/ca.crt",
+        ],
     )
     .await;
     assert_ne!(code, 0);
@@ -150,10 +159,7 @@ async fn mirrors_write_containerds_hosts_toml_and_ca_once_and_patch_config_path(
         cri["sandbox_image"].as_str(),
         Some("registry.k8s.io/pause:3.10")
     );
-    assert_eq!(
-        cri["containerd"]["snapshotter"].as_str(),
-        Some("overlayfs")
-    );
+    assert_eq!(cri["containerd"]["snapshotter"].as_str(), Some("overlayfs"));
     assert_eq!(
         cat(&docker, &node, "/kind/stand-in/systemctl.log").await,
         "systemctl restart containerd\n"
@@ -177,7 +183,12 @@ async fn mirrors_write_containerds_hosts_toml_and_ca_once_and_patch_config_path(
         .expect("reuse");
     assert!(again.reused);
     assert_eq!(
-        cat(&docker, &node, "/etc/containerd/certs.d/docker.io/hosts.toml").await,
+        cat(
+            &docker,
+            &node,
+            "/etc/containerd/certs.d/docker.io/hosts.toml"
+        )
+        .await,
         docker_io
     );
     assert_eq!(
@@ -269,7 +280,9 @@ async fn an_image_layout_streams_into_ctr_as_a_tar_of_its_blobs() {
 
     // ctr was asked as kind asks it, and fed a tar of the layout.
     assert_eq!(
-        cat(&docker, &created.node, "/kind/stand-in/ctr.log").await.trim(),
+        cat(&docker, &created.node, "/kind/stand-in/ctr.log")
+            .await
+            .trim(),
         "ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=native -"
     );
     let kept = download(&docker, &created.node, "/var/lib/stand-in/import.tar").await;
