@@ -209,6 +209,26 @@ pub enum StepError {
         #[source]
         source: Box<crate::kind::CreateError>,
     },
+    /// The image layout of `--images` is not usable.
+    #[error("cannot use the image layout {}", dir.display())]
+    ImageLayout {
+        /// The layout's folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<crate::images::Error>,
+    },
+    /// Loading the image layout into the kind node.
+    #[error("cannot load the images of {} into kind cluster {name}", dir.display())]
+    KindLoad {
+        /// The kind cluster's name.
+        name: String,
+        /// The layout's folder.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<crate::kind::LoadError>,
+    },
     /// Deleting the kind cluster.
     #[error("cannot delete kind cluster {name}")]
     KindDelete {

@@ -10,6 +10,7 @@
 //!
 //! [`rotate`] re-seals the credentials and pushes them with the seal and push steps' code.
 
+mod airgap;
 mod bundle;
 mod context;
 mod egress;
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use airgap::{ImageLayout, missing_images, read_layout};
 pub use bundle::{REDACTED, is_secret_key, redact, scrub, secret_values};
 pub use context::Context;
 pub use egress::{Destination, EgressInput, Origin, egress, is_loopback};
@@ -156,6 +158,11 @@ pub struct Options {
     /// Keep the kind cluster at the end (`--retain`): the `delete-kind` step leaves it running
     /// and reports it kept.
     pub retain_kind: bool,
+    /// An OCI image layout (`capi-manage images pull --to DIR`) loaded into the kind node's
+    /// containerd right after the kind cluster is made, before the first component is
+    /// installed; the preflight refuses one that lacks an image the bootstrap runs. Registry
+    /// mirrors for the node are in [`CreateOptions::registry`].
+    pub images: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -190,6 +197,7 @@ impl Options {
             cloud_preflight: Some(crate::cloud::Options::default()),
             ignore_preflight: Vec::new(),
             retain_kind: false,
+            images: None,
         }
     }
 

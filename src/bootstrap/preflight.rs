@@ -54,7 +54,7 @@ pub enum Status {
 #[non_exhaustive]
 pub struct Check {
     /// Stable id: `components`, `config`, `credentials`, `docker`, `inotify`, `node-image`,
-    /// `git-remote`, `host-key`, `branch`, `kubeconfig`, `cloud`.
+    /// `images` (with `--images`), `git-remote`, `host-key`, `branch`, `kubeconfig`, `cloud`.
     pub id: &'static str,
     /// The verdict.
     pub status: Status,
@@ -66,7 +66,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(id: &'static str, detail: impl Into<String>) -> Check {
+    pub(super) fn ok(id: &'static str, detail: impl Into<String>) -> Check {
         Check {
             id,
             status: Status::Ok,
@@ -74,7 +74,11 @@ impl Check {
             fix: None,
         }
     }
-    fn problem(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(super) fn problem(
+        id: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             id,
             status: Status::Problem,
@@ -139,7 +143,7 @@ impl Preflight {
 }
 
 /// An error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -253,17 +257,26 @@ pub fn image_check(
             id,
             format!("{image} is not present; its registry serves it ({digest}): it will be pulled"),
         ),
-        Some(Ok(ImageAvailability::Missing)) => Check::skipped(
-            id,
-            format!(
-                "{image} is not present; whether it can be pulled needs the network (--online)"
-            ),
-        ),
+        Some(Ok(ImageAvailability::Missing)) => Check {
+            status: Status::Warning,
+            ..Check::problem(
+                id,
+                format!(
+                    "{image} is missing from Docker; whether its registry serves it needs the network (--online)"
+                ),
+                format!(
+                    "`docker pull {image}` (or `docker load` it on an air-gapped host), or pass --node-image with an image the engine has"
+                ),
+            )
+        },
         Some(Err(e)) => Check::problem(
             id,
-            format!("{image} is not present and cannot be pulled: {}", chain(e)),
             format!(
-                "`docker pull {image}` (or `docker load` it on an air-gapped host), or pass --node-image with an image the engine has"
+                "{image} is missing from Docker and cannot be pulled: {}",
+                chain(e)
+            ),
+            format!(
+                "`docker pull {image}` (or `docker load` it on an air-gapped host), or pass --node-image with an image the engine has (on an air-gapped host: the node image pushed to the internal registry by `capi-manage images push`)"
             ),
         ),
     }
@@ -654,6 +667,7 @@ pub async fn preflight(
                 cloud_checks(o, operation, cluster.as_ref(), online),
             );
             checks.extend(docker);
+            checks.extend(super::airgap::images_check(o, operation).await);
             checks.push(inotify_from(Path::new(INOTIFY_DIR)));
             checks.extend(git);
             checks.extend(cloud);
@@ -665,6 +679,7 @@ pub async fn preflight(
                 cloud_checks(o, operation, cluster.as_ref(), online),
             );
             checks.extend(docker);
+            checks.extend(super::airgap::images_check(o, operation).await);
             checks.push(inotify_from(Path::new(INOTIFY_DIR)));
             checks.push(kubeconfig);
             checks.extend(cloud);

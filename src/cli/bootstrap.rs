@@ -10,6 +10,7 @@ use capi_manage::bootstrap::{self, DeployKeyNotice, Options, StepError};
 use capi_manage::git::HttpCredentials;
 #[cfg(feature = "test-support")]
 use capi_manage::kind::NodePrivileges;
+use capi_manage::kind::{RegistryCa, RegistryConfig, RegistryMirror};
 use capi_manage::repo::Repo;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,19 @@ pub struct CommonArgs {
     /// spells it.
     #[arg(long, visible_alias = "image", value_name = "IMAGE")]
     pub node_image: Option<String>,
+    /// Air-gapped: an OCI image layout (`capi-manage images pull --to DIR` writes it) loaded
+    /// into the kind node before the first component is installed; the preflight refuses one
+    /// that lacks an image the bootstrap runs.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Air-gapped: the kind node's containerd pulls HOST's images through URL (its
+    /// /etc/containerd/certs.d/HOST/hosts.toml), e.g. docker.io=https://mirror.internal:5000;
+    /// repeatable, mirrors of one host tried in order.
+    #[arg(long = "registry-mirror", value_name = "HOST=URL", value_parser = parse_mirror)]
+    pub registry_mirrors: Vec<RegistryMirror>,
+    /// The CA certificate (PEM) of the https:// registry mirrors, copied into the kind node.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
     /// Keep the kind cluster after success (as `kind create cluster --retain` keeps nodes);
     /// delete it later with `kind delete cluster --name <NAME>`.
     #[arg(long, visible_alias = "keep-kind")]
@@ -46,8 +60,8 @@ pub struct CommonArgs {
     #[arg(long)]
     pub skip_cloud_preflight: bool,
     /// Preflight checks whose problems only warn, comma-separated ids (components, config,
-    /// credentials, docker, inotify, node-image, git-remote, host-key, branch, kubeconfig,
-    /// cloud) or `all`, as kubeadm's flag of the same name.
+    /// credentials, docker, inotify, node-image, images, git-remote, host-key, branch,
+    /// kubeconfig, cloud) or `all`, as kubeadm's flag of the same name.
     #[arg(long, value_name = "IDS", value_delimiter = ',')]
     pub ignore_preflight_errors: Vec<String>,
     /// Output: text (a line per step; a spinner on a terminal) or json (one event per line).
@@ -149,6 +163,15 @@ impl CommonArgs {
             o.kind.image = i.clone();
         }
         o.kind.docker_host = self.docker_host.clone();
+        o.images = self.images.clone();
+        let ca = self
+            .registry_ca
+            .as_deref()
+            .map(RegistryCa::read)
+            .transpose()
+            .context("--registry-ca")?;
+        o.kind.registry =
+            RegistryConfig::new(self.registry_mirrors.clone(), ca).context("--registry-ca")?;
         o.kind.docker_timeout = super::docker_timeout();
         #[cfg(feature = "test-support")]
         if !self.test_only_node_capabilities.is_empty() {
@@ -189,6 +212,10 @@ impl Args {
         };
         Ok(o)
     }
+}
+
+fn parse_mirror(s: &str) -> Result<RegistryMirror, String> {
+    RegistryMirror::parse(s).map_err(|e| e.to_string())
 }
 
 fn ask_deploy_key(n: &DeployKeyNotice) -> bool {

@@ -219,26 +219,8 @@ provisioner: kubernetes.io/host-path
 pub(crate) fn tar_files(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, data, mode) in files {
-        let mut h = [0u8; 512];
-        let name = name.as_bytes();
-        assert!(name.len() <= 100, "tar_files: name too long");
-        h[..name.len()].copy_from_slice(name);
-        let octal = |buf: &mut [u8], v: u64| {
-            let s = format!("{:0width$o}\0", v, width = buf.len() - 1);
-            buf.copy_from_slice(s.as_bytes());
-        };
-        octal(&mut h[100..108], u64::from(*mode));
-        octal(&mut h[108..116], 0);
-        octal(&mut h[116..124], 0);
-        octal(&mut h[124..136], data.len() as u64);
-        octal(&mut h[136..148], 0);
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        let s = format!("{sum:06o}\0 ");
-        h[148..156].copy_from_slice(s.as_bytes());
+        let h = super::archive::tar_header(name, data.len() as u64, *mode)
+            .expect("tar_files: name too long");
         out.extend_from_slice(&h);
         out.extend_from_slice(data);
         out.resize(out.len().div_ceil(512) * 512, 0);

@@ -1,10 +1,12 @@
-//! Loading a `docker save` archive into a kind node's containerd.
+//! Loading image archives into a kind node's containerd: a `docker save` archive, or files
+//! (an OCI image layout) archived as they stream.
 
 use std::time::Instant;
 
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
+use super::archive::{ArchiveError, ArchiveFile, write_tar};
 use super::docker::{self, DockerError, docker_host};
 use super::{DEFAULT_CLUSTER_NAME, config, control_plane_name, node};
 use crate::observe::{Observer, ObserverExt};
@@ -65,9 +67,96 @@ pub enum LoadError {
         /// The last lines of its output.
         tail: String,
     },
+    /// A file of the archive could not be read.
+    #[error("cannot read {} for the image archive", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of the archive is not what its name or descriptor says.
+    #[error("{}: {problem}", path.display())]
+    Content {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (size or digest).
+        problem: String,
+    },
+    /// A member name the archive cannot hold.
+    #[error("archive member name {name:?} is longer than 100 bytes")]
+    Name {
+        /// The name.
+        name: String,
+    },
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<ArchiveError> for LoadError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::Name { name } => LoadError::Name { name },
+            ArchiveError::Read { path, source } => LoadError::File { path, source },
+            ArchiveError::Size {
+                path,
+                expected,
+                actual,
+            } => LoadError::Content {
+                path,
+                problem: format!("holds {actual} bytes, not the {expected} its descriptor gives"),
+            },
+            ArchiveError::Digest {
+                path,
+                expected,
+                actual,
+            } => LoadError::Content {
+                path,
+                problem: format!(
+                    "does not match its digest {expected} (its content hashes to {actual})"
+                ),
+            },
+            ArchiveError::Write(source) => LoadError::Docker(DockerError::Api {
+                what: "stream the image archive".into(),
+                source: bollard::errors::Error::IOError { err: source },
+            }),
+        }
+    }
+}
+
+/// Streams `files` into the node's containerd as one tar archive, through
+/// [`load_image_archive`]: what `ctr images import` takes for an OCI image layout (`oci-layout`,
+/// `index.json`, `blobs/sha256/...`). The archive is written while it is read, a chunk at a
+/// time; each file is checked against its size and digest as it streams, and one that does not
+/// match stops the load with [`LoadError::Content`] (the import fails on the cut archive).
+pub async fn load_image_files(
+    options: &LoadOptions,
+    files: &[ArchiveFile],
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Loaded, LoadError> {
+    let (reader, mut writer) = tokio::io::duplex(1 << 16);
+    let produce = async move {
+        let r = write_tar(files, &mut writer).await;
+        drop(writer);
+        r
+    };
+    let consume = async move {
+        let mut reader = reader;
+        let r = load_image_archive(options, &mut reader, observer, cancel).await;
+        // Closing the reader ends a producer blocked on a full pipe.
+        drop(reader);
+        r
+    };
+    let (produced, loaded) = tokio::join!(produce, consume);
+    match (produced, loaded) {
+        // The import stopped first (no node, ctr failed): its error says why.
+        (Err(ArchiveError::Write(_)), Err(e)) => Err(e),
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), r) => r,
+    }
 }
 
 /// Streams an image archive (`docker save` output) into the node's containerd, as

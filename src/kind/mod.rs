@@ -5,7 +5,9 @@
 //! `kubeadm init` inside it, CNI and storage installed, node Ready — and returns a kubeconfig for
 //! the host. [`delete`] removes it with its volumes (and the network when nothing else uses it);
 //! [`load_image_archive`] streams a `docker save` tarball into the node's containerd, as
-//! `kind load image-archive` does. Clusters made here carry kind's container names, labels,
+//! `kind load image-archive` does, and [`load_image_files`] streams files (an OCI image layout)
+//! into it as one archive; [`CreateOptions::registry`] writes containerd's `hosts.toml` for
+//! registry mirrors, as kind's documented `containerdConfigPatches` set-up does. Clusters made here carry kind's container names, labels,
 //! network and files, so kind's own commands (`kind get clusters`, `kind delete cluster`) see
 //! them, and a cluster kind made is reused here.
 //!
@@ -14,6 +16,7 @@
 //! instead of failing for good, and only single-node IPv4 clusters with kind's default subnets
 //! are made (what the bootstrap needs).
 
+mod archive;
 mod config;
 mod delete;
 mod docker;
@@ -23,6 +26,7 @@ mod kubeadm;
 mod load;
 mod network;
 mod node;
+mod registry;
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Observer, ObserverExt};
 
+pub use archive::{ArchiveContent, ArchiveFile};
 pub use config::{
     API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION, KubeconfigError, NODE_IMAGES, node_image_for,
 };
@@ -40,8 +45,11 @@ pub use engine::{
 };
 pub use error::{CreateError, UnknownVersion};
 pub use kubeadm::{KubeVersion, KubeadmApi};
-pub use load::{LoadError, LoadOptions, Loaded, load_image_archive};
+pub use load::{LoadError, LoadOptions, Loaded, load_image_archive, load_image_files};
 pub use network::NETWORK_NAME;
+pub use registry::{
+    CERTS_DIR, RegistryCa, RegistryConfig, RegistryError, RegistryMirror, hosts_toml,
+};
 
 /// The label kind puts on every node container: its value is the cluster name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
@@ -122,6 +130,9 @@ pub struct CreateOptions {
     pub proxy: ProxyEnv,
     /// How the node is privileged; leave the default outside tests.
     pub privileges: NodePrivileges,
+    /// Registry mirrors for the node's containerd (none by default): written before
+    /// `kubeadm init`, and again (unchanged files left alone) when a cluster is reused.
+    pub registry: RegistryConfig,
 }
 
 /// HTTP proxy settings for the node (its containerd pulls through them), as kind forwards
@@ -196,6 +207,7 @@ impl Default for CreateOptions {
             containerd_snapshotter: None,
             proxy: ProxyEnv::default(),
             privileges: NodePrivileges::Privileged,
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -222,7 +234,7 @@ pub struct Created {
 ///
 /// Steps, each skipped when already done (so a rerun after a failure continues): the node image
 /// (inspected, pulled only when missing), the `kind` network, the node container (started if
-/// stopped), the wait for systemd, `/kind/kubeadm.conf`, `kubeadm init`, the control-plane taint
+/// stopped), the wait for systemd, the registry mirrors, `/kind/kubeadm.conf`, `kubeadm init`, the control-plane taint
 /// removed, the CNI and storage manifests, the node Ready, and admin.conf rewritten for the host.
 /// On a failure inside the node the cluster is kept, and the error says how to delete it.
 ///
@@ -320,6 +332,7 @@ pub async fn create(
         }
     })?;
     let version = node::kube_version(&docker, &node, &options.image).await?;
+    registry::configure(&docker, &node, &options.name, &options.registry, observer).await?;
     node::provision(&docker, options, &node, version, observer, cancel).await?;
 
     let admin = docker::exec(&docker, &node, &["cat", "/etc/kubernetes/admin.conf"], None).await?;

@@ -4,6 +4,7 @@
 mod support;
 
 mod bootstrap;
+mod bootstrap_airgap;
 mod bootstrap_state;
 mod capi;
 mod capi_orc;
@@ -20,6 +21,7 @@ mod flux;
 mod git;
 mod images;
 mod kind;
+mod kind_airgap;
 mod kube;
 mod plan;
 mod preflight;

@@ -236,6 +236,10 @@ root = "/var/lib/containerd"
       discard_unpacked_layers = true
       snapshotter = "native"
 EOF
+  # The registry's config_path once /etc/containerd/config.toml sets it (containerd 1.7
+  # prints the table with an empty path otherwise).
+  path=$(sed -n 's/^ *config_path *= *"\(.*\)"/\1/p' /etc/containerd/config.toml 2>/dev/null | head -n 1)
+  printf '    [plugins."io.containerd.grpc.v1.cri".registry]\n      config_path = "%s"\n' "$path"
   ;;
 *) echo "stand-in containerd: unsupported: $*" >&2; exit 1 ;;
 esac
@@ -247,6 +251,33 @@ echo "ctr $*" >> /kind/stand-in/ctr.log
 mkdir -p /var/lib/stand-in
 cat > /var/lib/stand-in/import.tar
 echo "unpacking $(wc -c < /var/lib/stand-in/import.tar) bytes...done"
+"#;
+
+const SYSTEMCTL: &str = r#"#!/bin/sh
+# Stand-in systemctl: records what it is asked (the node's services are not real).
+echo "systemctl $*" >> /kind/stand-in/systemctl.log
+"#;
+
+/// kind's base image `/etc/containerd/config.toml` as kind v0.31 ships it (abridged: the
+/// runtime tables), so that a patch of it is applied to the file a real node has.
+const CONTAINERD_CONFIG: &str = r#"# explicitly use v2 config format
+version = 2
+
+[proxy_plugins]
+# fuse-overlayfs is used for rootless
+[proxy_plugins."fuse-overlayfs"]
+  type = "snapshot"
+  address = "/run/containerd-fuse-overlayfs.sock"
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  discard_unpacked_layers = true
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  tolerate_missing_hugepages_controller = true
+  restrict_oom_score_adj = false
 "#;
 
 const CNI: &str = r#"# would you kindly template this file
@@ -348,6 +379,12 @@ pub async fn build_stand_in(docker: &Docker, s: &StandIn) -> StandInImage {
     write("usr/bin/kubectl", KUBECTL.as_bytes(), 0o755);
     write("usr/bin/containerd", CONTAINERD.as_bytes(), 0o755);
     write("usr/bin/ctr", CTR.as_bytes(), 0o755);
+    write("usr/bin/systemctl", SYSTEMCTL.as_bytes(), 0o755);
+    write(
+        "etc/containerd/config.toml",
+        CONTAINERD_CONFIG.as_bytes(),
+        0o644,
+    );
     write(
         "kind/version",
         format!("{}\n", s.kube_version).as_bytes(),

@@ -1,4 +1,11 @@
-//! `kind-cluster`: create the ephemeral kind cluster, or reuse the running one.
+//! `kind-cluster`: create the ephemeral kind cluster, or reuse the running one, and load the
+//! image layout of `--images` into its node.
+//!
+//! The images are loaded whenever this step runs: the runner runs it again while a step that
+//! needs the kind cluster is not done, so a resumed bootstrap imports the layout again before
+//! `kind-components`. That is harmless: containerd keeps content by digest, so blobs it has
+//! are not written twice and the image names point at the same manifests. Once
+//! `kind-components` is done the step is not run again, nor the import.
 
 use futures::future::LocalBoxFuture;
 
@@ -56,6 +63,35 @@ impl Step for KindCluster {
                 ));
             }
             ctx.state.kind_cluster_uid = Some(uid);
+            if let Some(dir) = &o.images {
+                let layout = crate::bootstrap::read_layout(dir).map_err(|source| {
+                    StepError::ImageLayout {
+                        dir: dir.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+                ctx.observer.action(format!(
+                    "loading {} images ({} bytes) from {} into kind cluster {}",
+                    layout.images.len(),
+                    layout.bytes,
+                    dir.display(),
+                    o.kind.name
+                ));
+                let options = crate::kind::LoadOptions {
+                    name: o.kind.name.clone(),
+                    docker_host: o.kind.docker_host.clone(),
+                };
+                crate::kind::load_image_files(&options, &layout.files, ctx.observer, ctx.cancel)
+                    .await
+                    .map_err(|source| match source {
+                        crate::kind::LoadError::Cancelled => StepError::Cancelled,
+                        source => StepError::KindLoad {
+                            name: o.kind.name.clone(),
+                            dir: dir.clone(),
+                            source: Box::new(source),
+                        },
+                    })?;
+            }
             Ok(())
         })
     }
