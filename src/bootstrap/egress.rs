@@ -19,6 +19,12 @@ pub struct EgressInput {
     /// Images are pulled from this registry instead (`HOST[:PORT][/PATH]`), paths and tags
     /// kept, as `vendor --image-registry` rewrites them.
     pub image_registry: Option<String>,
+    /// The kind node has every component image loaded before the first install (`bootstrap
+    /// --images`): it pulls none.
+    pub images_preloaded: bool,
+    /// The kind node's containerd pulls a registry's images through these mirrors (`bootstrap
+    /// --registry-mirror HOST=URL`; HOST `_default` for every other registry).
+    pub mirrors: Vec<(String, String)>,
     /// The charts with their Helm repositories.
     pub charts: Vec<ChartSource>,
     /// The git remote bootstrap pushes to and Flux pulls from.
@@ -143,6 +149,47 @@ fn registry_of(image: &str) -> Option<(String, u16)> {
 
 const REDIRECT_NOTE: &str = "a public registry may redirect layer downloads to its storage or CDN hosts: mirror the images (`images push`, `vendor --image-registry`) rather than opening those";
 
+/// Component images pulled from one endpoint.
+struct Pull {
+    endpoint: (String, u16, String),
+    /// Who pulls there.
+    from: Vec<Origin>,
+    /// The images.
+    images: std::collections::BTreeSet<String>,
+    /// `mirror URL of HOST`, for a kind node's mirror.
+    mirror_of: Option<String>,
+}
+
+/// Records `image` pulled from `endpoint` by `who`.
+fn count(
+    pulls: &mut Vec<Pull>,
+    endpoint: (String, u16, String),
+    image: &str,
+    who: Origin,
+    mirror_of: Option<String>,
+) {
+    let i = match pulls.iter().position(|p| p.endpoint == endpoint) {
+        Some(i) => i,
+        None => {
+            pulls.push(Pull {
+                endpoint,
+                from: Vec::new(),
+                images: Default::default(),
+                mirror_of: None,
+            });
+            pulls.len() - 1
+        }
+    };
+    let p = &mut pulls[i];
+    if !p.from.contains(&who) {
+        p.from.push(who);
+    }
+    p.images.insert(image.to_string());
+    if p.mirror_of.is_none() {
+        p.mirror_of = mirror_of;
+    }
+}
+
 /// Every destination of a bootstrap with `input`, merged by host, port and protocol, in the
 /// order the bootstrap first contacts them.
 pub fn egress(input: &EgressInput) -> Vec<Destination> {
@@ -220,29 +267,77 @@ pub fn egress(input: &EgressInput) -> Vec<Destination> {
             note: Some(REDIRECT_NOTE.into()),
         });
     }
-    let mut registries: Vec<(String, u16, usize)> = Vec::new();
+    // Who pulls from where: the new cluster from each image's registry; the kind node from
+    // there too, unless it has the images loaded or a mirror of that registry.
+    let mut registries: Vec<Pull> = Vec::new();
     for image in &input.images {
-        if let Some((host, port)) = registry_of(&mirrored(image)) {
-            match registries
-                .iter_mut()
-                .find(|(h, p, _)| *h == host && *p == port)
-            {
-                Some((_, _, n)) => *n += 1,
-                None => registries.push((host, port, 1)),
+        let image = mirrored(image);
+        let Some((host, port)) = registry_of(&image) else {
+            continue;
+        };
+        let raw = image.split('/').next().unwrap_or_default();
+        let kind_mirror = input
+            .mirrors
+            .iter()
+            .find(|(h, _)| h == raw)
+            .or_else(|| input.mirrors.iter().find(|(h, _)| h == "_default"));
+        if !input.images_preloaded {
+            match kind_mirror.and_then(|(h, url)| Some((h, url, url_endpoint(url)?))) {
+                Some((h, url, (mh, mp, proto))) => count(
+                    &mut registries,
+                    (mh, mp, proto),
+                    &image,
+                    Origin::KindCluster,
+                    Some(format!("mirror {url} of {h}")),
+                ),
+                None => count(
+                    &mut registries,
+                    (host.clone(), port, "https".into()),
+                    &image,
+                    Origin::KindCluster,
+                    None,
+                ),
             }
         }
+        count(
+            &mut registries,
+            (host, port, "https".into()),
+            &image,
+            Origin::NewCluster,
+            None,
+        );
     }
-    for (host, port, n) in registries {
+    for r in registries {
+        let (host, port, protocol) = r.endpoint;
         let local = is_loopback(&host);
+        let mut steps = Vec::new();
+        if r.from.contains(&Origin::KindCluster) {
+            steps.push("kind-components");
+        }
+        if r.from.contains(&Origin::NewCluster) {
+            steps.push("target-components");
+        }
+        let purpose = match &r.mirror_of {
+            Some(m) => format!("{m}: {} component image(s)", r.images.len()),
+            None => format!("registry of {} component image(s)", r.images.len()),
+        };
+        let note = if r.mirror_of.is_some() {
+            Some(
+                "containerd falls back to the mirrored registry itself when the mirror fails"
+                    .into(),
+            )
+        } else {
+            (!local && input.image_registry.is_none()).then(|| REDIRECT_NOTE.into())
+        };
         add(Destination {
-            note: (!local && input.image_registry.is_none()).then(|| REDIRECT_NOTE.into()),
+            note,
             local,
             host: Some(host),
             port: Some(port),
-            protocol: "https".into(),
-            purpose: format!("registry of {n} component image(s)"),
-            steps: vec!["kind-components", "target-components"],
-            from: vec![Origin::KindCluster, Origin::NewCluster],
+            protocol,
+            purpose,
+            steps,
+            from: r.from,
         });
     }
 
@@ -385,6 +480,7 @@ mod tests {
             }],
             git_url: Some("git@github.com:example/fleet.git".into()),
             auth_url: "https://keystone.example:5000/v3".into(),
+            ..Default::default()
         }
     }
 
@@ -432,6 +528,53 @@ mod tests {
         );
         assert!(hosts(&d).contains(&("127.0.0.1".to_string(), 2222)));
         assert!(hosts(&d).contains(&("::1".to_string(), 5000)));
+    }
+
+    #[test]
+    fn preloaded_images_and_mirrors_move_the_kind_nodes_pulls() {
+        let from = |d: &[Destination], host: &str| {
+            d.iter()
+                .find(|d| d.host.as_deref() == Some(host))
+                .map(|d| (d.from.clone(), d.steps.clone()))
+        };
+        let mut i = input();
+        i.images_preloaded = true;
+        let d = egress(&i);
+        assert_eq!(
+            from(&d, "ghcr.io"),
+            Some((vec![Origin::NewCluster], vec!["target-components"]))
+        );
+
+        let mut i = input();
+        i.mirrors = vec![
+            ("registry.k8s.io".into(), "https://127.0.0.1:5443".into()),
+            ("_default".into(), "http://10.0.0.9:5000".into()),
+        ];
+        let d = egress(&i);
+        let k8s_mirror = d
+            .iter()
+            .find(|d| d.host.as_deref() == Some("127.0.0.1"))
+            .unwrap();
+        assert!(k8s_mirror.local);
+        assert_eq!(k8s_mirror.port, Some(5443));
+        assert_eq!(k8s_mirror.from, vec![Origin::KindCluster]);
+        assert!(
+            k8s_mirror
+                .purpose
+                .contains("of registry.k8s.io: 2 component image(s)")
+        );
+        let other = from(&d, "10.0.0.9").unwrap();
+        assert_eq!(other, (vec![Origin::KindCluster], vec!["kind-components"]));
+        // The new cluster still pulls from the registries themselves.
+        assert_eq!(
+            from(&d, "registry.k8s.io"),
+            Some((vec![Origin::NewCluster], vec!["target-components"]))
+        );
+        let k8s = d
+            .iter()
+            .find(|d| d.host.as_deref() == Some("registry.k8s.io"))
+            .unwrap();
+        assert!(k8s.purpose.contains("2 component image"), "{}", k8s.purpose);
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Args {
     }
 }
 
-fn parse_mirror(s: &str) -> Result<RegistryMirror, String> {
+pub(crate) fn parse_mirror(s: &str) -> Result<RegistryMirror, String> {
     RegistryMirror::parse(s).map_err(|e| e.to_string())
 }
 

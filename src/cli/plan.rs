@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use capi_manage::bootstrap::{self, Machines, Plan, plan};
 use capi_manage::components::{self, Pins};
@@ -34,6 +34,15 @@ pub struct Args {
     /// `vendor --image-registry` and `images push`.
     #[arg(long, value_name = "REGISTRY", requires = "egress")]
     pub image_registry: Option<String>,
+    /// With --egress: the kind node has the images loaded from this OCI layout (as
+    /// `bootstrap --images DIR`), so it pulls none.
+    #[arg(long, value_name = "DIR", requires = "egress")]
+    pub images: Option<PathBuf>,
+    /// With --egress: the kind node pulls HOST's images through URL (as `bootstrap
+    /// --registry-mirror`); repeatable.
+    #[arg(long = "registry-mirror", value_name = "HOST=URL", requires = "egress",
+          value_parser = crate::cli::bootstrap::parse_mirror)]
+    pub registry_mirrors: Vec<capi_manage::kind::RegistryMirror>,
     /// Output: text, or json (the plan's preflight checks, one JSON object per line).
     #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -265,6 +274,12 @@ fn egress(args: &Args, repo: &Repo, cluster: &capi_manage::repo::Cluster) -> any
         node_image,
         images,
         image_registry: args.image_registry.clone(),
+        images_preloaded: args.images.is_some(),
+        mirrors: args
+            .registry_mirrors
+            .iter()
+            .map(|m| (m.host.clone(), m.url.clone()))
+            .collect(),
         charts: components::chart_sources(&cluster.objects),
         git_url,
         auth_url: cluster.credentials.auth_url.clone(),

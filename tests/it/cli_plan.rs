@@ -336,6 +336,55 @@ async fn cli_plan_egress_lists_each_host_and_only_local_ones_with_mirrors() {
         assert!(later.iter().any(|n| n.contains(said)), "{said}: {later:?}");
     }
 
+    // The kind node with its own mirrors (as `bootstrap --registry-mirror`): it pulls the
+    // component images from loopback only; the new cluster still from the registries.
+    let kind_pulls = |d: &[serde_json::Value]| -> Vec<String> {
+        d.iter()
+            .filter(|v| {
+                v["steps"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&"kind-components".into())
+            })
+            .map(|v| format!("{}:{} local={}", v["host"], v["port"], v["local"]))
+            .collect()
+    };
+    let d = egress(
+        root,
+        &[
+            "--registry-mirror",
+            "docker.io=http://127.0.0.1:5001",
+            "--registry-mirror",
+            "_default=http://127.0.0.1:5002/v2",
+        ],
+    );
+    let pulls = kind_pulls(&d);
+    assert!(!pulls.is_empty());
+    assert!(pulls.iter().all(|p| p.ends_with("local=true")), "{pulls:?}");
+    let new_cluster: Vec<&serde_json::Value> = d
+        .iter()
+        .filter(|v| {
+            v["steps"]
+                .as_array()
+                .unwrap()
+                .contains(&"target-components".into())
+        })
+        .collect();
+    for r in &registries {
+        let r = if r == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            r.as_str()
+        };
+        assert!(
+            new_cluster.iter().any(|v| v["host"] == r),
+            "{r} not pulled from by the new cluster: {new_cluster:?}"
+        );
+    }
+    // With the images loaded into the node (`bootstrap --images`), it pulls none.
+    let d = egress(root, &["--images", root.to_str().unwrap()]);
+    assert_eq!(kind_pulls(&d), Vec::<String>::new());
+
     // Text: one line per destination.
     let out = support::capi_manage()
         .args(["plan", "example", "--egress", "--git-url", git])
