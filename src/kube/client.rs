@@ -6,6 +6,7 @@ use ::kube::Client;
 use ::kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use tokio_util::sync::CancellationToken;
 
+use super::proxy::ProxyEnv;
 use super::{Error, RequestError};
 
 /// How long connecting to an API server may take by default.
@@ -57,18 +58,64 @@ pub async fn connect(options: &ClientOptions) -> Result<Client, Error> {
         context: options.context.clone(),
         ..Default::default()
     };
+    let explicit_proxy = cluster_proxy_url(&kubeconfig, options.context.as_deref());
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &kc_options)
         .await
         .map_err(|source| Error::Kubeconfig {
             path: options.kubeconfig.clone(),
             source,
         })?;
+    // kube reads HTTPS_PROXY but matches NO_PROXY against the proxy's address; decide as
+    // kubectl does instead (see super::proxy).
+    config.proxy_url = match explicit_proxy {
+        Some(url) => Some(url),
+        None => {
+            let url = &config.cluster_url;
+            let scheme = url.scheme_str().unwrap_or("https");
+            let port = url
+                .port_u16()
+                .unwrap_or(if scheme == "http" { 80 } else { 443 });
+            ProxyEnv::from_process()
+                .proxy_for(scheme, url.host().unwrap_or_default(), port)
+                .map(|p| {
+                    p.parse::<::http::Uri>().map_err(|source| Error::Proxy {
+                        value: p.clone(),
+                        source,
+                    })
+                })
+                .transpose()?
+        }
+    };
     config.connect_timeout = options.connect_timeout;
     config.read_timeout = options.read_timeout;
     // The read timeout counts from the request, not from when a pooled connection went idle.
     config.reset_reader_on_write = options.read_timeout.is_some();
     let server = config.cluster_url.to_string();
     Client::try_from(config).map_err(|source| Error::Client { server, source })
+}
+
+/// The `proxy-url` of the cluster the context (or `current-context`) names, if it has one.
+fn cluster_proxy_url(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<::http::Uri> {
+    let context = context.or(kubeconfig.current_context.as_deref())?;
+    let cluster = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)?
+        .cluster
+        .as_ref()?
+        .proxy_url
+        .as_deref()
+        .filter(|u| !u.is_empty())?
+        .parse()
+        .ok()
 }
 
 /// Runs one request until the server answers or `cancel` fires. A cancelled request is

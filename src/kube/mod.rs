@@ -4,6 +4,7 @@
 mod apply;
 mod client;
 mod discovery;
+mod proxy;
 pub mod wait;
 
 pub use apply::{Applied, ApplyOptions, ApplyReport, apply};
@@ -11,6 +12,7 @@ pub use client::{
     ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, connect, until_cancelled,
 };
 pub use discovery::{Discovery, Resource};
+pub use proxy::{ProxyEnv, bypass};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +93,15 @@ pub enum Error {
         /// Why.
         #[source]
         source: ::kube::config::KubeconfigError,
+    },
+    /// `HTTPS_PROXY` or `HTTP_PROXY` holds no URL.
+    #[error("the proxy `{value}` (HTTPS_PROXY or HTTP_PROXY) is not a URL")]
+    Proxy {
+        /// The variable's value.
+        value: String,
+        /// Why.
+        #[source]
+        source: ::http::uri::InvalidUri,
     },
     /// A client could not be built from the configuration.
     #[error("cannot build a Kubernetes client for {server}")]

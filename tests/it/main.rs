@@ -23,6 +23,7 @@ mod images;
 mod kind;
 mod kind_airgap;
 mod kube;
+mod kube_proxy;
 mod plan;
 mod preflight;
 mod render;
