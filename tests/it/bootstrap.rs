@@ -45,6 +45,8 @@ use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root}
 use crate::{e2e_timing, status_e2e};
 
 const CLUSTER: &str = "e2e";
+/// A proxy nobody listens on (the discard port).
+const DEAD_PROXY: &str = "http://127.0.0.1:9";
 const NS: &str = "capi-self";
 
 /// Copies the project's `clusters/bases` and `clusters/example` (as `clusters/<name>`, with
@@ -148,6 +150,10 @@ fn spawn(args: &[String], home: &Path) -> Run {
         .args(args)
         .env("HOME", home)
         .env_remove("SSH_AUTH_SOCK")
+        // Air-gapped: any connection beyond loopback would go to a dead proxy and fail.
+        .env("HTTPS_PROXY", DEAD_PROXY)
+        .env("HTTP_PROXY", DEAD_PROXY)
+        .env("NO_PROXY", "127.0.0.1,localhost")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
