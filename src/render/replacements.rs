@@ -566,7 +566,19 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
                             .map_err(|e| {
                                 invalid(k, &format!("{tf}.fieldPaths"), format!("{id}: {e}"))
                             })?;
-                    res.untagged.extend(untagged);
+                    // kustomize sets every object's annotations again at the end of a build:
+                    // a created annotation is a string whatever its text.
+                    for at in untagged {
+                        if at.starts_with("/metadata/annotations/") {
+                            if let Some(v) = res.value.pointer_mut(&at)
+                                && !v.is_string()
+                            {
+                                *v = Value::String(path::scalar_text(v).unwrap_or_default());
+                            }
+                        } else {
+                            res.untagged.push(at);
+                        }
+                    }
                 }
             }
         }

@@ -312,7 +312,11 @@ fn cli_render_reorder_matches_kustomize() {
             .arg(root().join(dir))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let theirs = parse_str(std::str::from_utf8(&out.stdout).unwrap(), None).unwrap();
         let ours = parse_str(&stdout, None).unwrap();
         assert_eq!(
