@@ -46,8 +46,11 @@ fn main() {
         "clusters/example",
         rounds,
     );
+    // RENDER_BENCH_REPO=<folder> writes the generated repository there and keeps it (to
+    // profile a render of it by hand).
     let repo = tempfile::tempdir().expect("temporary folder");
-    let top = config_repository(repo.path());
+    let kept = std::env::var_os("RENDER_BENCH_REPO").map(PathBuf::from);
+    let top = config_repository(kept.as_deref().unwrap_or(repo.path()));
     compare(
         &ours,
         &theirs,

@@ -56,6 +56,26 @@ pub fn note_transformer(k: &Kustomization, list: &mut [Res], kind: &'static str)
     }
 }
 
+/// Records that the builtin plugin configured by `config` (a `transformers` entry of `k`, read
+/// from `file`, or inline when `None`) ran over `list`.
+pub fn note_plugin(k: &Kustomization, list: &mut [Res], file: Option<&str>, config: &Res) {
+    if !k.track_origin {
+        return;
+    }
+    let o = BuildOrigin::Plugin {
+        configured_in: file.map_or_else(|| configured_in(k), |f| join(&k.origin_path, f)),
+        kind: config.kind().to_string(),
+        name: config.name().to_string(),
+    };
+    for r in list {
+        if r.build_origin.is_none() {
+            r.build_origin = Some(o.clone());
+        } else {
+            r.transformations.push(o.clone());
+        }
+    }
+}
+
 /// Gives the objects `k`'s generators made (those without an origin) the generator as origin.
 pub fn note_generated(k: &Kustomization, list: &mut [Res]) {
     if !k.track_origin {
@@ -165,6 +185,14 @@ fn origin_value(o: &BuildOrigin) -> Value {
         } => json!({
             "configuredIn": configured_in,
             "configuredBy": { "apiVersion": "builtin", "kind": kind },
+        }),
+        BuildOrigin::Plugin {
+            configured_in,
+            kind,
+            name,
+        } => json!({
+            "configuredIn": configured_in,
+            "configuredBy": { "apiVersion": "builtin", "kind": kind, "name": name },
         }),
     }
 }

@@ -277,10 +277,17 @@ pub fn load(dir: &Path) -> Result<Kustomization, Error> {
         path: file.clone(),
         source,
     })?;
-    let value: Value = serde_yaml_ng::from_str(&text).map_err(|source| Error::Yaml {
+    let (value, unreadable) = super::yaml11::from_str(&text).map_err(|source| Error::Yaml {
         file: file.clone(),
         source,
     })?;
+    if let Some((field, problem)) = unreadable.into_iter().next() {
+        return Err(Error::Invalid {
+            file,
+            field,
+            problem,
+        });
+    }
     parse(value, &file, dir)
 }
 

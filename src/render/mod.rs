@@ -28,6 +28,7 @@ mod res;
 mod sort;
 mod transform;
 mod vars;
+mod yaml11;
 
 use std::path::{Path, PathBuf};
 

@@ -457,10 +457,69 @@ fn source_value(k: &Kustomization, list: &[Res], r: &Replacement) -> Result<Valu
             format!("index {index} is out of bounds for {text:?} split at {delimiter:?}"),
         ));
     }
-    Ok(path::retyped(parts[*index as usize], &v))
+    // kustomize makes a new, untagged scalar of the part.
+    Ok(path::untagged(parts[*index as usize]))
 }
 
-fn selected(k: &Kustomization, field: &str, res: &Res, t: &Target) -> Result<bool, Error> {
+/// A selector's id fields as anchored patterns, compiled once per target.
+struct IdMatcher {
+    group: Option<regex::Regex>,
+    version: Option<regex::Regex>,
+    kind: Option<regex::Regex>,
+    name: Option<regex::Regex>,
+    namespace: Option<regex::Regex>,
+    /// A selector with no id field (labels or annotations only) selects by id nothing.
+    empty: bool,
+}
+
+impl IdMatcher {
+    fn new(s: &Selector) -> Self {
+        // An invalid pattern matches nothing (parse already rejected those of the file).
+        let re = |pat: &str| {
+            (!pat.is_empty()).then(|| {
+                regex::Regex::new(&format!("^(?:{pat})$"))
+                    .unwrap_or_else(|_| regex::Regex::new("[^\\s\\S]").expect("valid"))
+            })
+        };
+        IdMatcher {
+            group: re(&s.gvk.group),
+            version: re(&s.gvk.version),
+            kind: re(&s.gvk.kind),
+            name: re(&s.name),
+            namespace: re(&s.namespace),
+            empty: s.gvk == GvkSel::default() && s.name.is_empty() && s.namespace.is_empty(),
+        }
+    }
+
+    fn matches(&self, id: &Id) -> bool {
+        let m = |re: &Option<regex::Regex>, x: &str| re.as_ref().is_none_or(|re| re.is_match(x));
+        m(&self.group, &id.gvk.group)
+            && m(&self.version, &id.gvk.version)
+            && m(&self.kind, &id.gvk.kind)
+            && m(&self.name, &id.name)
+            && m(&self.namespace, &id.namespace)
+    }
+}
+
+/// A target with its patterns compiled.
+struct Compiled<'t> {
+    target: &'t Target,
+    select: IdMatcher,
+    reject: Vec<IdMatcher>,
+}
+
+impl<'t> Compiled<'t> {
+    fn new(target: &'t Target) -> Self {
+        Compiled {
+            target,
+            select: IdMatcher::new(&target.select),
+            reject: target.reject.iter().map(IdMatcher::new).collect(),
+        }
+    }
+}
+
+fn selected(k: &Kustomization, field: &str, res: &Res, c: &Compiled) -> Result<bool, Error> {
+    let t = c.target;
     let one = std::slice::from_ref(res);
     // Label and annotation selectors of `select`, then of each reject.
     let meta_only = |s: &Selector| Selector {
@@ -468,7 +527,9 @@ fn selected(k: &Kustomization, field: &str, res: &Res, t: &Target) -> Result<boo
         annotation_selector: s.annotation_selector.clone(),
         ..Default::default()
     };
-    if super::patch::select(k, field, one, &meta_only(&t.select))?.is_empty() {
+    if (!t.select.label_selector.is_empty() || !t.select.annotation_selector.is_empty())
+        && super::patch::select(k, field, one, &meta_only(&t.select))?.is_empty()
+    {
         return Ok(false);
     }
     for r in &t.reject {
@@ -479,24 +540,12 @@ fn selected(k: &Kustomization, field: &str, res: &Res, t: &Target) -> Result<boo
         }
     }
     let ids = ids(res);
-    let id_match = |s: &Selector, id: &Id| -> bool {
-        let m = |pat: &str, x: &str| {
-            pat.is_empty()
-                || regex::Regex::new(&format!("^(?:{pat})$")).is_ok_and(|re| re.is_match(x))
-        };
-        m(&s.gvk.group, &id.gvk.group)
-            && m(&s.gvk.version, &id.gvk.version)
-            && m(&s.gvk.kind, &id.gvk.kind)
-            && m(&s.name, &id.name)
-            && m(&s.namespace, &id.namespace)
-    };
-    for r in &t.reject {
-        let empty_id = r.gvk == GvkSel::default() && r.name.is_empty() && r.namespace.is_empty();
-        if !empty_id && ids.iter().any(|id| id_match(r, id)) {
+    for r in &c.reject {
+        if !r.empty && ids.iter().any(|id| r.matches(id)) {
             return Ok(false);
         }
     }
-    Ok(ids.iter().any(|id| id_match(&t.select, id)))
+    Ok(ids.iter().any(|id| c.select.matches(id)))
 }
 
 /// Applies the replacements of `k` to `list`, in order.
@@ -505,8 +554,9 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
         let value = source_value(k, list, &r)?;
         for (ti, t) in r.targets.iter().enumerate() {
             let tf = format!("{}.targets[{ti}]", r.field);
+            let compiled = Compiled::new(t);
             for res in list.iter_mut() {
-                if !selected(k, &tf, res, t)? {
+                if !selected(k, &tf, res, &compiled)? {
                     continue;
                 }
                 let id = res.cur_id();
@@ -516,7 +566,19 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
                             .map_err(|e| {
                                 invalid(k, &format!("{tf}.fieldPaths"), format!("{id}: {e}"))
                             })?;
-                    res.untagged.extend(untagged);
+                    // kustomize sets every object's annotations again at the end of a build:
+                    // a created annotation is a string whatever its text.
+                    for at in untagged {
+                        if at.starts_with("/metadata/annotations/") {
+                            if let Some(v) = res.value.pointer_mut(&at)
+                                && !v.is_string()
+                            {
+                                *v = Value::String(path::scalar_text(v).unwrap_or_default());
+                            }
+                        } else {
+                            res.untagged.push(at);
+                        }
+                    }
                 }
             }
         }

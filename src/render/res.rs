@@ -200,6 +200,13 @@ pub enum BuildOrigin {
         configured_in: String,
         kind: &'static str,
     },
+    /// Changed by a builtin plugin configured in a `transformers` entry: the file holding its
+    /// configuration (the kustomization file for an inline one) and the configuration's name.
+    Plugin {
+        configured_in: String,
+        kind: String,
+        name: String,
+    },
 }
 
 impl Res {

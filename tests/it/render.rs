@@ -90,7 +90,9 @@ fn compare_with(dir: &Path, kustomized: Result<String, String>) -> Result<(), St
     Ok(())
 }
 
-/// `expect-error` lists `file: <suffix of the file path>` and `field: <field>` lines.
+/// `expect-error` lists `file: <suffix of the file path>` and `field: <field>` lines; a
+/// `kustomize: <text>` line also requires kustomize to fail on the folder, with `<text>` (may be
+/// empty) in its error.
 fn check_error(dir: &Path, spec: &str) -> Result<(), String> {
     let msg = match render(dir) {
         Ok(objs) => {
@@ -108,6 +110,11 @@ fn check_error(dir: &Path, spec: &str) -> Result<(), String> {
             "file" => msg.contains(want),
             "field" => msg.contains(&format!("`{want}`")),
             "message" => msg.contains(want),
+            "kustomize" => match kustomize_build(dir) {
+                Ok(_) => return Err("kustomize builds it: the error is ours alone".into()),
+                Err(e) if e.contains(want) => true,
+                Err(e) => return Err(format!("kustomize fails otherwise: {e}")),
+            },
             other => return Err(format!("unknown expect-error key {other}")),
         };
         if !ok {
@@ -289,6 +296,40 @@ fn cli_render_prints_what_kustomize_builds() {
     let (code, by_path, _) = run_cli(&["render", "tests/render-cases/01-resources-files"]);
     assert_eq!(code, 0);
     assert_eq!(parse_str(&by_path, None).unwrap().len(), 3);
+}
+
+/// `render --reorder legacy|none` orders like `kustomize build --reorder ...`, and the two
+/// orders differ on this case (so the flag is not ignored).
+#[test]
+fn cli_render_reorder_matches_kustomize() {
+    let dir = "tests/render-cases/02-legacy-order";
+    let mut orders = Vec::new();
+    for mode in ["legacy", "none"] {
+        let (code, stdout, stderr) = run_cli(&["render", "--reorder", mode, dir]);
+        assert_eq!(code, 0, "{stderr}");
+        let out = Command::new(kustomize())
+            .args(["build", "--reorder", mode])
+            .arg(root().join(dir))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = parse_str(std::str::from_utf8(&out.stdout).unwrap(), None).unwrap();
+        let ours = parse_str(&stdout, None).unwrap();
+        assert_eq!(
+            ours.iter().map(|o| &o.value).collect::<Vec<_>>(),
+            theirs.iter().map(|o| &o.value).collect::<Vec<_>>(),
+            "--reorder {mode}"
+        );
+        orders.push(ours.iter().map(|o| o.identity()).collect::<Vec<_>>());
+    }
+    assert_ne!(orders[0], orders[1], "the case must tell the orders apart");
+    let (code, _, stderr) = run_cli(&["render", "--reorder", "sideways", dir]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("sideways"), "{stderr}");
 }
 
 #[test]
@@ -584,13 +625,13 @@ fn random_level(rng: &mut Lcg, level: usize) -> String {
 
 /// A `replacements` block: a field of a base object into fields of others.
 fn random_replacements(rng: &mut Lcg, level: usize) -> String {
-    // Not a number source (e.g. a Service port) into created fields: kustomize leaves such a
-    // created field untagged and later steps re-type it in ways the renderer follows only for
-    // strategic-merge patches (a known gap).
     let source = rng.pick(&[
         "kind: Deployment\n    name: web\n    fieldPath: spec.template.spec.containers.[name=web].image",
         "kind: ConfigMap\n    name: web-config\n    fieldPath: data.MODE",
         "kind: Service\n    name: web",
+        // Numbers: kustomize copies the text and keeps the target's type.
+        "kind: Service\n    name: web\n    fieldPath: spec.ports.0.port",
+        "kind: Deployment\n    name: web\n    fieldPath: spec.replicas",
     ]);
     let options = rng.pick(&["", "\n    options:\n      delimiter: \":\"\n      index: 0"]);
     let target = rng.pick(&[
@@ -598,6 +639,8 @@ fn random_replacements(rng: &mut Lcg, level: usize) -> String {
         "select:\n      kind: Deployment\n    reject:\n    - name: ctrl\n    fieldPaths:\n    - spec.template.metadata.annotations.r{L}\n    options:\n      create: true",
         "select:\n      kind: Deployment|StatefulSet\n    fieldPaths:\n    - spec.template.spec.containers.*.env.[name=R{L}].value\n    options:\n      create: true",
         "select:\n      kind: Service\n      name: web\n    fieldPaths:\n    - metadata.labels.r{L}\n    options:\n      create: true",
+        "select:\n      kind: Deployment\n      name: web\n    fieldPaths:\n    - spec.replicas",
+        "select:\n      kind: Service\n    fieldPaths:\n    - spec.ports.0.name",
     ])
     .replace("{L}", &level.to_string());
     format!("replacements:\n- source:\n    {source}{options}\n  targets:\n  - {target}\n")

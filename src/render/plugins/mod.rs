@@ -77,6 +77,8 @@ pub fn read_yaml(k: &Kustomization, field: &str, rel: &str) -> Result<Value, Err
 struct Entry {
     field: String,
     res: Res,
+    /// The entry as written when it names a file or folder; `None` for an inline one.
+    path: Option<String>,
 }
 
 fn is_remote(r: &str) -> bool {
@@ -109,6 +111,7 @@ fn load_entries(
                     inline.push(Entry {
                         field: field.clone(),
                         res: Res::new(o.value, o.origin),
+                        path: None,
                     });
                 }
             }
@@ -145,6 +148,7 @@ fn load_entries(
                 out.push(Entry {
                     field: field.clone(),
                     res: Res::new(o.value, o.origin),
+                    path: Some(e.clone()),
                 });
             }
         } else if path.is_dir() {
@@ -160,9 +164,17 @@ fn load_entries(
             let (_, sub) =
                 build::accumulate(&path, Some((&k.file, &field)), stack, options, &mut vars)?;
             for r in sub {
+                // kustomize names the file the configuration was read from.
+                let read_from = r
+                    .origin
+                    .file
+                    .as_deref()
+                    .and_then(|f| f.strip_prefix(&k.dir).ok())
+                    .map_or_else(|| e.clone(), |p| p.to_string_lossy().into_owned());
                 out.push(Entry {
                     field: field.clone(),
                     res: r,
+                    path: Some(read_from),
                 });
             }
         } else {
@@ -281,6 +293,7 @@ pub fn transform(
     }
     for (e, kind) in entries.iter().zip(kinds) {
         builtins::run(k, &e.field, kind, &e.res.value, list)?;
+        super::buildmeta::note_plugin(k, list, e.path.as_deref(), &e.res);
     }
     Ok(())
 }

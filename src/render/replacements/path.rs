@@ -119,9 +119,7 @@ pub fn untagged(text: &str) -> Value {
     {
         return Value::from(i);
     }
-    let float = regex::Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-        .expect("valid regex");
-    if float.is_match(text)
+    if super::super::yaml11::is_float(text)
         && let Some(n) = text
             .parse::<f64>()
             .ok()
@@ -137,6 +135,26 @@ pub fn retyped(text: &str, like: &Value) -> Value {
     match like {
         Value::String(_) => Value::String(text.to_string()),
         _ => untagged(text),
+    }
+}
+
+/// `text` written into the existing scalar `like`: kustomize copies only the text and keeps the
+/// field's type tag, so a number or boolean field must receive text of its own type (kustomize
+/// fails decoding `!!int web` otherwise); a string field stays a string.
+fn typed_like(text: &str, like: &Value) -> Result<Value, String> {
+    let v = untagged(text);
+    match (like, &v) {
+        (Value::String(_), _) => Ok(Value::String(text.to_string())),
+        (Value::Number(n), Value::Number(m)) if n.is_f64() || !m.is_f64() => Ok(v),
+        (Value::Bool(_), Value::Bool(_)) | (Value::Null, _) => Ok(v),
+        (Value::Number(n), _) => Err(format!(
+            "the field holds the {} {n} and kustomize keeps its type: {text:?} is not one",
+            if n.is_f64() { "number" } else { "integer" }
+        )),
+        (Value::Bool(b), _) => Err(format!(
+            "the field holds the boolean {b} and kustomize keeps its type: {text:?} is not one"
+        )),
+        _ => Ok(v),
     }
 }
 
@@ -446,7 +464,7 @@ fn put(
         *target = if created {
             untagged(&text)
         } else {
-            retyped(&text, target)
+            typed_like(&text, target)?
         };
         Ok(created)
     } else {
