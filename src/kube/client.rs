@@ -75,15 +75,13 @@ pub async fn connect(options: &ClientOptions) -> Result<Client, Error> {
             let port = url
                 .port_u16()
                 .unwrap_or(if scheme == "http" { 80 } else { 443 });
-            ProxyEnv::from_process()
-                .proxy_for(scheme, url.host().unwrap_or_default(), port)
-                .map(|p| {
-                    p.parse::<::http::Uri>().map_err(|source| Error::Proxy {
-                        value: p.clone(),
-                        source,
-                    })
-                })
-                .transpose()?
+            match ProxyEnv::from_process().proxy_for(scheme, url.host().unwrap_or_default(), port) {
+                Some(p) => Some(
+                    p.parse::<::http::Uri>()
+                        .map_err(|source| Error::Proxy { value: p, source })?,
+                ),
+                None => None,
+            }
         }
     };
     config.connect_timeout = options.connect_timeout;
