@@ -481,7 +481,8 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             // path is taken by a folder) leaves a support bundle.
             let taken = work.join(format!("clusters/{CLUSTER}/kubeconfig"));
             std::fs::create_dir_all(taken.join("taken")).unwrap();
-            let (code, _, _) = wait(spawn(&args("bootstrap"), &home));
+            let (code, rss, events) = wait(spawn(&args("bootstrap"), &home));
+            runs.add(events, rss);
             std::fs::remove_dir_all(&taken).unwrap();
             let found = status_e2e::bundles(&work, CLUSTER);
             match (code, found.as_slice()) {

@@ -87,13 +87,28 @@ pub(in crate::bootstrap) async fn sealing_key(
     client: Option<&::kube::Client>,
     observer: &dyn Observer,
 ) -> Result<(SealingKey, String), StepError> {
-    source
+    // A cluster source waits on the controller (through the API server's service proxy, or
+    // its key Secret when the proxy fails): reported as waiting, not as work.
+    let what = match (source, client) {
+        (CertSource::Cluster { namespace, name }, Some(_)) => Some(format!(
+            "the certificate of the controller {namespace}/{name}"
+        )),
+        _ => None,
+    };
+    if let Some(what) = &what {
+        observer.waiting(what.clone(), None);
+    }
+    let resolved = source
         .resolve(client, observer)
         .await
         .map_err(|e| StepError::Certificate {
             source_of: Box::new(source.clone()),
             source: Box::new(e),
-        })
+        })?;
+    if let Some(what) = what {
+        observer.success(what, None);
+    }
+    Ok(resolved)
 }
 
 /// `secret` sealed with `key`, as the text of the cluster's `credentials-sealed.yaml`.
