@@ -268,7 +268,7 @@ pub async fn create(
         cancellable(cancel, node::ensure_image(&docker, options, observer)).await??;
         cancellable(cancel, network::ensure(&docker, observer)).await??;
         observer.action(format!("creating node {node}"));
-        let mut conflicts = 0;
+        let (mut conflicts, mut network_gone) = (0, 0);
         loop {
             match create_node(&docker, options, &node).await {
                 Ok(()) => {
@@ -285,6 +285,10 @@ pub async fn create(
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) if network::is_gone(&e) && network_gone < 5 => {
+                    network_gone += 1;
+                    cancellable(cancel, network::ensure(&docker, observer)).await??;
                 }
                 Err(e) => return Err(e),
             }

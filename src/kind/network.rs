@@ -180,6 +180,19 @@ pub(crate) async fn ensure(docker: &Docker, observer: &dyn Observer) -> Result<(
     Err(last.expect("the loop ran"))
 }
 
+/// The `kind` network vanished between [`ensure`] and its use: another cluster's delete removed
+/// it while no container was attached (a create then retries from [`ensure`]).
+pub(crate) fn is_gone(e: &super::CreateError) -> bool {
+    match e {
+        super::CreateError::Docker(d) => {
+            let m = message(d);
+            m.contains(&format!("network {NETWORK_NAME} not found"))
+                || (m.contains("network") && m.contains("not found") && m.contains(NETWORK_NAME))
+        }
+        _ => false,
+    }
+}
+
 /// The subnets of the `kind` network (for `NO_PROXY`).
 pub(crate) async fn subnets(docker: &Docker) -> Result<Vec<String>, DockerError> {
     let n = docker
