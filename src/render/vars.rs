@@ -352,6 +352,32 @@ fn expand_node(node: &mut Value, values: &BTreeMap<String, Value>) -> Result<(),
     }
 }
 
+/// kustomize's var expansion takes an untagged scalar for a string and tags it so: a number or
+/// boolean a replacement created (see [`Res::untagged`]) at or right under `at` becomes its
+/// text.
+fn settle_created(node: &mut Value, at: &str, untagged: &[String]) {
+    let settle = |v: &mut Value, pointer: &str| {
+        if let Value::Number(_) | Value::Bool(_) = v
+            && untagged.iter().any(|u| u == pointer)
+        {
+            *v = Value::String(text_of(v).unwrap_or_default());
+        }
+    };
+    match node {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                settle(v, &format!("{at}{}", fieldspec::pointer_segment(k)));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                settle(v, &format!("{at}/{i}"));
+            }
+        }
+        _ => settle(node, at),
+    }
+}
+
 /// kustomize's `ResolveVars`: every var must name an object with the field; `$(NAME)`s in the
 /// var-reference fields are replaced (unknown names stay as written).
 pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<(), Error> {
@@ -403,8 +429,10 @@ pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<()
     for r in list.iter_mut() {
         let gvk = r.gvk();
         let id = r.cur_id();
+        let untagged = &r.untagged;
         for fs in &specs {
-            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::None, &mut |n| {
+            fieldspec::apply_at(&mut r.value, &gvk, fs, Leaf::None, &mut |n, at| {
+                settle_created(n, at, untagged);
                 expand_node(n, &values)
             })
             .map_err(|problem| Error::Invalid {
