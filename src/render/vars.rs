@@ -476,4 +476,26 @@ mod tests {
         assert_eq!(expand("port $(N)", &values), json!("port 5"));
         assert_eq!(expand("a$", &values), json!("a$"));
     }
+
+    #[test]
+    fn only_created_scalars_in_reached_fields_become_text() {
+        let created = vec![
+            "/labels/port".to_string(),
+            "/args/1".to_string(),
+            "/replicas".to_string(),
+            "/labels/a~1b".to_string(),
+        ];
+        let mut labels = json!({"port": 80, "typed": 81, "a/b": true});
+        settle_created(&mut labels, "/labels", &created);
+        assert_eq!(labels, json!({"port": "80", "typed": 81, "a/b": "true"}));
+        let mut args = json!([1, 2]);
+        settle_created(&mut args, "/args", &created);
+        assert_eq!(args, json!([1, "2"]));
+        let mut replicas = json!(3);
+        settle_created(&mut replicas, "/replicas", &created);
+        assert_eq!(replicas, json!("3"));
+        let mut other = json!(3);
+        settle_created(&mut other, "/other", &created);
+        assert_eq!(other, json!(3));
+    }
 }
