@@ -232,11 +232,14 @@ pub(super) fn accumulate_into(
     for (i, c) in k.components.iter().enumerate() {
         let field = format!("components[{i}]");
         let path = components::resolve(&k, &field, c)?;
+        // A component's files and transformers record its own folder as where they come from.
+        let mut comp_options = options.clone();
+        comp_options.origin_path = buildmeta::origin_path(&k, c);
         accumulate_into(
             &path,
             Some((&k.file, &field)),
             stack,
-            options,
+            &comp_options,
             var_set,
             list,
             true,

@@ -66,12 +66,29 @@ pub fn apply(
     leaf: Leaf,
     set: &mut dyn FnMut(&mut Value) -> Result<(), String>,
 ) -> Result<(), String> {
+    apply_at(obj, gvk, fs, leaf, &mut |v, _| set(v))
+}
+
+/// [`apply`], also giving `set` the JSON pointer of each value.
+pub fn apply_at(
+    obj: &mut Value,
+    gvk: &Gvk,
+    fs: &FieldSpec,
+    leaf: Leaf,
+    set: &mut dyn FnMut(&mut Value, &str) -> Result<(), String>,
+) -> Result<(), String> {
     if !fs.matches(gvk) {
         return Ok(());
     }
     let path = split_path(&fs.path);
-    walk(obj, &path, fs.create, leaf, set)
+    let mut at = String::new();
+    walk(obj, &path, fs.create, leaf, &mut at, set)
         .map_err(|e| format!("considering field '{}': {e}", fs.path))
+}
+
+/// `name` as one JSON-pointer segment.
+pub fn pointer_segment(name: &str) -> String {
+    format!("/{}", name.replace('~', "~0").replace('/', "~1"))
 }
 
 fn walk(
@@ -79,16 +96,21 @@ fn walk(
     path: &[String],
     create: bool,
     leaf: Leaf,
-    set: &mut dyn FnMut(&mut Value) -> Result<(), String>,
+    at: &mut String,
+    set: &mut dyn FnMut(&mut Value, &str) -> Result<(), String>,
 ) -> Result<(), String> {
     if path.is_empty() {
-        return set(node);
+        return set(node, at);
     }
+    let len = at.len();
     match node {
         Value::Null => Ok(()),
         Value::Array(items) => {
-            for it in items {
-                walk(it, path, create, leaf, set)?;
+            for (i, it) in items.iter_mut().enumerate() {
+                at.push_str(&format!("/{i}"));
+                let r = walk(it, path, create, leaf, at, set);
+                at.truncate(len);
+                r?;
             }
             Ok(())
         }
@@ -119,7 +141,10 @@ fn walk(
             if field.is_null() && creating {
                 *field = fresh();
             }
-            walk(field, &path[1..], create, leaf, set)
+            at.push_str(&pointer_segment(name));
+            let r = walk(field, &path[1..], create, leaf, at, set);
+            at.truncate(len);
+            r
         }
         _ => Err("expected sequence or mapping node".into()),
     }

@@ -132,6 +132,9 @@ pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> R
                     object,
                     source,
                 })?;
+                // kustomize patches the object as JSON and reads it back: every scalar it holds
+                // is typed from then on, created ones included.
+                r.untagged.clear();
                 if !had_annotations
                     && let Some(md) = r.value.get_mut("metadata").and_then(Value::as_object_mut)
                     && md
@@ -303,6 +306,8 @@ fn smp_one(r: &mut Res, patch: &Value, opts: Opts) -> bool {
     if let (Some(pm), Some(av)) = (patch.as_object_mut(), r.value.get("apiVersion").cloned()) {
         pm.insert("apiVersion".into(), av);
     }
+    // Before merging: the pointers to created scalars are to the unpatched object.
+    super::replacements::settle_untagged(r);
     let dest = std::mem::take(&mut r.value);
     let cx = MergeCtx::new(gvk, opts.schema);
     let merged = merge(Some(dest), &patch, &cx, &mut Vec::new());
@@ -317,7 +322,6 @@ fn smp_one(r: &mut Res, patch: &Value, opts: Opts) -> bool {
         r.set_name(&name);
     }
     r.set_namespace(&ns);
-    super::replacements::settle_untagged(r);
     true
 }
 

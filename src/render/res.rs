@@ -184,7 +184,8 @@ pub struct Res {
     /// Names of the `vars` whose `objref` is this object (kustomize's refVarNames).
     pub ref_vars: Vec<String>,
     /// JSON pointers of plain (untagged) scalars a replacement created: kustomize prints them
-    /// by their text's YAML type until a strategic-merge patch turns them into strings.
+    /// by their text's YAML type unless a strategic-merge patch (or var expansion, in its
+    /// fields) turns them into strings; a JSON patch types them for good.
     pub untagged: Vec<String>,
 }
 

@@ -352,6 +352,32 @@ fn expand_node(node: &mut Value, values: &BTreeMap<String, Value>) -> Result<(),
     }
 }
 
+/// kustomize's var expansion takes an untagged scalar for a string and tags it so: a number or
+/// boolean a replacement created (see [`Res::untagged`]) at or right under `at` becomes its
+/// text.
+fn settle_created(node: &mut Value, at: &str, untagged: &[String]) {
+    let settle = |v: &mut Value, pointer: &str| {
+        if let Value::Number(_) | Value::Bool(_) = v
+            && untagged.iter().any(|u| u == pointer)
+        {
+            *v = Value::String(text_of(v).unwrap_or_default());
+        }
+    };
+    match node {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                settle(v, &format!("{at}{}", fieldspec::pointer_segment(k)));
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                settle(v, &format!("{at}/{i}"));
+            }
+        }
+        _ => settle(node, at),
+    }
+}
+
 /// kustomize's `ResolveVars`: every var must name an object with the field; `$(NAME)`s in the
 /// var-reference fields are replaced (unknown names stay as written).
 pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<(), Error> {
@@ -403,8 +429,10 @@ pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<()
     for r in list.iter_mut() {
         let gvk = r.gvk();
         let id = r.cur_id();
+        let untagged = &r.untagged;
         for fs in &specs {
-            fieldspec::apply(&mut r.value, &gvk, fs, Leaf::None, &mut |n| {
+            fieldspec::apply_at(&mut r.value, &gvk, fs, Leaf::None, &mut |n, at| {
+                settle_created(n, at, untagged);
                 expand_node(n, &values)
             })
             .map_err(|problem| Error::Invalid {
@@ -447,5 +475,27 @@ mod tests {
         assert_eq!(expand("$(N)", &values), json!(5));
         assert_eq!(expand("port $(N)", &values), json!("port 5"));
         assert_eq!(expand("a$", &values), json!("a$"));
+    }
+
+    #[test]
+    fn only_created_scalars_in_reached_fields_become_text() {
+        let created = vec![
+            "/labels/port".to_string(),
+            "/args/1".to_string(),
+            "/replicas".to_string(),
+            "/labels/a~1b".to_string(),
+        ];
+        let mut labels = json!({"port": 80, "typed": 81, "a/b": true});
+        settle_created(&mut labels, "/labels", &created);
+        assert_eq!(labels, json!({"port": "80", "typed": 81, "a/b": "true"}));
+        let mut args = json!([1, 2]);
+        settle_created(&mut args, "/args", &created);
+        assert_eq!(args, json!([1, "2"]));
+        let mut replicas = json!(3);
+        settle_created(&mut replicas, "/replicas", &created);
+        assert_eq!(replicas, json!("3"));
+        let mut other = json!(3);
+        settle_created(&mut other, "/other", &created);
+        assert_eq!(other, json!(3));
     }
 }
