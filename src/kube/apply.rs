@@ -1,13 +1,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ::kube::Api;
 use ::kube::api::{DynamicObject, Patch, PatchParams};
+use ::kube::{Api, ResourceExt};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::wait::{WaitOptions, conditions, wait_for};
+use super::wait::{WaitOptions, conditions, wait_after};
 use super::{Discovery, Error, FIELD_MANAGER, RequestError, Resource};
 use crate::manifest::{ApplyPhase, Gvk, Object, apply_phase};
 use crate::observe::{Observer, ObserverExt};
@@ -131,12 +131,15 @@ pub async fn apply(
             .collect(),
         _ => BTreeSet::new(),
     };
+    // Each CRD is awaited from the moment its write returns, while the others are written.
+    let crd_api = (!options.dry_run).then(|| crd_api(discovery));
     run_phase(
         discovery,
         &definitions,
         &existing,
         &resolved,
         options,
+        crd_api.as_ref(),
         observer,
         cancel,
         &done,
@@ -148,17 +151,7 @@ pub async fn apply(
     let rest = if options.dry_run {
         dry_run_checkable(discovery, rest, &defined, &mut resolved, observer, cancel).await?
     } else {
-        wait_for_definitions(
-            discovery,
-            &definitions,
-            &rest,
-            &defined,
-            &mut resolved,
-            options,
-            observer,
-            cancel,
-        )
-        .await?;
+        wait_for_discovery(discovery, &rest, &defined, &mut resolved, options, cancel).await?;
         rest
     };
     let listed: Batch = rest
@@ -176,6 +169,7 @@ pub async fn apply(
         &existing,
         &resolved,
         options,
+        None,
         observer,
         cancel,
         &done,
@@ -230,19 +224,9 @@ async fn dry_run_checkable<'a>(
     Ok(checkable)
 }
 
-/// The bundle's CRDs established, then the kinds they define discoverable.
-#[allow(clippy::too_many_arguments)]
-async fn wait_for_definitions(
-    discovery: &Discovery,
-    definitions: &Batch<'_>,
-    rest: &Batch<'_>,
-    defined: &BTreeSet<Gvk>,
-    resolved: &mut HashMap<Gvk, Resource>,
-    options: &ApplyOptions,
-    observer: &dyn Observer,
-    cancel: &CancellationToken,
-) -> Result<(), Error> {
-    let crd_api = ::kube::Api::<DynamicObject>::all_with(
+/// The API of CustomResourceDefinitions.
+fn crd_api(discovery: &Discovery) -> Api<DynamicObject> {
+    Api::all_with(
         discovery.client().clone(),
         &::kube::api::ApiResource::from_gvk_with_plural(
             &::kube::api::GroupVersionKind::gvk(
@@ -252,31 +236,19 @@ async fn wait_for_definitions(
             ),
             "customresourcedefinitions",
         ),
-    );
-    let wait = WaitOptions::timeout(options.definitions_timeout);
-    // Every CRD at once: each is watched, so its wait ends when the server establishes it.
-    let waits = definitions
-        .iter()
-        .filter(|(_, o)| o.kind() == "CustomResourceDefinition")
-        .map(|(_, crd)| {
-            let (api, what) = (&crd_api, format!("CRD {} established", crd.name()));
-            async move {
-                wait_for(
-                    api,
-                    crd.name(),
-                    &what,
-                    &conditions::crd_established(),
-                    wait,
-                    observer,
-                    cancel,
-                )
-                .await
-            }
-        });
-    let outcomes = futures::future::join_all(waits).await;
-    if let Some(e) = outcomes.into_iter().find_map(Result::err) {
-        return Err(e);
-    }
+    )
+}
+
+/// The kinds the bundle's (established) CRDs define that the rest of the bundle uses,
+/// discoverable.
+async fn wait_for_discovery(
+    discovery: &Discovery,
+    rest: &Batch<'_>,
+    defined: &BTreeSet<Gvk>,
+    resolved: &mut HashMap<Gvk, Resource>,
+    options: &ApplyOptions,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
     let mut needed: BTreeSet<Gvk> = rest
         .iter()
         .map(|(_, o)| o.gvk())
@@ -319,41 +291,88 @@ async fn wait_for_definitions(
     Ok(())
 }
 
+/// Applies a batch, `concurrency` objects at a time. With `crds`, each CustomResourceDefinition
+/// is then awaited until established, from the copy its write returned; the waits run beside
+/// the writes and take no write slot.
 #[allow(clippy::too_many_arguments)]
-async fn run_phase(
+async fn run_phase<'a>(
     discovery: &Discovery,
     batch: &[(usize, &Object)],
     existing: &Existing,
     resolved: &HashMap<Gvk, Resource>,
     options: &ApplyOptions,
-    observer: &dyn Observer,
-    cancel: &CancellationToken,
+    crds: Option<&'a Api<DynamicObject>>,
+    observer: &'a dyn Observer,
+    cancel: &'a CancellationToken,
     done: &std::sync::atomic::AtomicU64,
     total: u64,
     results: &mut [Option<Applied>],
 ) -> Result<(), Error> {
-    let outcomes: Vec<(usize, Result<Applied, Error>)> =
-        stream::iter(batch.iter().map(|&(i, o)| async move {
-            let resource = resolved
-                .get(&o.gvk())
-                .expect("kinds were resolved before applying");
-            let exists = existing
-                .get(&o.gvk())
-                .and_then(Option::as_ref)
-                .map(|names| names.contains(&key(discovery, resource, o)));
-            let r = tokio::select! {
-                _ = cancel.cancelled() => Err(Error::Cancelled),
-                r = apply_one(discovery, resource, o, options, exists) => r,
-            };
-            if r.is_ok() {
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                observer.progress("objects applied", n, Some(total));
-            }
-            (i, r)
-        }))
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
+    use futures::stream::FuturesUnordered;
+    let applies = stream::iter(batch.iter().map(|&(i, o)| async move {
+        let resource = resolved
+            .get(&o.gvk())
+            .expect("kinds were resolved before applying");
+        let exists = existing
+            .get(&o.gvk())
+            .and_then(Option::as_ref)
+            .map(|names| names.contains(&key(discovery, resource, o)));
+        let r = tokio::select! {
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+            r = apply_one(discovery, resource, o, options, exists) => r,
+        };
+        if r.is_ok() {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            observer.progress("objects applied", n, Some(total));
+        }
+        (i, o, r)
+    }))
+    .buffer_unordered(options.concurrency.max(1));
+    let mut applies = std::pin::pin!(applies);
+    let wait = WaitOptions::timeout(options.definitions_timeout);
+    let establish = move |i: usize,
+                          name: String,
+                          seen: DynamicObject,
+                          api: &'a Api<DynamicObject>| async move {
+        let what = format!("CRD {name} established");
+        let r = wait_after(
+            api,
+            &name,
+            seen,
+            &what,
+            &conditions::crd_established(),
+            wait,
+            observer,
+            cancel,
+        )
         .await;
+        (i, r.map(|_| ()))
+    };
+    let mut waits = FuturesUnordered::new();
+    let mut outcomes: Vec<(usize, Result<Applied, Error>)> = Vec::with_capacity(batch.len());
+    let mut wait_failures: Vec<(usize, Error)> = Vec::new();
+    let mut applying = true;
+    while applying || !waits.is_empty() {
+        tokio::select! {
+            next = applies.next(), if applying => match next {
+                None => applying = false,
+                Some((i, o, r)) => {
+                    if let (Some(api), Ok(a)) = (crds, &r)
+                        && o.kind() == "CustomResourceDefinition"
+                        && o.gvk().group == "apiextensions.k8s.io"
+                    {
+                        waits.push(establish(i, a.object.name_any(), a.object.clone(), api));
+                    }
+                    outcomes.push((i, r));
+                }
+            },
+            Some((i, r)) = waits.next(), if !waits.is_empty() => {
+                if let Err(e) = r {
+                    wait_failures.push((i, e));
+                }
+            }
+        }
+    }
     let mut failures: Vec<(usize, Error)> = Vec::new();
     for (i, r) in outcomes {
         match r {
@@ -361,6 +380,7 @@ async fn run_phase(
             Err(e) => failures.push((i, e)),
         }
     }
+    failures.extend(wait_failures);
     failures.sort_by_key(|(i, _)| *i);
     let mut failures = failures.into_iter();
     match failures.next() {

@@ -368,11 +368,53 @@ pub async fn wait_for(
         last: None,
         announced: false,
     };
+    wait_from(api, name, &mut state, None, options, cancel).await
+}
+
+/// [`wait_for`], starting from `seen`, the object as a write just returned it: the condition is
+/// checked on it, and the watch starts from its resourceVersion, so no read comes first. Every
+/// change after that write reaches the wait; if the watch cannot start or ends without news, the
+/// object is read and watched again as in [`wait_for`].
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_after(
+    api: &Api<DynamicObject>,
+    name: &str,
+    seen: DynamicObject,
+    what: &str,
+    condition: &dyn Condition,
+    options: WaitOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<Option<DynamicObject>, Error> {
+    let mut state = WaitState {
+        what,
+        condition,
+        observer,
+        start: Instant::now(),
+        last: None,
+        announced: false,
+    };
+    wait_from(api, name, &mut state, Some(seen), options, cancel).await
+}
+
+async fn wait_from(
+    api: &Api<DynamicObject>,
+    name: &str,
+    state: &mut WaitState<'_>,
+    mut seen: Option<DynamicObject>,
+    options: WaitOptions,
+    cancel: &CancellationToken,
+) -> Result<Option<DynamicObject>, Error> {
     let mut delay = options.interval;
     let mut watch = true;
     loop {
         let mut from = None;
-        match until_cancelled(cancel, api.get_opt(name)).await {
+        let read = match seen.take() {
+            // Only a copy with a resourceVersion can start a watch.
+            Some(o) if o.metadata.resource_version.is_some() => Ok(Some(o)),
+            _ => until_cancelled(cancel, api.get_opt(name)).await,
+        };
+        match read {
             Err(RequestError::Cancelled) => return Err(Error::Cancelled),
             Ok(obj) => {
                 from = Some(
@@ -388,7 +430,7 @@ pub async fn wait_for(
             Err(source) => {
                 return Err(Error::Object {
                     action: "reading",
-                    identity: what.to_string(),
+                    identity: state.what.to_string(),
                     origin: Origin::default(),
                     source,
                 });
@@ -399,7 +441,7 @@ pub async fn wait_for(
             return Err(state.timeout(options.timeout));
         }
         if let (true, Some(from)) = (watch, from) {
-            match watch_until(api, name, &from, &mut state, options.timeout, cancel).await? {
+            match watch_until(api, name, &from, state, options.timeout, cancel).await? {
                 Watched::Done(obj) => return Ok(*obj),
                 // Read again at once: the watch ran and ended (its timeout, a compaction).
                 Watched::Ended { events: true } => continue,

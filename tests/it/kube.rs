@@ -392,3 +392,38 @@ async fn kubeconfig_contexts_and_lists_load_like_kubectl() {
         support::error_chain(&err)
     );
 }
+
+/// Applying CRDs alone (nothing in the bundle needs their kinds) still returns only once every
+/// CRD is established: the wait starts from each write's answer, not after a read.
+#[tokio::test]
+async fn crds_alone_are_established_when_apply_returns() {
+    let cp = ControlPlane::start().await;
+    let discovery = Discovery::new(cp.client().await);
+    let crds = upstream_crds();
+    let report = apply(
+        &discovery,
+        &crds,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.applied.len(), crds.len());
+    let api: Api<DynamicObject> = Api::all_with(
+        discovery.client().clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        ),
+    );
+    for o in &crds {
+        let stored = api.get(o.name()).await.unwrap();
+        let established = stored.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        assert!(established, "CRD {} established", o.name());
+    }
+}
