@@ -432,13 +432,23 @@ fn step_ok(
     step: &str,
     out: &docker::ExecOutput,
 ) -> Result<(), CreateError> {
+    exec_ok(node, &options.name, step, out)
+}
+
+/// `Ok` when a command in the node succeeded, else [`CreateError::Step`] with its output's tail.
+pub(crate) fn exec_ok(
+    node: &str,
+    cluster: &str,
+    step: &str,
+    out: &docker::ExecOutput,
+) -> Result<(), CreateError> {
     if out.success() {
         Ok(())
     } else {
         Err(CreateError::Step {
             step: step.to_string(),
             container: node.to_string(),
-            cluster: options.name.clone(),
+            cluster: cluster.to_string(),
             exit_code: out.exit_code,
             tail: out.failure_tail(),
         })

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 
-use super::docker::{self, ExecOutput};
+use super::docker;
 use super::error::CreateError;
 use crate::observe::{Observer, ObserverExt};
 
@@ -392,20 +392,6 @@ pub(crate) fn patch_config_toml(config: &str) -> Option<String> {
     Some(out.join("\n") + "\n")
 }
 
-fn step_ok(node: &str, cluster: &str, step: &str, out: &ExecOutput) -> Result<(), CreateError> {
-    if out.success() {
-        Ok(())
-    } else {
-        Err(CreateError::Step {
-            step: step.to_string(),
-            container: node.to_string(),
-            cluster: cluster.to_string(),
-            exit_code: out.exit_code,
-            tail: out.failure_tail(),
-        })
-    }
-}
-
 /// A file's content in the node, `None` when it does not exist.
 async fn read_file(
     docker: &Docker,
@@ -430,7 +416,7 @@ async fn ensure_file(
         return Ok(false);
     }
     let mkdir = docker::exec(docker, node, &["mkdir", "-p", dir], None).await?;
-    step_ok(node, cluster, &format!("mkdir -p {dir}"), &mkdir)?;
+    super::exec_ok(node, cluster, &format!("mkdir -p {dir}"), &mkdir)?;
     docker::copy_files(docker, node, dir, &[(name, content, 0o644)]).await?;
     Ok(true)
 }
@@ -451,7 +437,7 @@ pub(crate) async fn configure(
         return Ok(());
     }
     let dump = docker::exec(docker, node, &["containerd", "config", "dump"], None).await?;
-    step_ok(node, cluster, "containerd config dump", &dump)?;
+    super::exec_ok(node, cluster, "containerd config dump", &dump)?;
     if !reads_certs_dir(&dump.stdout) {
         let current = read_file(docker, node, CONFIG_TOML)
             .await?
@@ -471,7 +457,7 @@ pub(crate) async fn configure(
         }
         let restart =
             docker::exec(docker, node, &["systemctl", "restart", "containerd"], None).await?;
-        step_ok(node, cluster, "systemctl restart containerd", &restart)?;
+        super::exec_ok(node, cluster, "systemctl restart containerd", &restart)?;
     }
     for (host, toml, ca) in config.host_files() {
         let dir = format!("{CERTS_DIR}/{host}");
