@@ -360,14 +360,7 @@ pub async fn wait_for(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Option<DynamicObject>, Error> {
-    let mut state = WaitState {
-        what,
-        condition,
-        observer,
-        start: Instant::now(),
-        last: None,
-        announced: false,
-    };
+    let mut state = WaitState::new(what, condition, observer);
     wait_from(api, name, &mut state, None, options, cancel).await
 }
 
@@ -386,14 +379,7 @@ pub async fn wait_after(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<Option<DynamicObject>, Error> {
-    let mut state = WaitState {
-        what,
-        condition,
-        observer,
-        start: Instant::now(),
-        last: None,
-        announced: false,
-    };
+    let mut state = WaitState::new(what, condition, observer);
     wait_from(api, name, &mut state, Some(seen), options, cancel).await
 }
 
@@ -472,7 +458,19 @@ struct WaitState<'a> {
     announced: bool,
 }
 
-impl WaitState<'_> {
+impl<'a> WaitState<'a> {
+    /// A wait that starts now and has reported nothing yet.
+    fn new(what: &'a str, condition: &'a dyn Condition, observer: &'a dyn Observer) -> Self {
+        WaitState {
+            what,
+            condition,
+            observer,
+            start: Instant::now(),
+            last: None,
+            announced: false,
+        }
+    }
+
     /// Checks the object: `Some` when the wait is over, an error when it can never be.
     // Synchronous, unlike the module's other functions: the lint sees the module's error here.
     #[allow(clippy::option_option, clippy::result_large_err)]
