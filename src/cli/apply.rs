@@ -54,8 +54,8 @@ pub struct Args {
         value_parser = ["none", "server"]
     )]
     pub dry_run: String,
-    /// Objects applied at once.
-    #[arg(long, default_value_t = 8)]
+    /// Objects applied at once (the library's default, as the bootstrap applies).
+    #[arg(long, default_value_t = capi_manage::kube::ApplyOptions::default().concurrency)]
     pub concurrency: usize,
 }
 
