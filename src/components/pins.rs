@@ -367,17 +367,22 @@ pub struct ChartPin {
     pub version: String,
 }
 
+/// Flux's HelmReleases among `objects`.
+fn helm_releases(
+    objects: &[crate::manifest::Object],
+) -> impl Iterator<Item = &crate::manifest::Object> {
+    objects.iter().filter(|o| {
+        o.kind() == "HelmRelease"
+            && o.value["apiVersion"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("helm.toolkit.fluxcd.io/"))
+    })
+}
+
 /// The charts pinned by the HelmReleases among `objects` (a cluster's rendered folder), in
 /// order: the other half of what a bootstrap installs, through Flux.
 pub fn chart_pins(objects: &[crate::manifest::Object]) -> Vec<ChartPin> {
-    objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "HelmRelease"
-                && o.value["apiVersion"]
-                    .as_str()
-                    .is_some_and(|a| a.starts_with("helm.toolkit.fluxcd.io/"))
-        })
+    helm_releases(objects)
         .map(|o| {
             let spec = &o.value["spec"]["chart"]["spec"];
             ChartPin {
@@ -413,14 +418,7 @@ pub fn chart_sources(objects: &[crate::manifest::Object]) -> Vec<ChartSource> {
                 .flatten()
         })
     };
-    let mut out: Vec<ChartSource> = objects
-        .iter()
-        .filter(|o| {
-            o.kind() == "HelmRelease"
-                && o.value["apiVersion"]
-                    .as_str()
-                    .is_some_and(|a| a.starts_with("helm.toolkit.fluxcd.io/"))
-        })
+    let mut out: Vec<ChartSource> = helm_releases(objects)
         .filter_map(|o| {
             let spec = &o.value["spec"]["chart"]["spec"];
             let source = &spec["sourceRef"];
