@@ -237,6 +237,23 @@ fn members(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Streams `files` into the node of kind cluster `name`.
+async fn load_files(
+    name: &str,
+    files: &[kind::ArchiveFile],
+) -> Result<kind::Loaded, kind::LoadError> {
+    kind::load_image_files(
+        &LoadOptions {
+            name: name.to_string(),
+            docker_host: Some(sd::docker_host()),
+        },
+        files,
+        &capi_manage::observe::Silent,
+        &CancellationToken::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn an_image_layout_streams_into_ctr_as_a_tar_of_its_blobs() {
     let _serial = SERIAL.lock().await;
@@ -265,17 +282,7 @@ async fn an_image_layout_streams_into_ctr_as_a_tar_of_its_blobs() {
     assert_eq!(read.charts.len(), 1, "{:?}", read.charts);
 
     let started = Instant::now();
-    let loaded = kind::load_image_files(
-        &LoadOptions {
-            name: name.to_string(),
-            docker_host: Some(sd::docker_host()),
-        },
-        &read.files,
-        &capi_manage::observe::Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("load");
+    let loaded = load_files(name, &read.files).await.expect("load");
     let took = started.elapsed();
 
     // ctr was asked as kind asks it, and fed a tar of the layout.
@@ -345,17 +352,7 @@ async fn an_image_layout_streams_into_ctr_as_a_tar_of_its_blobs() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[1000] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let err = kind::load_image_files(
-        &LoadOptions {
-            name: name.to_string(),
-            docker_host: Some(sd::docker_host()),
-        },
-        &read.files,
-        &capi_manage::observe::Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = load_files(name, &read.files).await.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains(&layer) && msg.contains("does not match its digest"),
