@@ -20,7 +20,8 @@ use crate::support::{ControlPlane, free_port};
 /// The kind tests share the engine and the `kind` network: one at a time.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn options(name: &str, image: &str) -> CreateOptions {
+/// Create options for a stand-in node on the test engine.
+pub(crate) fn options(name: &str, image: &str) -> CreateOptions {
     CreateOptions {
         name: name.to_string(),
         image: image.to_string(),

@@ -7,28 +7,17 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use capi_manage::kind::{
-    self, CreateOptions, LoadOptions, NodePrivileges, RegistryCa, RegistryConfig, RegistryMirror,
+    self, CreateOptions, LoadOptions, RegistryCa, RegistryConfig, RegistryMirror,
 };
 use capi_manage::observe::Event;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::kind::{SERIAL, clean};
+use crate::kind::{SERIAL, clean, options};
 use crate::support::docker::{self as sd, StandIn};
-
-fn options(name: &str, image: &str) -> CreateOptions {
-    CreateOptions {
-        name: name.to_string(),
-        image: image.to_string(),
-        docker_host: Some(sd::docker_host()),
-        ready_timeout: Duration::from_secs(30),
-        privileges: NodePrivileges::TestOnlyCapabilities(sd::test_capabilities()),
-        ..CreateOptions::default()
-    }
-}
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
