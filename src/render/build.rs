@@ -44,6 +44,9 @@ pub fn build(dir: &Path, options: &super::Options) -> Result<Vec<Object>, Error>
         _ => sort::legacy(&mut list),
     }
     buildmeta::finish(&k, &mut list);
+    for r in &list {
+        replacements::check_decodable(r)?;
+    }
     Ok(list
         .into_iter()
         .map(|r| Object {

@@ -114,6 +114,8 @@ pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> R
             let sel = select(k, &spec.field, list, target)?;
             for i in sel {
                 let r = &mut list[i];
+                // kustomize patches the object as JSON: it decodes it first.
+                super::replacements::check_decodable(r)?;
                 r.store_prev();
                 let object = r.cur_id().to_string();
                 // kustomize's objects always carry (internal) annotations while it patches, so
@@ -135,6 +137,7 @@ pub fn apply_spec(k: &Kustomization, list: &mut Vec<Res>, spec: &PatchSpec) -> R
                 // kustomize patches the object as JSON and reads it back: every scalar it holds
                 // is typed from then on, created ones included.
                 r.untagged.clear();
+                r.mistyped.clear();
                 if !had_annotations
                     && let Some(md) = r.value.get_mut("metadata").and_then(Value::as_object_mut)
                     && md

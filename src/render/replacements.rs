@@ -560,12 +560,23 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
                     continue;
                 }
                 let id = res.cur_id();
+                let field = format!("{tf}.fieldPaths");
                 for fp in &t.field_paths {
-                    let untagged =
+                    let written =
                         path::set(&mut res.value, fp, &value, t.create, &t.delimiter, t.index)
-                            .map_err(|e| {
-                                invalid(k, &format!("{tf}.fieldPaths"), format!("{id}: {e}"))
-                            })?;
+                            .map_err(|e| invalid(k, &field, format!("{id}: {e}")))?;
+                    for (at, tag) in written.mistyped {
+                        let text = res.value.pointer(&at).and_then(Value::as_str);
+                        let text = text.unwrap_or_default().to_string();
+                        res.mistyped.push(super::res::Mistyped {
+                            at,
+                            tag,
+                            text,
+                            file: k.file.clone(),
+                            field: field.clone(),
+                        });
+                    }
+                    let untagged = written.untagged;
                     // kustomize sets every object's annotations again at the end of a build:
                     // a created annotation is a string whatever its text.
                     for at in untagged {
@@ -584,6 +595,25 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// kustomize decodes an object whole (its output, a JSON patch): text a replacement left under a
+/// type tag that cannot hold it fails there, named by the replacement that wrote it.
+pub fn check_decodable(r: &Res) -> Result<(), Error> {
+    match r.undecodable() {
+        None => Ok(()),
+        Some(m) => Err(Error::Invalid {
+            file: m.file.clone(),
+            field: m.field.clone(),
+            problem: format!(
+                "{}: {} keeps its {} tag, which cannot decode {:?}",
+                r.cur_id(),
+                m.at.trim_start_matches('/').replace('/', "."),
+                m.tag,
+                m.text
+            ),
+        }),
+    }
 }
 
 /// A strategic-merge patch re-tags the plain scalars of the object it patches as strings

@@ -187,6 +187,33 @@ pub struct Res {
     /// by their text's YAML type unless a strategic-merge patch (or var expansion, in its
     /// fields) turns them into strings; a JSON patch types them for good.
     pub untagged: Vec<String>,
+    /// Text a replacement wrote under a type tag that cannot decode it (kustomize keeps the
+    /// field's tag): kustomize fails when it next decodes the object, unless a later write
+    /// replaced the text.
+    pub mistyped: Vec<Mistyped>,
+}
+
+/// See [`Res::mistyped`].
+#[derive(Debug, Clone)]
+pub struct Mistyped {
+    /// JSON pointer of the field.
+    pub at: String,
+    /// The tag the field kept (`!!int`, `!!float`, `!!bool`).
+    pub tag: &'static str,
+    /// The text written.
+    pub text: String,
+    /// The kustomization and the field of the replacement that wrote it.
+    pub file: std::path::PathBuf,
+    pub field: String,
+}
+
+impl Res {
+    /// The first mistyped field that still holds its text: kustomize cannot decode the object.
+    pub fn undecodable(&self) -> Option<&Mistyped> {
+        self.mistyped
+            .iter()
+            .find(|m| self.value.pointer(&m.at).and_then(Value::as_str) == Some(m.text.as_str()))
+    }
 }
 
 /// A resource's or transformer's origin, as kustomize records it: paths are the relative paths
@@ -224,6 +251,7 @@ impl Res {
             transformations: Vec::new(),
             ref_vars: Vec::new(),
             untagged: Vec::new(),
+            mistyped: Vec::new(),
         }
     }
 

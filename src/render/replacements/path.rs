@@ -139,23 +139,39 @@ pub fn retyped(text: &str, like: &Value) -> Value {
 }
 
 /// `text` written into the existing scalar `like`: kustomize copies only the text and keeps the
-/// field's type tag, so a number or boolean field must receive text of its own type (kustomize
-/// fails decoding `!!int web` otherwise); a string field stays a string.
-fn typed_like(text: &str, like: &Value) -> Result<Value, String> {
+/// field's type tag. Text of the tag's own type is typed by it; a string field stays a string.
+/// Other text is kept as a string and the tag it keeps is returned: kustomize fails only when it
+/// next decodes the object (its output, a JSON patch), so a later write may still mend it.
+fn typed_like(text: &str, like: &Value) -> (Value, Option<&'static str>) {
     let v = untagged(text);
+    let mistyped = |tag| (Value::String(text.to_string()), Some(tag));
     match (like, &v) {
-        (Value::String(_), _) => Ok(Value::String(text.to_string())),
-        (Value::Number(n), Value::Number(m)) if n.is_f64() || !m.is_f64() => Ok(v),
-        (Value::Bool(_), Value::Bool(_)) | (Value::Null, _) => Ok(v),
-        (Value::Number(n), _) => Err(format!(
-            "the field holds the {} {n} and kustomize keeps its type: {text:?} is not one",
-            if n.is_f64() { "number" } else { "integer" }
-        )),
-        (Value::Bool(b), _) => Err(format!(
-            "the field holds the boolean {b} and kustomize keeps its type: {text:?} is not one"
-        )),
-        _ => Ok(v),
+        (Value::String(_), _) => (Value::String(text.to_string()), None),
+        (Value::Number(n), Value::Number(m)) if n.is_f64() || !m.is_f64() => (v, None),
+        (Value::Bool(_), Value::Bool(_)) | (Value::Null, _) => (v, None),
+        (Value::Number(n), _) => mistyped(if n.is_f64() { "!!float" } else { "!!int" }),
+        (Value::Bool(_), _) => mistyped("!!bool"),
+        _ => (v, None),
     }
+}
+
+/// What one write left at a field.
+enum Wrote {
+    /// A typed value.
+    Typed,
+    /// A plain scalar without a type tag (a created one).
+    Untagged,
+    /// Text the field's kept tag cannot decode.
+    Mistyped(&'static str),
+}
+
+/// The scalars a replacement left that need care later (JSON pointers).
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Plain scalars a replacement created.
+    pub untagged: Vec<String>,
+    /// Text under a type tag that cannot decode it, with the tag.
+    pub mistyped: Vec<(String, &'static str)>,
 }
 
 /// kustomize's field getter (sources, vars): `None` when a field or element is missing.
@@ -434,15 +450,14 @@ fn matcher(
     n
 }
 
-/// Writes `value` into a matched field (kustomize's `setFieldValue`); true when the field is
-/// a plain scalar without a type tag (a created one).
+/// Writes `value` into a matched field (kustomize's `setFieldValue`).
 fn put(
     target: &mut Value,
     created: bool,
     value: &Value,
     delimiter: &str,
     index: i64,
-) -> Result<bool, String> {
+) -> Result<Wrote, String> {
     let mut value = value.clone();
     if !delimiter.is_empty() {
         let Some(text) = scalar_text(target) else {
@@ -461,15 +476,16 @@ fn put(
     }
     if kind_of(target) == Kind::Scalar {
         let text = scalar_text(&value).unwrap_or_default();
-        *target = if created {
-            untagged(&text)
-        } else {
-            typed_like(&text, target)?
-        };
-        Ok(created)
+        if created {
+            *target = untagged(&text);
+            return Ok(Wrote::Untagged);
+        }
+        let (v, tag) = typed_like(&text, target);
+        *target = v;
+        Ok(tag.map_or(Wrote::Typed, Wrote::Mistyped))
     } else {
         *target = value;
-        Ok(false)
+        Ok(Wrote::Typed)
     }
 }
 
@@ -541,13 +557,19 @@ fn set_structured(
     if !matches!(doc, Value::Object(_) | Value::Array(_)) {
         return Ok(false);
     }
+    let mut mistyped = Vec::new();
     let n = matcher(
         &mut doc,
         &clean(&parts[i..]),
         create,
         false,
         &mut Vec::new(),
-        &mut |t, created, _| put(t, created, value, "", 0).map(|_| ()),
+        &mut |t, created, at| {
+            if let Wrote::Mistyped(tag) = put(t, created, value, "", 0)? {
+                mistyped.push((at.to_string(), tag));
+            }
+            Ok(())
+        },
     );
     match n {
         Ok(n) if n > 0 => {}
@@ -555,12 +577,13 @@ fn set_structured(
     }
     let first = text.trim_start().chars().next();
     let out = if matches!(first, Some('{') | Some('[')) {
+        if !mistyped.is_empty() {
+            // kustomize cannot write a tag that does not fit back as JSON: the text stays.
+            return Ok(true);
+        }
         go_json(&doc, text.contains('\n') && text.contains("  "))
     } else {
-        serde_yaml_ng::to_string(&doc)
-            .map_err(|e| e.to_string())?
-            .trim()
-            .to_string()
+        yaml_with_tags(&mut doc, &mistyped)?
     };
     // Write the new text back at the scalar's place.
     let mut cur = obj;
@@ -576,8 +599,29 @@ fn set_structured(
     Ok(true)
 }
 
-/// kustomize's `copyValueToTarget` for one field path of one target object. Returns the JSON
-/// pointers of the plain (untagged) scalars it wrote.
+/// `doc` as YAML text, where each mistyped field is written with the tag it kept, as kustomize
+/// writes it (`!!int nginx`).
+fn yaml_with_tags(doc: &mut Value, mistyped: &[(String, &'static str)]) -> Result<String, String> {
+    let yaml = |v: &Value| serde_yaml_ng::to_string(v).map_err(|e| e.to_string());
+    let mut tagged = Vec::new();
+    for (i, (at, tag)) in mistyped.iter().enumerate() {
+        if let Some(v) = doc.pointer_mut(at) {
+            let text = scalar_text(v).unwrap_or_default();
+            let token = format!("capi-manage-mistyped-{i}-{}", text.len());
+            let written = yaml(&Value::String(text))?;
+            tagged.push((token.clone(), format!("{tag} {}", written.trim())));
+            *v = Value::String(token);
+        }
+    }
+    let mut out = yaml(doc)?.trim().to_string();
+    for (token, written) in tagged {
+        out = out.replace(&token, &written);
+    }
+    Ok(out)
+}
+
+/// kustomize's `copyValueToTarget` for one field path of one target object. Returns the
+/// scalars it wrote that need care later.
 pub fn set(
     obj: &mut Value,
     field_path: &str,
@@ -585,13 +629,13 @@ pub fn set(
     create: bool,
     delimiter: &str,
     index: i64,
-) -> Result<Vec<String>, String> {
+) -> Result<Written, String> {
     let create_kind = create.then(|| kind_of(value));
     let parts = split_path(field_path);
     if set_structured(obj, &parts, value, create_kind)? {
-        return Ok(Vec::new());
+        return Ok(Written::default());
     }
-    let mut untagged = Vec::new();
+    let mut written = Written::default();
     let what = if create {
         "cannot find or create"
     } else {
@@ -604,8 +648,10 @@ pub fn set(
         false,
         &mut Vec::new(),
         &mut |t, created, at| {
-            if put(t, created, value, delimiter, index)? {
-                untagged.push(at.to_string());
+            match put(t, created, value, delimiter, index)? {
+                Wrote::Typed => {}
+                Wrote::Untagged => written.untagged.push(at.to_string()),
+                Wrote::Mistyped(tag) => written.mistyped.push((at.to_string(), tag)),
             }
             Ok(())
         },
@@ -614,7 +660,7 @@ pub fn set(
     if n == 0 {
         return Err(format!("{what} field {field_path:?} in the target"));
     }
-    Ok(untagged)
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -675,5 +721,38 @@ mod tests {
         let mut v = json!({"data": {"c.json": "{\"b\": 1, \"a\": {\"x\": \"old\"}}"}});
         set(&mut v, "data.[c.json].a.x", &json!("new"), false, "", 0).unwrap();
         assert_eq!(v["data"]["c.json"], "{\"a\":{\"x\":\"new\"},\"b\":1}");
+    }
+
+    #[test]
+    fn text_under_a_kept_tag_is_reported_not_refused() {
+        let mut v = json!({"n": 1, "f": 1.5, "b": true, "s": "x"});
+        let w = set(&mut v, "n", &json!("nginx"), false, "", 0).unwrap();
+        assert_eq!(w.mistyped, [("/n".to_string(), "!!int")]);
+        assert_eq!(v["n"], "nginx");
+        let w = set(&mut v, "f", &json!("2"), false, "", 0).unwrap();
+        assert!(w.mistyped.is_empty(), "an integer fits a float field");
+        assert_eq!(
+            set(&mut v, "b", &json!("on"), false, "", 0)
+                .unwrap()
+                .mistyped
+                .len(),
+            1
+        );
+        assert!(
+            set(&mut v, "s", &json!("7"), false, "", 0)
+                .unwrap()
+                .mistyped
+                .is_empty()
+        );
+        assert_eq!(v["s"], "7");
+    }
+
+    #[test]
+    fn yaml_text_keeps_the_tag_in_writing() {
+        let mut v = json!({"data": {"c.yaml": "a:\n  n: 1\n"}});
+        let w = set(&mut v, "data.[c.yaml].a.n", &json!("web: x"), false, "", 0);
+        let w = w.unwrap_or_else(|e| panic!("{e}"));
+        assert!(w.mistyped.is_empty(), "inside text the tag is written out");
+        assert_eq!(v["data"]["c.yaml"], "a:\n  n: !!int 'web: x'");
     }
 }
