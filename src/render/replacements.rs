@@ -562,10 +562,20 @@ pub fn apply(k: &Kustomization, list: &mut [Res]) -> Result<(), Error> {
                 let id = res.cur_id();
                 let field = format!("{tf}.fieldPaths");
                 for fp in &t.field_paths {
-                    let written =
-                        path::set(&mut res.value, fp, &value, t.create, &t.delimiter, t.index)
-                            .map_err(|e| invalid(k, &field, format!("{id}: {e}")))?;
+                    let kept = res.live_mistyped();
+                    let (delimiter, index) = (&t.delimiter, t.index);
+                    let written = path::set(
+                        &mut res.value,
+                        fp,
+                        &value,
+                        t.create,
+                        delimiter,
+                        index,
+                        &kept,
+                    )
+                    .map_err(|e| invalid(k, &field, format!("{id}: {e}")))?;
                     for (at, tag) in written.mistyped {
+                        res.mistyped.retain(|m| m.at != at);
                         let text = res.value.pointer(&at).and_then(Value::as_str);
                         let text = text.unwrap_or_default().to_string();
                         res.mistyped.push(super::res::Mistyped {

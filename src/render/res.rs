@@ -208,6 +208,20 @@ pub struct Mistyped {
 }
 
 impl Res {
+    /// Whether the field at JSON pointer `at` holds text its kept tag cannot decode.
+    pub fn is_mistyped_at(&self, at: &str) -> bool {
+        self.live_mistyped().iter().any(|(p, _)| p == at)
+    }
+
+    /// The fields that still hold text their kept tag cannot decode, with the tag.
+    pub fn live_mistyped(&self) -> Vec<(String, &'static str)> {
+        self.mistyped
+            .iter()
+            .filter(|m| self.value.pointer(&m.at).and_then(Value::as_str) == Some(&m.text))
+            .map(|m| (m.at.clone(), m.tag))
+            .collect()
+    }
+
     /// The first mistyped field that still holds its text: kustomize cannot decode the object.
     pub fn undecodable(&self) -> Option<&Mistyped> {
         self.mistyped

@@ -415,9 +415,16 @@ pub fn resolve(top: &Kustomization, list: &mut [Res], set: &VarSet) -> Result<()
                 _ => parts.push(p),
             }
         }
+        // kustomize decodes the field it reads: text under a tag that cannot hold it is as
+        // good as missing.
+        let pointer: String = parts
+            .iter()
+            .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
         let value = lookup(&res.value, &parts)
             .ok()
             .flatten()
+            .filter(|_| !res.is_mistyped_at(&pointer))
             .ok_or_else(|| Error::Invalid {
                 file: v.file.clone(),
                 field: format!("{}.fieldref.fieldPath", v.field),

@@ -674,7 +674,8 @@ fn random_component(rng: &mut Lcg, level: usize) -> String {
 }
 
 /// Seeds per run: 1 to 30, or to `RENDER_RANDOM_SEEDS` (`=500` searches harder);
-/// `RENDER_RANDOM_SEED=N` runs seed N alone (to look at one failure).
+/// `RENDER_RANDOM_SEED=N` runs seed N alone (to look at one failure; `RENDER_RANDOM_KEEP=1`
+/// keeps its folders).
 fn seeds() -> std::ops::RangeInclusive<u64> {
     let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
     match var("RENDER_RANDOM_SEED") {
@@ -756,7 +757,16 @@ fn random_layered_kustomizations_match_kustomize() {
             (Err(e), Ok(_)) => Err(format!("kustomize failed where capi-manage did not: {e}")),
         };
         if let Err(e) = result {
-            failures.push(format!("== seed {seed}: {e}\n{}", texts.join("---\n")));
+            // RENDER_RANDOM_KEEP=1 keeps the failing seed's folders to look at.
+            let kept = if std::env::var("RENDER_RANDOM_KEEP").is_ok_and(|v| v == "1") {
+                format!("(kept in {})\n", dir.keep().display())
+            } else {
+                String::new()
+            };
+            failures.push(format!(
+                "== seed {seed}: {e}\n{kept}{}",
+                texts.join("---\n")
+            ));
         }
     }
     assert!(

@@ -457,6 +457,7 @@ fn put(
     value: &Value,
     delimiter: &str,
     index: i64,
+    kept: Option<&'static str>,
 ) -> Result<Wrote, String> {
     let mut value = value.clone();
     if !delimiter.is_empty() {
@@ -480,7 +481,14 @@ fn put(
             *target = untagged(&text);
             return Ok(Wrote::Untagged);
         }
-        let (v, tag) = typed_like(&text, target);
+        // A field holding text under a tag it could not decode still has that tag.
+        let like = match kept {
+            Some("!!int") => Value::from(0),
+            Some("!!float") => Value::from(0.5),
+            Some("!!bool") => Value::Bool(false),
+            _ => target.clone(),
+        };
+        let (v, tag) = typed_like(&text, &like);
         *target = v;
         Ok(tag.map_or(Wrote::Typed, Wrote::Mistyped))
     } else {
@@ -565,7 +573,7 @@ fn set_structured(
         false,
         &mut Vec::new(),
         &mut |t, created, at| {
-            if let Wrote::Mistyped(tag) = put(t, created, value, "", 0)? {
+            if let Wrote::Mistyped(tag) = put(t, created, value, "", 0, None)? {
                 mistyped.push((at.to_string(), tag));
             }
             Ok(())
@@ -620,8 +628,9 @@ fn yaml_with_tags(doc: &mut Value, mistyped: &[(String, &'static str)]) -> Resul
     Ok(out)
 }
 
-/// kustomize's `copyValueToTarget` for one field path of one target object. Returns the
-/// scalars it wrote that need care later.
+/// kustomize's `copyValueToTarget` for one field path of one target object. `kept` names the
+/// fields (JSON pointers) that hold text under a tag that cannot decode it, with the tag.
+/// Returns the scalars it wrote that need care later.
 pub fn set(
     obj: &mut Value,
     field_path: &str,
@@ -629,6 +638,7 @@ pub fn set(
     create: bool,
     delimiter: &str,
     index: i64,
+    kept: &[(String, &'static str)],
 ) -> Result<Written, String> {
     let create_kind = create.then(|| kind_of(value));
     let parts = split_path(field_path);
@@ -648,7 +658,8 @@ pub fn set(
         false,
         &mut Vec::new(),
         &mut |t, created, at| {
-            match put(t, created, value, delimiter, index)? {
+            let tag = kept.iter().find(|(p, _)| p == at).map(|(_, tag)| *tag);
+            match put(t, created, value, delimiter, index, tag)? {
                 Wrote::Typed => {}
                 Wrote::Untagged => written.untagged.push(at.to_string()),
                 Wrote::Mistyped(tag) => written.mistyped.push((at.to_string(), tag)),
@@ -695,51 +706,61 @@ mod tests {
             true,
             "",
             0,
+            &[],
         )
         .unwrap();
         assert_eq!(v["spec"]["containers"][1]["image"], "i");
         assert!(v["spec"]["containers"][2].get("image").is_none());
-        let err = set(&mut v, "spec.missing", &json!("i"), false, "", 0).unwrap_err();
+        let err = set(&mut v, "spec.missing", &json!("i"), false, "", 0, &[]).unwrap_err();
         assert!(err.contains("spec.missing"), "{err}");
-        set(&mut v, "spec.replicas", &json!("3"), true, "", 0).unwrap();
+        set(&mut v, "spec.replicas", &json!("3"), true, "", 0, &[]).unwrap();
         assert_eq!(v["spec"]["replicas"], 3, "a created scalar is untagged");
     }
 
     #[test]
     fn delimiters_and_types() {
         let mut v = json!({"a": "x.y.z", "n": 1});
-        set(&mut v, "a", &json!("Q"), false, ".", 1).unwrap();
+        set(&mut v, "a", &json!("Q"), false, ".", 1, &[]).unwrap();
         assert_eq!(v["a"], "x.Q.z");
-        set(&mut v, "a", &json!("P"), false, ".", -1).unwrap();
+        set(&mut v, "a", &json!("P"), false, ".", -1, &[]).unwrap();
         assert_eq!(v["a"], "P.x.Q.z");
-        set(&mut v, "n", &json!("5"), false, "", 0).unwrap();
+        set(&mut v, "n", &json!("5"), false, "", 0, &[]).unwrap();
         assert_eq!(v["n"], 5);
     }
 
     #[test]
     fn json_inside_a_string_is_edited_in_place() {
         let mut v = json!({"data": {"c.json": "{\"b\": 1, \"a\": {\"x\": \"old\"}}"}});
-        set(&mut v, "data.[c.json].a.x", &json!("new"), false, "", 0).unwrap();
+        set(
+            &mut v,
+            "data.[c.json].a.x",
+            &json!("new"),
+            false,
+            "",
+            0,
+            &[],
+        )
+        .unwrap();
         assert_eq!(v["data"]["c.json"], "{\"a\":{\"x\":\"new\"},\"b\":1}");
     }
 
     #[test]
     fn text_under_a_kept_tag_is_reported_not_refused() {
         let mut v = json!({"n": 1, "f": 1.5, "b": true, "s": "x"});
-        let w = set(&mut v, "n", &json!("nginx"), false, "", 0).unwrap();
+        let w = set(&mut v, "n", &json!("nginx"), false, "", 0, &[]).unwrap();
         assert_eq!(w.mistyped, [("/n".to_string(), "!!int")]);
         assert_eq!(v["n"], "nginx");
-        let w = set(&mut v, "f", &json!("2"), false, "", 0).unwrap();
+        let w = set(&mut v, "f", &json!("2"), false, "", 0, &[]).unwrap();
         assert!(w.mistyped.is_empty(), "an integer fits a float field");
         assert_eq!(
-            set(&mut v, "b", &json!("on"), false, "", 0)
+            set(&mut v, "b", &json!("on"), false, "", 0, &[])
                 .unwrap()
                 .mistyped
                 .len(),
             1
         );
         assert!(
-            set(&mut v, "s", &json!("7"), false, "", 0)
+            set(&mut v, "s", &json!("7"), false, "", 0, &[])
                 .unwrap()
                 .mistyped
                 .is_empty()
@@ -748,9 +769,27 @@ mod tests {
     }
 
     #[test]
+    fn a_field_holding_mistyped_text_keeps_its_tag() {
+        let kept = [("/n".to_string(), "!!int")];
+        let mut v = json!({"n": "nginx"});
+        let w = set(&mut v, "n", &json!("web"), false, "", 0, &kept).unwrap();
+        assert_eq!(w.mistyped, [("/n".to_string(), "!!int")]);
+        set(&mut v, "n", &json!("4"), false, "", 0, &kept).unwrap();
+        assert_eq!(v["n"], 4, "text of the kept tag's type decodes");
+    }
+
+    #[test]
     fn yaml_text_keeps_the_tag_in_writing() {
         let mut v = json!({"data": {"c.yaml": "a:\n  n: 1\n"}});
-        let w = set(&mut v, "data.[c.yaml].a.n", &json!("web: x"), false, "", 0);
+        let w = set(
+            &mut v,
+            "data.[c.yaml].a.n",
+            &json!("web: x"),
+            false,
+            "",
+            0,
+            &[],
+        );
         let w = w.unwrap_or_else(|e| panic!("{e}"));
         assert!(w.mistyped.is_empty(), "inside text the tag is written out");
         assert_eq!(v["data"]["c.yaml"], "a:\n  n: !!int 'web: x'");
