@@ -1,5 +1,6 @@
 //! `capi-manage images push` and `pull` against the real CNCF distribution registry on
-//! loopback, behind token auth: images made by `docker import`, a multi-platform index and a
+//! loopback, behind token auth (and Basic auth from an htpasswd file): images made by `docker
+//! import`, a multi-platform index and a
 //! chart as an OCI artifact; digests checked, a flipped byte refused.
 
 use std::path::Path;
@@ -306,5 +307,61 @@ fn list_offline_reads_the_lock() {
     assert!(
         doc["notes"][0].as_str().unwrap().contains("not vendored"),
         "{doc}"
+    );
+}
+
+// Basic auth against the registry's htpasswd file: no credentials and a wrong password are
+// refused; the right ones push and pull the same digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_then_pull_through_an_htpasswd_registry() {
+    let engine = docker::engine().await;
+    let reg = registry::Registry::start_with(registry::Auth::Htpasswd).await;
+    let src = tempfile::tempdir().unwrap();
+    let l0 = src.path();
+    std::fs::create_dir_all(l0.join("blobs/sha256")).unwrap();
+    let app = registry::imported_image(&engine, l0, &[("etc/app.conf", b"basic\n")], "amd64").await;
+    registry::write_layout_index(l0, &[("example.test/capi/basic:v1", app.clone())]);
+    let mirror = format!("{}/mirror", reg.host);
+    let push = [
+        "images",
+        "push",
+        "--from",
+        l0.to_str().unwrap(),
+        "--registry",
+        &mirror,
+        "--username",
+        registry::USER,
+    ];
+    let e = failed(&run(&push[..6], false));
+    assert!(e.contains("refused"), "without credentials: {e}");
+    let mut wrong = capi_manage();
+    wrong
+        .args(push)
+        .env("CAPI_MANAGE_REGISTRY_PASSWORD", "not-the-password")
+        .current_dir(std::env::temp_dir());
+    let e = failed(&wrong.output().unwrap());
+    assert!(e.contains("refused"), "a wrong password: {e}");
+    let out = ok(&run(&push, true));
+    assert!(out.contains(&format!("{mirror}/capi/basic:v1")), "{out}");
+
+    let dst = tempfile::tempdir().unwrap();
+    let l1 = dst.path().join("layout");
+    ok(&run(
+        &[
+            "images",
+            "pull",
+            "--to",
+            l1.to_str().unwrap(),
+            "--source-registry",
+            &mirror,
+            "--username",
+            registry::USER,
+            "example.test/capi/basic:v1",
+        ],
+        true,
+    ));
+    assert_eq!(
+        layout_images(&l1)["example.test/capi/basic:v1"],
+        app["digest"].as_str().unwrap()
     );
 }

@@ -38,15 +38,39 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// How the registry asks for credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    /// Bearer tokens from the token service here, which takes Basic credentials.
+    Token,
+    /// Basic auth against an htpasswd file (bcrypt) holding [`USER`] and [`PASSWORD`].
+    Htpasswd,
+}
+
 impl Registry {
     /// Starts the registry; with `token_auth`, behind the token service.
     pub async fn start(token_auth: bool) -> Registry {
+        Registry::start_with(if token_auth { Auth::Token } else { Auth::None }).await
+    }
+
+    /// Starts the registry with `auth`.
+    pub async fn start_with(mode: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         let port = super::free_port();
         let mut auth = String::new();
         let mut token = None;
-        if token_auth {
+        if mode == Auth::Htpasswd {
+            let file = dir.path().join("htpasswd");
+            let hash = bcrypt::hash(PASSWORD, 5).unwrap();
+            std::fs::write(&file, format!("{USER}:{hash}\n")).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: capi-manage-test\n    path: {}\n",
+                file.display()
+            );
+        }
+        if mode == Auth::Token {
             let key = rcgen::KeyPair::generate().unwrap();
             let cert = rcgen::CertificateParams::new(vec!["token-signer".into()])
                 .unwrap()
