@@ -1,7 +1,7 @@
 //! `capi-manage images push` and `pull` against the real CNCF distribution registry on
 //! loopback, behind token auth (and Basic auth from an htpasswd file): images made by `docker
-//! import`, a multi-platform index and a
-//! chart as an OCI artifact; digests checked, a flipped byte refused.
+//! import`, a multi-platform index and a chart as an OCI artifact; digests checked, a flipped
+//! byte refused.
 
 use std::path::Path;
 use std::process::Output;
