@@ -53,16 +53,29 @@ fn write_tree(root: &Path, n: usize) -> PathBuf {
     overlay
 }
 
-fn run(cmd: &mut Command) -> (Duration, Vec<u8>) {
+/// The CPU time (user and system) of this process's finished children so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Runs `cmd`: its wall time, its CPU time and its output. CPU time does not count the time a
+/// process waits for a core, so it stays comparable on a busy machine.
+fn run(cmd: &mut Command) -> (Duration, Duration, Vec<u8>) {
+    let cpu = children_cpu();
     let start = Instant::now();
     let out = cmd.output().expect("run");
     let took = start.elapsed();
+    let cpu = children_cpu() - cpu;
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (took, out.stdout)
+    (took, cpu, out.stdout)
 }
 
 fn parse(yaml: &[u8]) -> Vec<serde_json::Value> {
@@ -97,16 +110,20 @@ fn main() {
         "render an overlay over N resources (N/2 Deployments, N/2 ConfigMaps), median of {rounds} runs each (whole process):"
     );
     println!(
-        "{:>6} {:>14} {:>16} {:>8}",
-        "N", "capi-manage ms", "kustomize ms", "ratio"
+        "{:>6} {:>14} {:>16} {:>8}   {:>15} {:>17} {:>8}",
+        "N", "capi-manage ms", "kustomize ms", "ratio", "capi-manage CPU", "kustomize CPU", "ratio"
     );
     let mut rows: Vec<(usize, f64, f64)> = Vec::new();
+    let mut cpu_rows: Vec<(usize, f64, f64)> = Vec::new();
     for &n in &sizes {
         let dir = write_tree(&tmp.path().join(format!("n{n}")), n);
         let (mut t_ours, mut t_theirs) = (Vec::new(), Vec::new());
+        let (mut c_ours, mut c_theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let (a, out_a) = run(Command::new(&ours).arg("render").arg(&dir));
-            let (b, out_b) = run(Command::new(&theirs).arg("build").arg(&dir));
+            let (a, ca, out_a) = run(Command::new(&ours).arg("render").arg(&dir));
+            let (b, cb, out_b) = run(Command::new(&theirs).arg("build").arg(&dir));
+            c_ours.push(ca);
+            c_theirs.push(cb);
             // The same objects, in the same order (kustomize sorts keys and quotes differently):
             // a fast wrong answer is no answer.
             if round == 0 && parse(&out_a) != parse(&out_b) {
@@ -125,10 +142,25 @@ fn main() {
             median(t_ours).as_secs_f64() * 1e3,
             median(t_theirs).as_secs_f64() * 1e3,
         );
-        println!("{n:>6} {a:>14.2} {b:>16.2} {:>7.2}x", b / a);
+        let (ca, cb) = (
+            median(c_ours).as_secs_f64() * 1e3,
+            median(c_theirs).as_secs_f64() * 1e3,
+        );
+        println!(
+            "{n:>6} {a:>14.2} {b:>16.2} {:>7.2}x   {ca:>15.2} {cb:>17.2} {:>7.2}x",
+            b / a,
+            cb / ca
+        );
         rows.push((n, a, b));
+        cpu_rows.push((n, ca, cb));
     }
-    println!("growth per tenfold increase of N (linear: about 10x):");
+    growth("wall", &rows);
+    growth("CPU", &cpu_rows);
+}
+
+/// Each tool's growth factor per tenfold increase of N.
+fn growth(what: &str, rows: &[(usize, f64, f64)]) {
+    println!("growth of {what} time per tenfold increase of N (linear: about 10x):");
     for w in rows.windows(2) {
         let ((n0, a0, b0), (n1, a1, b1)) = (w[0], w[1]);
         let decades = (n1 as f64 / n0 as f64).log10();
