@@ -2,6 +2,9 @@
 //! `block-move`, suspending HelmReleases and pausing Clusters and ClusterClasses on the source
 //! (journaled first), and unpausing on the target, or on the source after a failure.
 
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
