@@ -1,10 +1,12 @@
 //! Moving 1, 10 and 100 cluster graphs between two kube-apiservers: `capi-manage move` vs
 //! `clusterctl move` (v1.14.0), both as whole processes, in one run.
 //!
-//! Run: `scripts/test-binaries clusterctl && cargo bench --bench move`. `BENCH_SIZES=1,10`
-//! picks other graph counts, `BENCH_ROUNDS` (default 5) the runs per measurement (medians);
-//! `BENCH_COLD=1` skips warming the apiservers' watch caches (see
-//! `setup`). Every measurement gets a fresh source and target, both set up as
+//! Run: `scripts/test-binaries clusterctl && cargo bench --features test-support --bench move`.
+//! `BENCH_SIZES=1,10` picks other graph counts, `BENCH_ROUNDS` (default 5) the runs per
+//! measurement (medians); `BENCH_COLD=1` skips warming the apiservers' watch caches (see
+//! `setup`); `BENCH_BASELINE=<capi-manage binary>` times another build as well (e.g. the
+//! previous commit's), in the same rounds; `BENCH_TRACE=1` prints, for the largest size, the
+//! requests of one traced run of each capi-manage build by phase (count, first and last ms). Every measurement gets a fresh source and target, both set up as
 //! `clusterctl init` leaves a management cluster (upstream CRDs with clusterctl's labels,
 //! provider inventory), with N graphs `demo-0`..`demo-<N-1>` of 17 objects each in one
 //! namespace, so no tool sees objects another created.
@@ -20,9 +22,11 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "common/trace.rs"]
+mod trace;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -85,7 +89,7 @@ fn setup(
     })
 }
 
-fn timed(mut cmd: Command) -> Duration {
+fn timed(mut cmd: Command) -> (Duration, String) {
     let start = Instant::now();
     let out = cmd.output().unwrap();
     let elapsed = start.elapsed();
@@ -96,7 +100,7 @@ fn timed(mut cmd: Command) -> Duration {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    elapsed
+    (elapsed, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn keys(m: &BTreeMap<String, Value>) -> Vec<&String> {
@@ -105,9 +109,24 @@ fn keys(m: &BTreeMap<String, Value>) -> Vec<&String> {
 
 /// `capi-manage move` of a fresh source with `n` graphs; checks the target holds all of them
 /// (and, with `--delete-source`, that the source is empty).
-fn ours(rt: &tokio::runtime::Runtime, n: usize, delete_source: bool) -> Duration {
+fn ours(rt: &tokio::runtime::Runtime, bin: &Path, n: usize, delete_source: bool) -> Duration {
+    ours_traced(rt, bin, n, delete_source, false).0
+}
+
+/// [`ours`], with capi-manage's HTTP trace on stderr when `trace`.
+fn ours_traced(
+    rt: &tokio::runtime::Runtime,
+    bin: &Path,
+    n: usize,
+    delete_source: bool,
+    trace: bool,
+) -> (Duration, String) {
     let ((a_cp, a), (b_cp, b), before) = setup(rt, n);
-    let mut cmd = support::capi_manage();
+    let mut cmd = Command::new(bin);
+    if trace {
+        cmd.arg("-v")
+            .env("RUST_LOG", "kube_client::client::builder=debug");
+    }
     cmd.arg("move")
         .arg("--from-kubeconfig")
         .arg(a_cp.kubeconfig_path())
@@ -117,7 +136,7 @@ fn ours(rt: &tokio::runtime::Runtime, n: usize, delete_source: bool) -> Duration
     if delete_source {
         cmd.arg("--delete-source");
     }
-    let took = timed(cmd);
+    let (took, stderr) = timed(cmd);
     rt.block_on(async {
         assert_eq!(
             keys(&snapshot(&b).await),
@@ -131,7 +150,7 @@ fn ours(rt: &tokio::runtime::Runtime, n: usize, delete_source: bool) -> Duration
             assert_eq!(keys(&left), keys(&before), "capi-manage source kept");
         }
     });
-    took
+    (took, stderr)
 }
 
 /// `clusterctl move` of a fresh source with `n` graphs; checks the target holds every object
@@ -147,7 +166,7 @@ fn theirs(rt: &tokio::runtime::Runtime, n: usize, clusterctl: &Path, home: &Path
         .args(["-n", NS])
         .env("CLUSTERCTL_DISABLE_VERSIONCHECK", "true")
         .env("HOME", home);
-    let took = timed(cmd);
+    let (took, _) = timed(cmd);
     let (moved, kept): (Vec<&String>, Vec<&String>) =
         before.keys().partition(|k| !clusterctl_skips(k));
     assert_eq!(moved.len(), 14 * n);
@@ -156,6 +175,45 @@ fn theirs(rt: &tokio::runtime::Runtime, n: usize, clusterctl: &Path, home: &Path
         assert_eq!(keys(&snapshot(&a).await), kept, "clusterctl source");
     });
     took
+}
+
+/// Path segments after `namespaces/<ns>/`: 1 for a list, 2 for an object.
+fn after_namespace(path: &str) -> usize {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    segments
+        .iter()
+        .position(|s| *s == "namespaces")
+        .map_or(0, |i| segments.len().saturating_sub(i + 2))
+}
+
+/// What a request of a move is for, for the timeline's summary.
+fn purpose(r: &trace::Request) -> &'static str {
+    let p = r.path.as_str();
+    let m = r.method.as_str();
+    if p == "/api" || p == "/apis" || p.starts_with("/api?") || p.starts_with("/apis?") {
+        "discovery"
+    } else if p.contains("customresourcedefinitions") {
+        "list CRDs"
+    } else if p.ends_with("/status") {
+        "write status"
+    } else if m == "GET" && !p.contains("/namespaces/") {
+        "read cluster-wide"
+    } else if m == "GET" && after_namespace(p) == 1 {
+        "list"
+    } else if m == "GET" {
+        "read object"
+    } else if m == "POST" {
+        "create"
+    } else if m == "PUT" {
+        "replace"
+    } else if m == "PATCH" {
+        "patch (pause, unpause, mark)"
+    } else if m == "DELETE" {
+        "delete"
+    } else {
+        "other"
+    }
 }
 
 fn main() {
@@ -173,6 +231,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let clusterctl = support::test_bin("clusterctl");
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_capi-manage"));
+    let baseline = std::env::var_os("BENCH_BASELINE").map(PathBuf::from);
     let home = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!(
@@ -191,14 +251,19 @@ fn main() {
         v[v.len() / 2].as_secs_f64()
     };
     let mut prev: Option<(usize, f64, f64)> = None;
-    for n in sizes {
+    for &n in &sizes {
         let (mut os, mut ods, mut ts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bs = Vec::new();
         for _ in 0..rounds {
-            os.push(ours(&rt, n, false));
-            ods.push(ours(&rt, n, true));
+            os.push(ours(&rt, &this, n, false));
+            ods.push(ours(&rt, &this, n, true));
             ts.push(theirs(&rt, n, &clusterctl, home.path()));
+            if let Some(b) = &baseline {
+                bs.push(ours(&rt, b, n, false));
+            }
         }
         let (o, od, t) = (median(os), median(ods), median(ts));
+        let b = (!bs.is_empty()).then(|| median(bs));
         let growth = |now: f64, then: Option<(usize, f64)>| {
             then.map_or("-".to_string(), |(m, was)| {
                 format!(
@@ -214,7 +279,25 @@ fn main() {
             t / o,
             t / od
         );
+        if let Some(b) = b {
+            println!(
+                "      baseline capi-manage move {b:.2} s (baseline / this build {:.2})",
+                b / o
+            );
+        }
         prev = Some((n, o, t));
+    }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        let n = *sizes.iter().max().expect("a size");
+        println!("requests of one traced move of {n} graphs (ms since the first request):");
+        let mut builds = vec![("capi-manage move", this.clone())];
+        if let Some(b) = &baseline {
+            builds.push(("baseline capi-manage move", b.clone()));
+        }
+        for (label, bin) in builds {
+            let (took, stderr) = ours_traced(&rt, &bin, n, false, true);
+            trace::timeline(label, &trace::our_requests(&stderr), took, purpose);
+        }
     }
     println!("objects moved per graph: capi-manage 17, clusterctl 14 (see the header comment)");
 }

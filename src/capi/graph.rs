@@ -121,17 +121,22 @@ impl Graph {
             );
         }
         let uids: BTreeSet<String> = nodes.keys().cloned().collect();
-        // Clusters and ClusterClasses by namespace/name, for soft ownership.
+        // Clusters and ClusterClasses by kind, namespace and name, for soft ownership (an index:
+        // a scan per Secret would grow with the square of the namespace's size).
+        let mut owners_by_name: BTreeMap<(&str, &str, &str), &str> = BTreeMap::new();
+        for n in nodes.values() {
+            let r = &n.reference;
+            if (r.kind == "Cluster" || r.kind == "ClusterClass") && r.group() == "cluster.x-k8s.io"
+            {
+                owners_by_name
+                    .entry((&r.kind, &r.namespace, &r.name))
+                    .or_insert(&n.uid);
+            }
+        }
         let find = |kind: &str, ns: &str, name: &str| {
-            nodes
-                .values()
-                .find(|n| {
-                    n.reference.kind == kind
-                        && n.reference.group() == "cluster.x-k8s.io"
-                        && n.reference.namespace == ns
-                        && n.reference.name == name
-                })
-                .map(|n| n.uid.clone())
+            owners_by_name
+                .get(&(kind, ns, name))
+                .map(|uid| uid.to_string())
         };
         let mut soft: Vec<(String, String)> = Vec::new();
         for n in nodes.values() {

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ::kube::Api;
-use ::kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use ::kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -229,19 +229,24 @@ impl<'a> Mover<'a> {
         let total = self.graph.len() as u64;
         let mut done = 0;
         let groups = self.seq.groups.clone();
+        // The source as it is now (pausing changed Clusters): one list per kind, all at once,
+        // instead of one read per object.
+        let current = match self.source {
+            Some(source) => self.reread(source).await?,
+            None => BTreeMap::new(),
+        };
         for group in &groups {
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
             // The objects of a group own none of each other (owners are in earlier groups), so
             // they are copied at once; the journal is written when the whole group is there.
-            let this = &*self;
-            let mut copies = stream::iter(
-                group
-                    .iter()
-                    .map(|uid| async move { (uid, this.copy_one(uid, to).await) }),
-            )
-            .buffer_unordered(COPY_CONCURRENCY);
+            let (this, current) = (&*self, &current);
+            let mut copies =
+                stream::iter(group.iter().map(|uid| async move {
+                    (uid, this.copy_one(uid, current.get(uid), to).await)
+                }))
+                .buffer_unordered(COPY_CONCURRENCY);
             let mut landed = Vec::new();
             let mut failed = None;
             while let Some((uid, r)) = copies.next().await {
@@ -285,11 +290,65 @@ impl<'a> Mover<'a> {
         Ok(())
     }
 
-    /// Copies one object (see [`Mover::copy_all`]); the UID of its copy on the target.
-    async fn copy_one(&self, uid: &str, to: CopyTo<'_>) -> Result<Option<String>, Error> {
+    /// The moved objects as the source holds them now, by UID: every kind listed once, all
+    /// kinds at once. An object missing from its list (deleted, or replaced under another UID)
+    /// is left out; [`Mover::copy_one`] reads it by name.
+    async fn reread(&self, source: &Discovery) -> Result<BTreeMap<String, Value>, Error> {
+        let mut kinds: BTreeMap<(&str, &str), &Resource> = BTreeMap::new();
+        for r in self.resources.values() {
+            kinds.insert((&r.api.api_version, &r.api.kind), r);
+        }
+        let ns = self.ns();
+        let lists: Vec<_> = stream::iter(kinds.into_values())
+            .map(|r| async move {
+                let list = until_cancelled(
+                    self.cancel,
+                    api_for(source, r, ns).list(&ListParams::default()),
+                )
+                .await;
+                (r, list)
+            })
+            .buffer_unordered(COPY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut current = BTreeMap::new();
+        for (r, list) in lists {
+            let list = list.map_err(|e| match e {
+                RequestError::Cancelled => Error::Cancelled,
+                source => Error::List {
+                    side: "source",
+                    what: format!("{} in {ns}", r.api.kind),
+                    source,
+                },
+            })?;
+            for item in list.items {
+                let Some(uid) = item.metadata.uid.clone() else {
+                    continue;
+                };
+                if !self.resources.contains_key(&uid) {
+                    continue;
+                }
+                let mut v = serde_json::to_value(&item).expect("serialises");
+                v["apiVersion"] = json!(r.api.api_version);
+                v["kind"] = json!(r.api.kind);
+                current.insert(uid, v);
+            }
+        }
+        Ok(current)
+    }
+
+    /// Copies one object (see [`Mover::copy_all`]), as `listed` by [`Mover::reread`] when it
+    /// was; the UID of its copy on the target.
+    async fn copy_one(
+        &self,
+        uid: &str,
+        listed: Option<&Value>,
+        to: CopyTo<'_>,
+    ) -> Result<Option<String>, Error> {
         let node = self.graph.node(uid).expect("sequenced");
         let r = &self.resources[uid];
         let current = match self.source {
+            Some(_) if listed.is_some() => listed.expect("listed").clone(),
             Some(source) => {
                 let current =
                     until_cancelled(self.cancel, self.api(source, uid).get(&node.reference.name))
@@ -549,13 +608,19 @@ async fn create_or_replace(
     reference: &ObjectRef,
     body: &Value,
 ) -> Result<DynamicObject, Error> {
+    // A fresh target holds none of the objects: create first, and read only when the object
+    // exists (a rerun after a crash).
     let mut attempt = 0;
+    let mut exists = false;
     loop {
         attempt += 1;
-        let existing = api
-            .get_opt(&reference.name)
-            .await
-            .map_err(obj_err("reading", "target", reference))?;
+        let existing = if exists {
+            api.get_opt(&reference.name)
+                .await
+                .map_err(obj_err("reading", "target", reference))?
+        } else {
+            None
+        };
         let result = match existing {
             None => {
                 api.create(
@@ -577,7 +642,11 @@ async fn create_or_replace(
         };
         match result {
             Ok(stored) => return Ok(stored),
-            Err(::kube::Error::Api(e)) if e.code == 409 && attempt < 5 => continue,
+            Err(::kube::Error::Api(e)) if e.code == 409 && attempt < 6 => {
+                // Created meanwhile (or before): replace it; written meanwhile: read again.
+                exists = true;
+                continue;
+            }
             Err(e) => return Err(obj_err("writing", "target", reference)(e)),
         }
     }

@@ -2,13 +2,19 @@
 //! `block-move`, suspending HelmReleases and pausing Clusters and ClusterClasses on the source
 //! (journaled first), and unpausing on the target, or on the source after a failure.
 
+// Errors name the object they concern; they are built only on failure, so their size costs nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ::kube::Api;
 use ::kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use futures::stream::{self, StreamExt};
 
 use super::error::{Error, obj_err};
 use super::graph::{Node, ObjectRef};
+use super::journal::Journal;
 use super::mover::{Mover, api_for, request_err};
 use super::transform::{
     BLOCK_MOVE, is_paused, pausable_key, pause_patch, paused_by_move, unpause_patch,
@@ -78,18 +84,33 @@ impl Mover<'_> {
                     what: "HelmReleases".into(),
                     source: e.into(),
                 })?;
+            // Every HelmRelease to suspend is journaled (one write) before any is changed,
+            // then all are suspended at once.
+            let mut names = Vec::new();
             for h in list.items {
                 let name = h.metadata.name.clone().unwrap_or_default();
                 if h.data["spec"]["suspend"] == true && !self.journal.suspended.contains(&name) {
                     continue; // suspended by someone else: leave it as it is
                 }
                 self.journal.suspended.insert(name.clone());
-                self.save()?;
-                crate::flux::suspend(source, Suspendable::HelmRelease, ns, &name)
-                    .await
-                    .map_err(flux_err("suspending", &helm_release_ref(ns, &name)))?;
+                names.push(name);
             }
+            if !names.is_empty() {
+                self.save()?;
+            }
+            first_error(
+                stream::iter(names.iter().map(|name| async move {
+                    crate::flux::suspend(source, Suspendable::HelmRelease, ns, name)
+                        .await
+                        .map_err(flux_err("suspending", &helm_release_ref(ns, name)))
+                }))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await,
+            )?;
         }
+        // Likewise the Clusters and ClusterClasses: journaled first, then paused at once.
+        let mut pausing = Vec::new();
         for n in self.graph.nodes() {
             let Some(key) = pausable_key(&n.reference) else {
                 continue;
@@ -103,73 +124,147 @@ impl Mover<'_> {
                 continue; // paused by someone else: it moves paused and stays paused
             }
             self.journal.paused.insert(key);
-            self.save()?;
-            self.api(source, &n.uid)
-                .patch(
-                    &n.reference.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(pause_patch(&n.reference.kind, &self.journal.run)),
-                )
-                .await
-                .map_err(obj_err("pausing", "source", &n.reference))?;
-            self.observer
-                .action(format!("paused {} on the source", n.reference));
+            pausing.push(n);
         }
-        Ok(())
+        if !pausing.is_empty() {
+            self.save()?;
+        }
+        let patch = Patch::Merge(pause_patch("Cluster", &self.journal.run));
+        let class_patch = Patch::Merge(pause_patch("ClusterClass", &self.journal.run));
+        let this = &*self;
+        first_error(
+            stream::iter(pausing.into_iter().map(|n| {
+                let patch = if n.reference.kind == "Cluster" {
+                    &patch
+                } else {
+                    &class_patch
+                };
+                async move {
+                    this.api(source, &n.uid)
+                        .patch(&n.reference.name, &PatchParams::default(), patch)
+                        .await
+                        .map_err(obj_err("pausing", "source", &n.reference))?;
+                    this.observer
+                        .action(format!("paused {} on the source", n.reference));
+                    Ok(())
+                }
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await,
+        )
     }
 
-    /// The object of the graph that a journal key (`Kind/name`) names.
-    fn paused_node(&self, key: &str) -> Option<&Node> {
+    /// The objects of the graph that journal keys (`Kind/name`) name, by key.
+    fn paused_nodes(&self) -> BTreeMap<String, &Node> {
         self.graph
             .nodes()
-            .find(|n| pausable_key(&n.reference).as_deref() == Some(key))
+            .filter_map(|n| pausable_key(&n.reference).map(|k| (k, n)))
+            .filter(|(k, _)| self.journal.paused.contains(k))
+            .collect()
     }
 
     /// Unpauses on the target what this tool paused: removes the field (not `false`), and the
-    /// ClusterClass annotation.
+    /// ClusterClass annotation. All at once.
     pub(super) async fn unpause_target(&mut self) -> Result<(), Error> {
         let target = self.target();
-        for key in &self.journal.paused {
-            if let Some(n) = self.paused_node(key) {
-                unpause(&self.api(target, &n.uid), &n.reference)
+        let this = &*self;
+        let nodes = this.paused_nodes();
+        first_error(
+            stream::iter(nodes.into_values().map(|n| async move {
+                unpause(&this.api(target, &n.uid), &n.reference)
                     .await
-                    .map_err(obj_err("unpausing", "target", &n.reference))?;
-            }
-        }
+                    .map_err(obj_err("unpausing", "target", &n.reference))
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await,
+        )?;
         self.journal.paused.clear();
         Ok(())
     }
 
     /// Gives the source back after a failure (or a backup): unpauses what this tool paused and
-    /// resumes the HelmReleases it suspended, dropping each from the journal once done.
+    /// resumes the HelmReleases it suspended, all at once, dropping from the journal each that
+    /// is done.
     pub(super) async fn restore_source(&mut self) -> Result<(), Error> {
         let (source, ns) = (self.source(), self.ns());
-        for key in self.journal.paused.clone() {
-            if let Some(n) = self.paused_node(&key) {
-                unpause(&self.api(source, &n.uid), &n.reference)
-                    .await
-                    .map_err(obj_err("unpausing", "source", &n.reference))?;
-            }
-            self.journal.paused.remove(&key);
-            self.save()?;
-        }
-        if helm_releases(source, ns).await?.is_some() {
-            for name in self.journal.suspended.clone() {
-                match crate::flux::resume(source, Suspendable::HelmRelease, ns, &name).await {
-                    // Refused (gone, say): nothing of ours is left on it.
-                    Ok(())
-                    | Err(FluxError::Request {
-                        source: RequestError::Server { .. },
-                        ..
-                    }) => {}
-                    Err(e) => return Err(flux_err("resuming", &helm_release_ref(ns, &name))(e)),
+        let this = &*self;
+        let nodes = this.paused_nodes();
+        // A key naming no object of the graph has nothing to unpause.
+        let outcomes: Vec<(String, Result<(), Error>)> =
+            stream::iter(this.journal.paused.iter().map(|key| {
+                let node = nodes.get(key).copied();
+                async move {
+                    let r = match node {
+                        Some(n) => unpause(&this.api(source, &n.uid), &n.reference)
+                            .await
+                            .map_err(obj_err("unpausing", "source", &n.reference)),
+                        None => Ok(()),
+                    };
+                    (key.clone(), r)
                 }
-                self.journal.suspended.remove(&name);
-                self.save()?;
-            }
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let result = self.forget(outcomes, |j| &mut j.paused);
+        self.save()?;
+        result?;
+        if helm_releases(source, ns).await?.is_some() {
+            let outcomes: Vec<(String, Result<(), Error>)> =
+                stream::iter(self.journal.suspended.iter().map(|name| async move {
+                    let r = match crate::flux::resume(source, Suspendable::HelmRelease, ns, name)
+                        .await
+                    {
+                        // Refused (gone, say): nothing of ours is left on it.
+                        Ok(())
+                        | Err(FluxError::Request {
+                            source: RequestError::Server { .. },
+                            ..
+                        }) => Ok(()),
+                        Err(e) => Err(flux_err("resuming", &helm_release_ref(ns, name))(e)),
+                    };
+                    (name.clone(), r)
+                }))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            let result = self.forget(outcomes, |j| &mut j.suspended);
+            self.save()?;
+            result?;
         }
         Ok(())
     }
+
+    /// Drops from the journal set that `set` picks every entry whose outcome succeeded; the
+    /// first failure.
+    fn forget(
+        &mut self,
+        outcomes: Vec<(String, Result<(), Error>)>,
+        set: impl Fn(&mut Journal) -> &mut BTreeSet<String>,
+    ) -> Result<(), Error> {
+        let mut failed = None;
+        for (key, r) in outcomes {
+            match r {
+                Ok(()) => {
+                    set(&mut self.journal).remove(&key);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Requests of one step (pausing, unpausing, suspending, resuming) made at once.
+const CONCURRENCY: usize = 16;
+
+/// The first failure among `outcomes`, once all have ended.
+fn first_error(outcomes: Vec<Result<(), Error>>) -> Result<(), Error> {
+    outcomes.into_iter().collect()
 }
 
 /// The error of suspending or resuming a HelmRelease on the source, for `map_err`.

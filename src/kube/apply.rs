@@ -69,9 +69,10 @@ pub struct ApplyReport {
 /// Server-side applies a bundle of objects.
 ///
 /// Every kind is resolved first: a kind the server does not serve and no CRD in the bundle
-/// defines fails the whole call before anything is written. Namespaces and CRDs go first; the
-/// CRDs must be established and discoverable before the rest is applied, `concurrency` objects
-/// at a time. Throttling, server and connection errors are retried with backoff; the server's
+/// defines fails the whole call before anything is written. Namespaces go first; then the CRDs,
+/// and beside them the objects of kinds the server already serves; the CRDs must be established
+/// and discoverable before the objects of their kinds are applied. `concurrency` objects at a
+/// time. Throttling, server and connection errors are retried with backoff; the server's
 /// refusals (validation, admission) are not, and name the object and its source file.
 /// Applying the same bundle again changes nothing on the server.
 #[tracing::instrument(name = "apply", level = "info", skip_all, fields(objects = objects.len()))]
@@ -120,7 +121,17 @@ pub async fn apply(
     let total = objects.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
     let mut results: Vec<Option<Applied>> = vec![None; objects.len()];
-    let mut existing = list_existing(discovery, &definitions, &resolved, cancel).await?;
+    // Objects of kinds the server serves already (a Deployment, a Service) need no CRD of the
+    // bundle: outside a dry run they are written beside the CRDs, once the namespaces exist,
+    // instead of after every CRD is established. Only the kinds the bundle's CRDs define wait.
+    let (early, rest): (Batch, Batch) = if options.dry_run {
+        (Vec::new(), rest)
+    } else {
+        rest.into_iter()
+            .partition(|(_, o)| resolved.contains_key(&o.gvk()))
+    };
+    let listed: Batch = definitions.iter().chain(&early).copied().collect();
+    let mut existing = list_existing(discovery, &listed, &resolved, cancel).await?;
     // The kinds of CRDs this apply creates have no objects yet: nothing to read first.
     let crd_gvk = Gvk::from_api_version("apiextensions.k8s.io/v1", "CustomResourceDefinition");
     let new_kinds: BTreeSet<Gvk> = match existing.get(&crd_gvk) {
@@ -131,22 +142,40 @@ pub async fn apply(
             .collect(),
         _ => BTreeSet::new(),
     };
+    let (namespaces, crds): (Batch, Batch) = definitions
+        .iter()
+        .partition(|(_, o)| o.kind() == "Namespace" && o.gvk().group.is_empty());
+    let first: Batch = if early.is_empty() {
+        definitions.clone()
+    } else {
+        namespaces
+    };
+    let beside_crds: Batch = if early.is_empty() {
+        Vec::new()
+    } else {
+        crds.into_iter().chain(early).collect()
+    };
     // Each CRD is awaited from the moment its write returns, while the others are written.
     let crd_api = (!options.dry_run).then(|| crd_api(discovery));
-    run_phase(
-        discovery,
-        &definitions,
-        &existing,
-        &resolved,
-        options,
-        crd_api.as_ref(),
-        observer,
-        cancel,
-        &done,
-        total,
-        &mut results,
-    )
-    .await?;
+    for batch in [first, beside_crds] {
+        if batch.is_empty() {
+            continue;
+        }
+        run_phase(
+            discovery,
+            &batch,
+            &existing,
+            &resolved,
+            options,
+            crd_api.as_ref(),
+            observer,
+            cancel,
+            &done,
+            total,
+            &mut results,
+        )
+        .await?;
+    }
 
     let rest = if options.dry_run {
         dry_run_checkable(discovery, rest, &defined, &mut resolved, observer, cancel).await?
@@ -156,7 +185,7 @@ pub async fn apply(
     };
     let listed: Batch = rest
         .iter()
-        .filter(|(_, o)| !new_kinds.contains(&o.gvk()))
+        .filter(|(_, o)| !new_kinds.contains(&o.gvk()) && !existing.contains_key(&o.gvk()))
         .copied()
         .collect();
     existing.extend(list_existing(discovery, &listed, &resolved, cancel).await?);
