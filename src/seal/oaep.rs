@@ -63,7 +63,7 @@ impl PublicKey {
         let e = exponent
             .iter()
             .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        if e < 3 || e > (1 << 33) - 1 || e & 1 == 0 {
+        if !(3..(1 << 33)).contains(&e) || e & 1 == 0 {
             return Err(KeyError::Exponent);
         }
         let n = limbs(modulus, modulus.len().div_ceil(8));
