@@ -9,15 +9,13 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes_gcm::aead::Aead;
-use aes_gcm::{Aes256Gcm, KeyInit};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use rsa::Oaep;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::traits::PublicKeyParts;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::Error;
+use super::oaep;
 
 const SESSION_KEY_BYTES: usize = 32;
 const NONCE: [u8; 12] = [0; 12];
@@ -27,7 +25,7 @@ const NONCE: [u8; 12] = [0; 12];
 /// Only RSA keys in certificates that have not expired are accepted, as kubeseal does.
 #[derive(Clone, PartialEq)]
 pub struct SealingKey {
-    key: rsa::RsaPublicKey,
+    key: oaep::PublicKey,
     not_after: SystemTime,
     subject: String,
     fingerprint: String,
@@ -96,8 +94,14 @@ impl SealingKey {
                 algorithm: algorithm_name(&algorithm),
             });
         }
-        let key = rsa::RsaPublicKey::from_public_key_der(spki.raw)
-            .map_err(|e| bad(format!("its RSA public key does not parse ({e})")))?;
+        let key = match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                oaep::PublicKey::new(rsa.modulus, rsa.exponent)
+                    .map_err(|e| bad(format!("its RSA public key is unusable: {e}")))?
+            }
+            Ok(_) => return Err(bad("its RSA public key does not parse".into())),
+            Err(e) => return Err(bad(format!("its RSA public key does not parse ({e})"))),
+        };
         let bits = key.size() * 8;
         if bits < MIN_RSA_BITS {
             return Err(Error::CertificateKeyTooSmall {
@@ -147,36 +151,48 @@ impl SealingKey {
 
     /// Seals `plaintext` under `label` (see [`super::Scope::label`]): kubeseal's byte layout.
     pub fn encrypt(&self, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut session = Zeroizing::new([0u8; SESSION_KEY_BYTES]);
-        getrandom::fill(&mut session[..]).map_err(|e| Error::Random(e.to_string()))?;
+        // One draw: the session key, then the OAEP seed.
+        let mut random = Zeroizing::new([0u8; SESSION_KEY_BYTES + 32]);
+        getrandom::fill(&mut random[..]).map_err(|e| Error::Random(e.to_string()))?;
+        let (session, seed) = random.split_at(SESSION_KEY_BYTES);
+        let seed: &[u8; 32] = seed.try_into().expect("32 bytes");
         let rsa_part = self
             .key
-            .encrypt(
-                &mut rsa::rand_core::UnwrapErr(getrandom::SysRng),
-                Oaep::<Sha256>::new_with_label(label),
-                &session[..],
-            )
-            .map_err(|e| Error::Encrypt(e.to_string()))?;
+            .encrypt_oaep(session, label, seed)
+            .ok_or_else(|| Error::Encrypt("the RSA key is too small for the session key".into()))?;
         let len = u16::try_from(rsa_part.len())
             .map_err(|_| Error::Encrypt("RSA key larger than 524280 bits".into()))?;
-        let cipher = Aes256Gcm::new_from_slice(&session[..])
-            .map_err(|_| Error::Encrypt("session key length".into()))?;
-        let aes_part = cipher
-            .encrypt(&NONCE.into(), plaintext)
-            .map_err(|_| Error::Encrypt("AES-GCM refused the value".into()))?;
-        let mut out = Vec::with_capacity(2 + rsa_part.len() + aes_part.len());
+        let cipher = aes_key(session).ok_or_else(|| Error::Encrypt("session key length".into()))?;
+        let mut out = Vec::with_capacity(2 + rsa_part.len() + plaintext.len() + 16);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&rsa_part);
-        out.extend_from_slice(&aes_part);
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = cipher
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(NONCE),
+                Aad::empty(),
+                &mut out[start..],
+            )
+            .map_err(|_| Error::Encrypt("AES-GCM refused the value".into()))?;
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 }
 
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 
+/// AES-256-GCM under a session key (`None` unless it is 32 bytes). The nonce is all zeros: each
+/// key seals one value.
+fn aes_key(session: &[u8]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, session)
+        .ok()
+        .map(LessSafeKey::new)
+}
+
 fn fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    Sha256::digest(der)
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
@@ -246,12 +262,19 @@ impl UnsealingKey {
                     Error::Decrypt("RSA-OAEP failed: another key, or another scope label".into())
                 })?,
         );
-        let cipher = Aes256Gcm::new_from_slice(&session)
-            .map_err(|_| Error::Decrypt("session key is not 32 bytes".into()))?;
-        cipher
-            .decrypt(&NONCE.into(), aes_part)
-            .map(Zeroizing::new)
-            .map_err(|_| Error::Decrypt("AES-GCM authentication failed".into()))
+        let cipher = aes_key(&session)
+            .ok_or_else(|| Error::Decrypt("session key is not 32 bytes".into()))?;
+        let mut value = Zeroizing::new(aes_part.to_vec());
+        let len = cipher
+            .open_in_place(
+                Nonce::assume_unique_for_key(NONCE),
+                Aad::empty(),
+                &mut value[..],
+            )
+            .map_err(|_| Error::Decrypt("AES-GCM authentication failed".into()))?
+            .len();
+        value.truncate(len);
+        Ok(value)
     }
 }
 

@@ -20,6 +20,7 @@ mod cluster;
 mod controller_api;
 mod crypto;
 mod files;
+mod oaep;
 mod sealed;
 mod secret;
 mod source;

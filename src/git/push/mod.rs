@@ -432,14 +432,51 @@ pub async fn push(
     let cancelled = || PushError::Cancelled { url: url.clone() };
     let repo_path = repo.to_owned();
     let local_ref = options.local_ref.clone();
-    let tip = blocking(move || local_tip(&repo_path, &local_ref)).await?;
-
     observer.action(format!("pushing {} to {}", options.remote_ref, options.url));
-    let (remote, adv) = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(cancelled()),
-        r = Remote::connect(options, observer, cancel) => r?,
-    };
+    // The local repository is opened and its tip read while the remote answers. A local failure
+    // wins: it is returned as soon as it is known, and also when connecting failed as well.
+    let local = tokio::task::spawn_blocking(move || local_tip(&repo_path, &local_ref));
+    let connect = Remote::connect(options, observer, cancel);
+    tokio::pin!(local, connect);
+    let mut opened: Option<ObjectId> = None;
+    let mut connected: Option<(Remote, Advertisement)> = None;
+    while opened.is_none() || connected.is_none() {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                if let Some((remote, _)) = connected {
+                    remote.close().await;
+                }
+                return Err(cancelled());
+            }
+            l = &mut local, if opened.is_none() => {
+                match l.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())) {
+                    Ok(l) => opened = Some(l),
+                    Err(e) => {
+                        if let Some((remote, _)) = connected {
+                            remote.close().await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            c = &mut connect, if connected.is_none() => match c {
+                Ok(c) => connected = Some(c),
+                Err(e) => {
+                    if opened.is_none() {
+                        (&mut local)
+                            .await
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                    }
+                    return Err(e);
+                }
+            },
+        }
+    }
+    let (tip, (remote, adv)) = (
+        opened.expect("loop ends when opened"),
+        connected.expect("loop ends when connected"),
+    );
     let old = adv.refs.get(&options.remote_ref).copied();
     let null = ObjectId::null(tip.kind());
     if old == Some(tip) {

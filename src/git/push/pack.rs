@@ -1,9 +1,10 @@
 //! Which objects the remote lacks, and the pack that carries them (gix-pack output).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 
 use gix::ObjectId;
+use gix::bstr::BString;
 use gix::objs::tree::EntryKind;
 use gix_pack::data::output;
 
@@ -42,12 +43,16 @@ pub(crate) fn hidden_commits(repo: &gix::Repository, haves: &[ObjectId]) -> Vec<
         .collect()
 }
 
-/// Objects reachable from `tip` but not from any of `haves` (those we have locally).
+/// Objects reachable from `tip` but not from any of `haves` (those we have locally), as far as
+/// the parents of the new commits tell.
 ///
-/// Commits come from a revision walk that hides everything reachable from the haves. For trees
-/// and blobs, the trees of the commits at the boundary (the hidden parents of new commits, and
-/// the haves themselves) are marked as present, recursively, like git's "edge" marking: a
-/// remote that has a commit has its whole tree.
+/// Commits come from a revision walk that hides everything reachable from the haves. Each new
+/// commit's tree is walked against its parents' trees at the same path, as git's sparse
+/// reachability does (`pack.useSparse`): an entry whose id a parent has at that path is in the
+/// remote already (a hidden parent: the remote has its whole tree) or in this pack (a new
+/// parent, walked the same way); only the others are sent, and only the trees among them are
+/// opened. The cost follows the size of the change, not of the repository. An object the remote
+/// has under another path may be sent again, which receive-pack accepts.
 pub(crate) fn objects_to_send(
     repo: &gix::Repository,
     tip: ObjectId,
@@ -55,52 +60,58 @@ pub(crate) fn objects_to_send(
 ) -> Result<Vec<ObjectId>, gix::Error> {
     let hidden = hidden_commits(repo, haves);
     let mut commits = Vec::new();
-    let mut new_set = HashSet::new();
-    let mut boundary = HashSet::new();
     for info in repo
         .rev_walk([tip])
         .with_hidden(hidden.iter().copied())
         .all()?
     {
         let info = info?;
-        new_set.insert(info.id);
-        commits.push(info.id);
-        boundary.extend(info.parent_ids().map(|p| p.detach()));
-    }
-    boundary.retain(|id| !new_set.contains(id));
-
-    let mut present = HashSet::new();
-    for commit in &boundary {
-        // A boundary parent we do not have would be a shallow clone: nothing to mark.
-        if let Ok(commit) = repo.find_commit(*commit) {
-            mark_tree(repo, commit.tree_id()?.detach(), &mut present, None)?;
-        }
+        commits.push((
+            info.id,
+            info.parent_ids().map(|p| p.detach()).collect::<Vec<_>>(),
+        ));
     }
     let mut out = Vec::new();
-    for commit_id in &commits {
-        out.push(*commit_id);
-        let tree = repo.find_commit(*commit_id)?.tree_id()?.detach();
-        mark_tree(repo, tree, &mut present, Some(&mut out))?;
+    let mut seen = HashSet::new();
+    for (commit_id, parents) in commits {
+        out.push(commit_id);
+        let tree = repo.find_commit(commit_id)?.tree_id()?.detach();
+        // A parent we do not have (shallow history) counts as empty.
+        let parent_trees = parents
+            .iter()
+            .filter_map(|p| repo.find_commit(*p).ok())
+            .map(|c| c.tree_id().map(|t| t.detach()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if parent_trees.contains(&tree) || !seen.insert(tree) {
+            continue;
+        }
+        out.push(tree);
+        walk_changed(repo, tree, parent_trees, &mut seen, &mut out)?;
     }
     Ok(out)
 }
 
-/// Adds `tree` and everything below it to `seen`, skipping subtrees already seen; newly seen
-/// ids go to `out` when given.
-fn mark_tree(
+/// Sends what `tree` (already sent) holds that its `parents` (the trees at the same path in the
+/// parent commits) do not hold: an entry whose id is any entry of those trees (the same name, or
+/// a file or folder renamed within the folder) is there already. New subtrees are walked against
+/// the parents' subtrees of the same name.
+fn walk_changed(
     repo: &gix::Repository,
     tree: ObjectId,
+    parents: Vec<ObjectId>,
     seen: &mut HashSet<ObjectId>,
-    mut out: Option<&mut Vec<ObjectId>>,
+    out: &mut Vec<ObjectId>,
 ) -> Result<(), gix::Error> {
-    if !seen.insert(tree) {
-        return Ok(());
-    }
-    if let Some(out) = out.as_deref_mut() {
-        out.push(tree);
-    }
-    let mut stack = vec![tree];
-    while let Some(id) = stack.pop() {
+    let mut stack = vec![(tree, parents)];
+    while let Some((id, parents)) = stack.pop() {
+        let parent_entries = parents
+            .iter()
+            .map(|p| entries(repo, *p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let known: HashSet<ObjectId> = parent_entries
+            .iter()
+            .flat_map(|p| p.values().map(|(id, _)| *id))
+            .collect();
         let tree = repo.find_tree(id)?;
         for entry in tree.iter() {
             let entry = entry?;
@@ -110,18 +121,41 @@ fn mark_tree(
                 continue;
             }
             let id = entry.oid().to_owned();
-            if !seen.insert(id) {
+            if known.contains(&id) || !seen.insert(id) {
                 continue;
             }
-            if let Some(out) = out.as_deref_mut() {
-                out.push(id);
-            }
+            out.push(id);
             if kind == EntryKind::Tree {
-                stack.push(id);
+                let subtrees = parent_entries
+                    .iter()
+                    .filter_map(|p| p.get(entry.filename()))
+                    .filter(|(_, k)| *k == EntryKind::Tree)
+                    .map(|(p, _)| *p)
+                    .collect();
+                stack.push((id, subtrees));
             }
         }
     }
     Ok(())
+}
+
+/// The entries of `tree`, name to id and kind (submodule commits left out).
+fn entries(
+    repo: &gix::Repository,
+    tree: ObjectId,
+) -> Result<HashMap<BString, (ObjectId, EntryKind)>, gix::Error> {
+    let tree = repo.find_tree(tree)?;
+    let mut out = HashMap::new();
+    for entry in tree.iter() {
+        let entry = entry?;
+        if entry.mode().kind() != EntryKind::Commit {
+            out.insert(
+                entry.filename().to_owned(),
+                (entry.oid().to_owned(), entry.mode().kind()),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Writes a (non-thin) pack of exactly `ids`.
