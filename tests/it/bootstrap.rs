@@ -935,25 +935,28 @@ async fn airgap_checks(
         }
         problems.extend(foreign);
     }
-    let work_s = work.display().to_string();
+    // plan reads the repository of its working directory.
     let out = capi_manage()
-        .args(["plan", CLUSTER, "--repo", &work_s])
+        .args(["plan", CLUSTER])
+        .current_dir(work)
         .envs(AIR_GAPPED)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let from = format!("from {}\n", air.names.charts_url);
     if stdout.matches(&from).count() != 3 {
-        problems.push(format!("plan: not every chart {from}: {stdout}"));
+        problems.push(format!(
+            "plan: not every chart {from}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     // The bootstrap's own flags (the ones plan takes), with --egress.
-    let mut egress = vec!["--egress".to_string()];
+    let mut egress = Vec::new();
     let mut it = plan_args.iter();
     while let Some(a) = it.next() {
         if ["plan", CLUSTER].contains(&a.as_str()) {
             egress.push(a.clone());
         } else if [
-            "--repo",
             "--output",
             "--node-image",
             "--docker-host",
@@ -965,8 +968,10 @@ async fn airgap_checks(
             egress.push(it.next().unwrap().clone());
         }
     }
+    egress.push("--egress".to_string());
     let out = capi_manage()
         .args(&egress)
+        .current_dir(work)
         .envs(AIR_GAPPED)
         .output()
         .unwrap();
@@ -982,7 +987,7 @@ async fn airgap_checks(
         }
     }
     eprintln!("plan --egress: {hosts:?}");
-    if !out.status.success() || !hosts.contains(&format!("{}", air.names.host)) {
+    if !out.status.success() || !hosts.contains(&air.names.host) {
         problems.push(format!(
             "plan --egress {egress:?}: the registry {} not listed: {stdout}{}",
             air.names.host,
