@@ -6,9 +6,17 @@
 //! CAPO v0.14.6, ORC v2.6.0, Flux, sealed-secrets), the real Cluster API and CAPO webhooks
 //! (conversion, defaulting, validation) serving both clusters, Flux's source- and
 //! helm-controller on both clusters installing the real openstack-cluster chart (and the add-on
-//! provider and janitor charts) from a loopback Helm repository, kustomize-controller and the
-//! sealed-secrets controller on the new cluster, OpenSSH's sshd serving the config repository,
-//! and git checking it. OpenStack is real too (the loopback stack: Keystone, Nova with the fake
+//! provider and janitor charts), kustomize-controller and the sealed-secrets controller on the
+//! new cluster, OpenSSH's sshd serving the config repository, and git checking it.
+//!
+//! Air-gapped (bootstrap/airgap.rs): capi-manage runs with its proxies set to a dead port
+//! (loopback exempt); the CNCF distribution registry on loopback holds the three charts as OCI
+//! artifacts (`images push`), and the cluster takes them from there through
+//! clusters/components/chart-repository; the components are vendored with `--image-registry`
+//! at it, the values point the charts' images and chart repositories at it, the kind node
+//! image is named there and the node's containerd mirrors every other registry to it. After
+//! the bootstrap, every image and chart or source reference of every object in both clusters
+//! must be on loopback. OpenStack is real too (the loopback stack: Keystone, Nova with the fake
 //! virt driver, Neutron, Glance, Octavia with the noop amphora), and so are the CAPO v0.14.6 and
 //! ORC v2.6.0 managers reconciling against it on the kind cluster, then on the new cluster,
 //! then on teardown's kind cluster: the test counts the cluster's OpenStack resources through
@@ -103,48 +111,14 @@ fn config_repo(
         ),
     )
     .unwrap();
-    std::fs::write(
-        cluster_dir.join("chart-repository.yaml"),
-        air.chart_repository_config(),
-    )
-    .unwrap();
     let k = cluster_dir.join("kustomization.yaml");
-    let mut text = std::fs::read_to_string(&k).unwrap().replacen(
+    let text = std::fs::read_to_string(&k).unwrap().replacen(
         "- values.yaml\n",
-        "- values.yaml\n- machine-image.yaml\n- chart-repository.yaml\n",
+        "- values.yaml\n- machine-image.yaml\n",
         1,
     );
-    // The add-on provider's and the janitor's images from the registry (their charts' values).
-    for (release, chart) in [
-        (
-            "cluster-api-addon-provider",
-            "cluster-api-addon-provider/chart",
-        ),
-        (
-            "cluster-api-janitor-openstack",
-            "cluster-api-janitor-openstack/chart",
-        ),
-    ] {
-        let values = air.values_overrides(&airgap::chart_values(chart));
-        assert!(values["image"]["repository"].is_string(), "{values}");
-        text.push_str(&format!(
-            "- target:\n    group: helm.toolkit.fluxcd.io\n    kind: HelmRelease\n    name: {release}\n  patch: |-\n    - op: add\n      path: /spec/values\n      value: {values}\n"
-        ));
-    }
-    text.push_str("components:\n- ../components/chart-repository\n");
     std::fs::write(&k, text).unwrap();
-    // The cluster's values: the chart's images and chart repositories at the registry.
-    let values_file = cluster_dir.join("values.yaml");
-    let mut cm: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&values_file).unwrap()).unwrap();
-    let mut values: Value =
-        serde_yaml_ng::from_str(cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
-    airgap::merge(
-        &mut values,
-        &air.values_overrides(&airgap::openstack_cluster_values()),
-    );
-    cm["data"]["values.yaml"] = Value::String(serde_yaml_ng::to_string(&values).unwrap());
-    std::fs::write(&values_file, serde_yaml_ng::to_string(&cm).unwrap()).unwrap();
+    airgap::configure_cluster(&cluster_dir, air);
     std::fs::copy(project_root().join(".gitignore"), work.join(".gitignore")).unwrap();
     git(&work, &["remote", "add", "origin", origin]);
     work
@@ -775,7 +749,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             && script.contains("--deploy-key-added")
     );
     drop(relay);
-    airgap_checks(&air, &work, &args("plan"), [&kind_d, &new_d], &mut problems).await;
+    airgap::checks(&air, &work, &args("plan"), [&kind_d, &new_d], &mut problems).await;
 
     // The pivot kept the cloud intact: the same resources, all ACTIVE, none added or lost;
     // the paused source CAPO deleted nothing.
@@ -903,97 +877,6 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         test_started.elapsed().as_secs_f64()
     );
     assert!(problems.is_empty(), "status and bundle: {problems:#?}");
-}
-
-/// Air-gapped (must-show 2 and 3): the charts came from the registry on both clusters; every
-/// image and chart or source reference of every object in both clusters is on loopback; `plan`
-/// says where each chart comes from, and `plan --egress` with the bootstrap's flags lists
-/// loopback hosts only.
-async fn airgap_checks(
-    air: &AirGap,
-    work: &Path,
-    plan_args: &[String],
-    [kind_d, new_d]: [&Discovery; 2],
-    problems: &mut Vec<String>,
-) {
-    problems.extend(airgap::chart_problems(new_d, "new cluster", air, true).await);
-    problems.extend(airgap::chart_problems(kind_d, "kind cluster", air, false).await);
-    for (name, d) in [("kind cluster", kind_d), ("new cluster", new_d)] {
-        let (objects, found) = airgap::references(d.client()).await;
-        let foreign = airgap::violations(name, &found);
-        eprintln!(
-            "{name}: {objects} objects, {} image and chart/source references, {} not on loopback",
-            found.len(),
-            foreign.len()
-        );
-        // The components' Deployments at least: the scan saw them.
-        if found.len() < 10 {
-            problems.push(format!(
-                "{name}: only {} references found: {found:?}",
-                found.len()
-            ));
-        }
-        problems.extend(foreign);
-    }
-    // plan reads the repository of its working directory.
-    let out = capi_manage()
-        .args(["plan", CLUSTER])
-        .current_dir(work)
-        .envs(AIR_GAPPED)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let from = format!("from {}\n", air.names.charts_url);
-    if stdout.matches(&from).count() != 3 {
-        problems.push(format!(
-            "plan: not every chart {from}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    // The bootstrap's own flags (the ones plan takes), with --egress.
-    let mut egress = Vec::new();
-    let mut it = plan_args.iter();
-    while let Some(a) = it.next() {
-        if ["plan", CLUSTER].contains(&a.as_str()) {
-            egress.push(a.clone());
-        } else if [
-            "--output",
-            "--node-image",
-            "--docker-host",
-            "--registry-mirror",
-        ]
-        .contains(&a.as_str())
-        {
-            egress.push(a.clone());
-            egress.push(it.next().unwrap().clone());
-        }
-    }
-    egress.push("--egress".to_string());
-    let out = capi_manage()
-        .args(&egress)
-        .current_dir(work)
-        .envs(AIR_GAPPED)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut hosts = Vec::new();
-    for line in stdout.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_default();
-        if v["event"] == "egress" && v["host"].is_string() {
-            hosts.push(format!("{}:{}", v["host"].as_str().unwrap(), v["port"]));
-            if v["local"] != true {
-                problems.push(format!("plan --egress: not local: {v}"));
-            }
-        }
-    }
-    eprintln!("plan --egress: {hosts:?}");
-    if !out.status.success() || !hosts.contains(&air.names.host) {
-        problems.push(format!(
-            "plan --egress {egress:?}: the registry {} not listed: {stdout}{}",
-            air.names.host,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
 }
 
 /// Every credential value a support bundle must not hold: the application credential secret,

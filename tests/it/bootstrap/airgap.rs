@@ -5,12 +5,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::path::Path;
+
 use capi_manage::components::mirror_image;
 use capi_manage::images::{Layout, Reference, add_chart};
+use capi_manage::kube::Discovery;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::verbs;
 use serde_json::{Value, json};
 
+use super::{AIR_GAPPED, CLUSTER};
 use crate::support::helm_repo::{fixture_charts, package, sha256_hex};
 use crate::support::registry::Registry;
 use crate::support::{capi_manage, fixtures};
@@ -144,6 +148,145 @@ impl Names {
             }
             path.pop();
         }
+    }
+}
+
+/// Points the cluster folder `cluster_dir` (a copy of clusters/example) at the registry: its
+/// charts through clusters/components/chart-repository, the openstack-cluster values' images,
+/// chart repositories and registry mirrors, and the add-on provider's and janitor's images.
+pub fn configure_cluster(cluster_dir: &Path, air: &Names) {
+    std::fs::write(
+        cluster_dir.join("chart-repository.yaml"),
+        air.chart_repository_config(),
+    )
+    .unwrap();
+    let k = cluster_dir.join("kustomization.yaml");
+    let mut text = std::fs::read_to_string(&k).unwrap().replacen(
+        "- values.yaml\n",
+        "- values.yaml\n- chart-repository.yaml\n",
+        1,
+    );
+    // The add-on provider's and the janitor's images from the registry (their charts' values).
+    for (release, chart) in [
+        (
+            "cluster-api-addon-provider",
+            "cluster-api-addon-provider/chart",
+        ),
+        (
+            "cluster-api-janitor-openstack",
+            "cluster-api-janitor-openstack/chart",
+        ),
+    ] {
+        let values = air.values_overrides(&chart_values(chart));
+        assert!(values["image"]["repository"].is_string(), "{values}");
+        text.push_str(&format!(
+            "- target:\n    group: helm.toolkit.fluxcd.io\n    kind: HelmRelease\n    name: {release}\n  patch: |-\n    - op: add\n      path: /spec/values\n      value: {values}\n"
+        ));
+    }
+    text.push_str("components:\n- ../components/chart-repository\n");
+    std::fs::write(&k, text).unwrap();
+    // The cluster's values: the chart's images and chart repositories at the registry.
+    let values_file = cluster_dir.join("values.yaml");
+    let mut cm: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&values_file).unwrap()).unwrap();
+    let mut values: Value =
+        serde_yaml_ng::from_str(cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    merge(
+        &mut values,
+        &air.values_overrides(&openstack_cluster_values()),
+    );
+    cm["data"]["values.yaml"] = Value::String(serde_yaml_ng::to_string(&values).unwrap());
+    std::fs::write(&values_file, serde_yaml_ng::to_string(&cm).unwrap()).unwrap();
+}
+
+/// Air-gapped (must-show 2 and 3): the charts came from the registry on both clusters; every
+/// image and chart or source reference of every object in both clusters is on loopback; `plan`
+/// says where each chart comes from, and `plan --egress` with the bootstrap's flags lists
+/// loopback hosts only.
+pub async fn checks(
+    air: &AirGap,
+    work: &Path,
+    plan_args: &[String],
+    [kind_d, new_d]: [&Discovery; 2],
+    problems: &mut Vec<String>,
+) {
+    problems.extend(chart_problems(new_d, "new cluster", air, true).await);
+    problems.extend(chart_problems(kind_d, "kind cluster", air, false).await);
+    for (name, d) in [("kind cluster", kind_d), ("new cluster", new_d)] {
+        let (objects, found) = references(d.client()).await;
+        let foreign = violations(name, &found);
+        eprintln!(
+            "{name}: {objects} objects, {} image and chart/source references, {} not on loopback",
+            found.len(),
+            foreign.len()
+        );
+        // The components' Deployments at least: the scan saw them.
+        if found.len() < 10 {
+            problems.push(format!(
+                "{name}: only {} references found: {found:?}",
+                found.len()
+            ));
+        }
+        problems.extend(foreign);
+    }
+    // plan reads the repository of its working directory.
+    let out = capi_manage()
+        .args(["plan", CLUSTER])
+        .current_dir(work)
+        .envs(AIR_GAPPED)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let from = format!("from {}\n", air.names.charts_url);
+    if stdout.matches(&from).count() != 3 {
+        problems.push(format!(
+            "plan: not every chart {from}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    // The bootstrap's own flags (the ones plan takes), with --egress.
+    let mut egress = Vec::new();
+    let mut it = plan_args.iter();
+    while let Some(a) = it.next() {
+        if ["plan", CLUSTER].contains(&a.as_str()) {
+            egress.push(a.clone());
+        } else if [
+            "--output",
+            "--node-image",
+            "--docker-host",
+            "--registry-mirror",
+        ]
+        .contains(&a.as_str())
+        {
+            egress.push(a.clone());
+            egress.push(it.next().unwrap().clone());
+        }
+    }
+    egress.push("--egress".to_string());
+    let out = capi_manage()
+        .args(&egress)
+        .current_dir(work)
+        .envs(AIR_GAPPED)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut hosts = Vec::new();
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_default();
+        if v["event"] == "egress" && v["host"].is_string() {
+            hosts.push(format!("{}:{}", v["host"].as_str().unwrap(), v["port"]));
+            if v["local"] != true {
+                problems.push(format!("plan --egress: not local: {v}"));
+            }
+        }
+    }
+    eprintln!("plan --egress: {hosts:?}");
+    if !out.status.success() || !hosts.contains(&air.names.host) {
+        problems.push(format!(
+            "plan --egress {egress:?}: the registry {} not listed: {stdout}{}",
+            air.names.host,
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
 }
 
