@@ -130,7 +130,11 @@ pub fn report(p: &Plan, root: &Path) -> String {
         p.dir.display()
     );
     for c in &p.charts {
-        let _ = writeln!(s, "  {} {} ({})", c.chart, c.version, c.release);
+        let from = c
+            .repository
+            .as_deref()
+            .unwrap_or("a source not in the folder");
+        let _ = writeln!(s, "  {} {} ({}) from {from}", c.chart, c.version, c.release);
     }
     let _ = writeln!(s, "bootstrap steps:");
     for (i, step) in p.steps.iter().enumerate() {

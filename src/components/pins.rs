@@ -365,6 +365,10 @@ pub struct ChartPin {
     pub chart: String,
     /// The pinned version (`spec.chart.spec.version`), or `*` when none is set.
     pub version: String,
+    /// Where the chart comes from: the `spec.url` of the HelmRepository among the objects that
+    /// the release's `sourceRef` names (an `https://`, `http://` or `oci://` URL, no trailing
+    /// `/`); `None` for another kind of source or a repository not among the objects.
+    pub repository: Option<String>,
 }
 
 /// Flux's HelmReleases among `objects`.
@@ -389,9 +393,38 @@ pub fn chart_pins(objects: &[crate::manifest::Object]) -> Vec<ChartPin> {
                 release: format!("{}/{}", o.namespace().unwrap_or_default(), o.name()),
                 chart: spec["chart"].as_str().unwrap_or_default().to_string(),
                 version: spec["version"].as_str().unwrap_or("*").to_string(),
+                repository: repository_of(objects, o).map(str::to_string),
             }
         })
         .collect()
+}
+
+/// The URL (without a trailing `/`) of the HelmRepository among `objects` that `release`'s
+/// `spec.chart.spec.sourceRef` names (its namespace defaulting to the release's).
+fn repository_of<'a>(
+    objects: &'a [crate::manifest::Object],
+    release: &crate::manifest::Object,
+) -> Option<&'a str> {
+    let source = &release.value["spec"]["chart"]["spec"]["sourceRef"];
+    if source["kind"].as_str() != Some("HelmRepository") {
+        return None;
+    }
+    let name = source["name"].as_str()?;
+    let namespace = source["namespace"]
+        .as_str()
+        .or(release.namespace())
+        .unwrap_or_default();
+    objects.iter().find_map(|o| {
+        (o.kind() == "HelmRepository"
+            && o.value["apiVersion"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("source.toolkit.fluxcd.io/"))
+            && o.name() == name
+            && o.namespace().unwrap_or_default() == namespace)
+            .then(|| o.value["spec"]["url"].as_str())
+            .flatten()
+            .map(|u| u.trim_end_matches('/'))
+    })
 }
 
 /// A pinned chart with the Helm repository its HelmRelease takes it from.
@@ -409,32 +442,13 @@ pub struct ChartSource {
 /// `objects` as well, each with that repository's URL, sorted and without duplicates. Releases
 /// without a pinned version, or with another kind of source, are left out.
 pub fn chart_sources(objects: &[crate::manifest::Object]) -> Vec<ChartSource> {
-    let repository = |name: &str, namespace: &str| {
-        objects.iter().find_map(|o| {
-            (o.kind() == "HelmRepository"
-                && o.name() == name
-                && o.namespace().unwrap_or_default() == namespace)
-                .then(|| o.value["spec"]["url"].as_str())
-                .flatten()
-        })
-    };
     let mut out: Vec<ChartSource> = helm_releases(objects)
         .filter_map(|o| {
             let spec = &o.value["spec"]["chart"]["spec"];
-            let source = &spec["sourceRef"];
-            if source["kind"].as_str() != Some("HelmRepository") {
-                return None;
-            }
-            let namespace = source["namespace"]
-                .as_str()
-                .or(o.namespace())
-                .unwrap_or_default();
             Some(ChartSource {
                 name: spec["chart"].as_str()?.to_string(),
                 version: spec["version"].as_str()?.to_string(),
-                repository: repository(source["name"].as_str()?, namespace)?
-                    .trim_end_matches('/')
-                    .to_string(),
+                repository: repository_of(objects, o)?.to_string(),
             })
         })
         .collect();
@@ -527,6 +541,27 @@ assets = [{ url = "https://example.com/bootstrap-components.yaml", sha256 = "000
                 ("a", "1.0.0", "http://127.0.0.1:1/charts"),
                 ("b", "2.0.0", "http://127.0.0.1:1/charts")
             ]
+        );
+    }
+
+    #[test]
+    fn charts_from_an_oci_repository_name_it() {
+        let objects = crate::manifest::parse_str(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: r, namespace: ns}\nspec: {type: oci, insecure: true, url: 'oci://127.0.0.1:5000/charts'}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: c, namespace: ns}\nspec: {chart: {spec: {chart: a, version: 1.0.0, sourceRef: {kind: HelmRepository, name: r}}}}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: g, namespace: ns}\nspec: {chart: {spec: {chart: b, version: 1.0.0, sourceRef: {kind: GitRepository, name: r}}}}\n---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: m, namespace: other}\nspec: {chart: {spec: {chart: d, version: 1.0.0, sourceRef: {kind: HelmRepository, name: r}}}}\n",
+            None,
+        )
+        .unwrap();
+        let pins = chart_pins(&objects);
+        let repos: Vec<_> = pins.iter().map(|p| p.repository.as_deref()).collect();
+        // Another source kind, and a repository in another namespace than the release's: none.
+        assert_eq!(repos, [Some("oci://127.0.0.1:5000/charts"), None, None]);
+        assert_eq!(
+            chart_sources(&objects),
+            [ChartSource {
+                name: "a".into(),
+                version: "1.0.0".into(),
+                repository: "oci://127.0.0.1:5000/charts".into()
+            }]
         );
     }
 

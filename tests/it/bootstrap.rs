@@ -6,9 +6,17 @@
 //! CAPO v0.14.6, ORC v2.6.0, Flux, sealed-secrets), the real Cluster API and CAPO webhooks
 //! (conversion, defaulting, validation) serving both clusters, Flux's source- and
 //! helm-controller on both clusters installing the real openstack-cluster chart (and the add-on
-//! provider and janitor charts) from a loopback Helm repository, kustomize-controller and the
-//! sealed-secrets controller on the new cluster, OpenSSH's sshd serving the config repository,
-//! and git checking it. OpenStack is real too (the loopback stack: Keystone, Nova with the fake
+//! provider and janitor charts), kustomize-controller and the sealed-secrets controller on the
+//! new cluster, OpenSSH's sshd serving the config repository, and git checking it.
+//!
+//! Air-gapped (bootstrap/airgap.rs): capi-manage runs with its proxies set to a dead port
+//! (loopback exempt); the CNCF distribution registry on loopback holds the three charts as OCI
+//! artifacts (`images push`), and the cluster takes them from there through
+//! clusters/components/chart-repository; the components are vendored with `--image-registry`
+//! at it, the values point the charts' images and chart repositories at it, the kind node
+//! image is named there and the node's containerd mirrors every other registry to it. After
+//! the bootstrap, every image and chart or source reference of every object in both clusters
+//! must be on loopback. OpenStack is real too (the loopback stack: Keystone, Nova with the fake
 //! virt driver, Neutron, Glance, Octavia with the noop amphora), and so are the CAPO v0.14.6 and
 //! ORC v2.6.0 managers reconciling against it on the kind cluster, then on the new cluster,
 //! then on teardown's kind cluster: the test counts the cluster's OpenStack resources through
@@ -35,7 +43,6 @@ use crate::support::capo::{self, Admin};
 use crate::support::docker::{self as sd, StandIn};
 use crate::support::flux::FluxControllers;
 use crate::support::git_server::{self, Sshd, git};
-use crate::support::helm_repo::HelmRepo;
 use crate::support::infra::{Infra, InfraOptions};
 use crate::support::openstack::OpenStack;
 use crate::support::orc::Orc;
@@ -44,23 +51,37 @@ use crate::support::webhooks::Webhooks;
 use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root};
 use crate::{e2e_timing, status_e2e};
 
+mod airgap;
+
+use airgap::AirGap;
+
 const CLUSTER: &str = "e2e";
 /// A proxy nobody listens on (the discard port).
 const DEAD_PROXY: &str = "http://127.0.0.1:9";
+/// Air-gapped: any connection of capi-manage beyond loopback would go to a dead proxy and fail.
+const AIR_GAPPED: [(&str, &str); 3] = [
+    ("HTTPS_PROXY", DEAD_PROXY),
+    ("HTTP_PROXY", DEAD_PROXY),
+    ("NO_PROXY", "127.0.0.1,localhost"),
+];
 const NS: &str = "capi-self";
 
-/// Copies the project's `clusters/bases` and `clusters/example` (as `clusters/<name>`, with
-/// credentials filled in) into a fresh work repository.
-fn config_repo(dir: &Path, origin: &str, charts: &str, cred: &capo::AppCredential) -> PathBuf {
+/// Copies the project's `clusters/bases`, `clusters/components` and `clusters/example` (as
+/// `clusters/<name>`, with credentials filled in) into a fresh work repository. The cluster
+/// takes its charts from the loopback registry through clusters/components/chart-repository,
+/// and its values and the add-on charts' values name the registry for every image and chart
+/// repository.
+fn config_repo(
+    dir: &Path,
+    origin: &str,
+    air: &airgap::Names,
+    cred: &capo::AppCredential,
+) -> PathBuf {
     let work = git_server::work_repo(dir, "config");
     let src = project_root().join("clusters");
-    // Every HelmRepository points at the loopback chart repository.
-    let url = regex::Regex::new(r"(?m)^  url: https://\S+$").unwrap();
-    copy_dir(&src.join("bases"), &work.join("clusters/bases"), &|t| {
-        url.replace_all(&t, format!("  url: {charts}").as_str())
-            .into_owned()
-    });
-    copy_dir(&src.join("example"), &work.join("clusters/example"), &|t| t);
+    for sub in ["bases", "components", "example"] {
+        copy_dir(&src.join(sub), &work.join("clusters").join(sub), &|t| t);
+    }
     copy_dir(
         &src.join("example"),
         &work.join(format!("clusters/{CLUSTER}")),
@@ -91,16 +112,13 @@ fn config_repo(dir: &Path, origin: &str, charts: &str, cred: &capo::AppCredentia
     )
     .unwrap();
     let k = cluster_dir.join("kustomization.yaml");
-    let text = std::fs::read_to_string(&k).unwrap();
-    std::fs::write(
-        &k,
-        text.replacen(
-            "- values.yaml\n",
-            "- values.yaml\n- machine-image.yaml\n",
-            1,
-        ),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(&k).unwrap().replacen(
+        "- values.yaml\n",
+        "- values.yaml\n- machine-image.yaml\n",
+        1,
+    );
+    std::fs::write(&k, text).unwrap();
+    airgap::configure_cluster(&cluster_dir, air);
     std::fs::copy(project_root().join(".gitignore"), work.join(".gitignore")).unwrap();
     git(&work, &["remote", "add", "origin", origin]);
     work
@@ -150,10 +168,7 @@ fn spawn(args: &[String], home: &Path) -> Run {
         .args(args)
         .env("HOME", home)
         .env_remove("SSH_AUTH_SOCK")
-        // Air-gapped: any connection beyond loopback would go to a dead proxy and fail.
-        .env("HTTPS_PROXY", DEAD_PROXY)
-        .env("HTTP_PROXY", DEAD_PROXY)
-        .env("NO_PROXY", "127.0.0.1,localhost")
+        .envs(AIR_GAPPED)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -387,7 +402,8 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     kind_pre.retain(|o| o.kind() == "CustomResourceDefinition" || o.kind() == "Namespace");
     apply_all(&kind_d, &kind_pre).await;
     let _kind_flux = FluxControllers::start_with_helm(&kind_cp);
-    let charts = HelmRepo::serve_fixtures();
+    // The loopback registry with the charts, pushed by `capi-manage images push`.
+    let air = AirGap::start(&AIR_GAPPED).await;
 
     // The stand-in for what needs booted machines and the other controllers' results; the
     // machines' Nodes register in the new cluster (the workload cluster).
@@ -405,8 +421,25 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
     // The config repository, served over SSH.
     let sshd = Sshd::start(dir);
     let bare = git_server::bare_repo(dir, "config.git");
-    let work = config_repo(dir, &sshd.url(&bare), &charts.url, &cred);
-    vendor_into(&work).await;
+    let work = config_repo(dir, &sshd.url(&bare), &air.names, &cred);
+    // Every component image at the registry.
+    vendor_into(&work, &air.names.host).await;
+    // The kind node's mirrors: one for every registry the components' releases, the
+    // inventory (images.lock, the node image) and the node's own manifests name.
+    let mut upstream: Vec<String> = release_files()
+        .values()
+        .flat_map(|b| airgap::images_in(&String::from_utf8_lossy(b)))
+        .collect();
+    let inventory = capi_manage::images::inventory(&work, Some(CLUSTER)).unwrap();
+    upstream.extend(inventory.images.iter().map(|i| i.reference.clone()));
+    upstream.extend(sd::node_manifest_images());
+    let mirrored = airgap::registries(upstream.iter().map(String::as_str));
+    eprintln!("mirrored for the kind node: {mirrored:?}");
+    assert!(mirrored.contains("docker.io") && mirrored.contains("registry.k8s.io"));
+    // The node image under a name in the registry, as the air-gapped host has it.
+    let node_tag = stand_in.image.rsplit(':').next().unwrap().to_string();
+    let node_repo = format!("{}/kindest/node", air.names.host);
+    let node_image = sd::TaggedImage::new(&docker, &stand_in.image, &node_repo, &node_tag).await;
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "initial config"]);
     git(&work, &["push", "-q", &bare.display().to_string(), "main"]);
@@ -447,7 +480,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             "--kind-name",
             kind_name,
             "--node-image",
-            &stand_in.image,
+            &node_image.image,
             "--docker-host",
             &sd::docker_host(),
             "--test-only-node-capabilities",
@@ -463,6 +496,12 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(mirrored.iter().flat_map(|h| {
+            [
+                "--registry-mirror".to_string(),
+                format!("{h}={}", air.names.mirror_url),
+            ]
+        }))
         .collect()
     };
 
@@ -493,6 +532,15 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
                 }
                 _ => problems.push(format!("failed run: exit {code}, bundles {found:?}")),
             }
+        }
+        if step == "apply-cluster" {
+            // kind-cluster is done (the last run was killed in a later step): the node's
+            // containerd names the mirror for each registry.
+            let node = capi_manage::kind::control_plane_name(kind_name);
+            problems.extend(
+                airgap::node_mirror_problems(&docker, &node, &mirrored, &air.names.mirror_url)
+                    .await,
+            );
         }
         if step == "move" {
             // The cluster is ready (CAPO built it): its resources before the pivot.
@@ -701,6 +749,7 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             && script.contains("--deploy-key-added")
     );
     drop(relay);
+    airgap::checks(&air, &work, &args("plan"), [&kind_d, &new_d], &mut problems).await;
 
     // The pivot kept the cloud intact: the same resources, all ACTIVE, none added or lost;
     // the paused source CAPO deleted nothing.
@@ -791,9 +840,11 @@ async fn bootstrap_survives_a_kill_in_every_step_then_teardown_removes_the_clust
             }
         })
     };
+    let td_tag = td_image.image.rsplit(':').next().unwrap().to_string();
+    let td_node = sd::TaggedImage::new(&docker, &td_image.image, &node_repo, &td_tag).await;
     let mut td_args = args("teardown");
-    let i = td_args.iter().position(|a| a == &stand_in.image).unwrap();
-    td_args[i] = td_image.image.clone();
+    let i = td_args.iter().position(|a| a == &node_image.image).unwrap();
+    td_args[i] = td_node.image.clone();
     let started = Instant::now();
     let (code, rss_td, _) = wait(spawn(&td_args, &home));
     assert_eq!(code, 0, "teardown failed");
@@ -898,7 +949,7 @@ impl Drop for RelayWhenNetwork {
 
 /// `vendor-manifests/` of the work repository, vendored from a mirror of release-like files
 /// with the project's pins.
-async fn vendor_into(work: &Path) {
+async fn vendor_into(work: &Path, image_registry: &str) {
     let dir = work.join("vendor-manifests");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
@@ -912,6 +963,7 @@ async fn vendor_into(work: &Path) {
         &capi_manage::components::VendorOptions {
             trust_mirror_for_new_assets: true,
             mirror: Some(mirror.base.clone()),
+            image_registry: Some(image_registry.to_string()),
             ..Default::default()
         },
         &Silent,

@@ -310,6 +310,16 @@ spec:
           value: {{ .PodSubnet }}
 "#;
 
+/// The images the stand-in node's own manifests (CNI, storage) name.
+pub fn node_manifest_images() -> Vec<String> {
+    [CNI, STORAGE]
+        .iter()
+        .flat_map(|m| m.lines())
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .map(str::to_string)
+        .collect()
+}
+
 const STORAGE: &str = r#"apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata:
@@ -453,6 +463,55 @@ pub async fn build_stand_in(docker: &Docker, s: &StandIn) -> StandInImage {
     StandInImage {
         image: format!("{repo}:{tag}"),
         relay_port,
+    }
+}
+
+/// A second name for an image in the engine (`docker tag`), removed on drop (the image stays
+/// under its other names).
+pub struct TaggedImage {
+    /// `repo:tag`.
+    pub image: String,
+}
+
+impl TaggedImage {
+    /// Tags `image` as `repo:tag` (e.g. a name in an internal registry).
+    pub async fn new(docker: &Docker, image: &str, repo: &str, tag: &str) -> TaggedImage {
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        docker
+            .tag_image(image, Some(options))
+            .await
+            .unwrap_or_else(|e| panic!("docker tag {image} {repo}:{tag}: {e}"));
+        TaggedImage {
+            image: format!("{repo}:{tag}"),
+        }
+    }
+}
+
+impl Drop for TaggedImage {
+    fn drop(&mut self) {
+        let image = self.image.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Some(d) = try_connect().await {
+                    // Not forced: only this name goes, the image keeps its others.
+                    let _ = d
+                        .remove_image(
+                            &image,
+                            None::<bollard::query_parameters::RemoveImageOptions>,
+                            None,
+                        )
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -93,9 +93,27 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// The capi-manage binary under test.
+/// The capi-manage binary under test: `$CAPI_MANAGE_TEST_EXE` when set (e.g. the static
+/// release build of `scripts/build-static`, to measure what users run), else the one cargo
+/// built with the tests. (`$CAPI_MANAGE_TEST_BIN` is the upstream binaries' folder.)
+pub fn capi_manage_path() -> PathBuf {
+    match std::env::var_os("CAPI_MANAGE_TEST_EXE") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "CAPI_MANAGE_TEST_EXE={} is not a file",
+                p.display()
+            );
+            p
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_capi-manage")),
+    }
+}
+
+/// The capi-manage binary under test (see [`capi_manage_path`]).
 pub fn capi_manage() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_capi-manage"))
+    std::process::Command::new(capi_manage_path())
 }
 
 /// The entries of a `.tar.gz` (a support bundle), name -> text.
