@@ -383,7 +383,12 @@ pub fn egress(input: &EgressInput) -> Vec<Destination> {
 
     // Chart repositories, fetched by Flux's source-controller.
     for c in &input.charts {
-        if let Some((host, port, protocol)) = url_endpoint(&c.repository) {
+        // An insecure OCI repository is reached over plain HTTP (port 80 unless it says).
+        let url = match c.repository.strip_prefix("oci://") {
+            Some(rest) if c.plain_http => format!("http://{rest}"),
+            _ => c.repository.clone(),
+        };
+        if let Some((host, port, protocol)) = url_endpoint(&url) {
             add(Destination {
                 local: is_loopback(&host),
                 host: Some(host),
@@ -477,6 +482,7 @@ mod tests {
                 name: "openstack-cluster".into(),
                 version: "0.27.0".into(),
                 repository: "https://azimuth-cloud.github.io/capi-helm-charts".into(),
+                plain_http: false,
             }],
             git_url: Some("git@github.com:example/fleet.git".into()),
             auth_url: "https://keystone.example:5000/v3".into(),
@@ -528,6 +534,23 @@ mod tests {
         );
         assert!(hosts(&d).contains(&("127.0.0.1".to_string(), 2222)));
         assert!(hosts(&d).contains(&("::1".to_string(), 5000)));
+    }
+
+    #[test]
+    fn an_insecure_oci_chart_repository_is_plain_http() {
+        let mut i = input();
+        i.charts[0].repository = "oci://charts.internal/capi".into();
+        i.charts[0].plain_http = true;
+        let c = egress(&i);
+        let c = c.iter().find(|d| d.purpose.starts_with("Helm repository"));
+        let c = c.unwrap();
+        assert_eq!((c.protocol.as_str(), c.port), ("http", Some(80)));
+        i.charts[0].repository = "oci://charts.internal:5000/capi".into();
+        i.charts[0].plain_http = false;
+        let c = egress(&i);
+        let c = c.iter().find(|d| d.purpose.starts_with("Helm repository"));
+        let c = c.unwrap();
+        assert_eq!((c.protocol.as_str(), c.port), ("https", Some(5000)));
     }
 
     #[test]

@@ -225,6 +225,7 @@ mod tests {
             name: "a".into(),
             version: "1.0.0".into(),
             repository: "oci://127.0.0.1:9/charts".into(),
+            plain_http: false,
         }];
         let downloader = Downloader::new(false).unwrap();
         let err = vendor_charts(

@@ -405,6 +405,16 @@ fn repository_of<'a>(
     objects: &'a [crate::manifest::Object],
     release: &crate::manifest::Object,
 ) -> Option<&'a str> {
+    repository_object(objects, release)?.value["spec"]["url"]
+        .as_str()
+        .map(|u| u.trim_end_matches('/'))
+}
+
+/// The HelmRepository among `objects` that `release`'s `sourceRef` names.
+fn repository_object<'a>(
+    objects: &'a [crate::manifest::Object],
+    release: &crate::manifest::Object,
+) -> Option<&'a crate::manifest::Object> {
     let source = &release.value["spec"]["chart"]["spec"]["sourceRef"];
     if source["kind"].as_str() != Some("HelmRepository") {
         return None;
@@ -414,16 +424,13 @@ fn repository_of<'a>(
         .as_str()
         .or(release.namespace())
         .unwrap_or_default();
-    objects.iter().find_map(|o| {
-        (o.kind() == "HelmRepository"
+    objects.iter().find(|o| {
+        o.kind() == "HelmRepository"
             && o.value["apiVersion"]
                 .as_str()
                 .is_some_and(|a| a.starts_with("source.toolkit.fluxcd.io/"))
             && o.name() == name
-            && o.namespace().unwrap_or_default() == namespace)
-            .then(|| o.value["spec"]["url"].as_str())
-            .flatten()
-            .map(|u| u.trim_end_matches('/'))
+            && o.namespace().unwrap_or_default() == namespace
     })
 }
 
@@ -436,6 +443,8 @@ pub struct ChartSource {
     pub version: String,
     /// The HelmRepository's `spec.url` (no trailing `/`).
     pub repository: String,
+    /// An OCI repository reached over plain HTTP (`spec.insecure: true` with `type: oci`).
+    pub plain_http: bool,
 }
 
 /// The charts of the HelmReleases among `objects` whose source is a HelmRepository among
@@ -445,10 +454,12 @@ pub fn chart_sources(objects: &[crate::manifest::Object]) -> Vec<ChartSource> {
     let mut out: Vec<ChartSource> = helm_releases(objects)
         .filter_map(|o| {
             let spec = &o.value["spec"]["chart"]["spec"];
+            let repo = &repository_object(objects, o)?.value["spec"];
             Some(ChartSource {
                 name: spec["chart"].as_str()?.to_string(),
                 version: spec["version"].as_str()?.to_string(),
-                repository: repository_of(objects, o)?.to_string(),
+                repository: repo["url"].as_str()?.trim_end_matches('/').to_string(),
+                plain_http: repo["type"] == "oci" && repo["insecure"] == true,
             })
         })
         .collect();
@@ -560,7 +571,8 @@ assets = [{ url = "https://example.com/bootstrap-components.yaml", sha256 = "000
             [ChartSource {
                 name: "a".into(),
                 version: "1.0.0".into(),
-                repository: "oci://127.0.0.1:5000/charts".into()
+                repository: "oci://127.0.0.1:5000/charts".into(),
+                plain_http: true,
             }]
         );
     }

@@ -46,6 +46,7 @@ async fn charts_are_recorded_with_their_sha256_and_a_flipped_byte_is_refused() {
             name: name.clone(),
             version: version.clone(),
             repository: helm.base.trim_end_matches('/').to_string(),
+            plain_http: false,
         })
         .collect();
 
