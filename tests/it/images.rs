@@ -22,6 +22,22 @@ fn run(args: &[&str], password: bool) -> Output {
     cmd.output().unwrap()
 }
 
+/// `images push` of the layout `from` to `registry` as [`registry::USER`].
+fn push_args<'a>(from: &'a Path, registry: &'a str) -> [&'a str; 8] {
+    let from = from.to_str().unwrap();
+    let user = registry::USER;
+    [
+        "images",
+        "push",
+        "--from",
+        from,
+        "--registry",
+        registry,
+        "--username",
+        user,
+    ]
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -110,28 +126,9 @@ async fn push_then_pull_through_a_token_auth_registry() {
 
     let mirror = format!("{}/mirror", reg.host);
     // Without credentials the registry's token service refuses.
-    let e = failed(&run(
-        &[
-            "images",
-            "push",
-            "--from",
-            l0.to_str().unwrap(),
-            "--registry",
-            &mirror,
-        ],
-        false,
-    ));
+    let e = failed(&run(&push_args(l0, &mirror)[..6], false));
     assert!(e.contains("refused"), "{e}");
-    let push = [
-        "images",
-        "push",
-        "--from",
-        l0.to_str().unwrap(),
-        "--registry",
-        &mirror,
-        "--username",
-        registry::USER,
-    ];
+    let push = push_args(l0, &mirror);
     let out = ok(&run(&push, true));
     assert!(out.contains(&format!("{mirror}/capi/app:v1")), "{out}");
     assert!(
@@ -240,19 +237,7 @@ async fn push_then_pull_through_a_token_auth_registry() {
     // One flipped byte in the layout's copy: the push to a new path refuses it.
     flip(&Layout::open(l0).unwrap().blob_path(&layer));
     let other = format!("{}/other", reg.host);
-    let e = failed(&run(
-        &[
-            "images",
-            "push",
-            "--from",
-            l0.to_str().unwrap(),
-            "--registry",
-            &other,
-            "--username",
-            registry::USER,
-        ],
-        true,
-    ));
+    let e = failed(&run(&push_args(l0, &other), true));
     assert!(
         e.contains("does not match its digest") && e.contains(&layer),
         "{e}"
@@ -322,16 +307,7 @@ async fn push_then_pull_through_an_htpasswd_registry() {
     let app = registry::imported_image(&engine, l0, &[("etc/app.conf", b"basic\n")], "amd64").await;
     registry::write_layout_index(l0, &[("example.test/capi/basic:v1", app.clone())]);
     let mirror = format!("{}/mirror", reg.host);
-    let push = [
-        "images",
-        "push",
-        "--from",
-        l0.to_str().unwrap(),
-        "--registry",
-        &mirror,
-        "--username",
-        registry::USER,
-    ];
+    let push = push_args(l0, &mirror);
     let e = failed(&run(&push[..6], false));
     assert!(e.contains("refused"), "without credentials: {e}");
     let mut wrong = capi_manage();

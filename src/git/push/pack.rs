@@ -1,10 +1,9 @@
 //! Which objects the remote lacks, and the pack that carries them (gix-pack output).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 
 use gix::ObjectId;
-use gix::bstr::BString;
 use gix::objs::tree::EntryKind;
 use gix_pack::data::output;
 
@@ -106,7 +105,7 @@ fn walk_changed(
     while let Some((id, parents)) = stack.pop() {
         let parent_entries = parents
             .iter()
-            .map(|p| entries(repo, *p))
+            .map(|p| crate::git::repo::tree_entries(repo, *p))
             .collect::<Result<Vec<_>, _>>()?;
         let known: HashSet<ObjectId> = parent_entries
             .iter()
@@ -137,25 +136,6 @@ fn walk_changed(
         }
     }
     Ok(())
-}
-
-/// The entries of `tree`, name to id and kind (submodule commits left out).
-fn entries(
-    repo: &gix::Repository,
-    tree: ObjectId,
-) -> Result<HashMap<BString, (ObjectId, EntryKind)>, gix::Error> {
-    let tree = repo.find_tree(tree)?;
-    let mut out = HashMap::new();
-    for entry in tree.iter() {
-        let entry = entry?;
-        if entry.mode().kind() != EntryKind::Commit {
-            out.insert(
-                entry.filename().to_owned(),
-                (entry.oid().to_owned(), entry.mode().kind()),
-            );
-        }
-    }
-    Ok(out)
 }
 
 /// Writes a (non-thin) pack of exactly `ids`.

@@ -1,7 +1,7 @@
 //! The pre-push scan: every file each new commit adds or changes, not only the final tree, so a
 //! secret committed and deleted again before the push is found in the commit that added it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use gix::ObjectId;
 use gix::bstr::{BString, ByteSlice};
@@ -59,23 +59,6 @@ pub(crate) fn first_violation(
     Ok(None)
 }
 
-/// The entries of `tree`: name -> (id, kind).
-fn entries(
-    repo: &gix::Repository,
-    tree: ObjectId,
-) -> Result<HashMap<BString, (ObjectId, EntryKind)>, gix::Error> {
-    let tree = repo.find_tree(tree)?;
-    let mut out = HashMap::new();
-    for entry in tree.iter() {
-        let entry = entry?;
-        out.insert(
-            entry.filename().to_owned(),
-            (entry.oid().to_owned(), entry.mode().kind()),
-        );
-    }
-    Ok(out)
-}
-
 /// Walks `tree` against the trees at the same path in the parents: identical subtrees and
 /// blobs are skipped; so is a (path, object) pair scanned before in another commit.
 fn scan_tree(
@@ -92,7 +75,7 @@ fn scan_tree(
         }
         let parent_entries = parents
             .iter()
-            .map(|p| entries(repo, *p))
+            .map(|p| crate::git::repo::tree_entries(repo, *p))
             .collect::<Result<Vec<_>, _>>()?;
         let tree = repo.find_tree(tree_id)?;
         for entry in tree.iter() {
