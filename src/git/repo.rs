@@ -170,6 +170,26 @@ pub fn flux_url(url: &str) -> Result<String, UrlError> {
     Ok(format!("ssh://{host_part}/{path}"))
 }
 
+/// The entries of `tree`: name to id and kind.
+pub(super) fn tree_entries(
+    repo: &gix::Repository,
+    tree: gix::ObjectId,
+) -> Result<
+    std::collections::HashMap<gix::bstr::BString, (gix::ObjectId, gix::object::tree::EntryKind)>,
+    gix::Error,
+> {
+    let tree = repo.find_tree(tree)?;
+    let mut out = std::collections::HashMap::new();
+    for entry in tree.iter() {
+        let entry = entry?;
+        out.insert(
+            entry.filename().to_owned(),
+            (entry.oid().to_owned(), entry.mode().kind()),
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,24 +230,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The entries of `tree`: name to id and kind.
-pub(super) fn tree_entries(
-    repo: &gix::Repository,
-    tree: gix::ObjectId,
-) -> Result<
-    std::collections::HashMap<gix::bstr::BString, (gix::ObjectId, gix::object::tree::EntryKind)>,
-    gix::Error,
-> {
-    let tree = repo.find_tree(tree)?;
-    let mut out = std::collections::HashMap::new();
-    for entry in tree.iter() {
-        let entry = entry?;
-        out.insert(
-            entry.filename().to_owned(),
-            (entry.oid().to_owned(), entry.mode().kind()),
-        );
-    }
-    Ok(out)
 }
