@@ -114,23 +114,29 @@ pub struct StandInImage {
 
 impl Drop for StandInImage {
     fn drop(&mut self) {
-        let image = self.image.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Some(d) = try_connect().await {
-                    let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
-                        .force(true)
-                        .build();
-                    let _ = d.remove_image(&image, Some(options), None).await;
-                }
-            });
-        })
-        .join();
+        remove_image_now(&self.image, true);
     }
+}
+
+/// Removes `image` from the engine (`force`: with its other names too), from a drop: on a
+/// thread of its own, since a drop may run inside a runtime.
+fn remove_image_now(image: &str, force: bool) {
+    let image = image.to_string();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if let Some(d) = try_connect().await {
+                let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(force)
+                    .build();
+                let _ = d.remove_image(&image, Some(options), None).await;
+            }
+        });
+    })
+    .join();
 }
 
 const ENTRYPOINT: &str = r#"#!/bin/sh
@@ -492,26 +498,8 @@ impl TaggedImage {
 
 impl Drop for TaggedImage {
     fn drop(&mut self) {
-        let image = self.image.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Some(d) = try_connect().await {
-                    // Not forced: only this name goes, the image keeps its others.
-                    let _ = d
-                        .remove_image(
-                            &image,
-                            None::<bollard::query_parameters::RemoveImageOptions>,
-                            None,
-                        )
-                        .await;
-                }
-            });
-        })
-        .join();
+        // Not forced: only this name goes, the image keeps its others.
+        remove_image_now(&self.image, false);
     }
 }
 
