@@ -80,6 +80,14 @@ fn one_line(err: &PushError) -> String {
     text
 }
 
+/// A bare `remote.git` under `dir/srv`, served over HTTP (with Basic `auth` when given).
+fn http_remote(dir: &Path, auth: Option<(&str, &str)>) -> (PathBuf, HttpServer) {
+    let root = dir.join("srv");
+    std::fs::create_dir(&root).unwrap();
+    let remote = git_server::bare_repo(&root, "remote.git");
+    (remote, HttpServer::start(&root, auth))
+}
+
 #[tokio::test]
 async fn push_over_file_url_and_path() {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,10 +132,7 @@ async fn cancelled_push_changes_nothing() {
 async fn push_over_http_with_basic_auth() {
     let tmp = tempfile::tempdir().unwrap();
     let (work, id) = repo_with_our_commit(tmp.path());
-    let root = tmp.path().join("srv");
-    std::fs::create_dir(&root).unwrap();
-    let remote = git_server::bare_repo(&root, "remote.git");
-    let server = HttpServer::start(&root, Some(("tester", "s3cret-token")));
+    let (remote, server) = http_remote(tmp.path(), Some(("tester", "s3cret-token")));
     let url = server.url("remote.git");
 
     // Wrong token: one line, nothing changed.
@@ -207,10 +212,7 @@ async fn push_over_ssh_and_the_ssh_failures() {
 async fn non_fast_forward_and_hook_rejection_leave_the_remote_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     let (work, _) = repo_with_our_commit(tmp.path());
-    let root = tmp.path().join("srv");
-    std::fs::create_dir(&root).unwrap();
-    let remote = git_server::bare_repo(&root, "remote.git");
-    let server = HttpServer::start(&root, None);
+    let (remote, server) = http_remote(tmp.path(), None);
     let options = PushOptions::new(server.url("remote.git"), "main");
     push(&work, &options).await.unwrap();
 
@@ -240,7 +242,7 @@ async fn non_fast_forward_and_hook_rejection_leave_the_remote_unchanged() {
 
     // A pre-receive hook refuses; its message reaches the user.
     let (work2, _) = repo_with_our_commit(&tmp.path().join("second"));
-    let remote2 = git_server::bare_repo(&root, "hooked.git");
+    let remote2 = git_server::bare_repo(&tmp.path().join("srv"), "hooked.git");
     let hook = remote2.join("hooks/pre-receive");
     std::fs::write(
         &hook,
@@ -271,10 +273,7 @@ async fn second_push_of_a_large_repository_sends_only_new_objects() {
     let work = git_server::work_repo(tmp.path(), "work");
     git_server::fill_large(&work, 100, 99); // 9,900 blobs + 100 trees + root tree + commit
     let objects = git_server::git(&work, &["count-objects", "-v"]);
-    let root = tmp.path().join("srv");
-    std::fs::create_dir(&root).unwrap();
-    let remote = git_server::bare_repo(&root, "remote.git");
-    let server = HttpServer::start(&root, None);
+    let (remote, server) = http_remote(tmp.path(), None);
     let options = PushOptions::new(server.url("remote.git"), "main");
 
     let first = push(&work, &options).await.unwrap();
@@ -341,10 +340,7 @@ async fn push_of_renames_moves_deletes_and_a_merge_is_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let work = git_server::work_repo(tmp.path(), "work");
     git_server::fill_large(&work, 6, 5);
-    let root = tmp.path().join("srv");
-    std::fs::create_dir(&root).unwrap();
-    let remote = git_server::bare_repo(&root, "remote.git");
-    let server = HttpServer::start(&root, None);
+    let (remote, server) = http_remote(tmp.path(), None);
     let options = PushOptions::new(server.url("remote.git"), "main");
     push(&work, &options).await.unwrap();
     let old = rev_parse(&work, "main").unwrap();
@@ -458,10 +454,7 @@ fn tree_scan_blocks_plaintext_secrets_credentials_and_kubeconfigs() {
 async fn push_refuses_a_secret_committed_then_deleted_in_unpushed_history() {
     let tmp = tempfile::tempdir().unwrap();
     let (work, id) = repo_with_our_commit(tmp.path());
-    let root = tmp.path().join("srv");
-    std::fs::create_dir(&root).unwrap();
-    let remote = git_server::bare_repo(&root, "remote.git");
-    let server = HttpServer::start(&root, None);
+    let (remote, server) = http_remote(tmp.path(), None);
     let options = PushOptions::new(server.url("remote.git"), "main");
     push(&work, &options).await.unwrap();
 
