@@ -648,7 +648,12 @@ pub async fn preflight(
         if operation == Operation::Bootstrap {
             let root = o.root.clone();
             let components = tokio::task::spawn_blocking(move || {
-                crate::components::load(&root).map(|v| v.components.len())
+                // Each component read and dropped in turn: the check holds one at a time.
+                let vendored = crate::components::open(&root)?;
+                for c in vendored.iter() {
+                    c?;
+                }
+                Ok(vendored.len())
             });
             let (config, cluster) = {
                 let o2 = o.clone();

@@ -2,6 +2,7 @@
 //! each unit is applied, then every CRD in it must be Established, every Deployment Available
 //! and every webhook configuration carry a CA bundle before the next unit starts.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use ::kube::api::DynamicObject;
@@ -114,69 +115,124 @@ pub async fn install(
 ) -> Result<InstallReport, Error> {
     let mut report = InstallReport::default();
     for unit in units {
-        let start = Instant::now();
-        observer.action(format!(
-            "installing {} ({} objects)",
-            unit.name,
-            unit.objects.len()
-        ));
-        let objects: Vec<Object> = unit.objects.iter().map(owned_namespace).collect();
-        crate::kube::apply(discovery, &objects, &options.apply, observer, cancel)
-            .await
-            .map_err(|e| match e {
-                crate::kube::Error::Cancelled => Error::Cancelled,
-                e => Error::Install {
-                    unit: unit.name.clone(),
-                    source: Box::new(e),
-                },
-            })?;
-        let gated: Vec<(Object, String, Box<dyn Condition>)> = unit
-            .objects
-            .iter()
-            .filter_map(|o| Some((o.clone(), gate_name(o), gate(o.kind())?)))
-            .collect();
-        let wait = WaitOptions::timeout(options.timeout);
-        let failures = wait_all(discovery, &gated, wait, observer, cancel)
-            .await
-            .map_err(|e| match e {
-                crate::kube::Error::Cancelled => Error::Cancelled,
-                e => Error::InstallDiscovery {
-                    unit: unit.name.clone(),
-                    source: Box::new(e),
-                },
-            })?;
-        if !failures.is_empty() {
-            return Err(Error::Unhealthy {
-                unit: unit.name.clone(),
-                timeout: options.timeout,
-                failures,
-            });
-        }
-        observer.success(
-            format!("{} installed and healthy", unit.name),
-            Some(start.elapsed()),
-        );
-        report.units.push(UnitReport {
-            name: unit.name.clone(),
-            objects: unit.objects.len(),
-            gated: gated.len(),
-            elapsed: start.elapsed(),
-        });
+        let objects: Cow<'_, [Object]> = Cow::Borrowed(&unit.objects);
+        let done = install_objects(&unit.name, objects, discovery, options, observer, cancel);
+        report.units.push(done.await?);
     }
     Ok(report)
+}
+
+/// [`install`] of one unit, taken by value: its objects are applied as they are (Namespaces
+/// labelled in place) instead of copied, so installing the units one at a time as they are
+/// read holds one unit's objects.
+pub async fn install_unit(
+    discovery: &Discovery,
+    unit: Unit,
+    options: &InstallOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<UnitReport, Error> {
+    let Unit { name, objects } = unit;
+    let objects: Cow<'_, [Object]> = Cow::Owned(objects);
+    install_objects(&name, objects, discovery, options, observer, cancel).await
+}
+
+async fn install_objects(
+    name: &str,
+    mut objects: Cow<'_, [Object]>,
+    discovery: &Discovery,
+    options: &InstallOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<UnitReport, Error> {
+    let start = Instant::now();
+    observer.action(format!("installing {name} ({} objects)", objects.len()));
+    if objects.iter().any(lacks_name_label) {
+        objects.to_mut().iter_mut().for_each(own_namespace);
+    }
+    crate::kube::apply(discovery, &objects, &options.apply, observer, cancel)
+        .await
+        .map_err(|e| match e {
+            crate::kube::Error::Cancelled => Error::Cancelled,
+            e => Error::Install {
+                unit: name.to_string(),
+                source: Box::new(e),
+            },
+        })?;
+    // The waits need only what names each object: its copy keeps no more than that.
+    let gated: Vec<(Object, String, Box<dyn Condition>)> = objects
+        .iter()
+        .filter_map(|o| Some((reference(o), gate_name(o), gate(o.kind())?)))
+        .collect();
+    let count = objects.len();
+    drop(objects);
+    let wait = WaitOptions::timeout(options.timeout);
+    let failures = wait_all(discovery, &gated, wait, observer, cancel)
+        .await
+        .map_err(|e| match e {
+            crate::kube::Error::Cancelled => Error::Cancelled,
+            e => Error::InstallDiscovery {
+                unit: name.to_string(),
+                source: Box::new(e),
+            },
+        })?;
+    if !failures.is_empty() {
+        return Err(Error::Unhealthy {
+            unit: name.to_string(),
+            timeout: options.timeout,
+            failures,
+        });
+    }
+    observer.success(
+        format!("{name} installed and healthy"),
+        Some(start.elapsed()),
+    );
+    Ok(UnitReport {
+        name: name.to_string(),
+        objects: count,
+        gated: gated.len(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// An object reduced to what names it (`apiVersion`, `kind`, `metadata.name` and
+/// `metadata.namespace`), with its origin.
+fn reference(o: &Object) -> Object {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), o.name().into());
+    if let Some(ns) = o.namespace() {
+        metadata.insert("namespace".into(), ns.into());
+    }
+    Object {
+        value: serde_json::json!({
+            "apiVersion": o.api_version(),
+            "kind": o.kind(),
+            "metadata": metadata,
+        }),
+        origin: o.origin.clone(),
+    }
 }
 
 /// The label the API server sets on every Namespace to its name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-/// A Namespace with its [`NAMESPACE_NAME_LABEL`] set (to the value the server enforces anyway),
-/// other objects unchanged. A Namespace applied with nothing but its name gives the applier no
-/// field to own, so it is stored without managedFields; kustomize-controller then finds a
-/// `before-first-apply` manager on it and rewrites the Namespace on every reconciliation.
-/// Owning the label keeps the Namespace still when Flux applies the same manifest.
-fn owned_namespace(o: &Object) -> Object {
-    let mut o = o.clone();
-    if o.kind() == "Namespace" && o.api_version() == "v1" {
+fn is_namespace(o: &Object) -> bool {
+    o.kind() == "Namespace" && o.api_version() == "v1"
+}
+
+/// A Namespace without its [`NAMESPACE_NAME_LABEL`].
+fn lacks_name_label(o: &Object) -> bool {
+    is_namespace(o) && o.label(NAMESPACE_NAME_LABEL).is_none()
+}
+
+/// Sets a Namespace's [`NAMESPACE_NAME_LABEL`] (to the value the server enforces anyway) unless
+/// it has one, other objects unchanged. A Namespace applied with nothing but its name gives
+/// the applier no field to own, so it is stored without managedFields; kustomize-controller
+/// then finds a `before-first-apply` manager on it and rewrites the Namespace on every
+/// reconciliation. Owning the label keeps the Namespace still when Flux applies the same
+/// manifest.
+fn own_namespace(o: &mut Object) {
+    if is_namespace(o) {
         let name = o.name().to_string();
         let labels = o
             .metadata_mut()
@@ -188,7 +244,6 @@ fn owned_namespace(o: &Object) -> Object {
                 .or_insert(serde_json::Value::String(name));
         }
     }
-    o
 }
 
 /// What the wait for an object's gate is called in events.
@@ -233,17 +288,48 @@ mod tests {
 
     #[test]
     fn namespaces_get_their_name_label_and_keep_others() {
-        let ns = owned_namespace(&Object::new(
+        let mut ns = Object::new(
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": {"x": "y"}}}),
-        ));
+        );
+        assert!(lacks_name_label(&ns));
+        own_namespace(&mut ns);
         assert_eq!(
             ns.value["metadata"]["labels"],
             json!({"x": "y", "kubernetes.io/metadata.name": "a"})
         );
+        assert!(!lacks_name_label(&ns));
+        let mut set = Object::new(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": {"kubernetes.io/metadata.name": "b"}}}),
+        );
+        let before = set.clone();
+        own_namespace(&mut set);
+        assert_eq!(set, before);
         let cm = Object::new(
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
         );
-        assert_eq!(owned_namespace(&cm), cm);
+        assert!(!lacks_name_label(&cm));
+        let mut changed = cm.clone();
+        own_namespace(&mut changed);
+        assert_eq!(changed, cm);
+    }
+
+    #[test]
+    fn references_keep_what_names_an_object() {
+        let mut o = Object::new(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "n", "labels": {"a": "b"}}, "spec": {"replicas": 1}}));
+        o.origin.document = 3;
+        let r = reference(&o);
+        assert_eq!(
+            r.value,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}})
+        );
+        assert_eq!(
+            (r.identity(), r.gvk(), &r.origin),
+            (o.identity(), o.gvk(), &o.origin)
+        );
+        let crd = Object::new(json!({"apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition", "metadata": {"name": "xs.example.com"}}));
+        assert_eq!(reference(&crd), crd);
     }
 
     #[test]

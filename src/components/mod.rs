@@ -40,7 +40,7 @@ pub use error::Error;
 #[cfg(feature = "kube")]
 pub use install::{
     InstallOptions, InstallReport, NAMESPACE_NAME_LABEL, Unit, UnitReport, gate, install,
-    webhook_ca_injected,
+    install_unit, webhook_ca_injected,
 };
 pub use pins::{
     Asset, ChartPin, ChartSource, Pin, Pins, Provider, ProviderType, Role, chart_pins,
@@ -468,7 +468,113 @@ pub async fn vendor(
 /// Reads `vendor-manifests` of the repository at `root`: checks that it matches the pins,
 /// verifies every rendered file (and `kustomization.yaml`) against the sha256 recorded in
 /// `vendor.lock`, and returns the components in install order.
+///
+/// Holds every component's objects at once; [`open`] reads them one at a time.
 pub fn load(root: &Path) -> Result<Vendored, Error> {
+    let files = open(root)?;
+    let components = files.iter().collect::<Result<_, _>>()?;
+    Ok(Vendored { components })
+}
+
+/// `vendor-manifests` of a repository, checked against the pins but not read yet (see
+/// [`open`]): each component is read, verified and parsed when asked for, so a caller that
+/// handles one component at a time holds one component's objects, not all of them.
+#[derive(Debug, Clone)]
+pub struct VendoredFiles {
+    dir: PathBuf,
+    pins: Pins,
+    lock: Lock,
+}
+
+impl VendoredFiles {
+    /// How many components there are.
+    pub fn len(&self) -> usize {
+        self.pins.components.len()
+    }
+
+    /// Whether no component is pinned.
+    pub fn is_empty(&self) -> bool {
+        self.pins.components.is_empty()
+    }
+
+    /// Checks every component as [`VendoredFiles::read`] does (pins against the lock, each
+    /// file's sha256) without parsing any, in the same order: the errors [`load`] would
+    /// return first, apart from a file that is not UTF-8 or not YAML.
+    pub fn verify(&self) -> Result<(), Error> {
+        for index in 0..self.len() {
+            self.check(index)?;
+            for a in &self.lock.component[index].asset {
+                verify(&self.dir.join(&a.file), &a.rendered_sha256)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The component at `index` (in install order): its pin checked against the lock, its
+    /// files verified and parsed.
+    ///
+    /// # Panics
+    ///
+    /// When `index` is not below [`VendoredFiles::len`].
+    pub fn read(&self, index: usize) -> Result<Component, Error> {
+        self.check(index)?;
+        let (pin, locked) = (&self.pins.components[index], &self.lock.component[index]);
+        let mut objects = Vec::new();
+        let mut files = Vec::new();
+        for a in &locked.asset {
+            let path = self.dir.join(&a.file);
+            let bytes = verify(&path, &a.rendered_sha256)?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
+                component: pin.name.clone(),
+                url: path.display().to_string(),
+            })?;
+            objects.extend(
+                parse_str(&text, Some(&path)).map_err(|source| Error::Manifest {
+                    component: pin.name.clone(),
+                    url: path.display().to_string(),
+                    source,
+                })?,
+            );
+            files.push(Path::new(VENDOR_DIR).join(&a.file));
+        }
+        Ok(Component {
+            name: pin.name.clone(),
+            version: pin.version.clone(),
+            objects,
+            files,
+        })
+    }
+
+    /// Every component in install order, each read when the iterator reaches it.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Component, Error>> + '_ {
+        (0..self.len()).map(|i| self.read(i))
+    }
+
+    /// The pin of component `index` matches its lock entry (version and asset URLs).
+    fn check(&self, index: usize) -> Result<(), Error> {
+        let (pin, locked) = (&self.pins.components[index], &self.lock.component[index]);
+        let urls: Vec<&str> = pin.assets.iter().map(|a| a.url.as_str()).collect();
+        let locked_urls: Vec<&str> = locked.asset.iter().map(|a| a.url.as_str()).collect();
+        if pin.version != locked.version || urls != locked_urls {
+            return Err(Error::Stale {
+                component: pin.name.clone(),
+                problem: format!(
+                    "vendor.toml pins {} [{}] but vendor.lock holds {} [{}]",
+                    pin.version,
+                    urls.join(", "),
+                    locked.version,
+                    locked_urls.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Opens `vendor-manifests` of the repository at `root` as [`load`] does, reading only the
+/// pins, the lock and `kustomization.yaml` (verified): the components are read from the
+/// returned [`VendoredFiles`], one at a time.
+pub fn open(root: &Path) -> Result<VendoredFiles, Error> {
     let dir = root.join(VENDOR_DIR);
     let pins = Pins::read(&dir.join(PINS_FILE))?;
     let lock_path = dir.join(LOCK_FILE);
@@ -493,48 +599,7 @@ pub fn load(root: &Path) -> Result<Vendored, Error> {
         });
     }
     verify(&dir.join(KUSTOMIZATION_FILE), &lock.kustomization_sha256)?;
-    let mut components = Vec::new();
-    for (pin, locked) in pins.components.iter().zip(&lock.component) {
-        let urls: Vec<&str> = pin.assets.iter().map(|a| a.url.as_str()).collect();
-        let locked_urls: Vec<&str> = locked.asset.iter().map(|a| a.url.as_str()).collect();
-        if pin.version != locked.version || urls != locked_urls {
-            return Err(Error::Stale {
-                component: pin.name.clone(),
-                problem: format!(
-                    "vendor.toml pins {} [{}] but vendor.lock holds {} [{}]",
-                    pin.version,
-                    names(urls),
-                    locked.version,
-                    names(locked_urls)
-                ),
-            });
-        }
-        let mut objects = Vec::new();
-        let mut files = Vec::new();
-        for a in &locked.asset {
-            let path = dir.join(&a.file);
-            let bytes = verify(&path, &a.rendered_sha256)?;
-            let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
-                component: pin.name.clone(),
-                url: path.display().to_string(),
-            })?;
-            objects.extend(
-                parse_str(&text, Some(&path)).map_err(|source| Error::Manifest {
-                    component: pin.name.clone(),
-                    url: path.display().to_string(),
-                    source,
-                })?,
-            );
-            files.push(Path::new(VENDOR_DIR).join(&a.file));
-        }
-        components.push(Component {
-            name: pin.name.clone(),
-            version: pin.version.clone(),
-            objects,
-            files,
-        });
-    }
-    Ok(Vendored { components })
+    Ok(VendoredFiles { dir, pins, lock })
 }
 
 fn verify(path: &Path, expected: &str) -> Result<Vec<u8>, Error> {

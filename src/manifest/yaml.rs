@@ -52,7 +52,7 @@ pub fn parse_str_with(
     options: ParseOptions,
 ) -> Result<Vec<Object>, Error> {
     let mut out = Vec::new();
-    for (document, (line, body)) in split_documents(text).into_iter().enumerate() {
+    for (document, (line, body)) in split_documents(text).enumerate() {
         let origin = Origin {
             file: file.map(Path::to_path_buf),
             document,
@@ -69,11 +69,10 @@ pub fn parse_str_with(
             continue;
         }
         if is_list(&value) {
-            let items = value
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let items = match value.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            };
             for item in items {
                 out.push(checked(item, &origin, options)?);
             }
@@ -230,35 +229,68 @@ fn checked(value: Value, origin: &Origin, options: ParseOptions) -> Result<Objec
 }
 
 /// Splits a YAML stream into documents at column-0 `---` markers, with the line each starts on.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_end();
-        let is_start = trimmed == "---" || trimmed.starts_with("--- ");
-        if is_start || trimmed == "..." {
-            docs.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-            if let Some(rest) = trimmed.strip_prefix("--- ") {
-                // `--- value` puts content on the marker line itself.
-                current.push_str(rest);
-                current.push('\n');
-                start = i + 1;
-            }
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
+fn split_documents(text: &str) -> Documents<'_> {
+    Documents {
+        lines: text.lines().enumerate(),
+        current: String::new(),
+        start: 1,
+        finished: false,
     }
-    docs.push((start, current));
-    // A leading marker leaves an empty first document: drop empty documents that are only
-    // whitespace so document numbers count real documents as users see them.
-    docs.retain(|(_, d)| {
-        d.lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-    });
-    docs
+}
+
+/// The documents of a stream, each with the line it starts on, one at a time (a file's
+/// documents are not all copied out of it at once). A leading marker leaves an empty first
+/// document: documents that are only whitespace and comments are skipped, so document numbers
+/// count real documents as users see them.
+struct Documents<'a> {
+    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+    current: String,
+    start: usize,
+    finished: bool,
+}
+
+impl Documents<'_> {
+    /// The next document, empty or not.
+    fn next_raw(&mut self) -> Option<(usize, String)> {
+        if self.finished {
+            return None;
+        }
+        for (i, line) in self.lines.by_ref() {
+            let trimmed = line.trim_end();
+            let is_start = trimmed == "---" || trimmed.starts_with("--- ");
+            if is_start || trimmed == "..." {
+                let doc = (self.start, std::mem::take(&mut self.current));
+                self.start = i + 2;
+                if let Some(rest) = trimmed.strip_prefix("--- ") {
+                    // `--- value` puts content on the marker line itself.
+                    self.current.push_str(rest);
+                    self.current.push('\n');
+                    self.start = i + 1;
+                }
+                return Some(doc);
+            }
+            self.current.push_str(line);
+            self.current.push('\n');
+        }
+        self.finished = true;
+        Some((self.start, std::mem::take(&mut self.current)))
+    }
+}
+
+impl Iterator for Documents<'_> {
+    type Item = (usize, String);
+
+    fn next(&mut self) -> Option<(usize, String)> {
+        loop {
+            let (line, doc) = self.next_raw()?;
+            if doc
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            {
+                return Some((line, doc));
+            }
+        }
+    }
 }
 
 /// Serialises objects as multi-document YAML, `---` between documents, fields in their order,

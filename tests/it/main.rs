@@ -16,6 +16,7 @@ mod cli_plan;
 mod cli_rotate;
 mod cli_signals;
 mod cloud;
+mod components;
 mod e2e_timing;
 mod flux;
 mod git;

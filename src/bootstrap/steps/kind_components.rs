@@ -35,7 +35,9 @@ impl Step for KindComponents {
     }
 }
 
-/// Installs every vendored component (verified against vendor.lock) with health gates.
+/// Installs every vendored component (verified against vendor.lock) with health gates. Every
+/// file is verified before anything is applied; then each component is read, installed and
+/// dropped before the next is read, so one component's objects are held at a time.
 pub(super) async fn install(
     discovery: &Discovery,
     side: Side,
@@ -43,25 +45,25 @@ pub(super) async fn install(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Result<(), StepError> {
-    let vendored =
-        crate::components::load(&o.root).map_err(|e| StepError::Components(Box::new(e)))?;
-    let units: Vec<Unit> = vendored
-        .components
-        .into_iter()
-        .map(|c| Unit {
-            name: format!("{} {}", c.name, c.version),
-            objects: c.objects,
-        })
-        .collect();
+    let components = |e| StepError::Components(Box::new(e));
+    let vendored = crate::components::open(&o.root).map_err(components)?;
+    vendored.verify().map_err(components)?;
     let io = InstallOptions {
         timeout: o.timeouts.components,
         ..InstallOptions::default()
     };
-    crate::components::install(discovery, &units, &io, observer, cancel)
-        .await
-        .map_err(|source| StepError::Install {
-            side,
-            source: Box::new(source),
-        })?;
+    for c in vendored.iter() {
+        let c = c.map_err(components)?;
+        let unit = Unit {
+            name: format!("{} {}", c.name, c.version),
+            objects: c.objects,
+        };
+        crate::components::install_unit(discovery, unit, &io, observer, cancel)
+            .await
+            .map_err(|source| StepError::Install {
+                side,
+                source: Box::new(source),
+            })?;
+    }
     Ok(())
 }
