@@ -52,6 +52,9 @@ use crate::support::{ControlPlane, Options, capi_manage, fixtures, project_root}
 use crate::{e2e_timing, status_e2e};
 
 mod airgap;
+mod peak_rss;
+
+use peak_rss::PeakRss;
 
 use airgap::AirGap;
 
@@ -161,6 +164,7 @@ struct Run {
     child: Child,
     events: std::sync::mpsc::Receiver<Value>,
     started: Instant,
+    peak: PeakRss,
 }
 
 fn spawn(args: &[String], home: &Path) -> Run {
@@ -175,6 +179,7 @@ fn spawn(args: &[String], home: &Path) -> Run {
         .spawn()
         .expect("run capi-manage");
     let started = Instant::now();
+    let peak = PeakRss::start(child.id());
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -195,25 +200,38 @@ fn spawn(args: &[String], home: &Path) -> Run {
         child,
         events: rx,
         started,
+        peak,
     }
 }
 
-/// Reaps the child: its wait status and peak RSS in KiB.
-fn reap(child: Child) -> (libc::c_int, i64) {
+/// Reaps the child: its wait status and peak RSS in KiB (see [`peak_rss`]).
+fn reap(child: Child, peak: PeakRss) -> (libc::c_int, i64) {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child and fills `usage`.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
+    // SAFETY: waits for our own child, which has exited or is about to, leaving it a zombie
+    // (WNOWAIT): its pid stays ours until the sampler has stopped.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(r, 0, "waitid");
+    let rss = peak.stop();
+    // SAFETY: reaps that zombie.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid");
     // std's Child must not wait again.
     std::mem::forget(child);
-    (status, usage.ru_maxrss)
+    (status, rss)
 }
 
 /// Waits for the process and returns (exit code, peak RSS in KiB).
 fn wait(run: Run) -> (i32, i64, Vec<Value>) {
-    let (status, rss) = reap(run.child);
+    let (status, rss) = reap(run.child, run.peak);
     let events: Vec<Value> = run.events.iter().collect();
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
@@ -264,8 +282,9 @@ fn kill_during(mut run: Run, name: &str, grace: Duration, log: &mut e2e_timing::
                     && (skipped || e["step"] == name) =>
             {
                 std::thread::sleep(grace);
+                run.peak.now();
                 let _ = run.child.kill();
-                let (_, rss) = reap(run.child);
+                let (_, rss) = reap(run.child, run.peak);
                 events.extend(run.events.iter());
                 log.add(events, rss);
                 return if skipped {
