@@ -1,7 +1,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ::kube::api::{DynamicObject, Patch, PatchParams};
+use ::kube::api::{DynamicObject, Patch, PatchParams, ValidationDirective};
 use ::kube::{Api, ResourceExt};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
@@ -525,6 +525,11 @@ async fn apply_one(
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force;
     params.dry_run = options.dry_run;
+    // Server-side apply refuses fields the schema does not declare whatever this says; it only
+    // decides whether the server parses the body a second time, strictly, to find keys given
+    // twice, which a body serialized from a JSON map cannot have. Without that second parse the
+    // server does less for every object (a large CRD is a large document to parse).
+    params.field_validation = Some(ValidationDirective::Ignore);
     // Re-applying an unchanged configuration must not write: the server writes anyway for some
     // objects (a CRD whose schema defaults `status` is rewritten on every update, and a config
     // that owns no fields adds and drops its managedFields entry). So an existing object is
