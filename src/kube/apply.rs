@@ -1,7 +1,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ::kube::api::{DynamicObject, Patch, PatchParams};
+use ::kube::api::{DynamicObject, Patch, PatchParams, ValidationDirective};
 use ::kube::{Api, ResourceExt};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
@@ -70,8 +70,9 @@ pub struct ApplyReport {
 ///
 /// Every kind is resolved first: a kind the server does not serve and no CRD in the bundle
 /// defines fails the whole call before anything is written. Namespaces go first; then the CRDs,
-/// and beside them the objects of kinds the server already serves; the CRDs must be established
-/// and discoverable before the objects of their kinds are applied. `concurrency` objects at a
+/// and beside them the objects of kinds the server already serves (workloads before the CRDs,
+/// webhook configurations after them); the CRDs must be established and discoverable before
+/// the objects of their kinds are applied. `concurrency` objects at a
 /// time. Throttling, server and connection errors are retried with backoff; the server's
 /// refusals (validation, admission) are not, and name the object and its source file.
 /// Applying the same bundle again changes nothing on the server.
@@ -153,7 +154,7 @@ pub async fn apply(
     let beside_crds: Batch = if early.is_empty() {
         Vec::new()
     } else {
-        crds.into_iter().chain(early).collect()
+        beside_crds_order(crds, early)
     };
     // Each CRD is awaited from the moment its write returns, while the others are written.
     let crd_api = (!options.dry_run).then(|| crd_api(discovery));
@@ -524,6 +525,11 @@ async fn apply_one(
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force;
     params.dry_run = options.dry_run;
+    // Server-side apply refuses fields the schema does not declare whatever this says; it only
+    // decides whether the server parses the body a second time, strictly, to find keys given
+    // twice, which a body serialized from a JSON map cannot have. Without that second parse the
+    // server does less for every object (a large CRD is a large document to parse).
+    params.field_validation = Some(ValidationDirective::Ignore);
     // Re-applying an unchanged configuration must not write: the server writes anyway for some
     // objects (a CRD whose schema defaults `status` is rewritten on every update, and a config
     // that owns no fields adds and drops its managedFields entry). So an existing object is
@@ -627,6 +633,28 @@ fn owns_no_fields(body: &Value) -> bool {
             .all(|k| k == "apiVersion" || k == "kind" || k == "metadata")
 }
 
+/// The order of the batch written beside the CRDs: the workloads and what they need (service
+/// accounts, RBAC, Services, Deployments) first, so the controllers, the scheduler and the nodes
+/// bring them up while the server is still busy with the CRDs (the slow writes: each is
+/// validated, stored, then established by the server's own controllers); then the CRDs; then
+/// the webhook configurations, after the CRDs as before: a webhook whose server is not up yet
+/// must not stand in the way of the definitions. Bundle order within each group.
+fn beside_crds_order<'a>(crds: Batch<'a>, early: Batch<'a>) -> Batch<'a> {
+    let (webhooks, workloads): (Batch, Batch) = early
+        .into_iter()
+        .partition(|(_, o)| is_webhook_configuration(o));
+    workloads.into_iter().chain(crds).chain(webhooks).collect()
+}
+
+/// Whether the object configures admission webhooks (validating or mutating).
+fn is_webhook_configuration(o: &Object) -> bool {
+    o.gvk().group == "admissionregistration.k8s.io"
+        && matches!(
+            o.kind(),
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        )
+}
+
 /// Every (group, version, kind) that a CRD in the bundle serves.
 fn crd_kinds(objects: &[Object]) -> BTreeSet<Gvk> {
     let mut out = BTreeSet::new();
@@ -667,6 +695,39 @@ mod tests {
         assert!(!owns_no_fields(
             &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {}})
         ));
+    }
+
+    #[test]
+    fn workloads_go_before_the_crds_and_webhook_configurations_after() {
+        let objs = parse_str(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: n}\n---\n\
+             apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: v}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: n}\n---\n\
+             apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {name: m}\n---\n\
+             apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n---\n\
+             apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gadgets.example.com}\n",
+            None,
+        )
+        .unwrap();
+        let (crds, early): (Batch, Batch) = objs
+            .iter()
+            .enumerate()
+            .partition(|(_, o)| o.kind() == "CustomResourceDefinition");
+        let order: Vec<&str> = beside_crds_order(crds, early)
+            .iter()
+            .map(|(_, o)| o.name())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "a",
+                "d",
+                "widgets.example.com",
+                "gadgets.example.com",
+                "v",
+                "m"
+            ]
+        );
     }
 
     #[test]

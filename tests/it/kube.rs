@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use capi_manage::kube::wait::{WaitOptions, conditions, wait_for};
 use capi_manage::kube::{ApplyOptions, Discovery, Error, apply};
-use capi_manage::manifest::{Gvk, parse_file};
+use capi_manage::manifest::{Gvk, parse_file, parse_str};
 use capi_manage::observe::Silent;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use tokio_util::sync::CancellationToken;
@@ -191,6 +191,37 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(cp.client().await, "default");
     assert!(cms.get_opt("would-be-applied").await.unwrap().is_none());
+
+    // A field the schema does not declare (a typo) is refused, not dropped, for a built-in kind
+    // and in a CRD (apply sends no strict field validation: server-side apply refuses them
+    // anyway).
+    let typo = parse_str(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo, namespace: default}\ndata: {a: b}\ndta: {c: d}\n",
+        None,
+    )
+    .unwrap();
+    let mut crd = upstream_crds()
+        .into_iter()
+        .find(|o| o.kind() == "CustomResourceDefinition")
+        .unwrap();
+    crd.value["spec"]["scopee"] = "Namespaced".into();
+    for (objects, field) in [(typo, ".dta"), (vec![crd], ".spec.scopee")] {
+        let err = apply(
+            &discovery,
+            &objects,
+            &ApplyOptions::default(),
+            &Silent,
+            &cancel,
+        )
+        .await
+        .unwrap_err();
+        let line = support::error_chain(&err);
+        assert!(
+            line.contains(field) && line.contains("not declared in schema"),
+            "{line}"
+        );
+    }
+    assert!(cms.get_opt("typo").await.unwrap().is_none());
 }
 
 #[tokio::test]
