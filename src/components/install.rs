@@ -137,6 +137,18 @@ pub async fn install_unit(
     install_objects(&name, objects, discovery, options, observer, cancel).await
 }
 
+/// A unit's error from a Kubernetes one: cancellation stays cancellation, anything else is
+/// `wrap`ped with the unit's name.
+fn unit_error(
+    name: &str,
+    wrap: fn(String, Box<crate::kube::Error>) -> Error,
+) -> impl FnOnce(crate::kube::Error) -> Error + '_ {
+    move |e| match e {
+        crate::kube::Error::Cancelled => Error::Cancelled,
+        e => wrap(name.to_string(), Box::new(e)),
+    }
+}
+
 async fn install_objects(
     name: &str,
     mut objects: Cow<'_, [Object]>,
@@ -152,13 +164,10 @@ async fn install_objects(
     }
     crate::kube::apply(discovery, &objects, &options.apply, observer, cancel)
         .await
-        .map_err(|e| match e {
-            crate::kube::Error::Cancelled => Error::Cancelled,
-            e => Error::Install {
-                unit: name.to_string(),
-                source: Box::new(e),
-            },
-        })?;
+        .map_err(unit_error(name, |unit, source| Error::Install {
+            unit,
+            source,
+        }))?;
     // The waits need only what names each object: its copy keeps no more than that.
     let gated: Vec<(Object, String, Box<dyn Condition>)> = objects
         .iter()
@@ -169,13 +178,10 @@ async fn install_objects(
     let wait = WaitOptions::timeout(options.timeout);
     let failures = wait_all(discovery, &gated, wait, observer, cancel)
         .await
-        .map_err(|e| match e {
-            crate::kube::Error::Cancelled => Error::Cancelled,
-            e => Error::InstallDiscovery {
-                unit: name.to_string(),
-                source: Box::new(e),
-            },
-        })?;
+        .map_err(unit_error(name, |unit, source| Error::InstallDiscovery {
+            unit,
+            source,
+        }))?;
     if !failures.is_empty() {
         return Err(Error::Unhealthy {
             unit: name.to_string(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use capi_manage::kube::wait::{WaitOptions, conditions, wait_for};
 use capi_manage::kube::{ApplyOptions, Discovery, Error, apply};
-use capi_manage::manifest::{Gvk, parse_file, parse_str};
+use capi_manage::manifest::{Gvk, Object, parse_file, parse_str};
 use capi_manage::observe::Silent;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use tokio_util::sync::CancellationToken;
@@ -140,16 +140,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
     .unwrap();
 
     let invalid = parse_file(&data("invalid.yaml")).unwrap();
-    let err = apply(
-        &discovery,
-        &invalid,
-        &ApplyOptions::default(),
-        &Silent,
-        &cancel,
-    )
-    .await
-    .unwrap_err();
-    let line = support::error_chain(&err);
+    let (err, line) = refused(&discovery, &invalid).await;
     assert!(
         matches!(
             err,
@@ -169,16 +160,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
     assert!(line.contains("HTTP 422"), "{line}");
 
     let unknown = parse_file(&data("unknown-kind.yaml")).unwrap();
-    let err = apply(
-        &discovery,
-        &unknown,
-        &ApplyOptions::default(),
-        &Silent,
-        &cancel,
-    )
-    .await
-    .unwrap_err();
-    let line = support::error_chain(&err);
+    let (err, line) = refused(&discovery, &unknown).await;
     assert!(
         matches!(&err, Error::UnknownKinds { kinds } if kinds[0].0 == Gvk::from_api_version("widgets.example.com/v1", "Gizmo")),
         "{line}"
@@ -206,16 +188,7 @@ async fn schema_violations_and_unknown_kinds_are_reported_with_identity_and_file
         .unwrap();
     crd.value["spec"]["scopee"] = "Namespaced".into();
     for (objects, field) in [(typo, ".dta"), (vec![crd], ".spec.scopee")] {
-        let err = apply(
-            &discovery,
-            &objects,
-            &ApplyOptions::default(),
-            &Silent,
-            &cancel,
-        )
-        .await
-        .unwrap_err();
-        let line = support::error_chain(&err);
+        let (_, line) = refused(&discovery, &objects).await;
         assert!(
             line.contains(field) && line.contains("not declared in schema"),
             "{line}"
@@ -457,4 +430,20 @@ async fn crds_alone_are_established_when_apply_returns() {
             .any(|c| c["type"] == "Established" && c["status"] == "True");
         assert!(established, "CRD {} established", o.name());
     }
+}
+
+/// Applies `objects` with the default options, expecting the server or the kind check to
+/// refuse them: the error and its chain on one line.
+async fn refused(discovery: &Discovery, objects: &[Object]) -> (Error, String) {
+    let err = apply(
+        discovery,
+        objects,
+        &ApplyOptions::default(),
+        &Silent,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    let line = support::error_chain(&err);
+    (err, line)
 }
