@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ::kube::Api;
-use ::kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use ::kube::api::{DynamicObject, ListParams};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,49 @@ fn is_capi_group(group: &str) -> bool {
         || group == "addons.stackhpc.com"
 }
 
+/// The fields of a CustomResourceDefinition list that [`kinds`] reads.
+#[derive(serde::Deserialize)]
+struct CrdList {
+    #[serde(default)]
+    items: Vec<CrdSummary>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrdSummary {
+    #[serde(default)]
+    metadata: CrdMeta,
+    #[serde(default)]
+    spec: CrdSpec,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct CrdMeta {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct CrdSpec {
+    group: String,
+    scope: String,
+    names: CrdNames,
+    versions: Vec<CrdVersion>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct CrdNames {
+    kind: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct CrdVersion {
+    name: String,
+    storage: bool,
+}
+
 /// The kinds whose objects move: CRDs of the Cluster API groups, `addons.stackhpc.com` and ORC
 /// (`openstack.k-orc.cloud`, of which only what a cluster needs moves), CRDs labelled for
 /// clusterctl, plus Secrets and ConfigMaps. Namespaced kinds only.
@@ -64,43 +107,34 @@ async fn kinds(
     side: &'static str,
     cancel: &CancellationToken,
 ) -> Result<Vec<Kind>, Error> {
-    let crd = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
-        "customresourcedefinitions",
-    );
-    let api: Api<DynamicObject> = Api::all_with(discovery.client().clone(), &crd);
-    let crds = until_cancelled(cancel, api.list(&ListParams::default()))
+    // Only the fields below are decoded; the schemas and managed fields, most of each CRD, are
+    // skipped while the answer is read instead of being held as values.
+    let request = http::Request::get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+        .body(Vec::new())
+        .expect("a GET without a body is a valid request");
+    let crds = until_cancelled(cancel, discovery.client().request::<CrdList>(request))
         .await
         .map_err(list_error(side, "CustomResourceDefinitions"))?;
     let mut gvks: Vec<Gvk> = vec![
         Gvk::from_api_version("v1", "Secret"),
         Gvk::from_api_version("v1", "ConfigMap"),
     ];
-    for c in crds.items {
-        let spec = &c.data["spec"];
-        let group = spec["group"].as_str().unwrap_or_default();
-        let labelled = c.metadata.labels.as_ref().is_some_and(|l| {
-            l.keys()
-                .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"))
-        });
-        if spec["scope"] != "Namespaced"
-            || !(is_capi_group(group) || group == super::orc::ORC_GROUP || labelled)
+    for CrdSummary { metadata, spec } in crds.items {
+        let labelled = metadata
+            .labels
+            .keys()
+            .any(|k| k.starts_with("clusterctl.cluster.x-k8s.io"));
+        if spec.scope != "Namespaced"
+            || !(is_capi_group(&spec.group) || spec.group == super::orc::ORC_GROUP || labelled)
         {
             continue;
         }
-        let storage = spec["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| v["storage"] == true);
-        if let (Some(v), Some(kind)) = (
-            storage.and_then(|v| v["name"].as_str()),
-            spec["names"]["kind"].as_str(),
-        ) {
+        let storage = spec.versions.into_iter().find(|v| v.storage);
+        if let Some(v) = storage.filter(|_| !spec.names.kind.is_empty()) {
             gvks.push(Gvk {
-                group: group.into(),
-                version: v.into(),
-                kind: kind.into(),
+                group: spec.group,
+                version: v.name,
+                kind: spec.names.kind,
             });
         }
     }
