@@ -539,18 +539,22 @@ mod tests {
     #[test]
     fn an_insecure_oci_chart_repository_is_plain_http() {
         let mut i = input();
-        i.charts[0].repository = "oci://charts.internal/capi".into();
-        i.charts[0].plain_http = true;
-        let c = egress(&i);
-        let c = c.iter().find(|d| d.purpose.starts_with("Helm repository"));
-        let c = c.unwrap();
-        assert_eq!((c.protocol.as_str(), c.port), ("http", Some(80)));
-        i.charts[0].repository = "oci://charts.internal:5000/capi".into();
-        i.charts[0].plain_http = false;
-        let c = egress(&i);
-        let c = c.iter().find(|d| d.purpose.starts_with("Helm repository"));
-        let c = c.unwrap();
-        assert_eq!((c.protocol.as_str(), c.port), ("https", Some(5000)));
+        let mut chart_egress = |repository: &str, plain_http: bool| {
+            i.charts[0].repository = repository.into();
+            i.charts[0].plain_http = plain_http;
+            let d = egress(&i);
+            let c = d.iter().find(|d| d.purpose.starts_with("Helm repository"));
+            let c = c.unwrap();
+            (c.protocol.clone(), c.port)
+        };
+        assert_eq!(
+            chart_egress("oci://charts.internal/capi", true),
+            ("http".to_string(), Some(80))
+        );
+        assert_eq!(
+            chart_egress("oci://charts.internal:5000/capi", false),
+            ("https".to_string(), Some(5000))
+        );
     }
 
     #[test]

@@ -57,23 +57,22 @@ fn is_capi_group(group: &str) -> bool {
 }
 
 /// The fields of a CustomResourceDefinition list that [`kinds`] reads.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct CrdList {
-    #[serde(default)]
     items: Vec<CrdSummary>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct CrdSummary {
-    #[serde(default)]
     metadata: CrdMeta,
-    #[serde(default)]
     spec: CrdSpec,
 }
 
 #[derive(serde::Deserialize, Default)]
+#[serde(default)]
 struct CrdMeta {
-    #[serde(default)]
     labels: BTreeMap<String, String>,
 }
 
